@@ -1,0 +1,49 @@
+# mmablate — see README.md. Two commands do all set-up on a fresh Debian machine:
+#   make demo   the main job
+#   make test   every test
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+GO ?= go
+BIN := bin/mmablate
+FUZZTIME ?= 5s
+# Benchmarks: override with e.g. BENCH=Decode BENCHTIME=3s.
+BENCH ?= .
+BENCHTIME ?= 1s
+
+.PHONY: all deps deps-test build test test-go fuzz bench lint demo clean
+
+all: build
+
+deps: ## Debian packages the build needs (OpenBLAS, libjpeg-turbo), installed if missing
+	@scripts/apt-deps.sh build
+
+deps-test: ## plus what the tests need (PyTorch for the parity tests)
+	@scripts/apt-deps.sh test
+
+build: deps
+	$(GO) build -o $(BIN) ./cmd/mmablate
+
+test: deps-test lint test-go fuzz
+
+test-go:
+	$(GO) test -timeout 30m ./...
+
+fuzz:
+	FUZZTIME=$(FUZZTIME) scripts/fuzz-short.sh
+
+bench: build
+	$(GO) test -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) ./...
+	$(BIN) bench data
+	$(BIN) bench train --peer pytorch
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+demo: build
+	@echo "make demo: the end-to-end demo is not built yet (needs: mixer, training, sweeps, reports)." >&2
+	@exit 1
+
+clean:
+	rm -rf bin
