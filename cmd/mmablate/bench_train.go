@@ -1,0 +1,364 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mmablate/mmablate/models"
+	"github.com/mmablate/mmablate/models/engine"
+)
+
+// benchCases are engine.md's reference model, text-only and with images.
+var benchCases = []string{"text", "images"}
+
+const (
+	benchBatch = 8
+	benchSeq   = 128
+	benchLR    = 1e-3
+)
+
+// benchResult is one side's measurement of one case.
+type benchResult struct {
+	Case       string  `json:"case"`
+	Impl       string  `json:"impl"` // "go" or "pytorch"
+	Threads    int     `json:"threads"`
+	Steps      int     `json:"steps"`
+	StepsPerS  float64 `json:"steps_per_s"`
+	TokensPerS float64 `json:"tokens_per_s"`
+	PeakRSSMB  float64 `json:"peak_rss_mb"`
+	GFLOPs     float64 `json:"gflop_per_s,omitempty"` // model FLOPs (README convention) per second
+	Loss       float64 `json:"loss"`
+}
+
+// matmulResult compares the largest matrix product of a case through the
+// engine with a direct cblas_sgemm call on the same shape.
+type matmulResult struct {
+	Case        string  `json:"case"`
+	Layer       string  `json:"layer"`
+	M, N, K     int     `json:"-"`
+	Shape       string  `json:"shape"`
+	EngineGFLOP float64 `json:"engine_gflop_per_s"`
+	RawGFLOP    float64 `json:"openblas_gflop_per_s,omitempty"`
+}
+
+type benchReport struct {
+	Threads int                `json:"threads"`
+	BLAS    string             `json:"blas"`
+	Core    string             `json:"blas_core,omitempty"` // OpenBLAS's kernel family for this CPU
+	Results []benchResult      `json:"results"`
+	Ratios  map[string]float64 `json:"go_over_pytorch_steps_per_s,omitempty"`
+	Matmul  []matmulResult     `json:"largest_matmul"`
+}
+
+func newBenchTrainCmd() *cobra.Command {
+	var (
+		peer, python, ref, worker string
+		threads, steps, warmup    int
+		asJSON                    bool
+	)
+	cmd := &cobra.Command{
+		Use:   "train",
+		Short: "Measure training throughput of the reference model, optionally against PyTorch",
+		Long: `bench train times forward + backward + gradient clipping + AdamW on the
+reference model of docs/engine.md (vocab 512, width 256, 4 layers, 4 heads,
+SwiGLU 704, batch 8 × 128 tokens), text-only and with images (128×128 RGB,
+patch 16, 2-layer ViT of width 256, cabstractor to 64 tokens, one image per
+sequence). Each case runs in its own child process so that its peak resident
+memory (getrusage maxrss of the child) is its own.
+
+With --peer pytorch the same shapes run through bench/pytorch/mmablate_ref.py
+in the same invocation, with the same thread count: torch.set_num_threads(N)
+and OPENBLAS_NUM_THREADS=1 for the peer (otherwise PyTorch's and OpenBLAS's
+threads oversubscribe the cores), OpenBLAS threads = N and GOMAXPROCS = N for
+Go. The table then shows Go's steps/s over PyTorch's.
+
+It also times the largest matrix product of each case through the engine
+(gonum blas32 → OpenBLAS) and through cblas_sgemm called directly, on the same
+shape and threads, so engine overhead shows apart from model overhead.
+
+The OpenBLAS kernel family in use is printed with the matmul lines; on a
+virtual machine that hides its CPU model OpenBLAS may pick "Prescott" (SSE3)
+kernels and run several times slower, which OPENBLAS_CORETYPE corrects.
+
+GFLOP/s counts matrix products only, 2·m·n·k forward and twice that backward
+(models/README.md). Numbers from a shared machine are noisy: compare sides of
+one run, not runs.
+
+Example (output from a busy shared 2-core machine; the ratio there is noise):
+
+  mmablate bench train --peer pytorch --threads 2 --steps 10
+
+  case    impl     threads  steps/s  tokens/s  peak RSS MB  GFLOP/s  go/pytorch
+  text    go       2        2.457    2516      221          54.4     3.55
+  text    pytorch  2        0.691    708       509          15.3
+  images  go       2        1.367    1399      405          48.1     1.72
+  images  pytorch  2        0.793    812       607          27.9
+
+  largest matmul per case (2 threads, BLAS openblas):
+    text    llm mlp.w1   [1024×256]·[704×256]ᵀ: engine 46.1 GFLOP/s, raw cblas_sgemm 46.1 GFLOP/s (engine/raw 1.00)
+    ...
+
+Flags:
+  --peer pytorch   also run the PyTorch reference (needs --python with torch, --ref)
+  --threads N      threads per side (default 2)
+  --steps N        timed steps per case (default 10); --warmup N untimed steps first (default 2)
+  --json           one JSON object: results, go_over_pytorch_steps_per_s, largest_matmul`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if threads < 1 || steps < 1 || warmup < 0 {
+				return usagef("--threads and --steps must be at least 1, --warmup at least 0")
+			}
+			if worker != "" {
+				return benchWorker(cmd.OutOrStdout(), worker, threads, steps, warmup)
+			}
+			if peer != "" && peer != "pytorch" {
+				return usagef("--peer %q: the only peer is pytorch", peer)
+			}
+			return runBenchTrain(cmd.Context(), cmd.OutOrStdout(), peer, python, ref, threads, steps, warmup, asJSON)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&peer, "peer", "", `also run the PyTorch reference on the same shapes ("pytorch")`)
+	f.StringVar(&python, "python", "/usr/bin/python3", "Python interpreter with torch, for --peer pytorch")
+	f.StringVar(&ref, "ref", filepath.Join("bench", "pytorch", "mmablate_ref.py"), "path of the PyTorch reference script")
+	f.IntVar(&threads, "threads", 2, "threads for each side (OpenBLAS and Go workers; torch.set_num_threads for the peer)")
+	f.IntVar(&steps, "steps", 10, "timed training steps per case")
+	f.IntVar(&warmup, "warmup", 2, "untimed steps before timing (first-touch of buffers, thread start-up)")
+	f.BoolVar(&asJSON, "json", false, "print one JSON object instead of a table")
+	f.StringVar(&worker, "worker", "", "internal: run one case in this process and print its JSON result")
+	f.MarkHidden("worker")
+	return cmd
+}
+
+func runBenchTrain(ctx context.Context, out io.Writer, peer, python, ref string, threads, steps, warmup int, asJSON bool) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	var cfgPath string
+	if peer != "" {
+		tmp, err := os.CreateTemp("", "mmablate-bench-*.json")
+		if err != nil {
+			return err
+		}
+		defer os.Remove(tmp.Name())
+		if err := json.NewEncoder(tmp).Encode(models.DefaultConfig()); err != nil {
+			tmp.Close()
+			return err
+		}
+		if err := tmp.Close(); err != nil {
+			return err
+		}
+		cfgPath = tmp.Name()
+	}
+	rep := benchReport{Threads: threads, BLAS: engine.BLASName(), Core: blasCore(), Ratios: map[string]float64{}}
+	common := []string{"--threads", fmt.Sprint(threads), "--steps", fmt.Sprint(steps), "--warmup", fmt.Sprint(warmup)}
+	for _, c := range benchCases {
+		slog.Info("bench train", "case", c, "impl", "go", "threads", threads, "steps", steps)
+		r, err := runBenchChild(ctx, exec.CommandContext(ctx, self, append([]string{"bench", "train", "--worker", c}, common...)...))
+		if err != nil {
+			return fmt.Errorf("go %s: %w", c, err)
+		}
+		rep.Results = append(rep.Results, r)
+		if peer == "" {
+			continue
+		}
+		slog.Info("bench train", "case", c, "impl", "pytorch", "threads", threads, "steps", steps)
+		pyArgs := append([]string{ref, "bench", "--config", cfgPath, "--batch-size", fmt.Sprint(benchBatch), "--seq", fmt.Sprint(benchSeq)}, common...)
+		if c == "images" {
+			pyArgs = append(pyArgs, "--images")
+		}
+		py := exec.CommandContext(ctx, python, pyArgs...)
+		py.Env = append(os.Environ(), "OPENBLAS_NUM_THREADS=1")
+		pr, err := runBenchChild(ctx, py)
+		if err != nil {
+			return fmt.Errorf("pytorch %s (%s %s): %w", c, python, ref, err)
+		}
+		pr.Case, pr.Impl, pr.Steps = c, "pytorch", steps
+		pr.GFLOPs = r.GFLOPs * pr.StepsPerS / r.StepsPerS // same model, same FLOP count
+		rep.Results = append(rep.Results, pr)
+		rep.Ratios[c] = r.StepsPerS / pr.StepsPerS
+	}
+	engine.SetBLASThreads(threads)
+	runtime.GOMAXPROCS(threads)
+	for _, c := range benchCases {
+		rep.Matmul = append(rep.Matmul, benchLargestMatmul(c))
+	}
+	if asJSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	return printBenchReport(out, rep)
+}
+
+// runBenchChild runs one side of one case and reads its JSON result; the
+// peak RSS is the child's own, from the kernel's rusage.
+func runBenchChild(ctx context.Context, c *exec.Cmd) (benchResult, error) {
+	var stdout, stderr bytes.Buffer
+	c.Stdout, c.Stderr = &stdout, &stderr
+	if err := c.Run(); err != nil {
+		return benchResult{}, fmt.Errorf("%w: %s", err, bytes.TrimSpace(stderr.Bytes()))
+	}
+	var r benchResult
+	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
+		return benchResult{}, fmt.Errorf("reading result %q: %w", stdout.String(), err)
+	}
+	if ru, ok := c.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		r.PeakRSSMB = float64(ru.Maxrss) / 1024 // Linux reports KiB
+	}
+	return r, nil
+}
+
+func benchConfig(c string) models.Config {
+	cfg := models.DefaultConfig()
+	if c == "text" {
+		cfg.Vision, cfg.Connector = nil, nil
+	}
+	return cfg
+}
+
+// benchWorker is the child process: one case, one JSON line on out.
+func benchWorker(out io.Writer, c string, threads, steps, warmup int) error {
+	if c != "text" && c != "images" {
+		return usagef("--worker %q: want text or images", c)
+	}
+	engine.SetBLASThreads(threads)
+	runtime.GOMAXPROCS(threads)
+	cfg := benchConfig(c)
+	m, err := models.New(cfg, benchBatch, benchSeq, models.Options{Seed: 1, Workers: threads})
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	b := models.SyntheticBatch(cfg, benchBatch, benchSeq, c == "images", 1)
+	var loss float64
+	for range warmup {
+		if _, err := m.Step(b, benchLR); err != nil {
+			return err
+		}
+	}
+	start := time.Now()
+	for range steps {
+		st, err := m.Step(b, benchLR)
+		if err != nil {
+			return err
+		}
+		loss = st.Loss
+	}
+	sec := time.Since(start).Seconds()
+	fwd, bwd := m.FLOPs(b.NumImages)
+	r := benchResult{Case: c, Impl: "go", Threads: threads, Steps: steps,
+		StepsPerS:  float64(steps) / sec,
+		TokensPerS: float64(steps*benchBatch*benchSeq) / sec,
+		GFLOPs:     float64(fwd+bwd) * float64(steps) / sec / 1e9,
+		Loss:       loss}
+	return json.NewEncoder(out).Encode(r)
+}
+
+// benchLargestMatmul times the case's largest forward product (by FLOPs)
+// through engine.Gemm, as the layer calls it, and through cblas_sgemm.
+func benchLargestMatmul(c string) matmulResult {
+	cfg := benchConfig(c)
+	d := cfg.Decoder
+	n := benchBatch * benchSeq
+	// Forward products y = x·Wᵀ: rows m, outputs n, inputs k.
+	type product struct {
+		layer   string
+		m, n, k int
+	}
+	cands := []product{
+		{"llm attn.wq", n, d.Width, d.Width},
+		{"llm mlp.w1", n, d.FFNHidden, d.Width},
+		{"llm mlp.w2", n, d.Width, d.FFNHidden},
+		{"llm logits", n, d.Vocab, d.Width},
+	}
+	if v := cfg.Vision; v != nil {
+		g := v.Resolution / v.Patch
+		rows := benchBatch * g * g
+		cands = append(cands,
+			product{"vit attn.qkv", rows, 3 * v.Width, v.Width},
+			product{"vit mlp.fc1", rows, 4 * v.Width, v.Width},
+			product{"cabstractor conv3x3 (im2col)", rows, v.Width, 9 * v.Width})
+	}
+	best := cands[0]
+	for _, p := range cands[1:] {
+		if p.m*p.n*p.k > best.m*best.n*best.k {
+			best = p
+		}
+	}
+	rng := rand.New(rand.NewPCG(2, 2))
+	fill := func(k int) []float32 {
+		s := make([]float32, k)
+		for i := range s {
+			s[i] = float32(rng.NormFloat64())
+		}
+		return s
+	}
+	a, w, out := fill(best.m*best.k), fill(best.n*best.k), make([]float32, best.m*best.n)
+	flop := 2 * float64(best.m) * float64(best.n) * float64(best.k)
+	rate := func(f func()) float64 {
+		reps, start := 0, time.Now()
+		for time.Since(start) < 100*time.Millisecond || reps < 3 {
+			f()
+			reps++
+		}
+		return flop * float64(reps) / time.Since(start).Seconds() / 1e9
+	}
+	engineGemm := func() { engine.Gemm(false, true, best.m, best.n, best.k, 1, a, best.k, w, best.k, 0, out, best.n) }
+	raw := func() { rawSgemm(true, best.m, best.n, best.k, a, w, out) }
+	r := matmulResult{Case: c, Layer: best.layer, M: best.m, N: best.n, K: best.k,
+		Shape: fmt.Sprintf("[%d×%d]·[%d×%d]ᵀ", best.m, best.k, best.n, best.k)}
+	// Alternate the two and keep each one's best round, so clock-frequency
+	// drift and a neighbour's load do not favour whichever runs first.
+	engineGemm()
+	for range 5 {
+		r.EngineGFLOP = max(r.EngineGFLOP, rate(engineGemm))
+		if rawSgemmAvailable {
+			r.RawGFLOP = max(r.RawGFLOP, rate(raw))
+		}
+	}
+	return r
+}
+
+func printBenchReport(out io.Writer, rep benchReport) error {
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "case\timpl\tthreads\tsteps/s\ttokens/s\tpeak RSS MB\tGFLOP/s\tgo/pytorch\n")
+	for _, r := range rep.Results {
+		ratio := ""
+		if x, ok := rep.Ratios[r.Case]; ok && r.Impl == "go" {
+			ratio = fmt.Sprintf("%.2f", x)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%.3f\t%.0f\t%.0f\t%.1f\t%s\n", r.Case, r.Impl, r.Threads, r.StepsPerS, r.TokensPerS, r.PeakRSSMB, r.GFLOPs, ratio)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\nlargest matmul per case (%d threads, BLAS %s %s):\n", rep.Threads, rep.BLAS, rep.Core)
+	for _, m := range rep.Matmul {
+		raw := "raw OpenBLAS n/a (pure-Go build)"
+		if m.RawGFLOP > 0 {
+			raw = fmt.Sprintf("raw cblas_sgemm %.1f GFLOP/s (engine/raw %.2f)", m.RawGFLOP, m.EngineGFLOP/m.RawGFLOP)
+		}
+		fmt.Fprintf(out, "  %-7s %-30s %s: engine %.1f GFLOP/s, %s\n", m.Case, m.Layer, m.Shape, m.EngineGFLOP, raw)
+	}
+	if rep.Core == "Prescott" {
+		fmt.Fprintln(out, "note: OpenBLAS fell back to its SSE3 (Prescott) kernels, as it does when a virtual machine hides\n"+
+			"the CPU model; set OPENBLAS_CORETYPE (Haswell, SkylakeX, ...) to compare at this CPU's real speed.")
+	}
+	return nil
+}

@@ -1,0 +1,146 @@
+package models
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+
+	"github.com/mmablate/mmablate/models/safetensors"
+	"github.com/mmablate/mmablate/models/vision"
+)
+
+// Checkpoint file formats, recorded in each file's metadata so a weights
+// file is never loaded as optimiser state or vice versa.
+const (
+	formatKey        = "format"
+	weightsFormat    = "mmablate.weights.v1"
+	optimizerFormat  = "mmablate.adamw.v1"
+	configKey        = "config"
+	stepKey          = "step"
+	momentPrefix     = "m."
+	secondMomentPref = "v."
+)
+
+// SaveWeights writes every parameter under its MODEL-SPEC name (see
+// README.md) to path atomically, with the config as JSON in the metadata
+// plus any extra metadata the caller adds.
+func (m *Model) SaveWeights(path string, extra map[string]string) error {
+	meta, err := m.metadata(weightsFormat, extra)
+	if err != nil {
+		return err
+	}
+	tensors := make(map[string]safetensors.Tensor, len(m.Params.All()))
+	for _, p := range m.Params.All() {
+		tensors[p.Name] = safetensors.Tensor{Shape: p.Shape, Data: p.Data()}
+	}
+	return safetensors.WriteFile(path, tensors, meta)
+}
+
+func (m *Model) metadata(format string, extra map[string]string) (map[string]string, error) {
+	cfg, err := json.Marshal(m.Config)
+	if err != nil {
+		return nil, err
+	}
+	meta := map[string]string{formatKey: format, configKey: string(cfg)}
+	for k, v := range extra {
+		if _, reserved := meta[k]; reserved {
+			return nil, fmt.Errorf("metadata key %q is reserved", k)
+		}
+		meta[k] = v
+	}
+	return meta, nil
+}
+
+// LoadWeights replaces every parameter with the tensor of the same name in
+// path. Missing, extra or differently shaped tensors are errors naming the
+// tensor, except vit.pos_embed from a ViT of another resolution, which is
+// interpolated bilinearly onto this model's patch grid (MODEL-SPEC). It
+// returns the file's metadata.
+func (m *Model) LoadWeights(path string) (map[string]string, error) {
+	f, err := safetensors.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if got := f.Metadata[formatKey]; got != weightsFormat {
+		return nil, fmt.Errorf("%s: metadata format %q, want %q", path, got, weightsFormat)
+	}
+	for _, p := range m.Params.All() {
+		t, ok := f.Tensors[p.Name]
+		if !ok {
+			return nil, fmt.Errorf("%s: tensor %s missing", path, p.Name)
+		}
+		if slices.Equal(t.Shape, p.Shape) {
+			copy(p.Data(), t.Data)
+			continue
+		}
+		if p.Name == "vit.pos_embed" && len(t.Shape) == 2 && t.Shape[1] == p.Shape[1] {
+			from := int(math.Round(math.Sqrt(float64(t.Shape[0]))))
+			to := m.Config.Vision.Resolution / m.Config.Vision.Patch
+			if from*from == t.Shape[0] {
+				if err := vision.ResizePosEmbed(p.Data(), t.Data, from, to, p.Shape[1]); err != nil {
+					return nil, fmt.Errorf("%s: tensor %s: %w", path, p.Name, err)
+				}
+				continue
+			}
+		}
+		return nil, fmt.Errorf("%s: tensor %s has shape %v, the model needs %v", path, p.Name, t.Shape, p.Shape)
+	}
+	for name := range f.Tensors {
+		if _, ok := m.Params.Lookup(name); !ok {
+			return nil, fmt.Errorf("%s: tensor %s is not a parameter of this model", path, name)
+		}
+	}
+	return f.Metadata, nil
+}
+
+// SaveOptimizer writes AdamW's step count and moments (m.<name>, v.<name>
+// for every parameter) to path atomically.
+func (m *Model) SaveOptimizer(path string) error {
+	meta, err := m.metadata(optimizerFormat, map[string]string{stepKey: strconv.Itoa(m.opt.T())})
+	if err != nil {
+		return err
+	}
+	mom, sec := m.opt.M(), m.opt.V()
+	tensors := make(map[string]safetensors.Tensor, 2*len(m.Params.All()))
+	for _, p := range m.Params.All() {
+		tensors[momentPrefix+p.Name] = safetensors.Tensor{Shape: p.Shape, Data: mom[p.Offset : p.Offset+p.Size]}
+		tensors[secondMomentPref+p.Name] = safetensors.Tensor{Shape: p.Shape, Data: sec[p.Offset : p.Offset+p.Size]}
+	}
+	return safetensors.WriteFile(path, tensors, meta)
+}
+
+// LoadOptimizer restores what SaveOptimizer wrote, for a model of the same
+// parameter table.
+func (m *Model) LoadOptimizer(path string) error {
+	f, err := safetensors.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if got := f.Metadata[formatKey]; got != optimizerFormat {
+		return fmt.Errorf("%s: metadata format %q, want %q", path, got, optimizerFormat)
+	}
+	step, err := strconv.Atoi(f.Metadata[stepKey])
+	if err != nil || step < 0 {
+		return fmt.Errorf("%s: metadata step %q is not a step count", path, f.Metadata[stepKey])
+	}
+	if want := 2 * len(m.Params.All()); len(f.Tensors) != want {
+		return fmt.Errorf("%s: %d tensors, want %d (m. and v. for each parameter)", path, len(f.Tensors), want)
+	}
+	mom := make([]float32, m.Params.Len())
+	sec := make([]float32, m.Params.Len())
+	for _, p := range m.Params.All() {
+		for _, part := range []struct {
+			prefix string
+			dst    []float32
+		}{{momentPrefix, mom}, {secondMomentPref, sec}} {
+			t, ok := f.Tensors[part.prefix+p.Name]
+			if !ok || !slices.Equal(t.Shape, p.Shape) {
+				return fmt.Errorf("%s: tensor %s%s missing or not of shape %v", path, part.prefix, p.Name, p.Shape)
+			}
+			copy(part.dst[p.Offset:p.Offset+p.Size], t.Data)
+		}
+	}
+	return m.opt.SetState(step, mom, sec)
+}
