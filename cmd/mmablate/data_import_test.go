@@ -1,0 +1,151 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/parquet-go/parquet-go"
+
+	"github.com/mmablate/mmablate/data/shards"
+)
+
+type i2dRow struct {
+	Key     string  `parquet:"key"`
+	JPG     []byte  `parquet:"jpg,optional"`
+	Caption *string `parquet:"caption,optional"`
+	Status  string  `parquet:"status"`
+	Width   int32   `parquet:"width"`
+}
+
+// writeImg2Dataset writes an img2dataset-style file: rows 1 (failed
+// download) and 2 (null caption) cannot become samples.
+func writeImg2Dataset(t *testing.T, dir string) string {
+	t.Helper()
+	s := func(v string) *string { return &v }
+	jpg := []byte("\xff\xd8\xff\xe0 fake jpeg")
+	rows := []i2dRow{
+		{Key: "k0", JPG: jpg, Caption: s("a red circle"), Status: "success", Width: 64},
+		{Key: "k1", Status: "failed_to_download"},
+		{Key: "k2", JPG: jpg, Status: "success", Width: 64},
+		{Key: "k3", JPG: jpg, Caption: s("a blue square"), Status: "success", Width: 32},
+	}
+	path := filepath.Join(dir, "part-00000.parquet")
+	if err := parquet.WriteFile(path, rows); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func runCLI(args ...string) (string, error) {
+	var out bytes.Buffer
+	root := newRootCmd()
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetArgs(args)
+	err := root.Execute()
+	return out.String(), err
+}
+
+func TestDataImport(t *testing.T) {
+	src := writeImg2Dataset(t, t.TempDir())
+
+	t.Run("skip", func(t *testing.T) {
+		out := filepath.Join(t.TempDir(), "ds")
+		got, err := runCLI("data", "import", "--layout", "img2dataset", "--on-error", "skip", src, "--out", out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{"wrote 2 samples to " + out + " in 1 shards", "skipped 2 rows:", "img2dataset status is not success  1", "null text                          1"} {
+			if !strings.Contains(got, want) {
+				t.Errorf("output %q lacks %q", got, want)
+			}
+		}
+		m, err := shards.LoadManifest(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Rows != 2 {
+			t.Errorf("manifest rows %d, want 2", m.Rows)
+		}
+		js, err := runCLI("data", "inspect", "--json", "--preview", "2", out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rep struct {
+			Layout    string
+			Rows      int64
+			RowGroups int `json:"row_groups"`
+			Files     int
+			Columns   []struct{ Name, Type string }
+			Preview   []struct {
+				ID       string
+				Segments []string
+			}
+		}
+		if err := json.Unmarshal([]byte(js), &rep); err != nil {
+			t.Fatalf("%v in %s", err, js)
+		}
+		if rep.Layout != "mmablate" || rep.Rows != 2 || rep.Files != 1 || rep.RowGroups < 1 || len(rep.Columns) != 5 {
+			t.Errorf("inspect of the import: %+v", rep)
+		}
+		if len(rep.Preview) != 2 || rep.Preview[0].ID != "k0" || rep.Preview[1].ID != "k3" {
+			t.Fatalf("preview %+v, want k0 and k3", rep.Preview)
+		}
+		if want := []string{"<image 14 bytes jpeg> k0.jpg", `"a red circle"`}; strings.Join(rep.Preview[0].Segments, "|") != strings.Join(want, "|") {
+			t.Errorf("segments %q, want %q", rep.Preview[0].Segments, want)
+		}
+	})
+
+	t.Run("fail", func(t *testing.T) {
+		out := filepath.Join(t.TempDir(), "ds")
+		_, err := runCLI("data", "import", src, "--out", out, "--rows-per-shard", "1")
+		// The failed download is skipped even in fail mode; the null
+		// caption of row 2 stops the import.
+		if err == nil || !strings.Contains(err.Error(), "row 2, column caption") || !strings.Contains(err.Error(), "--on-error skip") {
+			t.Fatalf("error %v, want the null caption of row 2", err)
+		}
+		if _, err := os.Stat(filepath.Join(out, shards.ManifestName)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("manifest left behind: %v", err)
+		}
+		if entries, _ := os.ReadDir(out); len(entries) != 0 {
+			t.Errorf("files left behind: %v", entries)
+		}
+	})
+
+	t.Run("misuse", func(t *testing.T) {
+		for _, args := range [][]string{
+			{"data", "import", src},
+			{"data", "import", src, "--out", t.TempDir() + "/x", "--on-error", "ignore"},
+			{"data", "import", src, "--out", t.TempDir() + "/x", "--layout", "webdataset"},
+		} {
+			_, err := runCLI(args...)
+			var ue *usageError
+			if !errors.As(err, &ue) {
+				t.Errorf("%v: error %v, want a usage error", args, err)
+			}
+		}
+	})
+}
+
+func TestDataInspectText(t *testing.T) {
+	src := writeImg2Dataset(t, t.TempDir())
+	got, err := runCLI("data", "inspect", src, "--preview", "2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"layout:      img2dataset", "rows:        4", "row groups:  1",
+		"  jpg      binary", "  width    int32",
+		"row 0  k0  caption  {\"width\":64}", "[0] <image 14 bytes jpeg> k0.jpg", `[1] "a red circle"`,
+		"row 1  skipped: " + src + ": row group 0, row 1, column status: img2dataset status is not success",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("output lacks %q:\n%s", want, got)
+		}
+	}
+}
