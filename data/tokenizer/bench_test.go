@@ -1,0 +1,120 @@
+package tokenizer
+
+import (
+	"context"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// benchCorpus is up to n bytes of real text: Newton's Opticks from the Go
+// distribution, then the Go standard library's sources (code, comments,
+// identifiers), so the vocabulary sees diverse words and not one text
+// repeated.
+func benchCorpus(b *testing.B, n int) string {
+	b.Helper()
+	root := runtime.GOROOT()
+	opticks, err := os.ReadFile(filepath.Join(root, "src", "testdata", "Isaac.Newton-Opticks.txt"))
+	if err != nil {
+		b.Skipf("no Opticks text in GOROOT: %v", err)
+	}
+	var sb strings.Builder
+	sb.Write(opticks)
+	errFull := fs.ErrExist // stops the walk once n bytes are gathered
+	err = filepath.WalkDir(filepath.Join(root, "src"), func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") {
+			return nil
+		}
+		if sb.Len() >= n {
+			return errFull
+		}
+		if src, err := os.ReadFile(path); err == nil {
+			sb.Write(src)
+		}
+		return nil
+	})
+	if err != nil && err != errFull {
+		b.Fatal(err)
+	}
+	s := sb.String()
+	return s[:min(len(s), n)]
+}
+
+var (
+	benchOnce sync.Once
+	benchTok  *Tokenizer
+	benchText string
+)
+
+// benchSetup trains an 8192-token vocabulary on 4 MB and returns it with
+// 1 MB of text from the same distribution.
+func benchSetup(b *testing.B) (*Tokenizer, string) {
+	benchOnce.Do(func() {
+		corpus := benchCorpus(b, 5<<20)
+		tr, err := NewTrainer(TrainOptions{VocabSize: 8192})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := tr.AddReader(context.Background(), "corpus", strings.NewReader(corpus[:4<<20])); err != nil {
+			b.Fatal(err)
+		}
+		if benchTok, err = tr.Train(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		benchText = corpus[4<<20:]
+	})
+	if benchTok == nil {
+		b.Skip("no corpus")
+	}
+	return benchTok, benchText
+}
+
+// BenchmarkEncode is the data plane's steady state: one core, word cache warm.
+func BenchmarkEncode(b *testing.B) {
+	tok, text := benchSetup(b)
+	dst := tok.AppendEncode(nil, text)
+	b.SetBytes(int64(len(text)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		dst = tok.AppendEncode(dst[:0], text)
+	}
+	b.ReportMetric(float64(len(text))/float64(len(dst)), "bytes/token")
+}
+
+// BenchmarkEncodeUncached runs BPE on every word, as if no word repeated.
+func BenchmarkEncodeUncached(b *testing.B) {
+	tok, text := benchSetup(b)
+	st := &encodeState{cache: make(map[string][]int32)}
+	var dst []int32
+	b.SetBytes(int64(len(text)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		dst = dst[:0]
+		splitPieces(text, func(w string) { dst = tok.bpe(dst, w, st) })
+	}
+}
+
+// BenchmarkTrain10MB counts and trains an 8192-token vocabulary on 10 MB.
+func BenchmarkTrain10MB(b *testing.B) {
+	corpus := benchCorpus(b, 10<<20)
+	b.SetBytes(int64(len(corpus)))
+	b.ResetTimer()
+	for b.Loop() {
+		tr, err := NewTrainer(TrainOptions{VocabSize: 8192})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := tr.AddReader(b.Context(), "corpus", strings.NewReader(corpus)); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := tr.Train(b.Context()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,121 @@
+package tokenizer
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"os"
+	"slices"
+	"testing"
+)
+
+type golden struct {
+	Text      string  `json:"text"`
+	IDs       []int32 `json:"ids"`
+	IDsPlain  []int32 `json:"ids_plain"`
+	IDsPrefix []int32 `json:"ids_prefix"`
+	Decoded   string  `json:"decoded"`
+}
+
+func readGoldens(t testing.TB) []golden {
+	t.Helper()
+	f, err := os.Open("testdata/hf_golden.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []golden
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var g golden
+		if err := json.Unmarshal(sc.Bytes(), &g); err != nil {
+			t.Fatalf("hf_golden.jsonl: %v", err)
+		}
+		out = append(out, g)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(out) < 50 {
+		t.Fatalf("hf_golden.jsonl has %d rows, want the full set", len(out))
+	}
+	return out
+}
+
+func loadHF(t testing.TB, edit func([]byte) []byte) *Tokenizer {
+	t.Helper()
+	b, err := os.ReadFile("testdata/hf_tokenizer.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if edit != nil {
+		b = edit(b)
+	}
+	tok, err := Load(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// TestHFGolden checks every id Hugging Face tokenizers gave (see
+// testdata/gen_hf_golden.js) for a tokenizer.json it trained.
+func TestHFGolden(t *testing.T) {
+	tok := loadHF(t, nil)
+	prefixed := loadHF(t, func(b []byte) []byte {
+		return bytes.Replace(b, []byte(`"add_prefix_space": false`), []byte(`"add_prefix_space": true`), 1)
+	})
+	for _, g := range readGoldens(t) {
+		if got := tok.EncodeWithSpecials(g.Text); !slices.Equal(got, g.IDs) {
+			t.Errorf("EncodeWithSpecials(%q) = %v, HF gives %v", g.Text, got, g.IDs)
+		}
+		if got := tok.Encode(g.Text); !slices.Equal(got, g.IDsPlain) {
+			t.Errorf("Encode(%q) = %v, HF without added tokens gives %v", g.Text, got, g.IDsPlain)
+		}
+		if got := prefixed.EncodeWithSpecials(g.Text); !slices.Equal(got, g.IDsPrefix) {
+			t.Errorf("add_prefix_space: EncodeWithSpecials(%q) = %v, HF gives %v", g.Text, got, g.IDsPrefix)
+		}
+		if got, err := tok.Decode(g.IDs); err != nil || got != g.Decoded {
+			t.Errorf("Decode(%v) = %q, %v; HF gives %q", g.IDs, got, err, g.Decoded)
+		}
+	}
+}
+
+// TestHFTiny covers hand-made files against Hugging Face's ids: bytes
+// missing from the vocabulary (dropped, unk, fused unk), ignore_merges,
+// use_regex off and its default, and added tokens with lstrip/rstrip.
+func TestHFTiny(t *testing.T) {
+	f, err := os.Open("testdata/hf_tiny.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	configs := map[string]bool{}
+	for sc.Scan() {
+		var row struct {
+			Config    string          `json:"config"`
+			Tokenizer json.RawMessage `json:"tokenizer"`
+			Text      string          `json:"text"`
+			IDs       []int32         `json:"ids"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &row); err != nil {
+			t.Fatal(err)
+		}
+		configs[row.Config] = true
+		tok, err := Load(row.Tokenizer)
+		if err != nil {
+			t.Fatalf("%s: %v", row.Config, err)
+		}
+		if got := tok.EncodeWithSpecials(row.Text); !slices.Equal(got, row.IDs) {
+			t.Errorf("%s: EncodeWithSpecials(%q) = %v, HF gives %v", row.Config, row.Text, got, row.IDs)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(configs) != 7 {
+		t.Fatalf("hf_tiny.jsonl has configs %v, want 7", configs)
+	}
+}
