@@ -4,8 +4,9 @@
 set -euo pipefail
 
 build_pkgs=(gcc pkg-config libopenblas-dev libturbojpeg0-dev)
-# python3-torch: the PyTorch peer of the engine's parity tests and benchmarks.
-test_pkgs=(python3-torch python3-numpy)
+# python3-torch: the PyTorch peer of the parity tests; chromium: the report DOM test;
+# slurm + munge: the local cluster of the Slurm executor test.
+test_pkgs=(python3-torch python3-numpy chromium slurmctld slurmd slurm-client munge)
 
 case "${1:-}" in
   build) want=("${build_pkgs[@]}") ;;
