@@ -1,0 +1,365 @@
+package shapes
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+
+	"github.com/mmablate/mmablate/data"
+	"github.com/mmablate/mmablate/data/shards"
+)
+
+// StampName is the file in the output directory that records what made it.
+const StampName = "synth.json"
+
+// GeneratorVersion changes whenever the same Config would give different
+// bytes, so an output from an older generator is never "up to date".
+const GeneratorVersion = 1
+
+// Options control a run without changing its output.
+type Options struct {
+	// Workers render in parallel; ≤ 0 means GOMAXPROCS. The output is
+	// byte-identical for every value.
+	Workers int
+	// Force replaces an output made with other parameters, or synth's
+	// files (split datasets, synth.json) among other files. Files synth
+	// does not write are never removed.
+	Force bool
+	// Progress, if set, is called after each record is written, from the
+	// goroutine that called Generate.
+	Progress func(Progress)
+	// Shards sets the shard writer's limits; CreatedBy is always
+	// "mmablate data synth".
+	Shards shards.Options
+}
+
+// Progress is the state of a run.
+type Progress struct {
+	Split           string
+	SplitDone       int64
+	SplitRows       int64
+	Done, TotalRows int64
+}
+
+// Result says what Generate did.
+type Result struct {
+	// UpToDate: the directory already held this output; nothing was written.
+	UpToDate bool
+	Splits   []SplitResult
+}
+
+// SplitResult describes one written split.
+type SplitResult struct {
+	Name   string
+	Rows   int64
+	Shards []shards.ShardInfo
+}
+
+// stamp is synth.json: the parameters and, once complete, what was written.
+type stamp struct {
+	Generator int           `json:"generator"`
+	Config    Config        `json:"config"`
+	Inputs    []*textSource `json:"inputs"`
+	Complete  bool          `json:"complete"`
+	Splits    []SplitResult `json:"splits,omitempty"`
+}
+
+// sameParams compares what decides the bytes.
+func (s *stamp) sameParams(o *stamp) bool {
+	a, _ := json.Marshal(stamp{Generator: s.Generator, Config: s.Config, Inputs: s.Inputs})
+	b, _ := json.Marshal(stamp{Generator: o.Generator, Config: o.Config, Inputs: o.Inputs})
+	return bytes.Equal(a, b)
+}
+
+// recordWriter is what a split is written through: a shards.Writer, or a
+// failing one in tests.
+type recordWriter interface {
+	Write(*data.Record) error
+	Close() (*shards.Manifest, error)
+	Abort() error
+}
+
+func newShardWriter(dir string, opts shards.Options) (recordWriter, error) {
+	return shards.NewWriter(dir, opts)
+}
+
+// Generate writes the shapes world described by cfg into out: one dataset
+// directory per split (see the package doc) and synth.json. An out that
+// already holds this very output is left alone (Result.UpToDate); one
+// holding an output of other parameters, or other files, is refused
+// unless opts.Force. A failure removes the failing split's shards and
+// leaves synth.json marked incomplete.
+func Generate(ctx context.Context, out string, cfg Config, opts Options) (*Result, error) {
+	return generate(ctx, out, cfg, opts, newShardWriter)
+}
+
+func generate(ctx context.Context, out string, cfg Config, opts Options,
+	newWriter func(string, shards.Options) (recordWriter, error)) (*Result, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if out == "" {
+		return nil, errors.New("shapes: no output directory")
+	}
+	st := &stamp{Generator: GeneratorVersion, Config: cfg, Inputs: []*textSource{}}
+	for _, p := range cfg.TextFiles {
+		src, err := loadText(p)
+		if err != nil {
+			return nil, err
+		}
+		st.Inputs = append(st.Inputs, src)
+	}
+	if res, err := prepare(out, st, opts.Force); res != nil || err != nil {
+		return res, err
+	}
+	if err := writeStamp(out, st); err != nil {
+		return nil, err
+	}
+	m := &maker{cfg: cfg, textRows: planText(cfg.Texts, st.Inputs)}
+	workers := opts.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	prog := Progress{}
+	for _, split := range Splits {
+		prog.TotalRows += int64(m.rows(split))
+	}
+	shardOpts := opts.Shards
+	shardOpts.CreatedBy = "mmablate data synth"
+	for _, split := range Splits {
+		m.querySigs = nil
+		if split == SplitEvalCaptionSupport {
+			m.querySigs = m.querySignatures(SplitEvalCaptionQuery)
+		} else if split == SplitEvalVQASupport {
+			m.querySigs = m.querySignatures(SplitEvalVQAQuery)
+		}
+		dir := filepath.Join(out, filepath.FromSlash(split))
+		w, err := newWriter(dir, shardOpts)
+		if err != nil {
+			return nil, fmt.Errorf("shapes: split %s: %w", split, err)
+		}
+		n := m.rows(split)
+		prog.Split, prog.SplitDone, prog.SplitRows = split, 0, int64(n)
+		err = ordered(ctx, n, workers, m.newWorker,
+			func(wk *worker, i int) (*data.Record, error) { return m.record(wk, split, i) },
+			func(i int, rec *data.Record) error {
+				if err := w.Write(rec); err != nil {
+					return err
+				}
+				prog.SplitDone++
+				prog.Done++
+				if opts.Progress != nil {
+					opts.Progress(prog)
+				}
+				return nil
+			})
+		if err != nil {
+			return nil, errors.Join(fmt.Errorf("shapes: split %s: %w", split, err), w.Abort())
+		}
+		man, err := w.Close()
+		if err != nil {
+			return nil, fmt.Errorf("shapes: split %s: %w", split, err)
+		}
+		st.Splits = append(st.Splits, SplitResult{Name: split, Rows: man.Rows, Shards: man.Shards})
+	}
+	st.Complete = true
+	if err := writeStamp(out, st); err != nil {
+		return nil, err
+	}
+	return &Result{Splits: st.Splits}, nil
+}
+
+// prepare decides what to do with an existing out: a Result when it is up
+// to date, an error when it must be refused, neither when generation may
+// proceed (after removing an earlier output's files).
+func prepare(out string, want *stamp, force bool) (*Result, error) {
+	fi, err := os.Stat(out)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("shapes: output directory: %w", err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("shapes: output %s exists and is not a directory", out)
+	}
+	entries, err := os.ReadDir(out)
+	if err != nil {
+		return nil, fmt.Errorf("shapes: output directory: %w", err)
+	}
+	if len(entries) == 0 {
+		return nil, nil
+	}
+	old, err := readStamp(out)
+	switch {
+	case err == nil && old.sameParams(want):
+		if old.Complete && intact(out, old) {
+			return &Result{UpToDate: true, Splits: old.Splits}, nil
+		}
+		// The same parameters, interrupted or damaged: ours to redo.
+	case force:
+	case err == nil:
+		return nil, fmt.Errorf("shapes: %s holds a synth output made with other parameters (%s): use --force to replace it", out, stampDiff(old, want))
+	default:
+		names := make([]string, 0, 3)
+		for _, e := range entries[:min(3, len(entries))] {
+			names = append(names, e.Name())
+		}
+		return nil, fmt.Errorf("shapes: %s exists and holds other files (%s): choose a new or empty directory, or use --force to write synth's files there (other files are kept)", out, strings.Join(names, ", "))
+	}
+	return nil, clean(out)
+}
+
+// stampDiff names the first parameters that differ, for the refusal message.
+func stampDiff(old, want *stamp) string {
+	var a, b map[string]any
+	ja, _ := json.Marshal(old.Config)
+	jb, _ := json.Marshal(want.Config)
+	_ = json.Unmarshal(ja, &a)
+	_ = json.Unmarshal(jb, &b)
+	var diffs []string
+	keys := make([]string, 0, len(a))
+	for k := range a {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if fmt.Sprint(a[k]) != fmt.Sprint(b[k]) {
+			diffs = append(diffs, fmt.Sprintf("%s %v, now %v", k, a[k], b[k]))
+		}
+	}
+	if old.Generator != want.Generator {
+		diffs = append(diffs, fmt.Sprintf("generator version %d, now %d", old.Generator, want.Generator))
+	}
+	if len(diffs) == 0 {
+		diffs = append(diffs, "different text files")
+	}
+	return strings.Join(diffs, "; ")
+}
+
+// intact checks that every shard synth.json lists is in place with its
+// size and that each split's manifest lists the same shards. It does not
+// hash the shards: `mmablate data verify` does that.
+func intact(out string, st *stamp) bool {
+	if len(st.Splits) != len(Splits) {
+		return false
+	}
+	for _, sp := range st.Splits {
+		dir := filepath.Join(out, filepath.FromSlash(sp.Name))
+		man, err := shards.LoadManifest(dir)
+		if err != nil || len(man.Shards) != len(sp.Shards) {
+			return false
+		}
+		for i, sh := range sp.Shards {
+			fi, err := os.Stat(filepath.Join(dir, sh.Name))
+			if err != nil || fi.Size() != sh.Bytes || man.Shards[i].SHA256 != sh.SHA256 {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func readStamp(out string) (*stamp, error) {
+	b, err := os.ReadFile(filepath.Join(out, StampName))
+	if err != nil {
+		return nil, err
+	}
+	var st stamp
+	if err := json.Unmarshal(b, &st); err != nil {
+		return nil, fmt.Errorf("shapes: %s: %w", filepath.Join(out, StampName), err)
+	}
+	return &st, nil
+}
+
+// writeStamp writes synth.json atomically (temporary file, fsync, rename).
+func writeStamp(out string, st *stamp) error {
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return fmt.Errorf("shapes: encode %s: %w", StampName, err)
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return fmt.Errorf("shapes: create output directory: %w", err)
+	}
+	tmp, err := os.CreateTemp(out, "."+StampName+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("shapes: write %s: %w", StampName, err)
+	}
+	err = tmp.Chmod(0o644)
+	if err == nil {
+		_, err = tmp.Write(append(b, '\n'))
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), filepath.Join(out, StampName))
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("shapes: write %s: %w", filepath.Join(out, StampName), err)
+	}
+	return nil
+}
+
+// clean removes what synth writes, and nothing else: synth.json, and in
+// each split directory the manifest, the shards and their temporaries;
+// directories left empty go too.
+func clean(out string) error {
+	var errs []error
+	remove := func(p string) {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	remove(filepath.Join(out, StampName))
+	for _, split := range Splits {
+		dir := filepath.Join(out, filepath.FromSlash(split))
+		entries, err := os.ReadDir(dir)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, e := range entries {
+			if isOurs(e.Name()) {
+				remove(filepath.Join(dir, e.Name()))
+			}
+		}
+	}
+	// Deepest first, so eval/caption/query goes before eval/caption.
+	for _, d := range []string{"eval/caption/query", "eval/caption/support", "eval/vqa/query", "eval/vqa/support", "eval/caption", "eval/vqa", "eval", "captions", "interleaved", "text"} {
+		p := filepath.Join(out, filepath.FromSlash(d))
+		if entries, err := os.ReadDir(p); err == nil && len(entries) == 0 {
+			remove(p)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("shapes: replace the earlier output in %s: %w", out, err)
+	}
+	return nil
+}
+
+// isOurs matches the files a shards writer leaves in a dataset directory.
+func isOurs(name string) bool {
+	if name == shards.ManifestName {
+		return true
+	}
+	if strings.HasPrefix(name, "shard-") && strings.HasSuffix(name, ".parquet") {
+		return true
+	}
+	return strings.HasPrefix(name, ".shard-") || strings.HasPrefix(name, "."+shards.ManifestName+".tmp-")
+}
