@@ -1,6 +1,13 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mmablate/mmablate/data/tokenizer"
+)
 
 func newTokenizerCmd() *cobra.Command {
 	cmd := &cobra.Command{
@@ -17,4 +24,23 @@ Special tokens <|image|>, <|endofchunk|>, <|bos|>, <|eos|>, <|pad|> get ids
 	}
 	cmd.AddCommand(newTokenizerTrainCmd(), newTokenizerEncodeCmd(), newTokenizerDecodeCmd())
 	return cmd
+}
+
+// loadTokenizerFlag loads the --tokenizer file of "tokenizer verb"; a
+// missing flag is misuse.
+func loadTokenizerFlag(verb, path string) (*tokenizer.Tokenizer, error) {
+	if path == "" {
+		return nil, usagef("tokenizer %s needs --tokenizer (see --help)", verb)
+	}
+	return tokenizer.LoadFile(path)
+}
+
+// readStdin returns all of cmd's standard input, where encode and decode
+// read when given no arguments.
+func readStdin(cmd *cobra.Command) (string, error) {
+	b, err := io.ReadAll(cmd.InOrStdin())
+	if err != nil {
+		return "", fmt.Errorf("read standard input: %w", err)
+	}
+	return string(b), nil
 }

@@ -1,14 +1,11 @@
 package main
 
 import (
-	"fmt"
 	"io"
 	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
-
-	"github.com/mmablate/mmablate/data/tokenizer"
 )
 
 func newTokenizerDecodeCmd() *cobra.Command {
@@ -29,20 +26,17 @@ Example:
 Flags:
   -t, --tokenizer  the tokenizer.json (required)`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if path == "" {
-				return usagef("tokenizer decode needs --tokenizer (see --help)")
-			}
-			tok, err := tokenizer.LoadFile(path)
+			tok, err := loadTokenizerFlag("decode", path)
 			if err != nil {
 				return err
 			}
 			fields := args
 			if len(args) == 0 {
-				b, err := io.ReadAll(cmd.InOrStdin())
+				in, err := readStdin(cmd)
 				if err != nil {
-					return fmt.Errorf("read standard input: %w", err)
+					return err
 				}
-				fields = strings.FieldsFunc(string(b), func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\t' || r == '\r' })
+				fields = strings.FieldsFunc(in, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\t' || r == '\r' })
 			}
 			ids := make([]int32, len(fields))
 			for i, f := range fields {

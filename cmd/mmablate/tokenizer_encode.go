@@ -3,13 +3,10 @@ package main
 import (
 	"bufio"
 	"fmt"
-	"io"
 	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
-
-	"github.com/mmablate/mmablate/data/tokenizer"
 )
 
 func newTokenizerEncodeCmd() *cobra.Command {
@@ -36,20 +33,15 @@ Flags:
   --tokens         print one "id<TAB>token" line per token (the token's
                    tokenizer.json spelling, quoted) instead of the id line`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if path == "" {
-				return usagef("tokenizer encode needs --tokenizer (see --help)")
-			}
-			tok, err := tokenizer.LoadFile(path)
+			tok, err := loadTokenizerFlag("encode", path)
 			if err != nil {
 				return err
 			}
 			text := strings.Join(args, " ")
 			if len(args) == 0 {
-				b, err := io.ReadAll(cmd.InOrStdin())
-				if err != nil {
-					return fmt.Errorf("read standard input: %w", err)
+				if text, err = readStdin(cmd); err != nil {
+					return err
 				}
-				text = string(b)
 			}
 			ids := tok.Encode(text)
 			if specials {

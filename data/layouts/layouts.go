@@ -27,10 +27,11 @@
 // Every length and count read from a file (footer size, list lengths in the
 // footer, schema depth, page sizes, decoded sizes in snappy and zstd
 // headers) is checked against the file and fixed limits before anything
-// that size is allocated; memory is bounded by one row group of the columns
-// the layout reads. Pages may be uncompressed or compressed with snappy,
-// zstd or gzip; brotli and LZ4 files are refused at Open. Lists may use the
-// standard 3-level encoding or the legacy 2-level forms.
+// that size is allocated (package data/internal/pqsafe); memory is bounded
+// by one row group of the columns the layout reads. Pages may be
+// uncompressed or compressed with snappy, zstd or gzip; brotli and LZ4 files
+// are refused at Open. Lists may use the standard 3-level encoding or the
+// legacy 2-level forms.
 package layouts
 
 import (
@@ -44,6 +45,7 @@ import (
 	"github.com/parquet-go/parquet-go"
 
 	"github.com/mmablate/mmablate/data"
+	"github.com/mmablate/mmablate/data/internal/pqsafe"
 )
 
 // Layout names a row layout.
@@ -141,18 +143,11 @@ func open(r io.ReaderAt, size int64, path string, opts Options) (f *File, err er
 			f, err = nil, fmt.Errorf("corrupt Parquet metadata: %v", p)
 		}
 	}()
-	dataEnd, err := footerRange(r, size)
+	pf, err := pqsafe.Open(r, size)
 	if err != nil {
 		return nil, err
 	}
-	pf, err := openParquet(r, size)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkMetadata(pf.Metadata(), countLeaves(pf.Root()), dataEnd); err != nil {
-		return nil, fmt.Errorf("corrupt footer: %w", err)
-	}
-	if err := checkCodecs(pf.Metadata()); err != nil {
+	if err := pqsafe.CheckCodecs(pf.Metadata()); err != nil {
 		return nil, err
 	}
 	f = &File{
@@ -178,25 +173,6 @@ func open(r io.ReaderAt, size int64, path string, opts Options) (f *File, err er
 		f.columns = append(f.columns, Column{Name: c.Name(), Type: describe(c)})
 	}
 	return f, nil
-}
-
-func openParquet(r io.ReaderAt, size int64) (*parquet.File, error) {
-	pf, err := parquet.OpenFile(r, size, parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
-	if err != nil {
-		return nil, fmt.Errorf("corrupt Parquet metadata: %w", err)
-	}
-	return pf, nil
-}
-
-func countLeaves(c *parquet.Column) int {
-	if c.Leaf() {
-		return 1
-	}
-	n := 0
-	for _, k := range c.Columns() {
-		n += countLeaves(k)
-	}
-	return n
 }
 
 // Path returns the file's path as given to Open.
@@ -268,7 +244,7 @@ func (f *File) decode(ctx context.Context, i int) (cols []columnData, err error)
 			return nil, err
 		}
 		name := strings.Join(md.Columns[leaf].MetaData.PathInSchema, ".")
-		if err := checkPages(f.r, &md.Columns[leaf].MetaData); err != nil {
+		if err := pqsafe.CheckPages(f.r, &md.Columns[leaf].MetaData); err != nil {
 			return nil, fmt.Errorf("%s: row group %d, column %s: %w", f.path, i, name, err)
 		}
 		if cols[s], err = readColumnSafe(chunks[leaf], rows); err != nil {

@@ -1,7 +1,6 @@
 package layouts
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,8 +14,6 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	pq "github.com/parquet-go/parquet-go"
-	"github.com/parquet-go/parquet-go/encoding/thrift"
-	"github.com/parquet-go/parquet-go/format"
 
 	"github.com/mmablate/mmablate/data"
 )
@@ -619,84 +616,6 @@ func BenchmarkReadRowGroup(b *testing.B) {
 			}
 			b.ReportMetric(float64(rows*b.N)/b.Elapsed().Seconds(), "rows/s")
 		})
-	}
-}
-
-// TestDecodedSizeBounds checks that compressed pages whose headers promise
-// more than maxPageBytes are refused before any decoder allocates.
-func TestDecodedSizeBounds(t *testing.T) {
-	zstdFrame := func(desc byte, rest ...byte) []byte {
-		return append([]byte{0x28, 0xb5, 0x2f, 0xfd, desc}, rest...)
-	}
-	rle := func(size uint32, last bool) []byte { // an RLE block of size bytes
-		h := size<<3 | 1<<1
-		if last {
-			h |= 1
-		}
-		return []byte{byte(h), byte(h >> 8), byte(h >> 16), 'x'}
-	}
-	var bomb []byte
-	bomb = append(bomb, zstdFrame(0x00, 0x00)...) // window descriptor, no size
-	for range 200 {
-		bomb = append(bomb, rle(1<<20+1<<19, false)...)
-	}
-	bomb = append(bomb, rle(1, true)...)
-	small := append(zstdFrame(0x20, 5), rle(5, true)...) // single segment, 1-byte size
-	tests := []struct {
-		name  string
-		codec format.CompressionCodec
-		b     []byte
-		want  string // "" for no error
-	}{
-		{"snappy ok", format.Snappy, []byte{0x05, 0, 0, 0, 0, 0}, ""},
-		{"snappy 4 GiB", format.Snappy, []byte{0xff, 0xff, 0xff, 0xff, 0x0f}, "over the"},
-		{"snappy no header", format.Snappy, []byte{0xff}, "corrupt snappy"},
-		{"zstd ok", format.Zstd, small, ""},
-		{"zstd declared 1 TiB", format.Zstd, zstdFrame(0xe0, 0, 0, 0, 0, 0, 1, 0, 0), "declares"},
-		{"zstd RLE bomb", format.Zstd, bomb, "over the"},
-		{"zstd bad magic", format.Zstd, []byte("not zstd"), "frame magic"},
-		{"zstd truncated", format.Zstd, small[:7], "ends inside"},
-		{"gzip garbage", format.Gzip, []byte("not gzip at all"), "corrupt gzip"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			err := checkDecodedSize(bytes.NewReader(tt.b), tt.codec, 0, int64(len(tt.b)))
-			if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
-				t.Errorf("got %v, want %q", err, tt.want)
-			}
-		})
-	}
-}
-
-func TestCheckSchemaDepth(t *testing.T) {
-	group := func(n int32) format.SchemaElement {
-		return format.SchemaElement{NumChildren: thrift.New(n)}
-	}
-	leaf := format.SchemaElement{Type: thrift.New(format.ByteArray)}
-	chain := func(depth int) []format.SchemaElement {
-		var s []format.SchemaElement
-		for range depth {
-			s = append(s, group(1))
-		}
-		return append(s, leaf)
-	}
-	tests := []struct {
-		name   string
-		schema []format.SchemaElement
-		want   string
-	}{
-		{"list of structs", []format.SchemaElement{group(2), leaf, group(1), group(2), leaf, leaf}, ""},
-		{"64 levels", chain(64), ""},
-		{"65 levels", chain(65), "deeper than 64"},
-		{"missing child", []format.SchemaElement{group(2), leaf}, "ends inside a group"},
-		{"extra element", []format.SchemaElement{group(1), leaf, leaf}, "outside the tree"},
-		{"empty", nil, "empty schema"},
-	}
-	for _, tt := range tests {
-		err := checkSchemaDepth(tt.schema)
-		if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
-			t.Errorf("%s: got %v, want %q", tt.name, err, tt.want)
-		}
 	}
 }
 

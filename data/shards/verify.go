@@ -2,7 +2,6 @@ package shards
 
 import (
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -14,12 +13,9 @@ import (
 	"strings"
 
 	"github.com/mmablate/mmablate/data"
+	"github.com/mmablate/mmablate/data/internal/pqsafe"
 	"github.com/parquet-go/parquet-go"
 )
-
-// maxFooterBytes bounds the Parquet footer length read from a file's last
-// bytes before anything is allocated; footers of real shards are a few KiB.
-const maxFooterBytes = 64 << 20
 
 // Mismatch is one way a dataset directory differs from its manifest.
 type Mismatch struct {
@@ -94,7 +90,7 @@ func verifyShard(dir string, s ShardInfo) []Mismatch {
 	if sum := hex.EncodeToString(h.Sum(nil)); sum != s.SHA256 {
 		out = append(out, Mismatch{s.Name, "sha256", s.SHA256, sum})
 	}
-	pf, err := OpenParquet(f, st.Size())
+	pf, err := pqsafe.Open(f, st.Size())
 	if err != nil {
 		return append(out, Mismatch{s.Name, "parquet", "a valid Parquet file", err.Error()})
 	}
@@ -108,64 +104,6 @@ func verifyShard(dir string, s ShardInfo) []Mismatch {
 		out = append(out, Mismatch{s.Name, "schema", "the canonical columns " + columnList(canonicalSchema), columnList(pf.Schema())})
 	}
 	return out
-}
-
-// OpenParquet opens any Parquet file's footer with parquet-go after checking
-// both magic numbers, the footer length and the footer's Thrift structure
-// (checkFooter), so a truncated or hostile file is an error saying what is
-// wrong rather than a huge allocation, a stack overflow or a panic. Page
-// indexes and bloom filters are not read. Callers add the file name.
-func OpenParquet(r io.ReaderAt, size int64) (f *parquet.File, err error) {
-	if size < 12 {
-		return nil, fmt.Errorf("%d bytes is too short for a Parquet file", size)
-	}
-	var head [4]byte
-	if _, err := r.ReadAt(head[:], 0); err != nil {
-		return nil, fmt.Errorf("read header: %w", err)
-	}
-	if string(head[:]) != "PAR1" {
-		return nil, fmt.Errorf("header magic %q is not PAR1", head[:])
-	}
-	var tail [8]byte
-	if _, err := r.ReadAt(tail[:], size-8); err != nil {
-		return nil, fmt.Errorf("read footer: %w", err)
-	}
-	if string(tail[4:]) != "PAR1" {
-		return nil, fmt.Errorf("footer magic %q is not PAR1 (truncated file?)", tail[4:])
-	}
-	footer := int64(binary.LittleEndian.Uint32(tail[:4]))
-	if footer > size-12 || footer > maxFooterBytes {
-		return nil, fmt.Errorf("footer length %d does not fit in a %d-byte file (limit %d)", footer, size, int64(maxFooterBytes))
-	}
-	meta := make([]byte, footer)
-	if _, err := r.ReadAt(meta, size-8-footer); err != nil {
-		return nil, fmt.Errorf("read footer: %w", err)
-	}
-	if err := checkFooter(meta); err != nil {
-		return nil, err
-	}
-	// checkFooter bounds what parquet-go allocates; a panic in its
-	// decoding of the checked structure is still a corrupt file.
-	defer func() {
-		if p := recover(); p != nil {
-			f, err = nil, fmt.Errorf("corrupt footer: %v", p)
-		}
-	}()
-	f, err = parquet.OpenFile(r, size, parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
-	if err != nil {
-		return nil, err
-	}
-	var rows int64
-	for _, rg := range f.RowGroups() {
-		if n := rg.NumRows(); n < 0 || n > f.NumRows()-rows {
-			return nil, fmt.Errorf("footer row groups hold more rows than its num_rows %d", f.NumRows())
-		}
-		rows += rg.NumRows()
-	}
-	if rows != f.NumRows() {
-		return nil, fmt.Errorf("footer num_rows %d but its row groups hold %d", f.NumRows(), rows)
-	}
-	return f, nil
 }
 
 // columnList writes a schema's leaf columns on one line, e.g.

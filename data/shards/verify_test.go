@@ -155,27 +155,6 @@ func TestVerifyWithoutManifest(t *testing.T) {
 	}
 }
 
-// FuzzOpenParquet feeds arbitrary bytes to the footer reader Verify uses:
-// any input is an error or a file, never a panic or a huge allocation.
-func FuzzOpenParquet(f *testing.F) {
-	dir := f.TempDir()
-	m := writeDataset(f, dir, Options{RowGroupRows: 2}, testRecords(5, 30, 11))
-	good, err := os.ReadFile(filepath.Join(dir, m.Shards[0].Name))
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Add(good)
-	f.Add(good[:len(good)-1])
-	f.Add([]byte("PAR1\x00\x00\x00\x00PAR1"))
-	f.Add([]byte("PAR1\xff\xff\xff\x7fPAR1"))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		pf, err := OpenParquet(bytes.NewReader(b), int64(len(b)))
-		if err == nil && pf.NumRows() < 0 {
-			t.Errorf("accepted a footer with %d rows", pf.NumRows())
-		}
-	})
-}
-
 func fileSHA256(path string) (string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {

@@ -31,7 +31,7 @@ type Writer struct {
 	done       bool
 	// maxRowGroups ends a shard whose footer would grow past what readers
 	// should parse on every open (and past Verify's footer budget, see
-	// maxFooterDecodedBytes), and well before parquet-go's hard limit;
+	// pqsafe.MaxFooterDecodedBytes), and well before parquet-go's hard limit;
 	// only tiny RowGroupRows with large shards reach it.
 	maxRowGroups int
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/mmablate/mmablate/data"
+	"github.com/mmablate/mmablate/data/internal/pqsafe"
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/format"
 )
@@ -288,7 +289,7 @@ func openFooter(t *testing.T, path string) *parquet.File {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pf, err := OpenParquet(bytes.NewReader(b), int64(len(b)))
+	pf, err := pqsafe.Open(bytes.NewReader(b), int64(len(b)))
 	if err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
@@ -443,7 +444,7 @@ func TestFinalNamesOnlyForCompleteShards(t *testing.T) {
 			switch {
 			case strings.HasSuffix(n, ".parquet"):
 				final++
-				if _, err := OpenParquet(mustOpen(t, filepath.Join(dir, n))); err != nil {
+				if _, err := pqsafe.Open(mustOpen(t, filepath.Join(dir, n))); err != nil {
 					t.Errorf("after row %d, %s is not complete: %v", i, n, err)
 				}
 			case strings.HasPrefix(n, ".shard-"):

@@ -84,9 +84,9 @@ func newAttnPool[T engine.Float](ps *engine.Params[T], c Config, pool *engine.Po
 // Init: wo and proj are not residual branches here, so no depth scaling.
 func (m *attnPool[T]) Init(rng *rand.Rand) {
 	m.Queries.Normal(rng, initStd)
-	initNorm(m.Norm)
+	m.Norm.Reset()
 	for _, l := range []*engine.Linear[T]{m.Wq, m.Wk, m.Wv, m.Wo, m.Proj} {
-		initLinear(l, rng, initStd)
+		l.Init(rng, initStd)
 	}
 }
 

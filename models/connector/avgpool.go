@@ -38,7 +38,7 @@ func newAvgPool[T engine.Float](ps *engine.Params[T], c Config, _ *engine.Pool) 
 	}
 }
 
-func (m *avgPool[T]) Init(rng *rand.Rand) { initLinear(m.Proj, rng, initStd) }
+func (m *avgPool[T]) Init(rng *rand.Rand) { m.Proj.Init(rng, initStd) }
 
 func (m *avgPool[T]) Build(a *engine.Arena[T], maxImages int) {
 	m.build(maxImages)

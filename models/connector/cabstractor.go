@@ -97,14 +97,14 @@ func newCAbstractor[T engine.Float](ps *engine.Params[T], c Config, _ *engine.Po
 func (m *cAbstractor[T]) Init(rng *rand.Rand) {
 	out := initStd / math.Sqrt(2*float64(len(m.Blocks)))
 	for _, b := range m.Blocks {
-		initNorm(b.Norm1)
+		b.Norm1.Reset()
 		b.Conv1.W.Normal(rng, initStd)
 		b.Conv1.B.Fill(0)
-		initNorm(b.Norm2)
+		b.Norm2.Reset()
 		b.Conv2.W.Normal(rng, out)
 		b.Conv2.B.Fill(0)
 	}
-	initLinear(m.Proj, rng, initStd)
+	m.Proj.Init(rng, initStd)
 }
 
 // stage is the grid size block i runs on.

@@ -263,16 +263,3 @@ func backwardBatch[T engine.Float](b *base, dgrid, dout, grid []T) int {
 	}
 	return B
 }
-
-// initLinear draws a weight from normal(0, std) and zeroes the bias.
-func initLinear[T engine.Float](l *engine.Linear[T], rng *rand.Rand, std float64) {
-	l.W.Normal(rng, std)
-	if l.B != nil {
-		l.B.Fill(0)
-	}
-}
-
-func initNorm[T engine.Float](n *engine.LayerNorm[T]) {
-	n.W.Fill(1)
-	n.B.Fill(0)
-}

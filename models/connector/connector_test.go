@@ -1,14 +1,13 @@
 package connector
 
 import (
-	"fmt"
-	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/mmablate/mmablate/models/engine"
+	"github.com/mmablate/mmablate/models/engine/enginetest"
 )
 
 func TestKinds(t *testing.T) {
@@ -89,7 +88,7 @@ func build(t *testing.T, kind string, cfg Config, rng *rand.Rand, maxImages int)
 		t.Fatal(err)
 	}
 	c.Init(rng)
-	perturbParams(rng, ps, 0.3)
+	enginetest.PerturbParams(rng, ps, 0.3)
 	c.Build(engine.NewArena[float64](), maxImages)
 	return c, ps
 }
@@ -116,7 +115,7 @@ func TestShapesAndCounts(t *testing.T) {
 		if err != nil || f <= 0 || b != 2*f || mf != f || mb != b {
 			t.Errorf("%s: FLOPs %d, %d (%v); method %d, %d", tc.kind, f, b, err, mf, mb)
 		}
-		grid := randn(rng, B*cfg.GridH*cfg.GridW*cfg.InDim, 1)
+		grid := enginetest.Randn(rng, B*cfg.GridH*cfg.GridW*cfg.InDim, 1)
 		out := make([]float64, B*cfg.Tokens*cfg.OutDim)
 		c.Forward(out, grid)
 		if err := engine.CheckFinite(tc.kind+" out", out); err != nil {
@@ -131,7 +130,7 @@ func TestGradCheck(t *testing.T) {
 		const B = 2
 		c, ps := build(t, tc.kind, tc.cfg, rng, B)
 		cfg := tc.cfg
-		grid := randn(rng, B*cfg.GridH*cfg.GridW*cfg.InDim, 1)
+		grid := enginetest.Randn(rng, B*cfg.GridH*cfg.GridW*cfg.InDim, 1)
 		dgrid := make([]float64, len(grid))
 		out := make([]float64, B*cfg.Tokens*cfg.OutDim)
 		fwd := func() []float64 { c.Forward(out, grid); return out }
@@ -140,10 +139,10 @@ func TestGradCheck(t *testing.T) {
 			c.Forward(out, grid)
 			c.Backward(dgrid, g, grid)
 		}
-		inputs := append(paramInputs(ps), gradInput{"grid", grid, dgrid})
-		worst, where := gradCheck(rng, fwd, bwd, inputs)
-		if !(worst < gradBound) {
-			t.Errorf("%s %+v: worst relative gradient error %.3g in %s, want < %g", tc.kind, cfg, worst, where, gradBound)
+		inputs := append(enginetest.ParamInputs(ps), enginetest.Input{Name: "grid", X: grid, DX: dgrid})
+		worst, where := enginetest.GradCheck(rng, fwd, bwd, inputs)
+		if !(worst < enginetest.GradBound) {
+			t.Errorf("%s %+v: worst relative gradient error %.3g in %s, want < %g", tc.kind, cfg, worst, where, enginetest.GradBound)
 		}
 		t.Logf("%s %dx%d→%d: worst %.2g (%s)", tc.kind, cfg.GridH, cfg.GridW, cfg.Tokens, worst, where)
 	}
@@ -156,16 +155,16 @@ func TestNilGridGradient(t *testing.T) {
 		rng := rand.New(rand.NewPCG(3, 3))
 		c, ps := build(t, tc.kind, tc.cfg, rng, 2)
 		cfg := tc.cfg
-		grid := randn(rng, 2*cfg.GridH*cfg.GridW*cfg.InDim, 1)
+		grid := enginetest.Randn(rng, 2*cfg.GridH*cfg.GridW*cfg.InDim, 1)
 		out := make([]float64, 2*cfg.Tokens*cfg.OutDim)
-		dout := randn(rng, len(out), 1)
+		dout := enginetest.Randn(rng, len(out), 1)
 		c.Forward(out, grid)
 		ps.ZeroGrad()
 		c.Backward(make([]float64, len(grid)), dout, grid)
 		with := slices.Clone(ps.Grad())
 		ps.ZeroGrad()
 		c.Backward(nil, dout, grid)
-		if d := maxDiff(with, ps.Grad()); d > 1e-12 {
+		if d := enginetest.MaxDiff(with, ps.Grad()); d > 1e-12 {
 			t.Errorf("%s: parameter gradients differ by %g without dgrid", tc.kind, d)
 		}
 	}
@@ -179,8 +178,8 @@ func TestBatchIndependence(t *testing.T) {
 		c, ps := build(t, tc.kind, tc.cfg, rng, 3)
 		cfg := tc.cfg
 		per, outPer := cfg.GridH*cfg.GridW*cfg.InDim, cfg.Tokens*cfg.OutDim
-		grid := randn(rng, 2*per, 1)
-		dout := randn(rng, 2*outPer, 1)
+		grid := enginetest.Randn(rng, 2*per, 1)
+		dout := enginetest.Randn(rng, 2*outPer, 1)
 		out := make([]float64, 2*outPer)
 		dgrid := make([]float64, 2*per)
 		ps.ZeroGrad()
@@ -194,14 +193,14 @@ func TestBatchIndependence(t *testing.T) {
 			g := grid[i*per : (i+1)*per]
 			c.Forward(one, g)
 			c.Backward(done, dout[i*outPer:(i+1)*outPer], g)
-			if d := maxDiff(one, out[i*outPer:(i+1)*outPer]); d > 1e-12 {
+			if d := enginetest.MaxDiff(one, out[i*outPer:(i+1)*outPer]); d > 1e-12 {
 				t.Errorf("%s image %d: output differs from the batched one by %g", tc.kind, i, d)
 			}
-			if d := maxDiff(done, dgrid[i*per:(i+1)*per]); d > 1e-12 {
+			if d := enginetest.MaxDiff(done, dgrid[i*per:(i+1)*per]); d > 1e-12 {
 				t.Errorf("%s image %d: dgrid differs from the batched one by %g", tc.kind, i, d)
 			}
 		}
-		if d := maxDiff(batchGrad, ps.Grad()); d > 1e-10 {
+		if d := enginetest.MaxDiff(batchGrad, ps.Grad()); d > 1e-10 {
 			t.Errorf("%s: batch gradient differs from the per-image sum by %g", tc.kind, d)
 		}
 	}
@@ -224,7 +223,7 @@ func TestAvgPoolByHand(t *testing.T) {
 	out := make([]float64, 4)
 	c.Forward(out, grid)
 	want := []float64{(1+2+4+5)/4.0 + 0.5, (2+3+5+6)/4.0 + 0.5, (4+5+7+8)/4.0 + 0.5, (5+6+8+9)/4.0 + 0.5}
-	if d := maxDiff(out, want); d > 1e-12 {
+	if d := enginetest.MaxDiff(out, want); d > 1e-12 {
 		t.Errorf("got %v, want %v", out, want)
 	}
 }
@@ -299,30 +298,6 @@ func TestTensorNames(t *testing.T) {
 	}
 }
 
-func maxDiff(a, b []float64) float64 {
-	d := 0.0
-	for i := range a {
-		d = max(d, math.Abs(a[i]-b[i]))
-	}
-	return d
-}
-
-// mustPanic fails unless f panics with a message containing want.
-func mustPanic(t *testing.T, what, want string, f func()) {
-	t.Helper()
-	defer func() {
-		r := recover()
-		if r == nil {
-			t.Errorf("%s: no panic", what)
-			return
-		}
-		if msg := fmt.Sprint(r); !strings.Contains(msg, want) {
-			t.Errorf("%s: panic %q, want one containing %q", what, msg, want)
-		}
-	}()
-	f()
-}
-
 // TestWrongLengthsPanic: shape errors are programming errors and panic with
 // the sizes named, before anything is computed.
 func TestWrongLengthsPanic(t *testing.T) {
@@ -333,14 +308,14 @@ func TestWrongLengthsPanic(t *testing.T) {
 			t.Fatal(err)
 		}
 		grid := make([]float64, 2*16*3)
-		mustPanic(t, kind+" unbuilt", "before Build", func() { c.Forward(make([]float64, 2*4*5), grid) })
+		enginetest.MustPanic(t, kind+" unbuilt", "before Build", func() { c.Forward(make([]float64, 2*4*5), grid) })
 		c.Build(engine.NewArena[float64](), 2)
-		mustPanic(t, kind+" backward first", "before Forward", func() { c.Backward(nil, make([]float64, 2*4*5), grid) })
-		mustPanic(t, kind+" short out", "out has 39 values", func() { c.Forward(make([]float64, 39), grid) })
-		mustPanic(t, kind+" ragged grid", "not a whole batch", func() { c.Forward(make([]float64, 40), grid[1:]) })
-		mustPanic(t, kind+" batch over Build", "at most 2", func() { c.Forward(make([]float64, 60), make([]float64, 3*16*3)) })
+		enginetest.MustPanic(t, kind+" backward first", "before Forward", func() { c.Backward(nil, make([]float64, 2*4*5), grid) })
+		enginetest.MustPanic(t, kind+" short out", "out has 39 values", func() { c.Forward(make([]float64, 39), grid) })
+		enginetest.MustPanic(t, kind+" ragged grid", "not a whole batch", func() { c.Forward(make([]float64, 40), grid[1:]) })
+		enginetest.MustPanic(t, kind+" batch over Build", "at most 2", func() { c.Forward(make([]float64, 60), make([]float64, 3*16*3)) })
 		c.Forward(make([]float64, 2*4*5), grid)
-		mustPanic(t, kind+" dgrid", "Backward", func() { c.Backward(make([]float64, 3), make([]float64, 40), grid) })
+		enginetest.MustPanic(t, kind+" dgrid", "Backward", func() { c.Backward(make([]float64, 3), make([]float64, 40), grid) })
 	}
 }
 

@@ -3,12 +3,11 @@ package connector
 import (
 	"encoding/json"
 	"fmt"
-	"math"
 	"os"
-	"slices"
 	"testing"
 
 	"github.com/mmablate/mmablate/models/engine"
+	"github.com/mmablate/mmablate/models/engine/enginetest"
 )
 
 // goldenCase is one entry of testdata/golden.json, written by
@@ -19,23 +18,10 @@ type goldenCase struct {
 	Config struct {
 		Tokens, Depth, H, W, In, Out, Heads int
 	}
-	Batch  int
-	Params map[string]struct {
-		Shape []int
-		Data  []float64
-	}
+	Batch                           int
+	Params                          map[string]enginetest.TorchTensor
 	Grads                           map[string][]float64
 	Input, Output, Upstream, DInput []float64
-}
-
-// relErr is max|a − b| / max(1, max|b|).
-func relErr(a, b []float64) float64 {
-	d, s := 0.0, 1.0
-	for i := range b {
-		d = max(d, math.Abs(a[i]-b[i]))
-		s = max(s, math.Abs(b[i]))
-	}
-	return d / s
 }
 
 // TestPyTorchParity loads PyTorch's weights by name (every tensor on both
@@ -60,33 +46,20 @@ func TestPyTorchParity(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(ps.All()) != len(g.Params) {
-				t.Errorf("%d tensors here, %d in PyTorch", len(ps.All()), len(g.Params))
-			}
-			for _, p := range ps.All() {
-				ref, ok := g.Params[p.Name]
-				if !ok || !slices.Equal(ref.Shape, p.Shape) {
-					t.Fatalf("%s %v: PyTorch has %v (present %v)", p.Name, p.Shape, ref.Shape, ok)
-				}
-				copy(p.Data(), ref.Data)
-			}
+			enginetest.LoadParams(t, ps, g.Params)
 			conn.Build(engine.NewArena[float64](), g.Batch)
 			out := make([]float64, len(g.Output))
 			conn.Forward(out, g.Input)
-			if e := relErr(out, g.Output); e > 1e-12 {
+			if e := enginetest.RelErr(out, g.Output); e > 1e-12 {
 				t.Errorf("output differs from PyTorch by %.3g", e)
 			}
 			ps.ZeroGrad()
 			dgrid := make([]float64, len(g.Input))
 			conn.Backward(dgrid, g.Upstream, g.Input)
-			if e := relErr(dgrid, g.DInput); e > 1e-11 {
+			if e := enginetest.RelErr(dgrid, g.DInput); e > 1e-11 {
 				t.Errorf("grid gradient differs from PyTorch by %.3g", e)
 			}
-			for _, p := range ps.All() {
-				if e := relErr(p.Grad(), g.Grads[p.Name]); e > 1e-11 {
-					t.Errorf("%s gradient differs from PyTorch by %.3g", p.Name, e)
-				}
-			}
+			enginetest.CompareGrads(t, ps, g.Grads, 1e-11)
 		})
 	}
 }

@@ -49,8 +49,8 @@ func newMLP[T engine.Float](ps *engine.Params[T], c Config, _ *engine.Pool) Conn
 
 // Init leaves fc2 unscaled: it is not a residual branch.
 func (m *mlp[T]) Init(rng *rand.Rand) {
-	initLinear(m.MLP.FC1, rng, initStd)
-	initLinear(m.MLP.FC2, rng, initStd)
+	m.MLP.FC1.Init(rng, initStd)
+	m.MLP.FC2.Init(rng, initStd)
 }
 
 func (m *mlp[T]) Build(a *engine.Arena[T], maxImages int) {

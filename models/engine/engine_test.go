@@ -8,6 +8,26 @@ import (
 	"testing"
 )
 
+func randn(rng *rand.Rand, n int, std float64) []float64 {
+	x := make([]float64, n)
+	for i := range x {
+		x[i] = rng.NormFloat64() * std
+	}
+	return x
+}
+
+// randomizeParams moves every parameter off its initial value, as
+// enginetest.PerturbParams does for the external tests (this file's
+// internal tests cannot import enginetest, which imports engine).
+func randomizeParams(rng *rand.Rand, ps *Params[float64]) {
+	for _, p := range ps.All() {
+		d := p.Data()
+		for i := range d {
+			d[i] += rng.NormFloat64() * 0.5
+		}
+	}
+}
+
 func randn32(rng *rand.Rand, n int, std float64) []float32 {
 	x := make([]float32, n)
 	for i := range x {

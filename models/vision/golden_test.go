@@ -2,12 +2,11 @@ package vision
 
 import (
 	"encoding/json"
-	"math"
 	"os"
-	"slices"
 	"testing"
 
 	"github.com/mmablate/mmablate/models/engine"
+	"github.com/mmablate/mmablate/models/engine/enginetest"
 )
 
 // golden is testdata/vit_golden.json, written by testdata/golden.py from an
@@ -16,10 +15,7 @@ type golden struct {
 	Config struct {
 		Resolution, Patch, Width, Depth, Heads, Batch int
 	}
-	Params map[string]struct {
-		Shape []int
-		Data  []float64
-	}
+	Params   map[string]enginetest.TorchTensor
 	Grads    map[string][]float64
 	Input    []float64
 	Output   []float64
@@ -43,16 +39,6 @@ func loadGolden(t *testing.T) golden {
 	return g
 }
 
-// relErr is max|a − b| / max(1, max|b|).
-func relErr(a, b []float64) float64 {
-	d, s := 0.0, 1.0
-	for i := range b {
-		d = max(d, math.Abs(a[i]-b[i]))
-		s = max(s, math.Abs(b[i]))
-	}
-	return d / s
-}
-
 // TestPyTorchParity loads PyTorch's weights by name (every tensor on both
 // sides, same shapes), then checks the output and every parameter gradient:
 // this pins the layouts a gradient check cannot see (patch flattening order,
@@ -66,29 +52,16 @@ func TestPyTorchParity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ps.All()) != len(g.Params) {
-		t.Errorf("%d tensors here, %d in PyTorch", len(ps.All()), len(g.Params))
-	}
-	for _, p := range ps.All() {
-		ref, ok := g.Params[p.Name]
-		if !ok || !slices.Equal(ref.Shape, p.Shape) {
-			t.Fatalf("%s %v: PyTorch has %v (present %v)", p.Name, p.Shape, ref.Shape, ok)
-		}
-		copy(p.Data(), ref.Data)
-	}
+	enginetest.LoadParams(t, ps, g.Params)
 	v.Build(engine.NewArena[float64](), c.Batch)
 	out := make([]float64, len(g.Output))
 	v.Forward(out, g.Input)
-	if e := relErr(out, g.Output); e > 1e-12 {
+	if e := enginetest.RelErr(out, g.Output); e > 1e-12 {
 		t.Errorf("output differs from PyTorch by %.3g", e)
 	}
 	ps.ZeroGrad()
 	v.Backward(g.Upstream)
-	for _, p := range ps.All() {
-		if e := relErr(p.Grad(), g.Grads[p.Name]); e > 1e-11 {
-			t.Errorf("%s gradient differs from PyTorch by %.3g", p.Name, e)
-		}
-	}
+	enginetest.CompareGrads(t, ps, g.Grads, 1e-11)
 }
 
 func TestResizePosEmbedMatchesTorch(t *testing.T) {
@@ -97,7 +70,7 @@ func TestResizePosEmbedMatchesTorch(t *testing.T) {
 		if err := ResizePosEmbed(got, r.Src, r.From, r.To, r.Dim); err != nil {
 			t.Fatal(err)
 		}
-		if e := relErr(got, r.Dst); e > 1e-14 {
+		if e := enginetest.RelErr(got, r.Dst); e > 1e-14 {
 			t.Errorf("%d→%d (width %d): differs from F.interpolate by %.3g", r.From, r.To, r.Dim, e)
 		}
 	}

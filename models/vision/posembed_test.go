@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/mmablate/mmablate/models/engine"
+	"github.com/mmablate/mmablate/models/engine/enginetest"
 )
 
 // TestResizePosEmbedByHand checks against values worked out on paper from
@@ -26,7 +27,7 @@ func TestResizePosEmbedByHand(t *testing.T) {
 	if err := ResizePosEmbed(got, src, 2, 4, 1); err != nil {
 		t.Fatal(err)
 	}
-	if d := maxDiff(got, want); d > 1e-15 {
+	if d := enginetest.MaxDiff(got, want); d > 1e-15 {
 		t.Errorf("2→4 upsampling: got %v, want %v", got, want)
 	}
 
@@ -45,7 +46,7 @@ func TestResizePosEmbedByHand(t *testing.T) {
 	if err := ResizePosEmbed(got, src, 4, 2, 2); err != nil {
 		t.Fatal(err)
 	}
-	if d := maxDiff(got, want); d > 1e-12 {
+	if d := enginetest.MaxDiff(got, want); d > 1e-12 {
 		t.Errorf("4→2 downsampling: got %v, want %v", got, want)
 	}
 
@@ -56,14 +57,14 @@ func TestResizePosEmbedByHand(t *testing.T) {
 		t.Fatal(err)
 	}
 	want = []float64{2.75, 4.25, 17.75, 19.25}
-	if d := maxDiff(got, want); d > 1e-12 {
+	if d := enginetest.MaxDiff(got, want); d > 1e-12 {
 		t.Errorf("3→2: got %v, want %v", got, want)
 	}
 }
 
 func TestResizePosEmbedIdentity(t *testing.T) {
 	rng := rand.New(rand.NewPCG(8, 8))
-	src := randn(rng, 5*5*3, 1)
+	src := enginetest.Randn(rng, 5*5*3, 1)
 	got := make([]float64, len(src))
 	if err := ResizePosEmbed(got, src, 5, 5, 3); err != nil {
 		t.Fatal(err)

@@ -128,29 +128,17 @@ func (v *ViT[T]) Grid() int { return v.Cfg.Grid() }
 // depth (GPT-2's rule).
 func (v *ViT[T]) Init(rng *rand.Rand) {
 	out := initStd / math.Sqrt(2*float64(v.Cfg.Depth))
-	initLinear(v.PatchEmbed, rng, initStd)
+	v.PatchEmbed.Init(rng, initStd)
 	v.PosEmbed.Normal(rng, initStd)
 	for _, b := range v.Blocks {
-		initNorm(b.LN1)
-		initLinear(b.QKV, rng, initStd)
-		initLinear(b.Proj, rng, out)
-		initNorm(b.LN2)
-		initLinear(b.MLP.FC1, rng, initStd)
-		initLinear(b.MLP.FC2, rng, out)
+		b.LN1.Reset()
+		b.QKV.Init(rng, initStd)
+		b.Proj.Init(rng, out)
+		b.LN2.Reset()
+		b.MLP.FC1.Init(rng, initStd)
+		b.MLP.FC2.Init(rng, out)
 	}
-	initNorm(v.Norm)
-}
-
-func initLinear[T engine.Float](l *engine.Linear[T], rng *rand.Rand, std float64) {
-	l.W.Normal(rng, std)
-	if l.B != nil {
-		l.B.Fill(0)
-	}
-}
-
-func initNorm[T engine.Float](n *engine.LayerNorm[T]) {
-	n.W.Fill(1)
-	n.B.Fill(0)
+	v.Norm.Reset()
 }
 
 // SetPosEmbed loads a position embedding src [from², Width] trained on a

@@ -1,13 +1,13 @@
 package vision
 
 import (
-	"fmt"
 	"math"
 	"math/rand/v2"
 	"strings"
 	"testing"
 
 	"github.com/mmablate/mmablate/models/engine"
+	"github.com/mmablate/mmablate/models/engine/enginetest"
 )
 
 func tinyConfig(depth int) Config {
@@ -128,7 +128,7 @@ func newTiny(t *testing.T, c Config, rng *rand.Rand, maxImages int) (*ViT[float6
 		t.Fatal(err)
 	}
 	v.Init(rng)
-	perturbParams(rng, ps, 0.3)
+	enginetest.PerturbParams(rng, ps, 0.3)
 	v.Build(engine.NewArena[float64](), maxImages)
 	return v, ps
 }
@@ -139,7 +139,7 @@ func TestGradCheck(t *testing.T) {
 		c := tinyConfig(depth)
 		const B = 2
 		v, ps := newTiny(t, c, rng, B)
-		images := randn(rng, B*3*8*8, 1)
+		images := enginetest.Randn(rng, B*3*8*8, 1)
 		out := make([]float64, B*c.NumPatches()*c.Width)
 		fwd := func() []float64 { v.Forward(out, images); return out }
 		bwd := func(g []float64) {
@@ -147,9 +147,9 @@ func TestGradCheck(t *testing.T) {
 			v.Forward(out, images)
 			v.Backward(g)
 		}
-		worst, where := gradCheck(rng, fwd, bwd, paramInputs(ps))
-		if !(worst < gradBound) {
-			t.Errorf("depth %d: worst relative gradient error %.3g in %s, want < %g", depth, worst, where, gradBound)
+		worst, where := enginetest.GradCheck(rng, fwd, bwd, enginetest.ParamInputs(ps))
+		if !(worst < enginetest.GradBound) {
+			t.Errorf("depth %d: worst relative gradient error %.3g in %s, want < %g", depth, worst, where, enginetest.GradBound)
 		}
 		t.Logf("depth %d: worst %.2g (%s)", depth, worst, where)
 	}
@@ -172,10 +172,10 @@ func TestFrozenHasNoGradients(t *testing.T) {
 			t.Errorf("%s not frozen", p.Name)
 		}
 	}
-	images := randn(rng, 2*3*8*8, 1)
+	images := enginetest.Randn(rng, 2*3*8*8, 1)
 	out := make([]float64, 2*c.NumPatches()*c.Width)
 	v.Forward(out, images)
-	v.Backward(randn(rng, len(out), 1))
+	v.Backward(enginetest.Randn(rng, len(out), 1))
 	for i, g := range ps.Grad() {
 		if g != 0 {
 			t.Fatalf("frozen encoder: gradient element %d is %g", i, g)
@@ -204,8 +204,8 @@ func TestBatchIndependence(t *testing.T) {
 	c := tinyConfig(2)
 	v, ps := newTiny(t, c, rng, 3)
 	per, outPer := 3*8*8, c.NumPatches()*c.Width
-	images := randn(rng, 2*per, 1)
-	dout := randn(rng, 2*outPer, 1)
+	images := enginetest.Randn(rng, 2*per, 1)
+	dout := enginetest.Randn(rng, 2*outPer, 1)
 
 	out := make([]float64, 2*outPer)
 	ps.ZeroGrad()
@@ -218,11 +218,11 @@ func TestBatchIndependence(t *testing.T) {
 		one := make([]float64, outPer)
 		v.Forward(one, images[i*per:(i+1)*per])
 		v.Backward(dout[i*outPer : (i+1)*outPer])
-		if d := maxDiff(one, out[i*outPer:(i+1)*outPer]); d > 1e-12 {
+		if d := enginetest.MaxDiff(one, out[i*outPer:(i+1)*outPer]); d > 1e-12 {
 			t.Errorf("image %d: batched output differs from single by %g", i, d)
 		}
 	}
-	if d := maxDiff(batchGrad, ps.Grad()); d > 1e-10 {
+	if d := enginetest.MaxDiff(batchGrad, ps.Grad()); d > 1e-10 {
 		t.Errorf("batched gradient differs from the sum of single-image gradients by %g", d)
 	}
 }
@@ -242,7 +242,7 @@ func TestFloat32MatchesFloat64(t *testing.T) {
 		ps32.Data()[i] = float32(x)
 	}
 	v32.Build(engine.NewArena[float32](), 2)
-	images := randn(rng, 2*3*8*8, 1)
+	images := enginetest.Randn(rng, 2*3*8*8, 1)
 	images32 := make([]float32, len(images))
 	for i, x := range images {
 		images32[i] = float32(x)
@@ -258,14 +258,6 @@ func TestFloat32MatchesFloat64(t *testing.T) {
 	if worst > 1e-4 {
 		t.Errorf("float32 output differs from float64 by %g", worst)
 	}
-}
-
-func maxDiff(a, b []float64) float64 {
-	d := 0.0
-	for i := range a {
-		d = max(d, math.Abs(a[i]-b[i]))
-	}
-	return d
 }
 
 func TestPosEmbedGrid(t *testing.T) {
@@ -297,29 +289,14 @@ func TestWrongLengthsPanic(t *testing.T) {
 		t.Fatal(err)
 	}
 	img, out := make([]float64, 2*3*8*8), make([]float64, 2*4*8)
-	mustPanic(t, "unbuilt", "before Build", func() { v.Forward(out, img) })
+	enginetest.MustPanic(t, "unbuilt", "before Build", func() { v.Forward(out, img) })
 	v.Build(engine.NewArena[float64](), 2)
-	mustPanic(t, "backward first", "before Forward", func() { v.Backward(out) })
-	mustPanic(t, "ragged images", "not a whole batch", func() { v.Forward(out, img[1:]) })
-	mustPanic(t, "batch over Build", "at most 2", func() { v.Forward(make([]float64, 3*4*8), make([]float64, 3*3*8*8)) })
-	mustPanic(t, "short out", "out has 63 values", func() { v.Forward(out[1:], img) })
+	enginetest.MustPanic(t, "backward first", "before Forward", func() { v.Backward(out) })
+	enginetest.MustPanic(t, "ragged images", "not a whole batch", func() { v.Forward(out, img[1:]) })
+	enginetest.MustPanic(t, "batch over Build", "at most 2", func() { v.Forward(make([]float64, 3*4*8), make([]float64, 3*3*8*8)) })
+	enginetest.MustPanic(t, "short out", "out has 63 values", func() { v.Forward(out[1:], img) })
 	v.Forward(out, img)
-	mustPanic(t, "short dout", "dout has 63 values", func() { v.Backward(out[1:]) })
-}
-
-func mustPanic(t *testing.T, what, want string, f func()) {
-	t.Helper()
-	defer func() {
-		r := recover()
-		if r == nil {
-			t.Errorf("%s: no panic", what)
-			return
-		}
-		if msg := fmt.Sprint(r); !strings.Contains(msg, want) {
-			t.Errorf("%s: panic %q, want one containing %q", what, msg, want)
-		}
-	}()
-	f()
+	enginetest.MustPanic(t, "short dout", "dout has 63 values", func() { v.Backward(out[1:]) })
 }
 
 // TestEmptyBatch: a batch without images is valid and changes nothing.

@@ -1,4 +1,4 @@
-package layouts
+package pqsafe
 
 import (
 	"compress/gzip"
@@ -8,19 +8,10 @@ import (
 	"io"
 	"strings"
 
-	"github.com/parquet-go/parquet-go/encoding/thrift"
 	"github.com/parquet-go/parquet-go/format"
 )
 
-// Limits on lengths read from a file, checked before anything that size is
-// allocated. Each is far above what real datasets use.
 const (
-	// maxFooterBytes bounds the Thrift footer; a file with 10 000 row groups
-	// of 20 columns has a footer of a few MiB.
-	maxFooterBytes = 64 << 20
-	// maxFooterStructs bounds the structs the footer decodes into (row
-	// groups, column chunks, schema elements, statistics, ...).
-	maxFooterStructs = 1 << 20
 	// maxPageBytes bounds one page, compressed or not: a page holds at least
 	// one value, and no image or document needs 256 MiB.
 	maxPageBytes = 256 << 20
@@ -28,138 +19,8 @@ const (
 	maxPageHeaderBytes = 1 << 20
 )
 
-const parquetMagic = "PAR1"
-
-// footerRange checks the magic bytes and the footer length and walks the
-// footer's Thrift bytes. It returns where the footer starts; column chunks
-// must end before it.
-func footerRange(r io.ReaderAt, size int64) (int64, error) {
-	if size < 12 {
-		return 0, fmt.Errorf("not a Parquet file: only %d bytes (truncated?)", size)
-	}
-	var head, tail [4]byte
-	if _, err := r.ReadAt(head[:], 0); err != nil {
-		return 0, fmt.Errorf("reading the magic bytes: %w", err)
-	}
-	if string(head[:]) != parquetMagic {
-		return 0, fmt.Errorf("not a Parquet file: starts with %q, want %q", head[:], parquetMagic)
-	}
-	var trailer [8]byte
-	if _, err := r.ReadAt(trailer[:], size-8); err != nil {
-		return 0, fmt.Errorf("reading the footer trailer: %w", err)
-	}
-	copy(tail[:], trailer[4:])
-	switch string(tail[:]) {
-	case "PAR1":
-	case "PARE":
-		return 0, errors.New("encrypted Parquet files are not supported")
-	default:
-		return 0, fmt.Errorf("truncated or not a Parquet file: ends with %q, want %q", tail[:], parquetMagic)
-	}
-	footerLen := int64(binary.LittleEndian.Uint32(trailer[:4]))
-	if footerLen > size-12 {
-		return 0, fmt.Errorf("footer length %d does not fit in the %d-byte file (truncated?)", footerLen, size)
-	}
-	if footerLen > maxFooterBytes {
-		return 0, fmt.Errorf("footer length %d exceeds the %d-byte limit", footerLen, maxFooterBytes)
-	}
-	footer := make([]byte, footerLen)
-	if _, err := r.ReadAt(footer, size-8-footerLen); err != nil {
-		return 0, fmt.Errorf("reading the %d-byte footer: %w", footerLen, err)
-	}
-	w := thriftWalker{b: footer, structBudget: maxFooterStructs}
-	if err := w.walkStruct(0, -1); err != nil {
-		return 0, fmt.Errorf("corrupt footer: %w", err)
-	}
-	// parquet-go builds its column tree recursively, copying each path, so
-	// the schema's nesting is bounded here, before it does.
-	var md format.FileMetaData
-	if err := thrift.Unmarshal(&thrift.CompactProtocol{}, footer, &md); err != nil {
-		return 0, fmt.Errorf("corrupt footer: %w", err)
-	}
-	if err := checkSchemaDepth(md.Schema); err != nil {
-		return 0, fmt.Errorf("corrupt footer: %w", err)
-	}
-	return size - 8 - footerLen, nil
-}
-
-// maxSchemaDepth bounds nesting; the layouts read at most a list of
-// structs (depth 4), and real files rarely pass 10.
-const maxSchemaDepth = 64
-
-// checkSchemaDepth checks that the flattened schema (each group followed by
-// its children, depth first) is a tree no deeper than maxSchemaDepth.
-func checkSchemaDepth(schema []format.SchemaElement) error {
-	if len(schema) == 0 {
-		return errors.New("empty schema")
-	}
-	// open holds, for each group being filled, how many children it still needs.
-	open := []int32{schema[0].NumChildren.V}
-	for i := 1; i < len(schema); i++ {
-		for len(open) > 0 && open[len(open)-1] == 0 {
-			open = open[:len(open)-1]
-		}
-		if len(open) == 0 {
-			return fmt.Errorf("schema element %d is outside the tree", i)
-		}
-		open[len(open)-1]--
-		if n := schema[i].NumChildren; !schema[i].Type.Valid && n.V > 0 {
-			open = append(open, n.V)
-			if len(open) > maxSchemaDepth {
-				return fmt.Errorf("schema nests deeper than %d levels", maxSchemaDepth)
-			}
-		}
-	}
-	for _, n := range open {
-		if n != 0 {
-			return errors.New("schema ends inside a group")
-		}
-	}
-	return nil
-}
-
-// checkMetadata bounds the counts and offsets of the decoded footer.
-func checkMetadata(md *format.FileMetaData, leaves int, dataEnd int64) error {
-	var rows int64
-	for i := range md.RowGroups {
-		rg := &md.RowGroups[i]
-		if rg.NumRows < 0 {
-			return fmt.Errorf("row group %d: negative row count %d", i, rg.NumRows)
-		}
-		if len(rg.Columns) != leaves {
-			return fmt.Errorf("row group %d has %d column chunks, the schema %d leaf columns", i, len(rg.Columns), leaves)
-		}
-		for j := range rg.Columns {
-			cc := &rg.Columns[j]
-			if cc.FilePath != "" {
-				return fmt.Errorf("row group %d, column %d: column data in another file (%q) is not supported", i, j, cc.FilePath)
-			}
-			if n := cc.MetaData.TotalCompressedSize; n < 0 || n > dataEnd {
-				return fmt.Errorf("row group %d, column %d: chunk size %d does not fit in the file", i, j, n)
-			}
-			start, end := chunkRange(&cc.MetaData)
-			if start < 4 || end < start || end > dataEnd {
-				return fmt.Errorf("row group %d, column %d: chunk bytes [%d, %d) lie outside the data section [4, %d)", i, j, start, end, dataEnd)
-			}
-		}
-		rows += rg.NumRows
-	}
-	if rows != md.NumRows {
-		return fmt.Errorf("row groups hold %d rows, the footer says %d", rows, md.NumRows)
-	}
-	return nil
-}
-
-func chunkRange(cm *format.ColumnMetaData) (start, end int64) {
-	start = cm.DataPageOffset
-	if cm.DictionaryPageOffset > 0 && cm.DictionaryPageOffset < start {
-		start = cm.DictionaryPageOffset
-	}
-	return start, start + cm.TotalCompressedSize
-}
-
-// checkCodecs refuses compressions mmablate does not read.
-func checkCodecs(md *format.FileMetaData) error {
+// CheckCodecs refuses compressions mmablate does not read.
+func CheckCodecs(md *format.FileMetaData) error {
 	for i := range md.RowGroups {
 		for _, cc := range md.RowGroups[i].Columns {
 			if !readableCodecs[cc.MetaData.Codec] {
@@ -171,14 +32,14 @@ func checkCodecs(md *format.FileMetaData) error {
 }
 
 // readableCodecs are the compressions whose decoders cannot be made to
-// allocate without bound (checkPages bounds their output first). Brotli and
+// allocate without bound (CheckPages bounds their output first). Brotli and
 // LZ4 are refused: parquet-go's LZ4 decoder doubles its buffer forever on
 // corrupt input, and neither is common in image-text datasets.
 var readableCodecs = map[format.CompressionCodec]bool{
 	format.Uncompressed: true, format.Snappy: true, format.Gzip: true, format.Zstd: true,
 }
 
-// PageHeader fields (parquet.thrift), as thriftWalker keys them.
+// PageHeader fields (parquet.thrift), as walker.ints keys them.
 const (
 	phType             = 1
 	phUncompressedSize = 2
@@ -189,10 +50,10 @@ const (
 	pageTypeDataV2     = 3
 )
 
-// checkPages walks the page headers of one column chunk so that no page
+// CheckPages walks the page headers of one column chunk so that no page
 // claims more bytes than the chunk holds, and checks that no page
 // decompresses to more than maxPageBytes before parquet-go allocates for it.
-func checkPages(r io.ReaderAt, cm *format.ColumnMetaData) error {
+func CheckPages(r io.ReaderAt, cm *format.ColumnMetaData) error {
 	pos, end := chunkRange(cm)
 	for pos < end {
 		window := min(int64(4096), end-pos)
@@ -201,9 +62,10 @@ func checkPages(r io.ReaderAt, cm *format.ColumnMetaData) error {
 			if _, err := r.ReadAt(buf, pos); err != nil {
 				return fmt.Errorf("reading the page header at offset %d: %w", pos, err)
 			}
-			w := thriftWalker{b: buf, structBudget: 1 << 16, ints: map[int]int32{}}
+			w := newWalker(buf, "page header", maxPageHeaderDecodedBytes)
+			w.ints = map[int]int32{}
 			err := w.walkStruct(0, 0)
-			if errors.Is(err, errShortThrift) && window < end-pos && window < maxPageHeaderBytes {
+			if isShort(err) && window < end-pos && window < maxPageHeaderBytes {
 				window = min(window*16, end-pos, maxPageHeaderBytes)
 				continue
 			}
@@ -211,7 +73,7 @@ func checkPages(r io.ReaderAt, cm *format.ColumnMetaData) error {
 				return fmt.Errorf("corrupt page header at offset %d: %w", pos, err)
 			}
 			uncompressed, compressed := int64(w.ints[phUncompressedSize]), int64(w.ints[phCompressedSize])
-			pos += window - int64(len(w.b))
+			pos += int64(w.off)
 			if compressed < 0 || uncompressed < 0 || compressed > end-pos {
 				return fmt.Errorf("page at offset %d claims %d bytes, the column chunk has %d left", pos, compressed, end-pos)
 			}
