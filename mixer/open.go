@@ -1,0 +1,49 @@
+package mixer
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+
+	"github.com/mmablate/mmablate/data"
+	"github.com/mmablate/mmablate/data/images"
+	"github.com/mmablate/mmablate/data/stream"
+)
+
+// OpenStreams opens one data/stream Reader per source of a valid cfg,
+// over the source's paths, with opts for everything else; a zero
+// opts.Image takes CLIP's normalisation at data.packing.resolution. Each source's
+// seed is opts.Seed mixed with a hash of its name, so sources are shuffled
+// independently and adding a source changes no other's order. On failure
+// the streams already opened are closed.
+func OpenStreams(ctx context.Context, cfg Config, opts stream.Options) (map[string]data.Stream, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if r := cfg.Packing.Resolution; r > 0 {
+		switch opts.Image.Resolution {
+		case 0:
+			opts.Image = images.DefaultOptions(r)
+		case r:
+		default:
+			return nil, fmt.Errorf("%s.packing.resolution is %d but the streams would decode images to %d", KeyPrefix, r, opts.Image.Resolution)
+		}
+	}
+	out := map[string]data.Stream{}
+	for _, name := range cfg.names() {
+		o := opts
+		o.Paths = cfg.Sources[name].Paths
+		h := fnv.New64a()
+		h.Write([]byte(name))
+		o.Seed = opts.Seed ^ int64(h.Sum64()>>1)
+		r, err := stream.Open(ctx, o)
+		if err != nil {
+			for _, s := range out {
+				s.Close()
+			}
+			return nil, fmt.Errorf("%s.sources.%s.paths: %w", KeyPrefix, name, err)
+		}
+		out[name] = r
+	}
+	return out, nil
+}
