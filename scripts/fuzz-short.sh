@@ -6,7 +6,7 @@ set -euo pipefail
 fuzztime="${FUZZTIME:-5s}"
 status=0
 while IFS= read -r file; do
-  pkg="./$(dirname "$file")"
+  pkg="$(dirname "$file")"
   for target in $(grep -oE '^func Fuzz[A-Za-z0-9_]+' "$file" | sed 's/^func //'); do
     echo "fuzz $pkg $target ($fuzztime)"
     if ! go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "$pkg" >/tmp/fuzz-$$.log 2>&1; then
