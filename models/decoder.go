@@ -20,6 +20,7 @@ type decoder struct {
 	norm   *engine.RMSNorm[float32]
 	head   *engine.Linear[float32] // tied: LinearOf(embed.W)
 	rope   *engine.RoPE[float32]
+	ce     *engine.CrossEntropy[float32]
 }
 
 type block struct {
@@ -35,7 +36,9 @@ func newDecoder(ps *engine.Params[float32], c DecoderConfig, pool *engine.Pool) 
 	d := &decoder{cfg: c,
 		embed: engine.NewEmbedding(ps, "llm.tok_embed", c.Vocab, c.Width),
 		rope:  engine.NewRoPE[float32](hd, c.RopeBase, c.MaxSeq),
+		ce:    engine.NewCrossEntropy[float32](c.Vocab, pool),
 	}
+	d.rope.Pool = pool
 	for i := range c.Layers {
 		pre := fmt.Sprintf("llm.layers.%d.", i)
 		b := &block{
@@ -173,7 +176,7 @@ func (d *decoder) forward(s *decoderActs, pos, docs, targets []int32, mask []flo
 	}
 	d.norm.Forward(s.fn, s.frstd, s.xs[c.Layers])
 	d.head.Forward(s.logits, s.fn)
-	return engine.CrossEntropyForward(s.ceStats, s.logits, targets, mask, c.Vocab)
+	return d.ce.Forward(s.ceStats, s.logits, targets, mask)
 }
 
 // backward adds every decoder parameter's gradient and leaves the gradient
@@ -181,7 +184,7 @@ func (d *decoder) forward(s *decoderActs, pos, docs, targets []int32, mask []flo
 func (d *decoder) backward(s *decoderActs, pos, targets []int32, mask []float32) {
 	c := d.cfg
 	clear(s.dlogits)
-	engine.CrossEntropyBackward(s.dlogits, s.logits, s.ceStats, targets, mask, c.Vocab, 1)
+	d.ce.Backward(s.dlogits, s.logits, s.ceStats, targets, mask, 1)
 	clear(s.dnorm)
 	d.head.Backward(s.dnorm, s.dlogits, s.fn)
 	clear(s.dx)

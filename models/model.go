@@ -14,7 +14,7 @@ import (
 // identity (they change speed and optimisation, not the function computed).
 type Options struct {
 	Seed      uint64             // initial weights come from rand.NewPCG(Seed, seedStream)
-	Workers   int                // goroutines for attention (over batch × heads); ≤ 1 runs inline
+	Workers   int                // goroutines for every layer (products, attention, norms, elementwise); ≤ 1 runs inline
 	MaxImages int                // images per batch the activations are sized for; 0 = B·T/connector.tokens
 	AdamW     engine.AdamWConfig // zero value = DefaultAdamW
 	ClipNorm  float64            // global gradient-norm clip; 0 = DefaultClipNorm, < 0 = off
@@ -65,6 +65,10 @@ func New(cfg Config, B, T int, opts Options) (*Model, error) {
 	}
 	if opts.Workers > 1 {
 		m.pool = engine.NewPool(opts.Workers)
+		// Every layer built on Params splits its products, norms and
+		// elementwise loops over the pool (OpenBLAS then runs one thread
+		// inside the pool's regions), not only attention.
+		m.Params.Pool = m.pool
 	}
 	rng := rand.New(rand.NewPCG(opts.Seed, seedStream))
 	m.dec = newDecoder(m.Params, cfg.Decoder, m.pool)

@@ -5,6 +5,10 @@ import "math"
 // SiLUForward sets out = x·σ(x); out may alias x.
 func SiLUForward[T Float](out, x []T) {
 	checkLen("SiLUForward out", out, len(x))
+	if is32[T]() {
+		siluF32(as32(out), as32(x))
+		return
+	}
 	out = out[:len(x)]
 	for i, v := range x {
 		out[i] = v * sigmoidT(v)
@@ -15,6 +19,10 @@ func SiLUForward[T Float](out, x []T) {
 func SiLUBackward[T Float](dx, dout, x []T) {
 	checkLen("SiLUBackward dx", dx, len(x))
 	checkLen("SiLUBackward dout", dout, len(x))
+	if is32[T]() {
+		siluGradF32(as32(dx), as32(dout), as32(x))
+		return
+	}
 	dx, dout = dx[:len(x)], dout[:len(x)]
 	for i, v := range x {
 		s := sigmoidT(v)
@@ -26,6 +34,10 @@ func SiLUBackward[T Float](dx, dout, x []T) {
 // (PyTorch's default, not the tanh approximation); out may alias x.
 func GELUForward[T Float](out, x []T) {
 	checkLen("GELUForward out", out, len(x))
+	if is32[T]() {
+		geluF32(as32(out), as32(x))
+		return
+	}
 	out = out[:len(x)]
 	for i, v := range x {
 		out[i] = 0.5 * v * (1 + erfT(v*math.Sqrt2/2))
@@ -61,6 +73,10 @@ func GELUBackward[T Float](dx, dout, x []T) {
 // geluGrad writes (acc false, dx may alias dout) or adds dout·GELU'(x).
 func geluGrad[T Float](dx, dout, x []T, acc bool) {
 	const invSqrt2Pi = 0.3989422804014327
+	if is32[T]() {
+		geluGradF32(as32(dx), as32(dout), as32(x), acc)
+		return
+	}
 	dx, dout = dx[:len(x)], dout[:len(x)]
 	for i, v := range x {
 		g := 0.5*(1+erfT(v*math.Sqrt2/2)) + v*invSqrt2Pi*expT(-0.5*v*v)

@@ -62,10 +62,20 @@ func (o *AdamW[T]) chunk(i int) {
 	o.ps.eachInChunk(i, func(p *Param[T], lo, hi int) {
 		w := data[lo:hi]
 		g, m, v := grad[lo:hi][:len(w)], o.m[lo:hi][:len(w)], o.v[lo:hi][:len(w)]
-		if p.Decay && o.Config.WeightDecay != 0 {
-			Scale(w, o.decay)
-		}
 		b1, b2, eps, step, inv := o.b1, o.b2, o.eps, o.stepSize, o.invSqrtBC2
+		if p.Decay && o.Config.WeightDecay != 0 {
+			// The decay in the same pass: the update is memory-bound, and
+			// a separate Scale(w) would read and write w once more.
+			decay := o.decay
+			for i := range w {
+				gi := g[i]
+				mi := b1*m[i] + (1-b1)*gi
+				vi := b2*v[i] + (1-b2)*gi*gi
+				m[i], v[i] = mi, vi
+				w[i] = w[i]*decay - step*mi/(T(math.Sqrt(float64(vi)))*inv+eps)
+			}
+			return
+		}
 		for i := range w {
 			gi := g[i]
 			mi := b1*m[i] + (1-b1)*gi

@@ -157,7 +157,13 @@ func (a *Attention[T]) softmaxRow(row []T, t int, docs []int32) {
 				row[s] = 0
 				continue
 			}
-			e := expT(row[s] - mx)
+			x := row[s] - mx
+			var e T
+			if is32[T]() && x >= expInLo { // x ≤ 0; expf's fast path, inlined
+				e = T(expIn(float32(x)))
+			} else {
+				e = expT(x)
+			}
 			row[s] = e
 			sum += e
 		}

@@ -274,3 +274,16 @@ func BenchmarkMLPFwdBwd(b *testing.B) {
 		m.Backward(dx, g, x, acts)
 	}
 }
+
+// BenchmarkGELUElementwise is the ViT MLP's activation, forward and
+// gradient, on 64k elements.
+func BenchmarkGELUElementwise(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 1))
+	n := 1 << 16
+	x, g, out, dx := randn32(rng, n, 2), randn32(rng, n, 1), make([]float32, n), make([]float32, n)
+	for b.Loop() {
+		GELUForward(out, x)
+		GELUBackward(dx, g, x)
+	}
+	b.ReportMetric(b.Elapsed().Seconds()*1e9/float64(b.N*n), "ns/elem")
+}

@@ -14,3 +14,8 @@ func SetBLASThreads(n int) {}
 
 // BLASThreads reports GOMAXPROCS, the parallelism gonum's BLAS uses.
 func BLASThreads() int { return runtime.GOMAXPROCS(0) }
+
+// The pure-Go BLAS has no thread count to manage (see blas_cgo.go).
+func blasEnterParallel()      {}
+func blasExitParallel()       {}
+func blasForProduct(work int) {}

@@ -60,18 +60,23 @@
 // at start. The engine's own goroutines belong to a Pool value (no global):
 // NewPool(workers) is a bounded pool; a nil *Pool runs everything on the
 // calling goroutine. Layers take the pool from Params.Pool (Linear, Conv2d,
-// the MLPs, the norms, AdamW, ClipGradNorm) or from their own field or
-// argument (NewAttention, NewCrossEntropy, RoPE.Pool).
+// the MLPs, the norms, AdamW, ClipGradNorm, CheckGrads) or from their own
+// field or argument (NewAttention, NewCrossEntropy, RoPE.Pool). A model
+// given a pool should set Params.Pool too: a layer whose arena has no pool
+// runs its products, norms and elementwise loops on one goroutine.
 //
-// Recommended for a process given c cores: SetBLASThreads(1) and
-// NewPool(c). The pool then splits every large product by rows
-// (ParallelGemm) and the attention heads, norms and elementwise loops,
-// while OpenBLAS runs single-threaded: no OpenBLAS threads spin on cores
-// that Go code needs, and cells sharing a machine do not oversubscribe it.
-// Start the process with OPENBLAS_NUM_THREADS=1 as well if possible, so that
-// OpenBLAS does not even create idle threads. Never combine BLAS threads > 1
-// with a pool of > 1 workers: concurrent multi-threaded OpenBLAS calls from
-// the attention workers were measured 4x slower.
+// The engine keeps the two kinds of threads apart by itself: while a pool
+// runs tasks on several goroutines (a ParallelGemm's row blocks, attention
+// heads, any Pool.For), every product runs OpenBLAS single-threaded; a large
+// product issued outside all such regions gets SetBLASThreads's count back.
+// Two multi-threaded OpenBLAS calls at once serialise on OpenBLAS's level-3
+// lock and its idle threads spin (sched_yield) on the cores the pool's
+// goroutines need: a training step with both at 2 on 2 cores was measured
+// to burn 50–90% more CPU. So for a process given c cores:
+// SetBLASThreads(c) and NewPool(c) (or SetBLASThreads(1); the pool splits
+// every large product by rows itself). Starting the process with
+// OPENBLAS_NUM_THREADS=1 additionally keeps OpenBLAS from creating idle
+// threads until SetBLASThreads asks for more.
 //
 //	func SetBLASThreads(n int)
 //	func BLASThreads() int

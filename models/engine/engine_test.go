@@ -671,3 +671,120 @@ func TestBadInputsPanicNamingTheProblem(t *testing.T) {
 		})
 	}
 }
+
+// CheckGrads scans the arena in pool chunks first; a non-finite value in any
+// chunk, and only in a trainable tensor, must still be found and named.
+func TestCheckGradsPooled(t *testing.T) {
+	pool := NewPool(2)
+	defer pool.Close()
+	ps := NewParams[float32]()
+	ps.Pool = pool
+	a := ps.Add("a", 100000)
+	fz := ps.Add("fz", 40000)
+	c := ps.Add("c", 70000)
+	fz.Frozen = true
+	nan, inf := float32(math.NaN()), float32(math.Inf(-1))
+	for _, tc := range []struct {
+		name    string
+		set     func()
+		want    string // "" = no error
+		wantIdx int
+	}{
+		{"clean", func() {}, "", 0},
+		{"frozen NaN ignored", func() { fz.Grad()[123] = nan }, "", 0},
+		{"-Inf in a later chunk", func() { c.Grad()[65000] = inf }, "c (grad)", 65000},
+		{"first tensor wins", func() { a.Grad()[99999] = nan; c.Grad()[5] = nan }, "a (grad)", 99999},
+		{"huge finite values pass", func() { a.Grad()[7] = math.MaxFloat32; c.Grad()[8] = -math.MaxFloat32 }, "", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ps.ZeroGrad()
+			tc.set()
+			err := ps.CheckGrads()
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("CheckGrads = %v, want nil", err)
+				}
+				return
+			}
+			if nf, ok := err.(*NonFiniteError); !ok || nf.Name != tc.want || nf.Index != tc.wantIdx {
+				t.Fatalf("CheckGrads = %v, want %s at %d", err, tc.want, tc.wantIdx)
+			}
+		})
+	}
+}
+
+func TestAllFinite(t *testing.T) {
+	for _, tc := range []struct {
+		x    []float64
+		want bool
+	}{
+		{nil, true},
+		{[]float64{1, -2, 3, 0, math.MaxFloat64, -math.SmallestNonzeroFloat64}, true},
+		{[]float64{1, 2, 3, 4, 5, math.NaN()}, false},
+		{[]float64{math.Inf(1), 0, 0, 0}, false},
+		{[]float64{0, 0, math.Inf(-1)}, false},
+	} {
+		if got := allFinite(tc.x); got != tc.want {
+			t.Errorf("allFinite(%v) = %v, want %v", tc.x, got, tc.want)
+		}
+	}
+}
+
+// The float32 activation kernels (inlined exp, shared GELU exponential)
+// against float64 math.Erf/math.Exp, over the body and the tails, plus
+// NaN propagation.
+func TestActivationsFloat32(t *testing.T) {
+	var xs []float32
+	for x := -30.0; x <= 30; x += 0.0037 {
+		xs = append(xs, float32(x))
+	}
+	xs = append(xs, -200, -95, -88.5, 88.5, 95, 200)
+	n := len(xs)
+	ones := make([]float32, n)
+	for i := range ones {
+		ones[i] = 1
+	}
+	gelu, dgelu, silu, dsilu := make([]float32, n), make([]float32, n), make([]float32, n), make([]float32, n)
+	GELUForward(gelu, xs)
+	GELUBackward(dgelu, ones, xs)
+	SiLUForward(silu, xs)
+	SiLUBackward(dsilu, ones, xs)
+	sw, sg := make([]float32, n), make([]float32, n)
+	swigluF32(sw, xs, ones, sg)
+	for i, x32 := range xs {
+		x := float64(x32)
+		phi := 0.5 * (1 + math.Erf(x/math.Sqrt2))
+		pdf := math.Exp(-x*x/2) / math.Sqrt(2*math.Pi)
+		s := 1 / (1 + math.Exp(-x))
+		for _, c := range []struct {
+			name      string
+			got, want float64
+		}{
+			{"gelu", float64(gelu[i]), x * phi},
+			{"gelu'", float64(dgelu[i]), phi + x*pdf},
+			{"silu", float64(silu[i]), x * s},
+			{"silu'", float64(dsilu[i]), s * (1 + x*(1-s))},
+			{"swiglu", float64(sw[i]), x * s},
+			{"sigmoid", float64(sg[i]), s},
+		} {
+			// erf's A&S form is good to 1.5e-7 absolute; the rest to float32 rounding.
+			if d := math.Abs(c.got - c.want); d > 3e-7*max(1, math.Abs(x)) && d > 2e-6*math.Abs(c.want) {
+				t.Fatalf("%s(%v) = %v, want %v", c.name, x32, c.got, c.want)
+			}
+		}
+	}
+	nan := []float32{float32(math.NaN())}
+	out := []float32{0}
+	for name, f := range map[string]func(){
+		"gelu":  func() { GELUForward(out, nan) },
+		"gelu'": func() { GELUBackward(out, []float32{1}, nan) },
+		"silu":  func() { SiLUForward(out, nan) },
+		"silu'": func() { SiLUBackward(out, []float32{1}, nan) },
+	} {
+		out[0] = 0
+		f()
+		if !math.IsNaN(float64(out[0])) {
+			t.Errorf("%s(NaN) = %v, want NaN", name, out[0])
+		}
+	}
+}

@@ -45,6 +45,7 @@ func Gemm[T Float](tA, tB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb
 		tb = blas.Trans
 	}
 	a, b, c = a[:(ar-1)*lda+ac], b[:(br-1)*ldb+bc], c[:(m-1)*ldc+n]
+	blasForProduct(m * n * k)
 	if is32[T]() {
 		blas32.Gemm(ta, tb, float32(alpha),
 			blas32.General{Rows: ar, Cols: ac, Stride: lda, Data: as32(a)},

@@ -136,7 +136,12 @@ func ceForwardRows[T Float](stats, logits []T, targets []int32, mask []T, V, r0,
 		}
 		var s T
 		for _, v := range row {
-			s += expT(v - mx)
+			x := v - mx
+			if is32[T]() && x >= expInLo { // x ≤ 0; expf's fast path, inlined
+				s += T(expIn(float32(x)))
+			} else {
+				s += expT(x)
+			}
 		}
 		logSum := math.Log(float64(s))
 		stats[2*i], stats[2*i+1] = mx, T(logSum)
@@ -163,7 +168,12 @@ func ceBackwardRows[T Float](dlogits, logits, stats []T, targets []int32, mask [
 		drow := dlogits[i*V : (i+1)*V][:len(row)]
 		mx, logSum := stats[2*i], stats[2*i+1]
 		for j, v := range row {
-			drow[j] += wi * expT(v-mx-logSum)
+			x := v - mx - logSum
+			if is32[T]() && x >= expInLo && x <= expInHi { // expf's fast path, inlined
+				drow[j] += wi * T(expIn(float32(x)))
+			} else {
+				drow[j] += wi * expT(x)
+			}
 		}
 		drow[targets[i]] -= wi
 	}

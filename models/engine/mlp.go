@@ -127,6 +127,10 @@ func (j *elementwiseJob[T]) run(i int) {
 	a, b := j.a[lo:hi], j.b[lo:hi]
 	switch j.op {
 	case ewSwiGLU:
+		if is32[T]() {
+			swigluF32(as32(a), as32(b), as32(j.c[lo:hi]), as32(j.d[lo:hi]))
+			return
+		}
 		c, sg := j.c[lo:hi][:len(b)], j.d[lo:hi][:len(b)]
 		a := a[:len(b)]
 		for i, v := range b {

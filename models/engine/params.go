@@ -3,6 +3,7 @@ package engine
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -26,6 +27,10 @@ type Params[T Float] struct {
 	sumSq              []float64
 	clipScale          T
 	sumTask, scaleTask func(int)
+
+	// CheckGrads's per-chunk verdicts and its pool task, made once.
+	gradBad   []bool
+	checkTask func(int)
 }
 
 // chunkSize is the number of arena elements per pool task in the
@@ -171,6 +176,21 @@ func (ps *Params[T]) scaleChunk(i int) {
 // CheckGrads returns a *NonFiniteError naming the first trainable tensor
 // whose gradient holds a NaN or Inf, or nil.
 func (ps *Params[T]) CheckGrads() error {
+	// Every step checks the whole gradient arena, so scan it over the pool
+	// with a branch-free test first; only a step that has a non-finite
+	// value walks the tensors in order to name the first one.
+	if ps.checkTask == nil {
+		ps.checkTask = ps.checkChunk
+	}
+	nc := ps.chunks()
+	if cap(ps.gradBad) < nc {
+		ps.gradBad = make([]bool, nc)
+	}
+	ps.gradBad = ps.gradBad[:nc]
+	ps.Pool.For(nc, ps.checkTask)
+	if !slices.Contains(ps.gradBad, true) {
+		return nil
+	}
 	for _, p := range ps.params {
 		if p.Frozen {
 			continue
@@ -180,6 +200,12 @@ func (ps *Params[T]) CheckGrads() error {
 		}
 	}
 	return nil
+}
+
+func (ps *Params[T]) checkChunk(i int) {
+	bad := false
+	ps.eachInChunk(i, func(_ *Param[T], lo, hi int) { bad = bad || !allFinite(ps.grad[lo:hi]) })
+	ps.gradBad[i] = bad
 }
 
 // Data returns the tensor's values (a view into the arena).

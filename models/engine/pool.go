@@ -66,6 +66,8 @@ func (p *Pool) For(n int, f func(i int)) {
 		return
 	}
 	defer p.mu.Unlock()
+	blasEnterParallel()
+	defer blasExitParallel()
 	p.f, p.n = f, int64(n)
 	p.next.Store(0)
 	helpers := min(p.workers-1, n-1)
