@@ -1,0 +1,112 @@
+package experiments
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"syscall"
+
+	"github.com/mmablate/mmablate/data"
+	"github.com/mmablate/mmablate/data/layouts"
+	"github.com/mmablate/mmablate/data/shapes"
+	"github.com/mmablate/mmablate/data/tokenizer"
+)
+
+// prepareShapes generates the shapes world into shapes.dir when it is set
+// and that directory holds no complete output of these parameters yet
+// (shapes.Generate leaves an up-to-date one alone).
+func prepareShapes(ctx context.Context, cfg Config, log *slog.Logger) error {
+	if cfg.Shapes.Dir == "" {
+		return nil
+	}
+	unlock, err := lockBeside(cfg.Shapes.Dir)
+	if err != nil {
+		return fmt.Errorf("shapes.dir: %w", err)
+	}
+	defer unlock()
+	sc := cfg.Shapes.shapesConfig()
+	if cfg.Shapes.Book {
+		book, err := shapes.BookPath()
+		if err != nil {
+			return fmt.Errorf("shapes.book: %w", err)
+		}
+		sc.TextFiles = append([]string{book}, sc.TextFiles...)
+	}
+	res, err := shapes.Generate(ctx, cfg.Shapes.Dir, sc, shapes.Options{})
+	if err != nil {
+		return fmt.Errorf("shapes.dir: %w", err)
+	}
+	if !res.UpToDate {
+		log.Info("generated the shapes world", "dir", cfg.Shapes.Dir)
+	}
+	return nil
+}
+
+// maxTokenizerBytes bounds a tokenizer.json read (a 256k vocabulary is
+// about 10 MB).
+const maxTokenizerBytes = 256 << 20
+
+// prepareTokenizer returns the bytes of tokenizer.path, training it first
+// from the text of every data source when the file does not exist.
+func prepareTokenizer(ctx context.Context, cfg Config, log *slog.Logger) ([]byte, error) {
+	path := cfg.Tokenizer.Path
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("tokenizer.path: %w", err)
+	}
+	unlock, err := lockBeside(path)
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer.path: %w", err)
+	}
+	defer unlock()
+	b, err := readBounded(path, maxTokenizerBytes)
+	if err == nil {
+		return b, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("tokenizer.path: %w", err)
+	}
+	tr, err := tokenizer.NewTrainer(tokenizer.TrainOptions{VocabSize: cfg.Tokenizer.Vocab, MinFrequency: cfg.Tokenizer.MinFrequency})
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer.vocab: %w", err)
+	}
+	for _, name := range slices.Sorted(maps.Keys(cfg.Data.Sources)) {
+		for _, p := range cfg.Data.Sources[name].Paths {
+			if _, err := tr.AddDataset(ctx, p, layouts.Options{}, data.OnErrorFail); err != nil {
+				return nil, fmt.Errorf("training tokenizer.path %s from data.sources.%s: %w", path, name, err)
+			}
+		}
+	}
+	tok, err := tr.Train(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("training tokenizer.path %s: %w", path, err)
+	}
+	if err := tok.Save(path); err != nil {
+		return nil, err
+	}
+	log.Info("trained the tokenizer", "path", path, "vocab", tok.VocabSize())
+	return tok.Marshal(), nil
+}
+
+// lockBeside takes an exclusive lock on the file .<base>.lock next to path,
+// so that cells of a sweep started together make a shared dataset or
+// tokenizer once: the others wait, then find it made.
+func lockBeside(path string) (unlock func(), err error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
+	}
+	return func() { f.Close() }, nil // closing releases the lock
+}
