@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mmablate/mmablate/internal/atomicfile"
 	"github.com/mmablate/mmablate/mixer"
 	"github.com/mmablate/mmablate/models"
 )
@@ -285,45 +286,17 @@ func readBounded(path string, limit int64) ([]byte, error) {
 	return b, nil
 }
 
-// writeFileAtomic writes b to a temporary file beside path, fsyncs it,
-// calls beforeRename if set, renames it over path and fsyncs the directory.
+// writeFileAtomic writes b through internal/atomicfile, calling
+// beforeRename (the kill tests' pause) once the temporary holds b and before
+// it is renamed over path.
 func writeFileAtomic(path string, b []byte, beforeRename func()) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // a no-op once renamed
-	err = tmp.Chmod(0o644)      // CreateTemp's 0600 would hide the run from its readers
-	if err == nil {
-		_, err = tmp.Write(b)
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if beforeRename != nil {
-		beforeRename()
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("%s: sync: %w", dir, err)
-	}
-	return nil
+	return atomicfile.Write(path, 0o644, func(w io.Writer) error {
+		if _, err := w.Write(b); err != nil {
+			return err
+		}
+		if beforeRename != nil {
+			beforeRename()
+		}
+		return nil
+	})
 }

@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/mmablate/mmablate/internal/atomicfile"
 )
 
 // Job is one batch job: an array job over Cells, or, with Cells nil, a plain
@@ -81,12 +83,12 @@ func WriteJob(dir, base string, job Job) (string, error) {
 		}
 	}
 	if job.Cells != nil {
-		if err := writeAtomic(cellsPath, cellsTSV(job.Cells), 0o644); err != nil {
+		if err := atomicfile.WriteFile(cellsPath, cellsTSV(job.Cells), 0o644); err != nil {
 			return "", err
 		}
 	}
 	scriptPath := filepath.Join(dir, base+".sbatch")
-	if err := writeAtomic(scriptPath, script, 0o755); err != nil {
+	if err := atomicfile.WriteFile(scriptPath, script, 0o755); err != nil {
 		return "", err
 	}
 	return scriptPath, nil
@@ -276,47 +278,4 @@ func sbatchQuote(s string) (string, error) {
 	}
 	r := strings.NewReplacer(`\`, `\\`, `'`, `\'`)
 	return "'" + r.Replace(s) + "'", nil
-}
-
-// writeAtomic replaces path with data so that a reader sees the old file or
-// the new one, never a part: temporary file in the same directory, fsync,
-// rename, fsync of the directory.
-func writeAtomic(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	fail := func(err error) error {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if _, err := f.Write(data); err != nil {
-		return fail(err)
-	}
-	if err := f.Chmod(perm); err != nil {
-		return fail(err)
-	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("write %s: sync directory: %w", path, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("write %s: sync directory: %w", path, err)
-	}
-	return nil
 }

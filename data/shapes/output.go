@@ -15,6 +15,7 @@ import (
 
 	"github.com/mmablate/mmablate/data"
 	"github.com/mmablate/mmablate/data/shards"
+	"github.com/mmablate/mmablate/internal/atomicfile"
 )
 
 // StampName is the file in the output directory that records what made it.
@@ -289,26 +290,8 @@ func writeStamp(out string, st *stamp) error {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return fmt.Errorf("shapes: create output directory: %w", err)
 	}
-	tmp, err := os.CreateTemp(out, "."+StampName+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("shapes: write %s: %w", StampName, err)
-	}
-	err = tmp.Chmod(0o644)
-	if err == nil {
-		_, err = tmp.Write(append(b, '\n'))
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), filepath.Join(out, StampName))
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("shapes: write %s: %w", filepath.Join(out, StampName), err)
+	if err := atomicfile.WriteFile(filepath.Join(out, StampName), append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("shapes: %w", err)
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/mmablate/mmablate/data"
+	"github.com/mmablate/mmablate/internal/atomicfile"
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress"
 )
@@ -169,7 +170,7 @@ func (w *Writer) Close() (*Manifest, error) {
 	if err != nil {
 		return nil, errors.Join(w.fail(err), w.Abort())
 	}
-	if err := writeFileAtomic(w.dir, ManifestName, b); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(w.dir, ManifestName), b, 0o644); err != nil {
 		return nil, errors.Join(w.fail(err), w.Abort())
 	}
 	w.done = true
@@ -294,44 +295,10 @@ func (w *Writer) finishShard() error {
 	return nil
 }
 
-// writeFileAtomic writes b to dir/name through a temporary file in dir,
-// fsynced and renamed, so readers see the old file or the whole new one.
-func writeFileAtomic(dir, name string, b []byte) error {
-	tmp, err := os.CreateTemp(dir, "."+name+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("shards: write %s: %w", name, err)
-	}
-	err = tmp.Chmod(0o644) // CreateTemp makes the file private
-	if err == nil {
-		_, err = tmp.Write(b)
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), filepath.Join(dir, name))
-	}
-	if err != nil {
-		return errors.Join(fmt.Errorf("shards: write %s: %w", filepath.Join(dir, name), err), removeIfExists(tmp.Name()))
-	}
-	return syncDir(dir)
-}
-
 // syncDir makes a rename in dir durable.
 func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("shards: sync directory: %w", err)
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("shards: sync directory %s: %w", dir, err)
+	if err := atomicfile.SyncDir(dir); err != nil {
+		return fmt.Errorf("shards: %w", err)
 	}
 	return nil
 }

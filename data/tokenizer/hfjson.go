@@ -6,9 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/mmablate/mmablate/internal/atomicfile"
 )
 
 // maxFileBytes bounds a tokenizer.json before it is read (GPT-4-sized
@@ -299,30 +300,10 @@ func (t *Tokenizer) Marshal() []byte {
 	return b.Bytes()
 }
 
-// Save writes t to path as a tokenizer.json, atomically: a temporary file in
-// the same directory, fsynced, then renamed over path.
+// Save writes t to path as a tokenizer.json, atomically (internal/atomicfile).
 func (t *Tokenizer) Save(path string) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("tokenizer: save %s: %w", path, err)
-	}
-	_, err = tmp.Write(t.Marshal())
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("tokenizer: save %s: %w", path, err)
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		d.Sync() // the rename is durable once the directory is; best effort
-		d.Close()
+	if err := atomicfile.WriteFile(path, t.Marshal(), 0o644); err != nil {
+		return fmt.Errorf("tokenizer: save: %w", err)
 	}
 	return nil
 }

@@ -8,7 +8,8 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
+
+	"github.com/mmablate/mmablate/internal/atomicfile"
 )
 
 // Metric names in ShotResult.Metrics.
@@ -121,42 +122,14 @@ const maxResultsBytes = 64 << 20
 // WriteJSON writes r to path atomically: a temporary file in the same
 // directory, fsynced, renamed over path, then the directory fsynced, so
 // path holds either the old results or the new, never a part.
-func WriteJSON(path string, r *Results) (err error) {
+func WriteJSON(path string, r *Results) error {
 	b, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		return fmt.Errorf("eval results: %w", err)
 	}
 	b = append(b, '\n')
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
+	if err := atomicfile.WriteFile(path, b, 0o644); err != nil {
 		return fmt.Errorf("eval results: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err = f.Write(b); err != nil {
-		return fmt.Errorf("eval results: write %s: %w", f.Name(), err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("eval results: sync %s: %w", f.Name(), err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("eval results: close %s: %w", f.Name(), err)
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("eval results: %w", err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("eval results: %w", err)
-	}
-	defer d.Close()
-	if err = d.Sync(); err != nil {
-		return fmt.Errorf("eval results: sync directory %s: %w", dir, err)
 	}
 	return nil
 }

@@ -26,9 +26,10 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 	"slices"
 	"sort"
+
+	"github.com/mmablate/mmablate/internal/atomicfile"
 )
 
 // MaxHeaderLen bounds the JSON header (the reference Rust reader's limit):
@@ -383,34 +384,8 @@ func Encode(w io.Writer, tensors map[string]Tensor, metadata map[string]string) 
 	return bw.Flush()
 }
 
-// WriteFile writes tensors to path atomically: a temporary file in the same
-// directory is written, synced and renamed over path, so a crash leaves
-// either the old file or the new one.
+// WriteFile writes tensors to path atomically (internal/atomicfile): a crash
+// leaves either the old file or the new one.
 func WriteFile(path string, tensors map[string]Tensor, metadata map[string]string) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // no-op once renamed
-	if err := Encode(tmp, tensors, metadata); err != nil {
-		tmp.Close()
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	// Sync the directory so the rename itself survives a crash.
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
+	return atomicfile.Write(path, 0o644, func(w io.Writer) error { return Encode(w, tensors, metadata) })
 }
