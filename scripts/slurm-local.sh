@@ -28,11 +28,12 @@
 # The settings follow docs/slurm-notes.md (measured on this machine kind):
 # RequeueExit=75 lets a task ask to be rerun; AuthInfo=cred_expire=15 makes a
 # requeued task start again after ~15 s instead of ~2 min; MinJobAge=3600
-# A requeued task becomes eligible cred_expire after it ended, but no event
-# wakes a scheduler then: the main loop runs every 60 s by default (and
-# backfill skips cycles when nothing changed). Look every second instead.
-SchedulerParameters=sched_interval=1,bf_interval=1
 # keeps finished jobs visible to scontrol for an hour.
+#
+# slurmctld and slurmd run in the foreground (-D) under setsid, so the PID the
+# script records is the daemon's from the first instant: a daemonising start
+# writes its PID file some time after the parent returns, and a check in that
+# window took a starting daemon for a dead one.
 set -euo pipefail
 
 cmd="${1:-}"
@@ -45,12 +46,36 @@ export SLURM_CONF="$conf"
 log() { echo "slurm-local: $*" >&2; }
 die() { log "$*"; exit 1; }
 
-# alive PIDFILE: the PID in PIDFILE names a running process.
+# alive PIDFILE [NAME]: the PID in PIDFILE names a running process, whose
+# command is NAME when given (a PID file left from another boot may name an
+# unrelated process that reuses the number).
 alive() {
-  local pid
+  local pid comm
   [ -s "$1" ] || return 1
   pid=$(<"$1")
-  [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null
+  [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
+  [ -z "${2:-}" ] && return 0
+  comm=$(cat "/proc/$pid/comm" 2>/dev/null || true)
+  [ "$comm" = "$2" ]
+}
+
+# show_logs: the end of each daemon's log, for a failed start.
+show_logs() {
+  local f
+  for f in "$log_dir"/slurmctld.log "$log_dir"/slurmd.log "$log_dir"/*.out; do
+    [ -s "$f" ] || continue
+    echo "---- last lines of $f" >&2
+    tail -n 25 "$f" >&2
+  done
+}
+
+# launch NAME ARGS...: starts daemon NAME in the foreground mode in its own
+# session, detached from this script's output, and records its PID.
+launch() {
+  local name=$1
+  shift
+  setsid "$name" -D "$@" >>"$log_dir/$name.out" 2>&1 </dev/null &
+  echo $! >"$run_dir/$name.pid"
 }
 
 install_packages() {
@@ -77,8 +102,14 @@ start_munge() {
   chmod 0600 /etc/munge/munge.key
   # A munged already serving the socket (ours from an earlier start, or the
   # machine's own) is used as it is.
-  if alive /run/munge/munged.pid; then return 0; fi
+  if alive /run/munge/munged.pid munged; then return 0; fi
   runuser -u munge -- munged --force
+  local i
+  for i in $(seq 1 50); do
+    [ -S /run/munge/munge.socket.2 ] && alive /run/munge/munged.pid munged && break
+    sleep 0.1
+  done
+  alive /run/munge/munged.pid munged || die "munged did not start; see /var/log/munge/munged.log"
   cp /run/munge/munged.pid "$run_dir/munged.pid"
 }
 
@@ -143,11 +174,13 @@ wait_idle() {
     case "$st" in
       idle | mix | alloc | comp) return 0 ;;
     esac
-    if ! alive "$run_dir/slurmctld.pid" || ! alive "$run_dir/slurmd.pid"; then
+    if ! alive "$run_dir/slurmctld.pid" slurmctld || ! alive "$run_dir/slurmd.pid" slurmd; then
+      show_logs
       die "a daemon exited during start; see $log_dir/slurmctld.log and $log_dir/slurmd.log"
     fi
     sleep 0.2
   done
+  show_logs
   die "the node did not become idle within 30 s (sinfo says '${st:-nothing}'); see $log_dir/"
 }
 
@@ -156,10 +189,10 @@ start() {
   install_packages
   mkdir -p "$state_dir/state" "$state_dir/spool" "$run_dir" "$log_dir"
   start_munge
-  if ! alive "$run_dir/slurmctld.pid" || ! alive "$run_dir/slurmd.pid"; then
+  if ! alive "$run_dir/slurmctld.pid" slurmctld || ! alive "$run_dir/slurmd.pid" slurmd; then
     write_conf
-    alive "$run_dir/slurmctld.pid" || slurmctld -f "$conf"
-    alive "$run_dir/slurmd.pid" || slurmd -f "$conf" -N localhost
+    alive "$run_dir/slurmctld.pid" slurmctld || launch slurmctld -f "$conf"
+    alive "$run_dir/slurmd.pid" slurmd || launch slurmd -f "$conf" -N localhost
   fi
   wait_idle
   log "cluster up ($state_dir)"
@@ -169,7 +202,7 @@ start() {
 # stop_pid PIDFILE NAME: SIGTERM, then SIGKILL after 10 s.
 stop_pid() {
   local pid i
-  alive "$1" || { rm -f "$1"; return 0; }
+  alive "$1" "$2" || { rm -f "$1"; return 0; }
   pid=$(<"$1")
   kill "$pid"
   for i in $(seq 1 50); do
@@ -182,7 +215,7 @@ stop_pid() {
 }
 
 stop() {
-  if alive "$run_dir/slurmctld.pid"; then
+  if alive "$run_dir/slurmctld.pid" slurmctld; then
     # Jobs left running would keep their slurmstepd processes after slurmd goes.
     local jobs
     jobs=$(squeue -h -o %A 2>/dev/null | sort -u || true)
@@ -208,7 +241,7 @@ status() {
   for name in munged slurmctld slurmd; do
     pidfile="$run_dir/$name.pid"
     [ "$name" = munged ] && [ ! -s "$pidfile" ] && pidfile=/run/munge/munged.pid
-    if alive "$pidfile"; then
+    if alive "$pidfile" "$name"; then
       echo "$name: running (pid $(<"$pidfile"))"
     else
       echo "$name: stopped"
