@@ -40,7 +40,7 @@
 // meta holds "split". Record layouts (texts and images aligned, "·" a null
 // entry):
 //
-//	captions/        kind caption      images [img, ·]   texts [·, caption]
+//	captions/        kind caption      images [img, ·]   texts [·, "Caption: " caption]
 //	                 meta {"split", "task": "caption", "template", "scene"}
 //	interleaved/     kind interleaved  text and image segments alternating,
 //	                 text or image first, text last
@@ -70,10 +70,15 @@
 //
 // Captions name every object's colour and shape, singly ("a small red
 // circle at the top left") or grouped ("two red circles"), from eight
-// templates; totals they state are true. Interleaved text describes each
-// image and compares later images with earlier ones ("It has two more
-// shapes than the first image.", "Like the second image, it contains a blue
-// star."). text/ mixes Config.Texts synthetic texts with paragraph chunks
+// templates; totals they state are true. Training text uses the phrasing of
+// experiments/eval's few-shot prompts (CaptionPrefix, QAText): a caption
+// pair's text is "Caption: " and the caption. An interleaved document is,
+// in equal shares, a narrative (text describes each image and compares
+// later images with earlier ones: "It has two more shapes than the first
+// image.", "Like the second image, it contains a blue star."), a list of
+// images each followed by "Caption: …", or a quiz of images each followed
+// by "Question: … Answer: …"; the last two are where a model learns to
+// continue a run of solved examples. text/ mixes Config.Texts synthetic texts with paragraph chunks
 // (about 1500 characters) of Config.TextFiles, spread evenly.
 //
 // # Determinism

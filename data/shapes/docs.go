@@ -12,13 +12,55 @@ type Segment struct {
 	Image int // -1 for text
 }
 
-// Document writes an interleaved document about scenes (2–5 of them):
-// each image is followed by text about it, later images are compared with
-// earlier ones by ordinal ("the first image"), and the document may open
-// with an introduction and close with a summary. Every statement is true
-// of the scenes.
+// The few-shot prompt phrasing of experiments/eval: a caption follows
+// "Caption: ", a question "Question: " and its answer " Answer: ". Training
+// text written this way is what lets a model trained on the shapes world be
+// prompted with it; the data package cannot import eval, so the strings are
+// repeated here and must stay equal to eval's.
+const (
+	CaptionPrefix  = "Caption: "
+	QuestionPrefix = "Question: "
+	AnswerPrefix   = " Answer: "
+)
+
+// QAText is a question and its true answer as the few-shot VQA prompts
+// write a demonstration: "Question: What color is the star? Answer: red".
+func QAText(q VQA) string { return QuestionPrefix + q.Question + AnswerPrefix + q.Answer }
+
+// Document styles, drawn per document. Web documents (MM1's interleaved
+// data) hold many image–text layouts; here a third are image lists in the
+// caption format and a third image quizzes in the question format, so that
+// interleaved data is where a model learns to continue a run of solved
+// examples, which is what few-shot prompting asks of it.
+const (
+	styleNarrative = iota
+	styleCaptions
+	styleQuiz
+	numStyles
+)
+
+// Document writes an interleaved document about scenes (2–5 of them) in
+// one of three styles. Narrative: each image is followed by text about it,
+// later images are compared with earlier ones by ordinal ("the first
+// image"), and the document may open with an introduction and close with a
+// summary. Captions: each image is followed by "Caption: " and a caption.
+// Quiz: each image is followed by a question about it and its answer
+// (QAText). Every statement is true of the scenes.
 func Document(rng *rand.Rand, scenes []*Scene) []Segment {
 	var segs []Segment
+	switch rng.IntN(numStyles) {
+	case styleCaptions:
+		for j, s := range scenes {
+			c, _ := Caption(rng, s)
+			segs = append(segs, Segment{Image: j}, Segment{Text: CaptionPrefix + c, Image: -1})
+		}
+		return segs
+	case styleQuiz:
+		for j, s := range scenes {
+			segs = append(segs, Segment{Image: j}, Segment{Text: QAText(Question(rng, s)), Image: -1})
+		}
+		return segs
+	}
 	text := func(parts ...string) {
 		var kept []string
 		for _, p := range parts {

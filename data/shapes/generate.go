@@ -171,6 +171,7 @@ func (m *maker) record(w *worker, split string, row int) (*data.Record, error) {
 			return nil, err
 		}
 		caption, tmpl := Caption(rng, s)
+		caption = CaptionPrefix + caption // the few-shot prompts' phrasing
 		return &data.Record{
 			ID: id, Kind: data.KindCaption,
 			Texts: []*string{nil, &caption}, Images: []*data.ImageRef{img, nil},

@@ -210,7 +210,11 @@ func TestSplitsReadBack(t *testing.T) {
 				if rec.Kind != data.KindCaption || nImg != 1 || rec.Images[0] == nil || rec.Texts[1] == nil || meta.Task != TaskCaption {
 					t.Fatalf("%s: not [image, caption]", rec.ID)
 				}
-				if bad := checkCaption(*rec.Texts[1], sceneOf(t, *meta.Scene)); bad != "" {
+				caption, ok := strings.CutPrefix(*rec.Texts[1], CaptionPrefix)
+				if !ok {
+					t.Fatalf("%s: %q lacks the prompt prefix %q", rec.ID, *rec.Texts[1], CaptionPrefix)
+				}
+				if bad := checkCaption(caption, sceneOf(t, *meta.Scene)); bad != "" {
 					t.Fatalf("%s: %q: %s", rec.ID, *rec.Texts[1], bad)
 				}
 			case SplitInterleaved:

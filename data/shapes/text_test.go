@@ -317,9 +317,28 @@ var (
 	ordinalOf = indexOf(ordinals[:])
 )
 
+// quizRe reads a quiz document's text: QAText of a question.
+var quizRe = regexp.MustCompile(`^Question: (.+\?|Count the .+\.) Answer: (\S+(?: \S+)?)$`)
+
+// quizType is the question type a quiz question asks, from its wording.
+func quizType(q string) string {
+	switch {
+	case countQ.MatchString(q):
+		return TaskCount
+	case strings.Contains(q, "colo"):
+		return TaskColor
+	case strings.Contains(q, "shape is"):
+		return TaskShape
+	case strings.Contains(q, "size") || strings.Contains(q, "big") || strings.Contains(q, "tiny, small"):
+		return TaskSize
+	}
+	return TaskPosition
+}
+
 func TestDocumentsTruthful(t *testing.T) {
 	all := testScenes(600)
 	checked := 0
+	styles := map[string]int{}
 	for d := 0; d+5 <= len(all); d += 5 {
 		rng := recordRNG(1, "doc", d, 0)
 		scenes := all[d : d+2+rng.IntN(4)]
@@ -337,6 +356,24 @@ func TestDocumentsTruthful(t *testing.T) {
 			fail := func(m []string, why string) {
 				t.Fatalf("doc %d, after image %d: %q: %s", d, seen, m[0], why)
 			}
+			if c, ok := strings.CutPrefix(seg.Text, CaptionPrefix); ok {
+				if bad := checkCaption(c, cur); bad != "" {
+					fail([]string{seg.Text}, bad)
+				}
+				styles["captions"]++
+				checked++
+				continue
+			}
+			if m := quizRe.FindStringSubmatch(seg.Text); m != nil {
+				q := VQA{Question: m[1], Answer: m[2], Type: quizType(m[1]), Answers: make([]string, Annotators)}
+				if err := checkVQA(q, cur); err != nil {
+					fail(m, err.Error())
+				}
+				styles["quiz"]++
+				checked++
+				continue
+			}
+			styles["narrative"]++
 			for _, m := range moreRe.FindAllStringSubmatch(seg.Text, -1) {
 				ref := scenes[ordinalOf[m[3]]]
 				diff := len(cur.Objects) - len(ref.Objects)
@@ -394,5 +431,10 @@ func TestDocumentsTruthful(t *testing.T) {
 	}
 	if checked < 100 {
 		t.Fatalf("only %d statements checked", checked)
+	}
+	for _, style := range []string{"narrative", "captions", "quiz"} {
+		if styles[style] < 20 {
+			t.Errorf("only %d text segments in the %s style: %v", styles[style], style, styles)
+		}
 	}
 }
