@@ -32,6 +32,9 @@ var Splits = []string{
 	SplitEvalCaptionQuery, SplitEvalCaptionSupport, SplitEvalVQAQuery, SplitEvalVQASupport,
 }
 
+// MaxDocScenes is the most scenes an interleaved document holds.
+const MaxDocScenes = 8
+
 // References per caption-evaluation image, as in COCO.
 const NumReferences = 5
 
@@ -179,7 +182,8 @@ func (m *maker) record(w *worker, split string, row int) (*data.Record, error) {
 		}, nil
 
 	case SplitInterleaved:
-		scenes := make([]*Scene, 2+rng.IntN(4))
+		// Up to 8 scenes: as many images as an 8-shot prompt holds.
+		scenes := make([]*Scene, 2+rng.IntN(MaxDocScenes-1))
 		meta := interleavedMeta{Split: split, Scenes: make([]SceneJSON, len(scenes))}
 		imgs := make([]*data.ImageRef, len(scenes))
 		for j := range scenes {

@@ -218,7 +218,7 @@ func TestSplitsReadBack(t *testing.T) {
 					t.Fatalf("%s: %q: %s", rec.ID, *rec.Texts[1], bad)
 				}
 			case SplitInterleaved:
-				if rec.Kind != data.KindInterleaved || nImg < 2 || nImg > 5 || nImg != len(meta.Scenes) || rec.Texts[len(rec.Texts)-1] == nil {
+				if rec.Kind != data.KindInterleaved || nImg < 2 || nImg > MaxDocScenes || nImg != len(meta.Scenes) || rec.Texts[len(rec.Texts)-1] == nil {
 					t.Fatalf("%s: %d images for %d scenes", rec.ID, nImg, len(meta.Scenes))
 				}
 			case SplitText:
