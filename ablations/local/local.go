@@ -1,0 +1,294 @@
+// Package local is the local sweep executor: it runs a sweep directory's
+// cells on this machine, up to Parallel at once, each in its own process
+// (`mmablate sweep run-cell DIR ID --workers W`), with the cores split between
+// them (W = max(1, NumCPU/Parallel)).
+//
+// Finished cells (run/DONE) are skipped; failed ones (FAILED) run again,
+// their attempt counted; interrupted ones resume from their newest
+// checkpoint. A cell that fails, panics or is killed by a signal is recorded
+// in its FAILED with the reason, exit code and signal, and the other cells go
+// on; Run returns an error listing the failed cells (name, reason, log) once
+// all have ended. Cancelling Run's context (Ctrl-C) sends SIGTERM to every
+// running cell and waits: each stops at its next step boundary after writing
+// a checkpoint, so the next Run resumes it exactly.
+//
+// Progress goes to a terminal as a block of lines redrawn about once a
+// second — one per running cell (name, step/total, loss, ETA) and an overall
+// line (done/failed/running/pending, sweep ETA from the steps per second seen
+// so far) — and elsewhere (CI, a file) as log lines when a cell starts or ends
+// and every ten seconds.
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/mmablate/mmablate/ablations/executor"
+)
+
+// Executor runs cells as local processes. The zero value runs one at a time
+// with os.Executable() as the run-cell command.
+type Executor struct {
+	// Parallel is how many cells run at once (< 1: one).
+	Parallel int
+	// Workers overrides each cell's train.threads.workers; 0 splits the
+	// cores: max(1, NumCPU/Parallel).
+	Workers int
+	// Command returns the process that runs one cell; nil runs
+	// `os.Executable() sweep run-cell DIR ID --workers W --executor local`.
+	Command func(sweepDir, cellID string, workers int) (*exec.Cmd, error)
+	// Display shows progress; nil logs it to Log.
+	Display Display
+	// Log receives the executor's own messages; nil is slog.Default().
+	Log *slog.Logger
+	// Grace is how long a cell may take to stop after SIGTERM before it is
+	// killed (0: wait as long as it takes; training stops within a step).
+	Grace time.Duration
+}
+
+var _ executor.Executor = (*Executor)(nil)
+
+// Outcome is how one cell's process ended.
+type Outcome int
+
+// The outcomes.
+const (
+	Finished    Outcome = iota // exited 0 with run/DONE
+	Failed                     // recorded in FAILED
+	Interrupted                // stopped at a checkpoint (exit 75): resumes next run
+	Skipped                    // done already, or running in another process
+)
+
+// ErrInterrupted is wrapped by Run's error when its context was cancelled.
+var ErrInterrupted = errors.New("sweep interrupted")
+
+func (e *Executor) log() *slog.Logger {
+	if e.Log != nil {
+		return e.Log
+	}
+	return slog.Default()
+}
+
+// workers is each cell's share of the cores.
+func (e *Executor) workers() int {
+	if e.Workers > 0 {
+		return e.Workers
+	}
+	return max(1, runtime.NumCPU()/max(1, e.Parallel))
+}
+
+// Run runs every cell that is not done, up to Parallel at once, and returns
+// when all have ended: nil when every cell is done, a *SweepError naming the
+// failed ones, or an error wrapping ErrInterrupted when ctx was cancelled.
+func (e *Executor) Run(ctx context.Context, s *executor.Sweep) error {
+	log := e.log()
+	if err := s.WriteRecord(executor.Record{Executor: "local", Started: time.Now().UTC(),
+		Local: &executor.LocalRecord{PID: os.Getpid(), Host: executor.Hostname()}}); err != nil {
+		return err
+	}
+	var todo []executor.Cell
+	tr := newTracker(s)
+	for _, c := range s.Cells {
+		st, r, _, err := c.DiskState()
+		if err != nil {
+			return err
+		}
+		switch st {
+		case executor.Done:
+			tr.skip(c, true)
+		case executor.Running:
+			log.Warn("cell is running in another process; leaving it alone", "cell", c.Name, "pid", r.PID, "host", r.Host)
+			tr.skip(c, false)
+		default:
+			todo = append(todo, c)
+		}
+	}
+	disp := e.Display
+	if disp == nil {
+		disp = &LogDisplay{Log: log}
+	}
+	stopDisplay := tr.show(disp)
+	defer stopDisplay()
+
+	parallel := max(1, e.Parallel)
+	workers := e.workers()
+	log.Info("sweep start", "dir", s.Dir, "cells", len(s.Cells), "to_run", len(todo), "parallel", parallel, "workers_per_cell", workers)
+	queue := make(chan executor.Cell)
+	var wg sync.WaitGroup
+	for range parallel {
+		wg.Go(func() {
+			for c := range queue {
+				tr.start(c)
+				out, reason := e.runCell(ctx, s, c, workers)
+				tr.finish(c, out, reason)
+			}
+		})
+	}
+feed:
+	for _, c := range todo {
+		select {
+		case queue <- c:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(queue)
+	wg.Wait()
+	stopDisplay()
+
+	sum := tr.summary()
+	log.Info("sweep end", "done", sum.done, "failed", len(sum.failed), "interrupted", sum.interrupted, "pending", sum.pending)
+	if ctx.Err() != nil {
+		return fmt.Errorf("%w: %d cell(s) stopped at a checkpoint, %d not started; run the same command again to resume", ErrInterrupted, sum.interrupted, sum.pending)
+	}
+	if len(sum.failed) > 0 {
+		return &executor.SweepError{Failed: sum.failed}
+	}
+	if sum.interrupted > 0 {
+		return fmt.Errorf("%w: %d cell(s) were stopped by a signal from outside; run the same command again to resume", ErrInterrupted, sum.interrupted)
+	}
+	return nil
+}
+
+// runCell runs one cell's process to its end and classifies the end.
+func (e *Executor) runCell(ctx context.Context, s *executor.Sweep, c executor.Cell, workers int) (Outcome, string) {
+	log := e.log()
+	fail := func(f executor.Failure) (Outcome, string) {
+		f.Time, f.Executor = time.Now().UTC(), "local"
+		if f.Attempts == 0 {
+			f.Attempts = 1
+			if r, _ := c.ReadRunning(); r != nil {
+				f.Attempts = r.Attempt
+			} else if prev, _ := c.ReadFailure(); prev != nil {
+				f.Attempts = prev.Attempts + 1
+			}
+		}
+		if err := c.ClearRunning(); err != nil {
+			log.Error("cell", "cell", c.Name, "err", err)
+		}
+		if err := c.WriteFailure(f); err != nil {
+			log.Error("cannot record the failure", "cell", c.Name, "err", err)
+		}
+		return Failed, f.Reason
+	}
+	if err := os.MkdirAll(c.Dir, 0o755); err != nil {
+		return fail(executor.Failure{Reason: err.Error(), ExitCode: -1})
+	}
+	logf, err := os.OpenFile(c.LogPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fail(executor.Failure{Reason: err.Error(), ExitCode: -1})
+	}
+	defer logf.Close()
+	fmt.Fprintf(logf, "==== %s: mmablate sweep (local executor, pid %d) runs cell %s\n", time.Now().UTC().Format(time.RFC3339), os.Getpid(), c.Name)
+
+	cmd, err := e.command(s.Dir, c.ID, workers)
+	if err != nil {
+		return fail(executor.Failure{Reason: err.Error(), ExitCode: -1})
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// A process group of its own: Ctrl-C on the terminal reaches only the
+	// executor, which stops the cells with one SIGTERM each.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	began := time.Now()
+	if err := cmd.Start(); err != nil {
+		return fail(executor.Failure{Reason: fmt.Sprintf("start %s: %v", cmd.Path, err), ExitCode: -1})
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	var werr error
+	select {
+	case werr = <-waited:
+	case <-ctx.Done():
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		if e.Grace > 0 {
+			select {
+			case werr = <-waited:
+			case <-time.After(e.Grace):
+				log.Warn("cell did not stop in time; killing it", "cell", c.Name, "grace", e.Grace)
+				_ = cmd.Process.Kill()
+				werr = <-waited
+			}
+		} else {
+			werr = <-waited
+		}
+	}
+	elapsed := time.Since(began).Round(time.Millisecond)
+
+	ps := cmd.ProcessState
+	ws, _ := ps.Sys().(syscall.WaitStatus)
+	switch {
+	case werr == nil && c.Done():
+		log.Debug("cell finished", "cell", c.Name, "elapsed", elapsed)
+		return Finished, ""
+	case werr == nil:
+		return fail(executor.Failure{Reason: "run-cell exited 0 without writing run/DONE", ExitCode: 0})
+	case ws.Signaled():
+		sig := ws.Signal()
+		return fail(executor.Failure{Reason: fmt.Sprintf("killed by signal %d (%s) after %v", int(sig), sig, elapsed),
+			ExitCode: 128 + int(sig), Signal: sig.String()})
+	case ps.ExitCode() == executor.ExitInterrupted:
+		return Interrupted, ""
+	}
+	// The process said why in FAILED, unless it died too early or in a
+	// way it could not catch (a panic on another goroutine).
+	if f, err := c.ReadFailure(); err == nil && f != nil && !f.Time.Before(began.Add(-time.Second)) {
+		return Failed, f.Reason
+	}
+	reason := fmt.Sprintf("exit status %d", ps.ExitCode())
+	if line := panicLine(c.LogPath()); line != "" {
+		reason += ": " + line
+	}
+	return fail(executor.Failure{Reason: reason, ExitCode: ps.ExitCode()})
+}
+
+func (e *Executor) command(dir, id string, workers int) (*exec.Cmd, error) {
+	if e.Command != nil {
+		return e.Command(dir, id, workers)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("finding the mmablate binary for run-cell: %w", err)
+	}
+	return exec.Command(exe, "sweep", "run-cell", dir, id, "--workers", strconv.Itoa(workers), "--executor", "local"), nil
+}
+
+// panicLine finds the last "panic: …" line in the tail of a cell's log.
+func panicLine(path string) string {
+	b, err := tail(path, 64<<10)
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(string(b), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.HasPrefix(lines[i], "panic: ") || strings.HasPrefix(lines[i], "fatal error: ") {
+			return strings.TrimSpace(lines[i])
+		}
+	}
+	return ""
+}
+
+func tail(path string, n int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	off := max(0, st.Size()-n)
+	b := make([]byte, st.Size()-off)
+	_, err = f.ReadAt(b, off)
+	return b, err
+}

@@ -1,0 +1,235 @@
+package local
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mmablate/mmablate/ablations/executor"
+	"github.com/mmablate/mmablate/ablations/executor/executortest"
+	"github.com/mmablate/mmablate/experiments"
+)
+
+// world is the shapes world every test cell shares, made by the first cell.
+var world string
+
+func TestMain(m *testing.M) {
+	executortest.MaybeRunCell()
+	dir, err := os.MkdirTemp("", "local-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	world = filepath.Join(dir, "shapes")
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// testExecutor runs cells in this test binary, with env added.
+func testExecutor(parallel int, env ...string) *Executor {
+	return &Executor{
+		Parallel: parallel,
+		Workers:  1,
+		Log:      quiet(),
+		Command: func(dir, id string, workers int) (*exec.Cmd, error) {
+			cmd := exec.Command(os.Args[0], executortest.Args(dir, id, workers)...)
+			cmd.Env = append(append(os.Environ(), executortest.HelperEnv+"=1"), env...)
+			return cmd, nil
+		},
+	}
+}
+
+func open(t *testing.T, dir string) *executor.Sweep {
+	t.Helper()
+	s, err := executor.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestFailuresAreIsolatedAndRetried(t *testing.T) {
+	dir := t.TempDir()
+	bad := strings.Replace(executortest.RunYAML(world, 2, 8), "steps: 8", "steps: -3", 1)
+	ids := executortest.WriteSweep(t, dir, "faults", []executortest.Cell{
+		{Name: "ok", Config: executortest.RunYAML(world, 1, 8)},
+		{Name: "bad-config", Config: bad},
+		{Name: "killed", Config: executortest.RunYAML(world, 3, 8)},
+		{Name: "panics", Config: executortest.RunYAML(world, 4, 8)},
+	})
+	s := open(t, dir)
+	ctx := context.Background()
+	err := testExecutor(2, executortest.KillEnv+"="+ids[2], executortest.PanicEnv+"="+ids[3]).Run(ctx, s)
+	se, ok := errors.AsType[*executor.SweepError](err)
+	if !ok {
+		t.Fatalf("err = %v, want a SweepError", err)
+	}
+	if len(se.Failed) != 3 {
+		t.Fatalf("failed cells %+v, want 3", se.Failed)
+	}
+	for _, want := range []string{"bad-config: ", "train.steps", "killed: killed by signal 9", "panics: exit status 2: panic: executortest: injected panic", "cell.log"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("summary lacks %q:\n%v", want, err)
+		}
+	}
+	wantStates := []executor.State{executor.Done, executor.Failed, executor.Failed, executor.Failed}
+	sts, err := (&Executor{}).Status(ctx, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, st := range sts {
+		if st.State != wantStates[i] {
+			t.Errorf("%s: state %s (%s), want %s", st.Cell.Name, st.State, st.Reason, wantStates[i])
+		}
+		if _, err := os.Stat(filepath.Join(st.Cell.Dir, executor.RunningFile)); err == nil {
+			t.Errorf("%s: RUNNING left behind", st.Cell.Name)
+		}
+	}
+	if sts[0].Step != 8 || sts[0].Steps != 8 || sts[0].Loss <= 0 {
+		t.Errorf("ok: step %d/%d loss %v, want 8/8 and a loss", sts[0].Step, sts[0].Steps, sts[0].Loss)
+	}
+	if f, _ := sts[2].Cell.ReadFailure(); f == nil || f.Signal != "killed" || f.ExitCode != 137 || f.Attempts != 1 {
+		t.Errorf("killed: FAILED %+v", f)
+	}
+	okFinal := readFile(t, filepath.Join(sts[0].Cell.RunPath(), experiments.FinalWeightsFile))
+	okLog := readFile(t, sts[0].Cell.LogPath())
+
+	// Again without the faults: the done cell is skipped, the killed and
+	// panicking ones now finish, the bad config fails again (attempt 2).
+	err = testExecutor(2).Run(ctx, s)
+	se, ok = errors.AsType[*executor.SweepError](err)
+	if !ok || len(se.Failed) != 1 || se.Failed[0].Name != "bad-config" {
+		t.Fatalf("second run: err = %v, want bad-config alone failed", err)
+	}
+	sts, err = (&Executor{}).Status(ctx, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []executor.State{executor.Done, executor.Failed, executor.Done, executor.Done} {
+		if sts[i].State != want {
+			t.Errorf("second run: %s: %s (%s), want %s", sts[i].Cell.Name, sts[i].State, sts[i].Reason, want)
+		}
+	}
+	if sts[1].Attempts != 2 {
+		t.Errorf("bad-config: attempts %d, want 2", sts[1].Attempts)
+	}
+	if !bytes.Equal(readFile(t, sts[0].Cell.LogPath()), okLog) {
+		t.Error("the done cell ran again")
+	}
+	if !bytes.Equal(readFile(t, filepath.Join(sts[0].Cell.RunPath(), experiments.FinalWeightsFile)), okFinal) {
+		t.Error("the done cell's weights changed")
+	}
+}
+
+// TestResumeAfterInterruption stops a sweep mid-training, as Ctrl-C does,
+// and checks the next run ends with the bytes of an uninterrupted one.
+func TestResumeAfterInterruption(t *testing.T) {
+	const steps = 40
+	cfg := executortest.RunYAML(world, 7, steps)
+	ref := t.TempDir()
+	executortest.WriteSweep(t, ref, "reference", []executortest.Cell{{Name: "c", Config: cfg}})
+	if err := testExecutor(1).Run(context.Background(), open(t, ref)); err != nil {
+		t.Fatal(err)
+	}
+	want := readFile(t, filepath.Join(open(t, ref).Cells[0].RunPath(), experiments.FinalWeightsFile))
+
+	dir := t.TempDir()
+	executortest.WriteSweep(t, dir, "interrupted", []executortest.Cell{{Name: "c", Config: cfg}})
+	s := open(t, dir)
+	c := s.Cells[0]
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		// Cancel once the cell is past its first checkpoint (step 4).
+		for {
+			if p, _ := executor.ReadProgress(c.RunPath()); p.Step >= 6 {
+				cancel()
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+	err := testExecutor(1).Run(ctx, s)
+	if !errors.Is(err, ErrInterrupted) {
+		t.Fatalf("err = %v, want ErrInterrupted", err)
+	}
+	st, err := c.DiskStatus()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.State != executor.Pending || st.Step >= steps {
+		t.Fatalf("after the interruption: %s at step %d, want pending before step %d (reason %q)", st.State, st.Step, steps, st.Reason)
+	}
+	if err := testExecutor(1).Run(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	got := readFile(t, filepath.Join(c.RunPath(), experiments.FinalWeightsFile))
+	if !bytes.Equal(got, want) {
+		t.Error("resumed cell's final.safetensors differs from the uninterrupted run's")
+	}
+	if !strings.Contains(string(readFile(t, c.LogPath())), "resuming") {
+		t.Error("the second run did not resume")
+	}
+}
+
+func TestCancelSignalsLocalProcesses(t *testing.T) {
+	dir := t.TempDir()
+	executortest.WriteSweep(t, dir, "cancel", []executortest.Cell{{Name: "a", Config: "a"}, {Name: "b", Config: "b"}})
+	s := open(t, dir)
+	start := func() *exec.Cmd {
+		cmd := exec.Command("sleep", "60")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill() })
+		return cmd
+	}
+	exe, cell := start(), start()
+	if err := s.WriteRecord(executor.Record{Executor: "local", Local: &executor.LocalRecord{PID: exe.Process.Pid, Host: executor.Hostname()}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Cells[1].WriteRunning(executor.RunningRecord{PID: cell.Process.Pid, Host: executor.Hostname(), Attempt: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := s.Cells[1].DiskStatus(); st.State != executor.Running {
+		t.Errorf("cell with a live RUNNING: %s, want running", st.State)
+	}
+	if err := (&Executor{Log: quiet()}).Cancel(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range []*exec.Cmd{exe, cell} {
+		err := cmd.Wait()
+		if ee, ok := errors.AsType[*exec.ExitError](err); !ok || ee.ProcessState.String() != "signal: terminated" {
+			t.Errorf("pid %d: %v, want terminated by SIGTERM", cmd.Process.Pid, err)
+		}
+	}
+	// RUNNING of a dead process: pending again.
+	if st, _ := s.Cells[1].DiskStatus(); st.State != executor.Pending {
+		t.Errorf("cell with a stale RUNNING: %s, want pending", st.State)
+	}
+}

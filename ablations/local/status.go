@@ -1,0 +1,71 @@
+package local
+
+import (
+	"context"
+	"fmt"
+	"syscall"
+
+	"github.com/mmablate/mmablate/ablations/executor"
+)
+
+// Status reads every cell's state from its directory.
+func (e *Executor) Status(_ context.Context, s *executor.Sweep) ([]executor.CellStatus, error) {
+	out := make([]executor.CellStatus, 0, len(s.Cells))
+	for _, c := range s.Cells {
+		st, err := c.DiskStatus()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// Cancel sends SIGTERM to the executor process named in executor.json and
+// to every cell process named in a RUNNING record, on this host: the
+// executor stops its cells and each stops at a checkpoint, to resume on the
+// next run. Processes on other hosts are named in the error.
+func (e *Executor) Cancel(_ context.Context, s *executor.Sweep) error {
+	log := e.log()
+	host := executor.Hostname()
+	rec, err := s.ReadRecord()
+	if err != nil {
+		return err
+	}
+	var elsewhere []string
+	signalled := 0
+	term := func(what string, pid int, on string) {
+		if on != host {
+			elsewhere = append(elsewhere, fmt.Sprintf("%s (pid %d on %s)", what, pid, on))
+			return
+		}
+		if !executor.Alive(pid) {
+			return
+		}
+		if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+			log.Warn("cannot signal", "what", what, "pid", pid, "err", err)
+			return
+		}
+		signalled++
+		log.Info("sent SIGTERM", "what", what, "pid", pid)
+	}
+	if rec != nil && rec.Local != nil {
+		term("executor", rec.Local.PID, rec.Local.Host)
+	}
+	for _, c := range s.Cells {
+		r, err := c.ReadRunning()
+		if err != nil {
+			return err
+		}
+		if r != nil && r.SlurmJob == "" {
+			term("cell "+c.Name, r.PID, r.Host)
+		}
+	}
+	if len(elsewhere) > 0 {
+		return fmt.Errorf("cannot signal processes on other hosts: %v", elsewhere)
+	}
+	if signalled == 0 {
+		log.Info("nothing running", "dir", s.Dir)
+	}
+	return nil
+}
