@@ -14,6 +14,10 @@ type Batch struct {
 	LossMask []float32 // 1 where Targets is a text token of the same document and Tokens is text, else 0
 	Pos      []int32   // position ids, restarting at 0 for every document piece and for padding
 	DocIDs   []int32   // 0, 1, … per row for its document pieces; padding is a document of its own
+	// Instruction is true on the tokens of the segments a sample's meta
+	// names as its instruction ({"instruction": [segment indices]}), the
+	// input of instruction-following pruning (models/ifprune).
+	Instruction []bool
 
 	// Images holds NumImages normalised 3×R×R images, contiguous, in the
 	// order their placeholder runs appear in Tokens.
@@ -26,6 +30,6 @@ type Batch struct {
 func newBatch(b, t, maxImages, resolution int, imageID int32) Batch {
 	n := b * t
 	return Batch{B: b, T: t, Tokens: make([]int32, n), Targets: make([]int32, n), LossMask: make([]float32, n),
-		Pos: make([]int32, n), DocIDs: make([]int32, n),
+		Pos: make([]int32, n), DocIDs: make([]int32, n), Instruction: make([]bool, n),
 		Images: make([]float32, 0, b*maxImages*3*resolution*resolution), ImageTokenID: imageID}
 }

@@ -1,7 +1,10 @@
 package mixer
 
 import (
+	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/mmablate/mmablate/data"
 )
@@ -14,6 +17,7 @@ type doc struct {
 	tokens  []int32
 	images  []*data.Image
 	imageAt []int // index in tokens of each image's first placeholder
+	instr   []bool // per token: part of the sample's instruction segments
 	off     int
 	img     int
 }
@@ -41,6 +45,11 @@ func (p *packer) layout(d *doc, s data.Sample, source string) error {
 	d.id, d.off, d.img = s.ID, 0, 0
 	d.tokens = append(d.tokens[:0], p.sp.BOS)
 	d.images, d.imageAt = d.images[:0], d.imageAt[:0]
+	d.instr = append(d.instr[:0], false)
+	instr, err := instructionSegments(s)
+	if err != nil {
+		return fmt.Errorf("source %s, sample %q: %w", source, s.ID, err)
+	}
 	for i, seg := range s.Segments {
 		if seg.IsImage() {
 			im := seg.Image
@@ -58,6 +67,7 @@ func (p *packer) layout(d *doc, s data.Sample, source string) error {
 			d.images = append(d.images, im)
 			for range p.n {
 				d.tokens = append(d.tokens, p.sp.Image)
+				d.instr = append(d.instr, false)
 			}
 			continue
 		}
@@ -65,8 +75,13 @@ func (p *packer) layout(d *doc, s data.Sample, source string) error {
 			return fmt.Errorf("source %s, sample %q, segment %d: text without tokens: open the stream with a Tokenizer", source, s.ID, i)
 		}
 		d.tokens = append(d.tokens, seg.Tokens...)
+		mark := slices.Contains(instr, i)
+		for range seg.Tokens {
+			d.instr = append(d.instr, mark)
+		}
 	}
 	d.tokens = append(d.tokens, p.sp.EndOfChunk)
+	d.instr = append(d.instr, false)
 	if !p.carry {
 		if len(d.images) > 0 && p.maxImages == 0 {
 			return fmt.Errorf("source %s, sample %q: has images but %s.packing.max_images allows none", source, s.ID, KeyPrefix)
@@ -127,6 +142,7 @@ func (p *packer) place(b *Batch, w *row, d *doc) int {
 		}
 		b.Tokens[i], b.Targets[i], b.LossMask[i] = tok, target, mask
 		b.Pos[i], b.DocIDs[i] = int32(j-d.off), w.docs
+		b.Instruction[i] = d.instr[j]
 	}
 	for _, im := range d.images[d.img:k] {
 		b.Images = append(b.Images, im.Pix...)
@@ -147,8 +163,30 @@ func (p *packer) pad(b *Batch, w *row) int {
 		i := base + t
 		b.Tokens[i], b.Targets[i], b.LossMask[i] = p.sp.Pad, p.sp.Pad, 0
 		b.Pos[i], b.DocIDs[i] = int32(t-w.pos), w.docs
+		b.Instruction[i] = false
 	}
 	n := p.seqLen - w.pos
 	w.pos = p.seqLen
 	return n
+}
+
+// instructionSegments reads the segment indices a sample's meta names as
+// its instruction, {"instruction": [1]}; none when the key is absent. Each
+// must be a text segment of the sample.
+func instructionSegments(s data.Sample) ([]int, error) {
+	if !strings.Contains(s.Meta, `"instruction"`) { // most samples: skip the JSON decode
+		return nil, nil
+	}
+	var m struct {
+		Instruction []int `json:"instruction"`
+	}
+	if err := json.Unmarshal([]byte(s.Meta), &m); err != nil {
+		return nil, fmt.Errorf("meta key instruction: %w", err)
+	}
+	for _, i := range m.Instruction {
+		if i < 0 || i >= len(s.Segments) || s.Segments[i].IsImage() {
+			return nil, fmt.Errorf("meta key instruction: segment %d is not a text segment of the sample's %d", i, len(s.Segments))
+		}
+	}
+	return m.Instruction, nil
 }

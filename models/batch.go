@@ -15,6 +15,11 @@ type Batch struct {
 	LossMask []float32 // 1 where the position counts in the loss, else 0
 	Pos      []int32   // position ids, restarting at 0 for each packed document
 	DocIDs   []int32   // document ids: attention never crosses documents
+	// Instruction marks each document's instruction tokens, which a
+	// model.decoder.ffn_pruning: instruction model's mask predictor reads;
+	// nil or all false: every document falls back to its first
+	// ffn_instruction_tokens text tokens. Other models ignore it.
+	Instruction []bool
 
 	// Images holds NumImages normalised 3×R×R images, contiguous, in the
 	// order their placeholder runs appear in Tokens.
@@ -37,8 +42,8 @@ func (m *Model) placeholders(b *Batch) ([]int, error) {
 	for _, f := range []struct {
 		name string
 		len  int
-	}{{"Tokens", len(b.Tokens)}, {"Targets", len(b.Targets)}, {"LossMask", len(b.LossMask)}, {"Pos", len(b.Pos)}, {"DocIDs", len(b.DocIDs)}} {
-		if f.len != n {
+	}{{"Tokens", len(b.Tokens)}, {"Targets", len(b.Targets)}, {"LossMask", len(b.LossMask)}, {"Pos", len(b.Pos)}, {"DocIDs", len(b.DocIDs)}, {"Instruction", len(b.Instruction)}} {
+		if f.len != n && (f.name != "Instruction" || f.len != 0) {
 			return nil, fmt.Errorf("batch %s has %d entries, want B·T = %d", f.name, f.len, n)
 		}
 	}

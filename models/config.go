@@ -34,6 +34,79 @@ type DecoderConfig struct {
 	RopeBase  float64 `yaml:"rope_base" json:"rope_base"`   // RoPE θ base
 	QKNorm    bool    `yaml:"qk_norm" json:"qk_norm"`       // RMSNorm on q and k per head
 	MaxSeq    int     `yaml:"max_seq" json:"max_seq"`       // longest sequence T a batch may have
+
+	// Instruction-following pruning (models/ifprune). Every key is
+	// omitted when unset, so a dense config's canonical form (its cell id,
+	// its checkpoint metadata) is what it was before pruning existed.
+	FFNPruning string `yaml:"ffn_pruning,omitempty" json:"ffn_pruning,omitempty"` // none (""), static or instruction
+	// FFNActive is the active FFN channels k per layer: a fraction of
+	// ffn_hidden in (0, 1] or a whole count in (1, ffn_hidden]; 0 = all.
+	FFNActive float64 `yaml:"ffn_active,omitempty" json:"ffn_active,omitempty"`
+	// FFNMaskTemperature is SoftTopK's t; 0 = DefaultMaskTemperature.
+	FFNMaskTemperature float64 `yaml:"ffn_mask_temperature,omitempty" json:"ffn_mask_temperature,omitempty"`
+	// FFNPredictorWidth (E) and FFNPredictorHidden (P) size the instruction
+	// predictor; 0 = DefaultPredictorWidth, DefaultPredictorHidden.
+	FFNPredictorWidth  int `yaml:"ffn_predictor_width,omitempty" json:"ffn_predictor_width,omitempty"`
+	FFNPredictorHidden int `yaml:"ffn_predictor_hidden,omitempty" json:"ffn_predictor_hidden,omitempty"`
+	// FFNInstructionTokens (K): a document with no marked instruction
+	// tokens uses its first K text tokens as its instruction; 0 = none
+	// (such a document gets the predictor's empty-instruction mask).
+	FFNInstructionTokens int `yaml:"ffn_instruction_tokens,omitempty" json:"ffn_instruction_tokens,omitempty"`
+}
+
+// FFN pruning modes (model.decoder.ffn_pruning).
+const (
+	PruneNone        = "none"
+	PruneStatic      = "static"
+	PruneInstruction = "instruction"
+)
+
+// Defaults of the pruning keys left at 0.
+const (
+	// DefaultMaskTemperature: scores a few tenths apart already give
+	// near-binary masks, so the soft training masks stay close to the hard
+	// top-k used at inference, while the predictor's initial near-equal
+	// scores still give every channel gradient.
+	DefaultMaskTemperature = 0.1
+	DefaultPredictorWidth  = 64
+	DefaultPredictorHidden = 128
+)
+
+// Pruned reports whether the FFNs are masked (static or instruction).
+func (d DecoderConfig) Pruned() bool {
+	return d.FFNPruning == PruneStatic || d.FFNPruning == PruneInstruction
+}
+
+// ActiveFFN is the number of FFN channels k active per layer and input.
+func (d DecoderConfig) ActiveFFN() int {
+	a := d.FFNActive
+	switch {
+	case a <= 0:
+		return d.FFNHidden
+	case a <= 1:
+		return max(1, int(math.Round(a*float64(d.FFNHidden))))
+	}
+	return int(a)
+}
+
+// MaskTemperature is SoftTopK's temperature with the default applied.
+func (d DecoderConfig) MaskTemperature() float64 {
+	if d.FFNMaskTemperature == 0 {
+		return DefaultMaskTemperature
+	}
+	return d.FFNMaskTemperature
+}
+
+// PredictorSizes are E and P with the defaults applied.
+func (d DecoderConfig) PredictorSizes() (width, hidden int) {
+	width, hidden = d.FFNPredictorWidth, d.FFNPredictorHidden
+	if width == 0 {
+		width = DefaultPredictorWidth
+	}
+	if hidden == 0 {
+		hidden = DefaultPredictorHidden
+	}
+	return width, hidden
 }
 
 // VisionConfig sizes the ViT image encoder (MODEL-SPEC "ViT encoder").
@@ -136,6 +209,7 @@ func (c Config) Validate() error {
 	if !(d.RopeBase > 1) || math.IsInf(d.RopeBase, 0) {
 		bad("decoder.rope_base", "must be a finite number above 1, got %v", d.RopeBase)
 	}
+	errs = append(errs, d.validatePruning()...)
 	switch {
 	case c.Vision == nil && c.Connector == nil:
 	case c.Vision == nil:
@@ -158,6 +232,42 @@ func (c Config) validateImages() error {
 		return err
 	}
 	return connector.Validate(c.Connector.Type, c.connectorConfig())
+}
+
+// validatePruning checks the ffn_* keys, naming each.
+func (d DecoderConfig) validatePruning() []error {
+	var errs []error
+	bad := func(key, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("model.decoder.%s: %s", key, fmt.Sprintf(format, a...)))
+	}
+	switch d.FFNPruning {
+	case "", PruneNone, PruneStatic, PruneInstruction:
+	default:
+		bad("ffn_pruning", "unknown mode %q (want none, static or instruction)", d.FFNPruning)
+	}
+	a := d.FFNActive
+	switch {
+	case math.IsNaN(a) || math.IsInf(a, 0) || a < 0:
+		bad("ffn_active", "must be a fraction in (0, 1] or a channel count, got %v", a)
+	case a > 1 && a != math.Trunc(a):
+		bad("ffn_active", "%v is above 1, so it is a channel count, and must be whole", a)
+	case a > 1 && d.FFNHidden > 0 && a > float64(d.FFNHidden):
+		bad("ffn_active", "%v channels is more than decoder.ffn_hidden %d", a, d.FFNHidden)
+	case !d.Pruned() && a != 0 && d.FFNHidden > 0 && d.ActiveFFN() != d.FFNHidden:
+		bad("ffn_active", "%v keeps %d of %d channels, but decoder.ffn_pruning is %q (set static or instruction, or ffn_active 1)", a, d.ActiveFFN(), d.FFNHidden, d.FFNPruning)
+	}
+	if t := d.FFNMaskTemperature; math.IsNaN(t) || math.IsInf(t, 0) || t < 0 {
+		bad("ffn_mask_temperature", "must be a positive number (0: default %v), got %v", DefaultMaskTemperature, t)
+	}
+	for _, f := range []struct {
+		key string
+		v   int
+	}{{"ffn_predictor_width", d.FFNPredictorWidth}, {"ffn_predictor_hidden", d.FFNPredictorHidden}, {"ffn_instruction_tokens", d.FFNInstructionTokens}} {
+		if f.v < 0 {
+			bad(f.key, "must be 0 (default) or positive, got %d", f.v)
+		}
+	}
+	return errs
 }
 
 // HeadDim is the per-head width of the decoder's attention.

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 
 	"github.com/mmablate/mmablate/models/engine"
+	"github.com/mmablate/mmablate/models/ifprune"
 )
 
 // normEps is MODEL-SPEC's epsilon for every RMSNorm and LayerNorm.
@@ -21,6 +22,7 @@ type decoder struct {
 	head   *engine.Linear[float32] // tied: LinearOf(embed.W)
 	rope   *engine.RoPE[float32]
 	ce     *engine.CrossEntropy[float32]
+	prune  *pruner // nil unless model.decoder.ffn_pruning is static or instruction
 }
 
 type block struct {
@@ -59,6 +61,7 @@ func newDecoder(ps *engine.Params[float32], c DecoderConfig, pool *engine.Pool) 
 	}
 	d.norm = engine.NewRMSNorm(ps, "llm.norm", c.Width, normEps)
 	d.head = engine.LinearOf(d.embed.W, nil)
+	d.prune = newPruner(ps, c, d.blocks)
 	return d
 }
 
@@ -110,6 +113,7 @@ type blockActs struct {
 	h                []float32 // [n, D] residual after attention
 	mn, mrstd        []float32 // [n, D], [n]
 	mlp              *engine.SwiGLUActs[float32]
+	pmlp             *ifprune.MaskedActs[float32] // instead of mlp when the FFN is masked
 }
 
 func (d *decoder) newActs(a *engine.Arena[float32], B, T int) *decoderActs {
@@ -128,7 +132,11 @@ func (d *decoder) newActs(a *engine.Arena[float32], B, T int) *decoderActs {
 			probs: a.Take(B * c.Heads * T * T),
 			att:   a.Take(n * qd), h: a.Take(n * D),
 			mn: a.Take(n * D), mrstd: a.Take(n),
-			mlp: b.mlp.NewActs(a, n),
+		}
+		if d.prune.masked() {
+			ba.pmlp = d.prune.ffn[len(s.blocks)].NewActs(a, n, nil)
+		} else {
+			ba.mlp = b.mlp.NewActs(a, n)
 		}
 		if c.QKNorm {
 			ba.qNormed, ba.kNormed = a.Take(n*qd), a.Take(n*kvd)
@@ -146,6 +154,14 @@ func (d *decoder) newActs(a *engine.Arena[float32], B, T int) *decoderActs {
 		s.dqNormed, s.dkNormed = a.Take(n*qd), a.Take(n*kvd)
 	}
 	s.scratch = a.Take(B * c.Heads * T * T)
+	if d.prune != nil {
+		d.prune.build(a, n, c.MaxSeq)
+		for i := range s.blocks {
+			if s.blocks[i].pmlp != nil {
+				s.blocks[i].pmlp.Scratch = d.prune.scratch
+			}
+		}
+	}
 	return s
 }
 
@@ -171,7 +187,11 @@ func (d *decoder) forward(s *decoderActs, pos, docs, targets []int32, mask []flo
 		b.wo.Forward(s.branch, ba.att)
 		engine.Add(ba.h, x, s.branch)
 		b.mlpNorm.Forward(ba.mn, ba.mrstd, ba.h)
-		b.mlp.Forward(s.branch, ba.mn, ba.mlp)
+		if p := d.prune; p.masked() {
+			p.ffn[l].Forward(s.branch, ba.mn, p.masks[l], p.group, ba.pmlp)
+		} else {
+			b.mlp.Forward(s.branch, ba.mn, ba.mlp)
+		}
 		engine.Add(s.xs[l+1], ba.h, s.branch)
 	}
 	d.norm.Forward(s.fn, s.frstd, s.xs[c.Layers])
@@ -194,7 +214,11 @@ func (d *decoder) backward(s *decoderActs, pos, targets []int32, mask []float32)
 		// s.dx holds ∂L/∂xs[l+1]; the residual passes it to h unchanged.
 		copy(s.dh, s.dx)
 		clear(s.dnorm)
-		b.mlp.Backward(s.dnorm, s.dx, ba.mn, ba.mlp)
+		if p := d.prune; p.masked() {
+			p.ffn[l].Backward(s.dnorm, p.dmasks[l], s.dx, ba.mn, p.masks[l], p.group, ba.pmlp)
+		} else {
+			b.mlp.Backward(s.dnorm, s.dx, ba.mn, ba.mlp)
+		}
 		b.mlpNorm.Backward(s.dh, s.dnorm, ba.h, ba.mrstd)
 		// s.dh holds ∂L/∂h; the residual passes it to x unchanged.
 		copy(s.dx, s.dh)
@@ -222,5 +246,8 @@ func (d *decoder) backward(s *decoderActs, pos, targets []int32, mask []float32)
 		b.wk.Backward(s.dnorm, s.dk, ba.an)
 		b.wv.Backward(s.dnorm, s.dv, ba.an)
 		b.attnNorm.Backward(s.dx, s.dnorm, x, ba.arstd)
+	}
+	if d.prune != nil {
+		d.prune.backward()
 	}
 }

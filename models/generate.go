@@ -18,6 +18,11 @@ type Prompt struct {
 	// Images holds the prompt's normalised 3×R×R images, contiguous, in the
 	// order of their placeholder runs (as Batch.Images does).
 	Images []float32
+	// Instruction is the text a pruned model (model.decoder.ffn_pruning
+	// instruction) predicts this prompt's FFN masks from, e.g. the query's
+	// task prompt; empty: the prompt's first ffn_instruction_tokens text
+	// tokens. Other models ignore it.
+	Instruction []int32
 }
 
 // Generator decodes greedily from a Model with a key/value cache. It reads
@@ -72,6 +77,7 @@ type Generator struct {
 	logits            []float32 // [Batch, V]: row i predicts the next token of prompt act[i]
 	feats             []float32 // [chunk·N, D] image tokens
 	places            []int     // [Context] placeholder positions of one prompt
+	prune             *genPrune // per-prompt gathered FFNs of a pruned model; nil when the FFN is dense
 
 	segs   []segment // the prompts of the current prefill pass
 	act    []int     // unfinished rows, ascending; logits row i belongs to act[i]
@@ -119,6 +125,9 @@ func NewGenerator(m *Model, batch, context int, imageTokenID int32) (*Generator,
 		g.feats = a.Take(g.chunk * N * D)
 	}
 	g.places = make([]int, 0, context)
+	if m.dec.prune.masked() {
+		g.prune = newGenPrune(m.dec.prune, batch, D)
+	}
 	g.segs = make([]segment, 0, batch)
 	g.act = make([]int, 0, batch)
 	g.lens = make([]int, batch)
@@ -290,6 +299,14 @@ func (g *Generator) checkPrompt(p Prompt, maxNew int) error {
 	if run%max(N, 1) != 0 {
 		return fmt.Errorf("image placeholders at positions %d..%d: a run of %d is not a whole number of images of model.connector.tokens = %d", n-run, n-1, run, N)
 	}
+	if len(p.Instruction) > g.m.Config.Decoder.MaxSeq {
+		return fmt.Errorf("instruction of %d tokens, longer than model.decoder.max_seq %d", len(p.Instruction), g.m.Config.Decoder.MaxSeq)
+	}
+	for i, t := range p.Instruction {
+		if t < 0 || t >= V {
+			return fmt.Errorf("instruction token %d at position %d outside the vocabulary [0, %d)", t, i, V)
+		}
+	}
 	if !images {
 		if len(p.Images) != 0 {
 			return fmt.Errorf("%d image values, but the model is text-only", len(p.Images))
@@ -317,6 +334,9 @@ func (g *Generator) prefill(prompts []Prompt, maxNew int, stop []int32) int {
 	for r := range prompts {
 		g.act = append(g.act, r)
 		g.out[r] = g.out[r][:0]
+		if g.prune != nil {
+			g.gather(r, prompts[r])
+		}
 	}
 	for i := 0; i < len(prompts); {
 		g.segs = g.segs[:0]
@@ -434,7 +454,11 @@ func (g *Generator) layers(n int, decode bool) {
 		b.wo.Forward(branch, att)
 		engine.AddTo(x, branch)
 		b.mlpNorm.Forward(an, rstd, x)
-		b.mlp.Forward(branch, an, &g.mlp)
+		if g.prune != nil {
+			g.prunedFFN(l, branch, an, decode)
+		} else {
+			b.mlp.Forward(branch, an, &g.mlp)
+		}
 		engine.AddTo(x, branch)
 	}
 }

@@ -73,6 +73,9 @@ func New(cfg Config, B, T int, opts Options) (*Model, error) {
 	rng := rand.New(rand.NewPCG(opts.Seed, seedStream))
 	m.dec = newDecoder(m.Params, cfg.Decoder, m.pool)
 	m.dec.init(rng)
+	if m.dec.prune != nil {
+		m.dec.prune.initPredictor(opts.Seed)
+	}
 	arena := engine.NewArena[float32]()
 	if cfg.Vision != nil {
 		m.maxImages = opts.MaxImages
@@ -122,6 +125,9 @@ func (m *Model) Forward(b *Batch) (float64, error) {
 	}
 	x0 := m.acts.xs[0]
 	m.dec.embed.Forward(x0, m.ids)
+	if m.dec.prune != nil {
+		m.dec.prune.prepare(b, m.img != nil)
+	}
 	if m.img != nil && b.NumImages > 0 {
 		rows := len(places)
 		m.img.forward(m.imgs[:rows*D], b.Images, b.NumImages)
