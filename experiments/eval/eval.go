@@ -156,7 +156,7 @@ func (r *runner) predict(ctx context.Context, b *benchmark, k, trial int, sr *Sh
 				}
 				pix = append(pix, im...)
 			}
-			prompts = append(prompts, models.Prompt{Tokens: p.tokens, Images: pix})
+			prompts = append(prompts, models.Prompt{Tokens: p.tokens, Images: pix, Instruction: p.instruction})
 		}
 		out, err := r.gen.Generate(ctx, prompts, r.maxNew, stop)
 		if err != nil {

@@ -109,6 +109,9 @@ type prompt struct {
 	images  []*example
 	demos   []demo // the demonstrations kept, in prompt order
 	dropped int    // demonstrations dropped from the front to fit the budget
+	// instruction is the query's task prompt (its text before the target),
+	// from which an instruction-pruned model predicts its FFN masks.
+	instruction []int32
 }
 
 // build lays out demos then the query. A prompt over the budget loses its
@@ -133,7 +136,8 @@ func (b promptBuilder) build(task Task, query *example, demos []demo) (prompt, e
 		return prompt{}, fmt.Errorf("query %s (id %q): %d prompt tokens without any demonstration, more than the %d that max_seq and the %s new tokens leave",
 			query.where, query.id, total, b.budget, task)
 	}
-	p := prompt{tokens: make([]int32, 0, total), demos: demos[drop:], dropped: drop}
+	p := prompt{tokens: make([]int32, 0, total), demos: demos[drop:], dropped: drop,
+		instruction: b.tok.AppendEncode(nil, queryText(task, query))}
 	p.tokens = append(p.tokens, b.sp.bos)
 	for i, d := range demos[drop:] {
 		p.tokens = append(p.tokens, demoTokens[drop+i]...)

@@ -94,6 +94,10 @@ func TestPromptGolden(t *testing.T) {
 				if !slices.Equal(p.images, wantImages) {
 					t.Errorf("%s k=%d: images %v, want %v", bench.task, k, p.images, wantImages)
 				}
+				// An instruction-pruned model reads the query's task prompt.
+				if wantInstr := tok.Encode(queryText(bench.task, &bench.queries[q])); !slices.Equal(p.instruction, wantInstr) {
+					t.Errorf("%s k=%d: instruction %v, want the query text's tokens %v", bench.task, k, p.instruction, wantInstr)
+				}
 				placeholders := 0
 				for _, id := range p.tokens {
 					if id == sp.image {
