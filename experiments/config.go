@@ -45,6 +45,7 @@ type ShapesConfig struct {
 	EvalCaption     int      `yaml:"eval_caption"`
 	EvalVQA         int      `yaml:"eval_vqa"`
 	Support         int      `yaml:"support"`
+	Instructions    int      `yaml:"instructions,omitempty"` // rows of instructions/ (instruction-pruning data); 0: none
 	MaxObjects      int      `yaml:"max_objects"`
 	TinyFraction    float64  `yaml:"tiny_fraction"`
 	CrowdedFraction float64  `yaml:"crowded_fraction"`
@@ -373,7 +374,7 @@ func (s ShapesConfig) shapesConfig() shapes.Config {
 	return shapes.Config{Seed: s.Seed, Size: s.Size, Scenes: s.Scenes, Docs: s.Docs, Texts: s.Texts,
 		EvalCaption: s.EvalCaption, EvalVQA: s.EvalVQA, Support: s.Support, MaxObjects: s.MaxObjects,
 		TinyFraction: s.TinyFraction, CrowdedFraction: s.CrowdedFraction, JPEGFraction: s.JPEGFraction,
-		TextFiles: append([]string(nil), s.TextFiles...)}
+		Instructions: s.Instructions, TextFiles: append([]string(nil), s.TextFiles...)}
 }
 
 // withVocab sets model.decoder.vocab from the tokenizer's size, or checks

@@ -167,13 +167,14 @@ func cloneBatch(b *Batch) Batch {
 	c := *b
 	c.Tokens, c.Targets, c.LossMask = slices.Clone(b.Tokens), slices.Clone(b.Targets), slices.Clone(b.LossMask)
 	c.Pos, c.DocIDs, c.Images = slices.Clone(b.Pos), slices.Clone(b.DocIDs), slices.Clone(b.Images)
+	c.Instruction = slices.Clone(b.Instruction)
 	return c
 }
 
 func equalBatch(a, b Batch) bool {
 	return a.B == b.B && a.T == b.T && a.NumImages == b.NumImages && slices.Equal(a.Tokens, b.Tokens) &&
 		slices.Equal(a.Targets, b.Targets) && slices.Equal(a.LossMask, b.LossMask) && slices.Equal(a.Pos, b.Pos) &&
-		slices.Equal(a.DocIDs, b.DocIDs) && slices.Equal(a.Images, b.Images)
+		slices.Equal(a.DocIDs, b.DocIDs) && slices.Equal(a.Images, b.Images) && slices.Equal(a.Instruction, b.Instruction)
 }
 
 // docIDs reads the sample ids out of random-mode batches: with one

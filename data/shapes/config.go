@@ -17,6 +17,9 @@ type Config struct {
 	EvalCaption int `json:"eval_caption"` // eval/caption/query/
 	EvalVQA     int `json:"eval_vqa"`     // eval/vqa/query/
 	Support     int `json:"support"`      // each eval split's support/
+	// Instructions is the row count of instructions/ (SplitInstructions);
+	// 0 writes no such split and leaves synth.json as it was without it.
+	Instructions int `json:"instructions,omitempty"`
 	// Scene distribution, see SceneOptions.
 	MaxObjects      int     `json:"max_objects"`
 	TinyFraction    float64 `json:"tiny_fraction"`
@@ -65,7 +68,7 @@ func (c *Config) Validate() error {
 	for _, f := range []struct {
 		name string
 		v    int
-	}{{"scenes", c.Scenes}, {"docs", c.Docs}, {"texts", c.Texts}, {"eval-caption", c.EvalCaption}, {"eval-vqa", c.EvalVQA}, {"support", c.Support}} {
+	}{{"scenes", c.Scenes}, {"docs", c.Docs}, {"texts", c.Texts}, {"eval-caption", c.EvalCaption}, {"eval-vqa", c.EvalVQA}, {"support", c.Support}, {"instructions", c.Instructions}} {
 		if f.v < 0 || f.v > MaxCount {
 			return fmt.Errorf("shapes: %s = %d is outside 0..%d", f.name, f.v, MaxCount)
 		}

@@ -99,6 +99,8 @@ func (m *maker) rows(split string) int {
 		return m.cfg.EvalCaption
 	case SplitEvalVQAQuery:
 		return m.cfg.EvalVQA
+	case SplitInstructions:
+		return m.cfg.Instructions
 	}
 	return m.cfg.Support
 }
@@ -163,6 +165,9 @@ func marshalMeta(v any) string {
 
 // record builds row of split.
 func (m *maker) record(w *worker, split string, row int) (*data.Record, error) {
+	if split == SplitInstructions {
+		return m.instructionRecord(w, row)
+	}
 	id := recordID(split, row)
 	rng := recordRNG(m.cfg.Seed, split, row, 0)
 	opts := m.cfg.sceneOptions()

@@ -130,12 +130,12 @@ func generate(ctx context.Context, out string, cfg Config, opts Options,
 		workers = runtime.GOMAXPROCS(0)
 	}
 	prog := Progress{}
-	for _, split := range Splits {
+	for _, split := range cfg.splits() {
 		prog.TotalRows += int64(m.rows(split))
 	}
 	shardOpts := opts.Shards
 	shardOpts.CreatedBy = "mmablate data synth"
-	for _, split := range Splits {
+	for _, split := range cfg.splits() {
 		m.querySigs = nil
 		if split == SplitEvalCaptionSupport {
 			m.querySigs = m.querySignatures(SplitEvalCaptionQuery)
@@ -250,7 +250,7 @@ func stampDiff(old, want *stamp) string {
 // size and that each split's manifest lists the same shards. It does not
 // hash the shards: `mmablate data verify` does that.
 func intact(out string, st *stamp) bool {
-	if len(st.Splits) != len(Splits) {
+	if len(st.Splits) != len(st.Config.splits()) {
 		return false
 	}
 	for _, sp := range st.Splits {
@@ -307,7 +307,7 @@ func clean(out string) error {
 		}
 	}
 	remove(filepath.Join(out, StampName))
-	for _, split := range Splits {
+	for _, split := range append(Splits[:len(Splits):len(Splits)], SplitInstructions) {
 		dir := filepath.Join(out, filepath.FromSlash(split))
 		entries, err := os.ReadDir(dir)
 		if errors.Is(err, fs.ErrNotExist) {
@@ -324,7 +324,7 @@ func clean(out string) error {
 		}
 	}
 	// Deepest first, so eval/caption/query goes before eval/caption.
-	for _, d := range []string{"eval/caption/query", "eval/caption/support", "eval/vqa/query", "eval/vqa/support", "eval/caption", "eval/vqa", "eval", "captions", "interleaved", "text"} {
+	for _, d := range []string{"eval/caption/query", "eval/caption/support", "eval/vqa/query", "eval/vqa/support", "eval/caption", "eval/vqa", "eval", "captions", "interleaved", "text", SplitInstructions} {
 		p := filepath.Join(out, filepath.FromSlash(d))
 		if entries, err := os.ReadDir(p); err == nil && len(entries) == 0 {
 			remove(p)
