@@ -16,7 +16,7 @@ type doc struct {
 	id      string
 	tokens  []int32
 	images  []*data.Image
-	imageAt []int // index in tokens of each image's first placeholder
+	imageAt []int  // index in tokens of each image's first placeholder
 	instr   []bool // per token: part of the sample's instruction segments
 	off     int
 	img     int
