@@ -27,6 +27,9 @@ const (
 // README.md) to path atomically, with the config as JSON in the metadata
 // plus any extra metadata the caller adds.
 func (m *Model) SaveWeights(path string, extra map[string]string) error {
+	if err := m.pull(); err != nil {
+		return err
+	}
 	meta, err := m.metadata(weightsFormat, extra)
 	if err != nil {
 		return err
@@ -92,12 +95,15 @@ func (m *Model) LoadWeights(path string) (map[string]string, error) {
 			return nil, fmt.Errorf("%s: tensor %s is not a parameter of this model", path, name)
 		}
 	}
-	return f.Metadata, nil
+	return f.Metadata, m.push()
 }
 
 // SaveOptimizer writes AdamW's step count and moments (m.<name>, v.<name>
 // for every parameter) to path atomically.
 func (m *Model) SaveOptimizer(path string) error {
+	if err := m.pull(); err != nil {
+		return err
+	}
 	meta, err := m.metadata(optimizerFormat, map[string]string{stepKey: strconv.Itoa(m.opt.T())})
 	if err != nil {
 		return err
@@ -142,5 +148,8 @@ func (m *Model) LoadOptimizer(path string) error {
 			copy(part.dst[p.Offset:p.Offset+p.Size], t.Data)
 		}
 	}
-	return m.opt.SetState(step, mom, sec)
+	if err := m.opt.SetState(step, mom, sec); err != nil {
+		return err
+	}
+	return m.push()
 }

@@ -45,9 +45,10 @@ type Model struct {
 	img   *imagePath // nil for a text-only model
 	opt   *engine.AdamW[float32]
 	acts  *decoderActs
-	ids   []int32   // [B·T] token ids with placeholders replaced by 0 for the embedding
-	imgs  []float32 // [maxImages·N, D] connector outputs
-	dimgs []float32 // [maxImages·N, D] their gradient
+	ids   []int32     // [B·T] token ids with placeholders replaced by 0 for the embedding
+	imgs  []float32   // [maxImages·N, D] connector outputs
+	dimgs []float32   // [maxImages·N, D] their gradient
+	acc   Accelerator // nil: Step runs on the CPU engine
 }
 
 // New validates cfg and builds a model for batches of B sequences of T
@@ -103,10 +104,13 @@ func New(cfg Config, B, T int, opts Options) (*Model, error) {
 	return m, nil
 }
 
-// Close stops the model's worker goroutines.
+// Close stops the model's worker goroutines and closes its Accelerator.
 func (m *Model) Close() {
 	if m.pool != nil {
 		m.pool.Close()
+	}
+	if m.acc != nil {
+		m.acc.Close()
 	}
 }
 
@@ -214,6 +218,9 @@ type StepStats struct {
 // with an error naming the step and the first layer or tensor affected; the
 // weights are then unchanged.
 func (m *Model) Step(b *Batch, lr float64) (StepStats, error) {
+	if m.acc != nil {
+		return m.acc.Step(b, lr)
+	}
 	st := StepStats{Step: m.opt.T() + 1}
 	loss, err := m.Forward(b)
 	st.Loss = loss
@@ -247,12 +254,20 @@ func (m *Model) CopyWeights(src *Model) error {
 			return fmt.Errorf("copy weights: tensor %d is %s %v, source has %s %v", i, p.Name, p.Shape, b[i].Name, b[i].Shape)
 		}
 	}
+	if err := src.pull(); err != nil {
+		return fmt.Errorf("copy weights: %w", err)
+	}
 	copy(m.Params.Data(), src.Params.Data())
-	return nil
+	return m.push()
 }
 
 // Steps is the number of AdamW updates taken (restored by LoadOptimizer).
-func (m *Model) Steps() int { return m.opt.T() }
+func (m *Model) Steps() int {
+	if m.acc != nil {
+		return m.acc.Steps()
+	}
+	return m.opt.T()
+}
 
 // NumParams counts every parameter scalar, and those that train (a frozen
 // ViT's are not).

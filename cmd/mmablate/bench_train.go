@@ -20,6 +20,7 @@ import (
 
 	"github.com/mmablate/mmablate/models"
 	"github.com/mmablate/mmablate/models/engine"
+	"github.com/mmablate/mmablate/models/engine/cuda"
 )
 
 // benchCases are engine.md's reference model, text-only and with images.
@@ -69,6 +70,9 @@ func newBenchTrainCmd() *cobra.Command {
 		peer, python, ref, worker string
 		threads, steps, warmup    int
 		asJSON                    bool
+		device, precision         string
+		gpuBatch, gpuSeq          int
+		compile                   bool
 	)
 	cmd := &cobra.Command{
 		Use:   "train",
@@ -116,7 +120,20 @@ Flags:
   --peer pytorch   also run the PyTorch reference (needs --python with torch, --ref)
   --threads N      threads per side (default 2)
   --steps N        timed steps per case (default 10); --warmup N untimed steps first (default 2)
-  --json           one JSON object: results, go_over_pytorch_steps_per_s, largest_matmul`,
+  --json           one JSON object: results, go_over_pytorch_steps_per_s, largest_matmul
+
+On a GPU (a CGO_ENABLED=0 build, make build-cuda, runs anywhere the NVIDIA
+driver is):
+
+  mmablate bench train --device cuda --peer pytorch --python python3 [--compile]
+
+times a GPU-sized text-only decoder (width 1024, 12 layers, 16 heads with 4
+kv heads, SwiGLU 2816, vocab 32768; --gpu-batch 16 × --gpu-seq 1024 tokens)
+through the CUDA backend (--precision bf16|tf32|fp32, default bf16), then
+bench/pytorch/mmablate_ref_cuda.py (the same model in PyTorch eager with bf16
+autocast; with --compile also under torch.compile) on the same GPU in the
+same invocation, and prints tokens/s, model TFLOP/s and MFU against the
+H100/H200 dense bf16 peak (989 TFLOP/s).`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if threads < 1 || steps < 1 || warmup < 0 {
@@ -127,6 +144,20 @@ Flags:
 			}
 			if peer != "" && peer != "pytorch" {
 				return usagef("--peer %q: the only peer is pytorch", peer)
+			}
+			switch device {
+			case "cpu":
+			case "cuda":
+				prec, err := cuda.ParsePrecision(precision)
+				if err != nil || gpuBatch < 1 || gpuSeq < 1 {
+					return usagef("--precision %q, --gpu-batch %d, --gpu-seq %d: want fp32|tf32|bf16 and positive sizes", precision, gpuBatch, gpuSeq)
+				}
+				if !cmd.Flags().Changed("ref") {
+					ref = filepath.Join("bench", "pytorch", "mmablate_ref_cuda.py")
+				}
+				return runBenchTrainCUDA(cmd.Context(), cmd.OutOrStdout(), peer, python, ref, prec, gpuBatch, gpuSeq, steps, warmup, compile, asJSON)
+			default:
+				return usagef("--device %q: want cpu or cuda", device)
 			}
 			return runBenchTrain(cmd.Context(), cmd.OutOrStdout(), peer, python, ref, threads, steps, warmup, asJSON)
 		},
@@ -139,6 +170,11 @@ Flags:
 	f.IntVar(&steps, "steps", 10, "timed training steps per case")
 	f.IntVar(&warmup, "warmup", 2, "untimed steps before timing (first-touch of buffers, thread start-up)")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object instead of a table")
+	f.StringVar(&device, "device", "cpu", "cpu, or cuda for the GPU benchmark (see above)")
+	f.StringVar(&precision, "precision", "bf16", "with --device cuda: matrix-product arithmetic, bf16, tf32 or fp32")
+	f.IntVar(&gpuBatch, "gpu-batch", 16, "with --device cuda: sequences per batch")
+	f.IntVar(&gpuSeq, "gpu-seq", 1024, "with --device cuda: tokens per sequence")
+	f.BoolVar(&compile, "compile", false, "with --device cuda --peer pytorch: also time the peer under torch.compile")
 	f.StringVar(&worker, "worker", "", "internal: run one case in this process and print its JSON result")
 	f.MarkHidden("worker")
 	return cmd

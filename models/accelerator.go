@@ -1,0 +1,59 @@
+package models
+
+import (
+	"errors"
+
+	"github.com/mmablate/mmablate/models/engine"
+)
+
+// Accelerator runs a Model's training steps on another device (the CUDA
+// backend, models/engine/cuda), which holds its own copy of the weights and
+// AdamW state. The Model's Params stay the host copy: Pull refreshes them
+// from the device and Push sends them there. The Model calls Pull before it
+// saves weights or optimizer state or lends its weights (CopyWeights), and
+// Push after it loads them, so checkpoints are the same files whichever
+// device trained.
+type Accelerator interface {
+	Step(b *Batch, lr float64) (StepStats, error) // as Model.Step
+	Steps() int                                   // AdamW updates taken
+	Pull() error                                  // device → Params and optimizer state
+	Push() error                                  // Params and optimizer state → device
+	Close() error
+}
+
+// SetAccelerator hands Step to a, which must have been built for m (nil
+// returns training to the CPU engine after pulling the device's weights).
+// While one is set, Forward, Backward and Logits still run on the host copy,
+// which is current only after a Pull (SaveWeights and CopyWeights pull).
+// Close closes it.
+func (m *Model) SetAccelerator(a Accelerator) error {
+	if m.acc != nil && a == nil {
+		err := m.acc.Pull()
+		return errors.Join(err, m.acc.Close())
+	}
+	m.acc = a
+	return nil
+}
+
+// Optimizer is the host AdamW (its state is current on the host only after
+// a Pull when an Accelerator is set).
+func (m *Model) Optimizer() *engine.AdamW[float32] { return m.opt }
+
+// ClipNorm is the global gradient-norm clip Step applies (≤ 0: none).
+func (m *Model) ClipNorm() float64 { return m.clip }
+
+// pull refreshes the host copy from the accelerator, if any.
+func (m *Model) pull() error {
+	if m.acc == nil {
+		return nil
+	}
+	return m.acc.Pull()
+}
+
+// push sends the host copy to the accelerator, if any.
+func (m *Model) push() error {
+	if m.acc == nil {
+		return nil
+	}
+	return m.acc.Push()
+}

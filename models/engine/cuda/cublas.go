@@ -1,0 +1,121 @@
+package cuda
+
+import (
+	"fmt"
+	"unsafe"
+
+	"github.com/ebitengine/purego"
+)
+
+// Precision is the arithmetic of matrix products (package doc).
+type Precision string
+
+const (
+	FP32 Precision = "fp32"
+	TF32 Precision = "tf32"
+	BF16 Precision = "bf16"
+)
+
+// ParsePrecision accepts fp32, tf32 and bf16 ("" is fp32).
+func ParsePrecision(s string) (Precision, error) {
+	switch Precision(s) {
+	case "", FP32:
+		return FP32, nil
+	case TF32, BF16:
+		return Precision(s), nil
+	}
+	return "", fmt.Errorf("precision %q: want fp32, tf32 or bf16", s)
+}
+
+// cuBLAS enum values (cublas_api.h, library_types.h).
+const (
+	cublasOpN              = 0
+	cublasOpT              = 1
+	cudaR32F               = 0
+	cublasCompute32F       = 68
+	cublasCompute32FFast16 = 75 // CUBLAS_COMPUTE_32F_FAST_16BF
+	cublasCompute32FTF32   = 77 // CUBLAS_COMPUTE_32F_FAST_TF32
+	cublasGemmDefault      = ^uintptr(0)
+)
+
+func (p Precision) compute() uintptr {
+	switch p {
+	case TF32:
+		return cublasCompute32FTF32
+	case BF16:
+		return cublasCompute32FFast16
+	}
+	return cublasCompute32F
+}
+
+type cublas struct {
+	lib                             *library
+	handle                          uintptr
+	gemmEx, gemmBatchedEx, statusFn uintptr
+	create, destroy                 uintptr
+}
+
+var cublasNames = []string{"libcublas.so.13", "libcublas.so.12", "libcublas.so"}
+
+func loadCublas() (*cublas, error) {
+	lib, err := openLibrary("cuBLAS ships with the CUDA runtime libraries (pip nvidia-cublas, or a toolkit)", cublasNames...)
+	if err != nil {
+		return nil, err
+	}
+	c := &cublas{lib: lib}
+	if err := lib.bind(map[string]*uintptr{
+		"cublasCreate_v2": &c.create, "cublasDestroy_v2": &c.destroy,
+		"cublasGemmEx": &c.gemmEx, "cublasGemmBatchedEx": &c.gemmBatchedEx,
+		"cublasGetStatusString": &c.statusFn,
+	}); err != nil {
+		return nil, err
+	}
+	if err := c.check("cublasCreate", first(purego.SyscallN(c.create, uintptr(unsafe.Pointer(&c.handle))))); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *cublas) check(call string, r uintptr) error {
+	if r == 0 {
+		return nil
+	}
+	s, _, _ := purego.SyscallN(c.statusFn, r)
+	return &Error{Lib: c.lib.name, Call: call, Code: int(r), Msg: goString(s)}
+}
+
+func op(t bool) uintptr {
+	if t {
+		return cublasOpT
+	}
+	return cublasOpN
+}
+
+// gemm computes, row-major like engine.Gemm, C[m,n] = alpha·op(A)·op(B) +
+// beta·C with leading dimensions lda, ldb, ldc. cuBLAS is column-major, so
+// it runs Cᵀ = op(B)ᵀ·op(A)ᵀ: the same memory read as column-major matrices.
+func (d *Device) gemm(p Precision, tA, tB bool, m, n, k int, alpha float32, a uintptr, lda int, b uintptr, ldb int, beta float32, c uintptr, ldc int) error {
+	if m == 0 || n == 0 {
+		return nil
+	}
+	d.scalars[0], d.scalars[1] = alpha, beta
+	al, be := d.host+2*maxArgs*8, d.host+2*maxArgs*8+4
+	r, _, _ := purego.SyscallN(d.blas.gemmEx, d.blas.handle, op(tB), op(tA), uintptr(n), uintptr(m), uintptr(k),
+		al, b, cudaR32F, uintptr(ldb), a, cudaR32F, uintptr(lda), be, c, cudaR32F, uintptr(ldc),
+		p.compute(), cublasGemmDefault)
+	return d.blas.check(fmt.Sprintf("cublasGemmEx(m=%d n=%d k=%d)", m, n, k), r)
+}
+
+// gemmBatched is gemm over count independent products whose operands are
+// given by device arrays of device pointers (a, b, c each [count]uintptr).
+func (d *Device) gemmBatched(p Precision, tA, tB bool, m, n, k int, alpha float32, a uintptr, lda int, b uintptr, ldb int, beta float32, c uintptr, ldc, count int) error {
+	if m == 0 || n == 0 || count == 0 {
+		return nil
+	}
+	d.scalars[0], d.scalars[1] = alpha, beta
+	al, be := d.host+2*maxArgs*8, d.host+2*maxArgs*8+4
+	r, _, _ := purego.SyscallN(d.blas.gemmBatchedEx, d.blas.handle, op(tB), op(tA), uintptr(n), uintptr(m), uintptr(k),
+		al, b, cudaR32F, uintptr(ldb), a, cudaR32F, uintptr(lda), be, c, cudaR32F, uintptr(ldc),
+		uintptr(count), p.compute(), cublasGemmDefault)
+	return d.blas.check(fmt.Sprintf("cublasGemmBatchedEx(m=%d n=%d k=%d ×%d)", m, n, k, count), r)
+}

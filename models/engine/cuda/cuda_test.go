@@ -1,0 +1,257 @@
+package cuda
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/mmablate/mmablate/models"
+)
+
+// The GPU is opened once per test binary: NVRTC compiles the kernels on
+// every Open.
+var (
+	gpuOnce sync.Once
+	gpuErr  error
+)
+
+// needGPU skips (with the reason printed) where no GPU, driver or CUDA
+// library is present, as in CI.
+func needGPU(t *testing.T) {
+	t.Helper()
+	gpuOnce.Do(func() {
+		d, err := Open(0)
+		if err == nil {
+			fmt.Printf("cuda: %s (%s), driver API %d, kernels compiled in %v\n", d.Name, d.SM, d.Driver, d.Compile)
+		}
+		gpuErr = err
+	})
+	if gpuErr != nil {
+		t.Skipf("no usable GPU: %v", gpuErr)
+	}
+}
+
+// TestOpenFailsCleanly: without a GPU, Open must return an error that names
+// the library or driver call, never panic; with one, it must report the
+// architecture it compiled for.
+func TestOpenFailsCleanly(t *testing.T) {
+	d, err := Open(0)
+	if err != nil {
+		var ce *Error
+		if !errors.As(err, &ce) && !errors.Is(err, ErrNoDevice) {
+			t.Fatalf("Open error %T %q is neither *cuda.Error nor ErrNoDevice", err, err)
+		}
+		if !strings.HasPrefix(err.Error(), "cuda: ") {
+			t.Errorf("error %q does not start with cuda:", err)
+		}
+		t.Logf("no GPU here, as expected in CI: %v", err)
+		return
+	}
+	if !strings.HasPrefix(d.SM, "sm_") || d.Name == "" {
+		t.Errorf("Open: name %q, arch %q", d.Name, d.SM)
+	}
+}
+
+func TestParsePrecision(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want Precision
+		err  bool
+	}{{"", FP32, false}, {"fp32", FP32, false}, {"tf32", TF32, false}, {"bf16", BF16, false}, {"fp16", "", true}} {
+		got, err := ParsePrecision(tc.in)
+		if (err != nil) != tc.err || got != tc.want {
+			t.Errorf("ParsePrecision(%q) = %q, %v", tc.in, got, err)
+		}
+	}
+}
+
+// parityCase is one decoder shape of the GPU-vs-CPU parity tests.
+type parityCase struct {
+	name         string
+	B, T         int
+	heads, kv    int
+	qkNorm       bool
+	docsPerSeq   int
+	prec         Precision
+	lossTol, rel float64 // |Δloss| and per-tensor max|Δg|/max|g| bounds
+}
+
+var parityCases = []parityCase{
+	{name: "fp32 gqa qknorm", B: 2, T: 64, heads: 4, kv: 2, qkNorm: true, docsPerSeq: 2, prec: FP32, lossTol: 1e-4, rel: 1e-3},
+	{name: "fp32 mha", B: 3, T: 256, heads: 4, kv: 4, qkNorm: false, docsPerSeq: 1, prec: FP32, lossTol: 1e-4, rel: 1e-3},
+	{name: "fp32 mqa packed", B: 2, T: 128, heads: 4, kv: 1, qkNorm: true, docsPerSeq: 3, prec: FP32, lossTol: 1e-4, rel: 1e-3},
+	// Reduced-precision products: bounds stated in the package README.
+	{name: "tf32", B: 2, T: 64, heads: 4, kv: 2, qkNorm: true, docsPerSeq: 2, prec: TF32, lossTol: 1e-2, rel: 5e-2},
+	{name: "bf16", B: 2, T: 64, heads: 4, kv: 2, qkNorm: true, docsPerSeq: 2, prec: BF16, lossTol: 3e-2, rel: 1.5e-1},
+}
+
+func (pc parityCase) config() models.Config {
+	d := models.DefaultDecoderConfig()
+	d.Vocab, d.Width, d.Layers, d.Heads, d.KVHeads, d.FFNHidden, d.QKNorm, d.MaxSeq = 96, 64, 2, pc.heads, pc.kv, 176, pc.qkNorm, 512
+	return models.Config{Decoder: d}
+}
+
+// batch packs docsPerSeq documents into each sequence (positions restart,
+// attention must not cross them) and masks a few targets out of the loss.
+func (pc parityCase) batch(cfg models.Config) *models.Batch {
+	b := models.SyntheticBatch(cfg, pc.B, pc.T, false, 7)
+	rng := rand.New(rand.NewPCG(3, 3))
+	for s := range pc.B {
+		doc, start := int32(0), 0
+		for t := range pc.T {
+			i := s*pc.T + t
+			if next := (int(doc) + 1) * pc.T / pc.docsPerSeq; t == next {
+				doc, start = doc+1, t
+			}
+			b.DocIDs[i], b.Pos[i] = doc, int32(t-start)
+			if rng.IntN(7) == 0 {
+				b.LossMask[i], b.Targets[i] = 0, -1
+			}
+		}
+	}
+	return b
+}
+
+func newPair(t *testing.T, pc parityCase) (cpu, gpu *models.Model, tr *Trainer) {
+	t.Helper()
+	cfg := pc.config()
+	var err error
+	if cpu, err = models.New(cfg, pc.B, pc.T, models.Options{Seed: 11}); err != nil {
+		t.Fatal(err)
+	}
+	if gpu, err = models.New(cfg, pc.B, pc.T, models.Options{Seed: 11}); err != nil {
+		t.Fatal(err)
+	}
+	if tr, err = NewTrainer(gpu, Options{Precision: pc.prec}); err != nil {
+		t.Fatal(err)
+	}
+	if err := gpu.SetAccelerator(tr); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cpu.Close(); gpu.Close() })
+	return cpu, gpu, tr
+}
+
+// TestParityGradients: same weights and batch, the GPU and the CPU engine
+// agree on the loss and every parameter's gradient.
+func TestParityGradients(t *testing.T) {
+	needGPU(t)
+	for _, pc := range parityCases {
+		t.Run(pc.name, func(t *testing.T) {
+			cpu, _, tr := newPair(t, pc)
+			b := pc.batch(cpu.Config)
+			want, err := cpu.Forward(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cpu.Backward(b)
+			got, err := tr.ForwardBackward(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			grads := make([]float32, cpu.Params.Len())
+			if err := tr.Grads(grads); err != nil {
+				t.Fatal(err)
+			}
+			worst, worstName := 0.0, ""
+			for _, p := range cpu.Params.All() {
+				r := relDiff(grads[p.Offset:p.Offset+p.Size], p.Grad())
+				if r > worst {
+					worst, worstName = r, p.Name
+				}
+			}
+			fmt.Printf("parity %-16s loss cpu %.7f gpu %.7f |Δ| %.2e (bound %.0e); grads worst rel %.2e in %s (bound %.0e)\n",
+				pc.name, want, got, math.Abs(want-got), pc.lossTol, worst, worstName, pc.rel)
+			if math.Abs(want-got) > pc.lossTol {
+				t.Errorf("loss: cpu %v gpu %v", want, got)
+			}
+			if worst > pc.rel {
+				t.Errorf("gradient of %s: relative difference %.3g > %.0g", worstName, worst, pc.rel)
+			}
+		})
+	}
+}
+
+// relDiff is max|a−b| / max|b| (b the CPU reference).
+func relDiff(a, b []float32) float64 {
+	var d, s float64
+	for i := range b {
+		d = max(d, math.Abs(float64(a[i])-float64(b[i])))
+		s = max(s, math.Abs(float64(b[i])))
+	}
+	if s == 0 {
+		return d
+	}
+	return d / s
+}
+
+// TestParityTraining: ten AdamW steps (clipping active) give the same loss
+// curve and weights on both devices, and a checkpoint written from the GPU
+// model loads into a CPU model with the GPU's weights.
+func TestParityTraining(t *testing.T) {
+	needGPU(t)
+	pc := parityCases[0]
+	cpu, gpu, _ := newPair(t, pc)
+	b := pc.batch(cpu.Config)
+	worst := 0.0
+	for i := range 10 {
+		lr := 3e-3
+		cs, err := cpu.Step(b, lr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gs, err := gpu.Step(b, lr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cs.Step != gs.Step {
+			t.Fatalf("step numbers %d and %d", cs.Step, gs.Step)
+		}
+		worst = max(worst, math.Abs(cs.Loss-gs.Loss))
+		if i == 0 || i == 9 {
+			fmt.Printf("train step %2d: loss cpu %.6f gpu %.6f; grad norm cpu %.5f gpu %.5f\n", gs.Step, cs.Loss, gs.Loss, cs.GradNorm, gs.GradNorm)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "w.safetensors")
+	if err := gpu.SaveWeights(path, nil); err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := models.New(cpu.Config, pc.B, pc.T, models.Options{Seed: 99})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	if _, err := fresh.LoadWeights(path); err != nil {
+		t.Fatal(err)
+	}
+	wr := relDiff(fresh.Params.Data(), cpu.Params.Data())
+	fmt.Printf("train 10 steps: worst |Δloss| %.2e, weights rel %.2e (gpu checkpoint loaded on cpu)\n", worst, wr)
+	if worst > 1e-4 {
+		t.Errorf("loss curves differ by %.3g", worst)
+	}
+	if wr > 1e-3 {
+		t.Errorf("weights after 10 steps differ by %.3g", wr)
+	}
+	if gpu.Steps() != 10 {
+		t.Errorf("gpu model reports %d steps", gpu.Steps())
+	}
+}
+
+// TestRejectsImages: the GPU backend refuses what it does not implement
+// instead of training something else.
+func TestRejectsImages(t *testing.T) {
+	m, err := models.New(models.DefaultConfig(), 1, 128, models.Options{Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	_, err = NewTrainer(m, Options{})
+	if err == nil || !strings.Contains(err.Error(), "vision") {
+		t.Fatalf("NewTrainer with a vision model: %v", err)
+	}
+}

@@ -1,0 +1,311 @@
+package cuda
+
+import (
+	"fmt"
+	"math"
+	"runtime"
+	"time"
+	"unsafe"
+
+	"github.com/ebitengine/purego"
+)
+
+// driver holds the CUDA driver API entry points. Versioned names (_v2) are
+// the ones the headers' macros resolve to; the unversioned symbols are the
+// 32-bit legacy ABI.
+type driver struct {
+	lib                                                         *library
+	cuInit, cuDeviceGet, cuDeviceGetCount, cuDeviceGetAttribute uintptr
+	cuDeviceGetName, cuDevicePrimaryCtxRetain, cuCtxSetCurrent  uintptr
+	cuCtxSynchronize, cuGetErrorString, cuDriverGetVersion      uintptr
+	cuMemAlloc, cuMemFree, cuMemAllocHost, cuMemFreeHost        uintptr
+	cuMemcpyHtoD, cuMemcpyDtoH, cuMemcpyDtoD, cuMemsetD32       uintptr
+	cuModuleLoadData, cuModuleGetFunction, cuLaunchKernel       uintptr
+	cuFuncSetAttribute                                          uintptr
+}
+
+func loadDriver() (*driver, error) {
+	lib, err := openLibrary("is the NVIDIA driver installed and is there a GPU? (no CUDA toolkit is needed)", "libcuda.so.1", "libcuda.so")
+	if err != nil {
+		return nil, err
+	}
+	d := &driver{lib: lib}
+	err = lib.bind(map[string]*uintptr{
+		"cuInit": &d.cuInit, "cuDeviceGet": &d.cuDeviceGet, "cuDeviceGetCount": &d.cuDeviceGetCount,
+		"cuDeviceGetAttribute": &d.cuDeviceGetAttribute, "cuDeviceGetName": &d.cuDeviceGetName,
+		"cuDevicePrimaryCtxRetain": &d.cuDevicePrimaryCtxRetain, "cuCtxSetCurrent": &d.cuCtxSetCurrent,
+		"cuCtxSynchronize": &d.cuCtxSynchronize, "cuGetErrorString": &d.cuGetErrorString,
+		"cuDriverGetVersion": &d.cuDriverGetVersion,
+		"cuMemAlloc_v2":      &d.cuMemAlloc, "cuMemFree_v2": &d.cuMemFree,
+		"cuMemAllocHost_v2": &d.cuMemAllocHost, "cuMemFreeHost": &d.cuMemFreeHost,
+		"cuMemcpyHtoD_v2": &d.cuMemcpyHtoD, "cuMemcpyDtoH_v2": &d.cuMemcpyDtoH,
+		"cuMemcpyDtoD_v2": &d.cuMemcpyDtoD, "cuMemsetD32_v2": &d.cuMemsetD32,
+		"cuModuleLoadData": &d.cuModuleLoadData, "cuModuleGetFunction": &d.cuModuleGetFunction,
+		"cuLaunchKernel": &d.cuLaunchKernel, "cuFuncSetAttribute": &d.cuFuncSetAttribute,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// check turns a CUresult into an *Error naming call.
+func (d *driver) check(call string, r uintptr) error {
+	if r == 0 {
+		return nil
+	}
+	var s uintptr
+	purego.SyscallN(d.cuGetErrorString, r, uintptr(unsafe.Pointer(&s)))
+	return &Error{Lib: d.lib.name, Call: call, Code: int(r), Msg: goString(s)}
+}
+
+func (d *driver) call(name string, fn uintptr, args ...uintptr) error {
+	r, _, _ := purego.SyscallN(fn, args...)
+	return d.check(name, r)
+}
+
+// Device is one GPU with its primary context, cuBLAS handle and the
+// compiled kernels.
+type Device struct {
+	drv     *driver
+	blas    *cublas
+	dev     int32
+	ctx     uintptr
+	Name    string // "NVIDIA H200"
+	SM      string // "sm_90"
+	Driver  int    // driver API version, e.g. 13000
+	Compile time.Duration
+
+	k kernels
+
+	// host is a block of pinned host memory (cuMemAllocHost) for kernel
+	// argument slots and cuBLAS scalars: C memory, so pointers to it may be
+	// passed to C freely (Go memory referenced from a C array would need
+	// runtime.Pinner on every launch).
+	host     uintptr
+	args     []uint64  // argument values, one 8-byte slot each
+	argPtrs  []uintptr // void*[] handed to cuLaunchKernel
+	scalars  []float32 // alpha, beta for cuBLAS
+	scratchD []float64 // reduction results copied back
+}
+
+const (
+	maxArgs      = 24
+	hostBytes    = maxArgs*8 + maxArgs*8 + 16 + 8*maxPartials
+	maxPartials  = 1024
+	attrCCMajor  = 75 // CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR
+	attrCCMinor  = 76
+	attrMaxSmemO = 97 // CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN
+)
+
+// Open loads the driver, cuBLAS and NVRTC, makes GPU ordinal current and
+// compiles the kernels for it. The error names what is missing.
+func Open(ordinal int) (*Device, error) {
+	drv, err := loadDriver()
+	if err != nil {
+		return nil, err
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if err := drv.call("cuInit", drv.cuInit, 0); err != nil {
+		return nil, fmt.Errorf("%w (%w)", err, ErrNoDevice)
+	}
+	var count int32
+	if err := drv.call("cuDeviceGetCount", drv.cuDeviceGetCount, uintptr(unsafe.Pointer(&count))); err != nil {
+		return nil, err
+	}
+	if count == 0 {
+		return nil, fmt.Errorf("cuda: %s loaded but reports 0 devices: %w", drv.lib.name, ErrNoDevice)
+	}
+	if ordinal < 0 || ordinal >= int(count) {
+		return nil, fmt.Errorf("cuda: GPU %d requested, %d present: %w", ordinal, count, ErrNoDevice)
+	}
+	d := &Device{drv: drv}
+	var ver int32
+	if err := drv.call("cuDriverGetVersion", drv.cuDriverGetVersion, uintptr(unsafe.Pointer(&ver))); err != nil {
+		return nil, err
+	}
+	d.Driver = int(ver)
+	if err := drv.call("cuDeviceGet", drv.cuDeviceGet, uintptr(unsafe.Pointer(&d.dev)), uintptr(ordinal)); err != nil {
+		return nil, err
+	}
+	var maj, mnr int32
+	if err := drv.call("cuDeviceGetAttribute", drv.cuDeviceGetAttribute, uintptr(unsafe.Pointer(&maj)), attrCCMajor, uintptr(d.dev)); err != nil {
+		return nil, err
+	}
+	if err := drv.call("cuDeviceGetAttribute", drv.cuDeviceGetAttribute, uintptr(unsafe.Pointer(&mnr)), attrCCMinor, uintptr(d.dev)); err != nil {
+		return nil, err
+	}
+	d.SM = fmt.Sprintf("sm_%d%d", maj, mnr)
+	name := make([]byte, 256)
+	if err := drv.call("cuDeviceGetName", drv.cuDeviceGetName, uintptr(unsafe.Pointer(&name[0])), uintptr(len(name)), uintptr(d.dev)); err != nil {
+		return nil, err
+	}
+	d.Name = goString(uintptr(unsafe.Pointer(&name[0])))
+	runtime.KeepAlive(name)
+	if err := drv.call("cuDevicePrimaryCtxRetain", drv.cuDevicePrimaryCtxRetain, uintptr(unsafe.Pointer(&d.ctx)), uintptr(d.dev)); err != nil {
+		return nil, err
+	}
+	if err := drv.call("cuCtxSetCurrent", drv.cuCtxSetCurrent, d.ctx); err != nil {
+		return nil, err
+	}
+	if err := drv.call("cuMemAllocHost", drv.cuMemAllocHost, uintptr(unsafe.Pointer(&d.host)), hostBytes); err != nil {
+		return nil, err
+	}
+	d.args = hostSlice[uint64](d.host, maxArgs)
+	d.argPtrs = hostSlice[uintptr](d.host+maxArgs*8, maxArgs)
+	d.scalars = hostSlice[float32](d.host+2*maxArgs*8, 4)
+	d.scratchD = hostSlice[float64](d.host+2*maxArgs*8+16, maxPartials)
+	for i := range d.argPtrs {
+		d.argPtrs[i] = d.host + uintptr(8*i)
+	}
+	if d.blas, err = loadCublas(); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	cubin, err := compileKernels(d.SM, int(maj)*10+int(mnr))
+	if err != nil {
+		return nil, err
+	}
+	if err := d.loadKernels(cubin); err != nil {
+		return nil, err
+	}
+	d.Compile = time.Since(start)
+	return d, nil
+}
+
+// enter locks the calling goroutine to its thread and makes the device's
+// context current there; the returned func undoes the lock.
+func (d *Device) enter() func() {
+	runtime.LockOSThread()
+	purego.SyscallN(d.drv.cuCtxSetCurrent, d.ctx)
+	return runtime.UnlockOSThread
+}
+
+// Sync waits for all queued GPU work and reports any asynchronous error.
+func (d *Device) Sync() error {
+	defer d.enter()()
+	return d.sync()
+}
+
+func (d *Device) sync() error {
+	return d.drv.call("cuCtxSynchronize", d.drv.cuCtxSynchronize)
+}
+
+// Buf is a device allocation of N float32 (or int32) elements.
+type Buf struct {
+	P uintptr // device address
+	N int     // elements (4 bytes each)
+}
+
+// At is the address of element i.
+func (b Buf) At(i int) uintptr { return b.P + uintptr(4*i) }
+
+// Off is the buffer from element i on.
+func (b Buf) Off(i int) Buf { return Buf{P: b.At(i), N: b.N - i} }
+
+// Alloc returns a zeroed device buffer of n 4-byte elements.
+func (d *Device) Alloc(n int) (Buf, error) {
+	defer d.enter()()
+	return d.alloc(n)
+}
+
+func (d *Device) alloc(n int) (Buf, error) {
+	var p uintptr
+	if err := d.drv.call(fmt.Sprintf("cuMemAlloc(%d MB)", 4*n>>20), d.drv.cuMemAlloc, uintptr(unsafe.Pointer(&p)), uintptr(4*max(n, 1))); err != nil {
+		return Buf{}, err
+	}
+	b := Buf{P: p, N: n}
+	return b, d.zero(b)
+}
+
+// Free releases b.
+func (d *Device) Free(b Buf) error {
+	defer d.enter()()
+	return d.drv.call("cuMemFree", d.drv.cuMemFree, b.P)
+}
+
+func (d *Device) zero(b Buf) error {
+	if b.N == 0 {
+		return nil
+	}
+	return d.drv.call("cuMemsetD32", d.drv.cuMemsetD32, b.P, 0, uintptr(b.N))
+}
+
+// Upload copies src into b (len(src) ≤ b.N).
+func (d *Device) Upload(b Buf, src []float32) error {
+	defer d.enter()()
+	return upload(d, b, src)
+}
+
+// Download copies len(dst) elements of b into dst.
+func (d *Device) Download(dst []float32, b Buf) error {
+	defer d.enter()()
+	return download(d, dst, b)
+}
+
+func upload[T float32 | int32 | int64 | uint64](d *Device, b Buf, src []T) error {
+	if len(src) == 0 {
+		return nil
+	}
+	bytes := len(src) * int(unsafe.Sizeof(src[0]))
+	if bytes > 4*b.N {
+		panic(fmt.Sprintf("cuda: upload of %d bytes into a %d-byte buffer", bytes, 4*b.N))
+	}
+	return d.drv.call("cuMemcpyHtoD", d.drv.cuMemcpyHtoD, b.P, uintptr(unsafe.Pointer(&src[0])), uintptr(bytes))
+}
+
+func download[T float32 | int32 | float64](d *Device, dst []T, b Buf) error {
+	if len(dst) == 0 {
+		return nil
+	}
+	bytes := len(dst) * int(unsafe.Sizeof(dst[0]))
+	if bytes > 4*b.N {
+		panic(fmt.Sprintf("cuda: download of %d bytes from a %d-byte buffer", bytes, 4*b.N))
+	}
+	return d.drv.call("cuMemcpyDtoH", d.drv.cuMemcpyDtoH, uintptr(unsafe.Pointer(&dst[0])), b.P, uintptr(bytes))
+}
+
+func (d *Device) copyD(dst, src Buf, n int) error {
+	if n > dst.N || n > src.N {
+		panic(fmt.Sprintf("cuda: device copy of %d elements between buffers of %d and %d", n, dst.N, src.N))
+	}
+	return d.drv.call("cuMemcpyDtoD", d.drv.cuMemcpyDtoD, dst.P, src.P, uintptr(4*n))
+}
+
+// launch queues kernel f on the default stream. Arguments are Go values of
+// the kernel's parameter types: Buf or uintptr for pointers, int or int32
+// for int, i64 for long long, float32 for float.
+func (d *Device) launch(name string, f uintptr, grid, block [3]int, smem int, args ...any) error {
+	if len(args) > maxArgs {
+		panic("cuda: too many kernel arguments")
+	}
+	for i, a := range args {
+		switch v := a.(type) {
+		case uintptr:
+			d.args[i] = uint64(v)
+		case Buf:
+			d.args[i] = uint64(v.P)
+		case int32:
+			d.args[i] = uint64(uint32(v))
+		case i64:
+			d.args[i] = uint64(v)
+		case int:
+			if v > math.MaxInt32 || v < math.MinInt32 {
+				panic(fmt.Sprintf("cuda: %s: int argument %d overflows int32", name, v))
+			}
+			d.args[i] = uint64(uint32(int32(v)))
+		case float32:
+			d.args[i] = uint64(math.Float32bits(v))
+		default:
+			panic(fmt.Sprintf("cuda: %s: argument %d has unsupported type %T", name, i, a))
+		}
+	}
+	if grid[0] == 0 || grid[1] == 0 || grid[2] == 0 {
+		return nil // nothing to do (an empty tensor)
+	}
+	return d.drv.call("cuLaunchKernel "+name, d.drv.cuLaunchKernel, f,
+		uintptr(grid[0]), uintptr(grid[1]), uintptr(grid[2]),
+		uintptr(block[0]), uintptr(block[1]), uintptr(block[2]),
+		uintptr(smem), 0, d.host+maxArgs*8, 0)
+}

@@ -1,0 +1,287 @@
+// mmablate's CUDA kernels: the CPU engine's layers (models/engine), fused
+// where the CPU runs separate passes. Compiled at run time by NVRTC for the
+// detected GPU (nvrtc.go). Every tensor is float32, row-major, laid out as
+// the CPU engine lays it out; shapes are in the comments. Backward kernels
+// ADD into gradients unless the comment says "sets".
+
+typedef long long i64;
+
+#define FULL 0xffffffffu
+#define NEG_INF (-__int_as_float(0x7f800000))
+
+__device__ __forceinline__ float warp_sum(float v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(FULL, v, o);
+    return v;
+}
+__device__ __forceinline__ double warp_sum_d(double v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(FULL, v, o);
+    return v;
+}
+__device__ __forceinline__ float warp_max(float v) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(FULL, v, o));
+    return v;
+}
+
+// block_sum / block_max: every thread gets the block's result. sh holds 32
+// floats; blockDim.x is a multiple of 32, at most 1024.
+__device__ float block_sum(float v, float* sh) {
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    v = warp_sum(v);
+    __syncthreads();
+    if (lane == 0) sh[w] = v;
+    __syncthreads();
+    v = lane < nw ? sh[lane] : 0.f;
+    return warp_sum(v);
+}
+__device__ float block_max(float v, float* sh) {
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    v = warp_max(v);
+    __syncthreads();
+    if (lane == 0) sh[w] = v;
+    __syncthreads();
+    v = lane < nw ? sh[lane] : NEG_INF;
+    return warp_max(v);
+}
+__device__ double block_sum_d(double v, double* sh) {
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    v = warp_sum_d(v);
+    __syncthreads();
+    if (lane == 0) sh[w] = v;
+    __syncthreads();
+    v = lane < nw ? sh[lane] : 0.0;
+    return warp_sum_d(v);
+}
+
+extern "C" {
+
+// ---------------------------------------------------------------- embedding
+// out [n, D] = W[ids[i]]; grid n, block any.
+__global__ void embed_fwd(float* out, const float* W, const int* ids, int n, int D) {
+    int i = blockIdx.x;
+    const float* w = W + (i64)ids[i] * D;
+    float* o = out + (i64)i * D;
+    for (int j = threadIdx.x; j < D; j += blockDim.x) o[j] = w[j];
+}
+// dW[ids[i]] += dout[i]; grid n.
+__global__ void embed_bwd(float* dW, const float* dout, const int* ids, int n, int D) {
+    int i = blockIdx.x;
+    float* dw = dW + (i64)ids[i] * D;
+    const float* g = dout + (i64)i * D;
+    for (int j = threadIdx.x; j < D; j += blockDim.x) atomicAdd(&dw[j], g[j]);
+}
+
+// ---------------------------------------------------------------- RMSNorm
+// One warp per row. x, out [n, d]; rstd [n] saved; w [d].
+__global__ void rmsnorm_fwd(float* out, float* rstd, const float* x, const float* w, int n, int d, float eps) {
+    int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
+    if (row >= n) return;
+    const float* xr = x + (i64)row * d;
+    float* o = out + (i64)row * d;
+    float ss = 0.f;
+    for (int j = lane; j < d; j += 32) ss += xr[j] * xr[j];
+    ss = warp_sum(ss);
+    float r = 1.f / sqrtf(ss / (float)d + eps);
+    if (lane == 0) rstd[row] = r;
+    for (int j = lane; j < d; j += 32) o[j] = xr[j] * r * w[j];
+}
+// dx += r·(g⊙w − x·r·dot), dot = Σ g·w·x·r / d; dw += Σrows g·x·r.
+// Block = some warps over rows [blockIdx.x·rows, +rows); dynamic shared
+// memory d floats for the block's dw partial. dx may be null.
+__global__ void rmsnorm_bwd(float* dx, float* dw, const float* dout, const float* x, const float* w,
+                            const float* rstd, int n, int d, int rows) {
+    extern __shared__ float sdw[];
+    for (int j = threadIdx.x; j < d; j += blockDim.x) sdw[j] = 0.f;
+    __syncthreads();
+    int lane = threadIdx.x & 31, nw = blockDim.x >> 5;
+    int r0 = blockIdx.x * rows, r1 = min(r0 + rows, n);
+    for (int row = r0 + (threadIdx.x >> 5); row < r1; row += nw) {
+        const float* xr = x + (i64)row * d;
+        const float* g = dout + (i64)row * d;
+        float r = rstd[row], dot = 0.f;
+        for (int j = lane; j < d; j += 32) dot += g[j] * w[j] * xr[j] * r;
+        dot = warp_sum(dot) / (float)d;
+        for (int j = lane; j < d; j += 32) {
+            atomicAdd(&sdw[j], g[j] * xr[j] * r);
+            if (dx) dx[(i64)row * d + j] += r * (g[j] * w[j] - xr[j] * r * dot);
+        }
+    }
+    __syncthreads();
+    if (dw)
+        for (int j = threadIdx.x; j < d; j += blockDim.x) atomicAdd(&dw[j], sdw[j]);
+}
+
+// ---------------------------------------------------------------- RoPE
+// Rotate-half pairs (i, i+hd/2) of each head of x [n, heads·hd] by the
+// angle of pos[t]; sign -1 is the backward (the transpose rotation);
+// accumulate adds into out. cs, sn [maxPos, hd/2]. out may alias x.
+__global__ void rope(float* out, const float* x, const int* pos, const float* cs, const float* sn,
+                     int n, int heads, int hd, float sign, int accumulate) {
+    i64 idx = (i64)blockIdx.x * blockDim.x + threadIdx.x;
+    int half = hd / 2;
+    if (idx >= (i64)n * heads * half) return;
+    int i = idx % half;
+    i64 th = idx / half;
+    int h = th % heads;
+    i64 t = th / heads;
+    int p = pos[t];
+    float co = cs[p * half + i], s = sign * sn[p * half + i];
+    i64 off = t * heads * hd + (i64)h * hd;
+    float a = x[off + i], b = x[off + i + half];
+    float oa = a * co - b * s, ob = b * co + a * s;
+    if (accumulate) {
+        out[off + i] += oa;
+        out[off + i + half] += ob;
+    } else {
+        out[off + i] = oa;
+        out[off + i + half] = ob;
+    }
+}
+
+// ---------------------------------------------------------------- elementwise
+// out = a + b over n.
+__global__ void add(float* out, const float* a, const float* b, i64 n) {
+    for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x)
+        out[i] = a[i] + b[i];
+}
+// SwiGLU: s = σ(h1) saved, g = h1·s·h3 (sets).
+__global__ void swiglu_fwd(float* g, float* s, const float* h1, const float* h3, i64 n) {
+    for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x) {
+        float v = h1[i], sg = 1.f / (1.f + expf(-v));
+        s[i] = sg;
+        g[i] = v * sg * h3[i];
+    }
+}
+// In place: dg becomes dh1 = dg·h3·s·(1 + h1·(1−s)); dh3 = dg·h1·s (sets).
+__global__ void swiglu_bwd(float* dg, float* dh3, const float* h1, const float* h3, const float* s, i64 n) {
+    for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x) {
+        float v = h1[i], sg = s[i], d = dg[i];
+        dh3[i] = d * v * sg;
+        dg[i] = d * h3[i] * sg * (1.f + v * (1.f - sg));
+    }
+}
+
+// ---------------------------------------------------------------- attention
+// Masked softmax in place over the score rows p [B·H, T, T] (already
+// scaled): row t of sequence b sees keys s ≤ t (causal) whose document id
+// equals its own (docs [B·T], null = one document); masked entries become
+// 0 and a row with no allowed key is all 0. grid (T, B·H).
+__global__ void attn_softmax(float* p, const int* docs, int T, int H, int causal) {
+    __shared__ float sh[32];
+    int t = blockIdx.x, bh = blockIdx.y, b = bh / H;
+    float* row = p + ((i64)bh * T + t) * T;
+    const int* dc = docs ? docs + (i64)b * T : 0;
+    int limit = causal ? t + 1 : T;
+    int mine = dc ? dc[t] : 0;
+    float mx = NEG_INF;
+    for (int s = threadIdx.x; s < limit; s += blockDim.x)
+        if (!dc || dc[s] == mine) mx = fmaxf(mx, row[s]);
+    mx = block_max(mx, sh);
+    float sum = 0.f;
+    for (int s = threadIdx.x; s < T; s += blockDim.x) {
+        float e = 0.f;
+        if (s < limit && (!dc || dc[s] == mine) && mx != NEG_INF) e = expf(row[s] - mx);
+        row[s] = e;
+        sum += e;
+    }
+    sum = block_sum(sum, sh);
+    float inv = sum > 0.f ? 1.f / sum : 0.f;
+    for (int s = threadIdx.x; s < limit; s += blockDim.x) row[s] *= inv;
+}
+// Softmax backward in place: dp = p⊙(dp − Σ p·dp) per row; grid (T, B·H).
+__global__ void attn_softmax_bwd(float* dp, const float* p, int T) {
+    __shared__ float sh[32];
+    i64 off = ((i64)blockIdx.y * T + blockIdx.x) * T;
+    float* dr = dp + off;
+    const float* pr = p + off;
+    float dot = 0.f;
+    for (int s = threadIdx.x; s < T; s += blockDim.x) dot += pr[s] * dr[s];
+    dot = block_sum(dot, sh);
+    for (int s = threadIdx.x; s < T; s += blockDim.x) dr[s] = pr[s] * (dr[s] - dot);
+}
+
+// ---------------------------------------------------------------- cross-entropy
+// Per row i of logits [n, V]: stats[2i] = max, stats[2i+1] = log Σ exp(x −
+// max); rowloss[i] = mask[i]·(max − x[target] + logsum) (0 where mask is 0).
+// grid n.
+__global__ void ce_fwd(float* stats, float* rowloss, const float* logits, const int* targets,
+                       const float* mask, int V) {
+    __shared__ float sh[32];
+    int i = blockIdx.x;
+    const float* row = logits + (i64)i * V;
+    float mx = NEG_INF;
+    for (int j = threadIdx.x; j < V; j += blockDim.x) mx = fmaxf(mx, row[j]);
+    mx = block_max(mx, sh);
+    float s = 0.f;
+    for (int j = threadIdx.x; j < V; j += blockDim.x) s += expf(row[j] - mx);
+    s = block_sum(s, sh);
+    if (threadIdx.x == 0) {
+        float ls = logf(s);
+        stats[2 * i] = mx;
+        stats[2 * i + 1] = ls;
+        float m = mask[i];
+        rowloss[i] = m == 0.f ? 0.f : m * ((mx - row[targets[i]]) + ls);
+    }
+}
+// Sets dlogits = w·mask·(softmax − onehot(target)) (0 on unmasked rows).
+__global__ void ce_bwd(float* dlogits, const float* logits, const float* stats, const int* targets,
+                       const float* mask, int V, float w) {
+    int i = blockIdx.x;
+    float* drow = dlogits + (i64)i * V;
+    float m = mask[i];
+    if (m == 0.f) {
+        for (int j = threadIdx.x; j < V; j += blockDim.x) drow[j] = 0.f;
+        return;
+    }
+    const float* row = logits + (i64)i * V;
+    float wi = w * m, mx = stats[2 * i], ls = stats[2 * i + 1];
+    int t = targets[i];
+    for (int j = threadIdx.x; j < V; j += blockDim.x) {
+        float g = wi * expf(row[j] - mx - ls);
+        drow[j] = j == t ? g - wi : g;
+    }
+}
+
+// ---------------------------------------------------------------- reductions
+// partial[blockIdx.x] = Σ x² over a grid-stride share of x [n], in double.
+__global__ void sumsq(double* partial, const float* x, i64 n) {
+    __shared__ double sh[32];
+    double acc = 0.0;
+    for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x) {
+        double v = x[i];
+        acc += v * v;
+    }
+    acc = block_sum_d(acc, sh);
+    if (threadIdx.x == 0) partial[blockIdx.x] = acc;
+}
+// partial[blockIdx.x] = Σ x over a grid-stride share, in double.
+__global__ void sum(double* partial, const float* x, i64 n) {
+    __shared__ double sh[32];
+    double acc = 0.0;
+    for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x)
+        acc += x[i];
+    acc = block_sum_d(acc, sh);
+    if (threadIdx.x == 0) partial[blockIdx.x] = acc;
+}
+
+// ---------------------------------------------------------------- AdamW
+// One block per chunk [lo[c], hi[c]) of the parameter arena (chunks never
+// straddle tensors; frozen tensors have none); flags[c] & 1 = decay. The
+// gradient is scaled by clip first (1 = no clipping), as the CPU engine's
+// ClipGradNorm then AdamW.Step compute it.
+__global__ void adamw(float* w, float* g, float* m, float* v, const i64* lo, const i64* hi, const int* flags,
+                      float clip, float b1, float b2, float eps, float step, float inv, float decay) {
+    int c = blockIdx.x;
+    int dec = flags[c] & 1;
+    float ob1 = 1.f - b1, ob2 = 1.f - b2;
+    for (i64 i = lo[c] + threadIdx.x; i < hi[c]; i += blockDim.x) {
+        float gi = g[i] * clip;
+        float mi = b1 * m[i] + ob1 * gi;
+        float vi = b2 * v[i] + ob2 * gi * gi;
+        m[i] = mi;
+        v[i] = vi;
+        float upd = step * mi / (sqrtf(vi) * inv + eps);
+        w[i] = dec ? w[i] * decay - upd : w[i] - upd;
+    }
+}
+
+} // extern "C"

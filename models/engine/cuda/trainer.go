@@ -1,0 +1,592 @@
+package cuda
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/mmablate/mmablate/models"
+)
+
+// Options configure a Trainer.
+type Options struct {
+	Precision Precision // "" = fp32
+	GPU       int       // device ordinal
+}
+
+// Trainer trains a text-only models.Model on the GPU: it implements
+// models.Accelerator (Model.SetAccelerator), holding the weights, gradients
+// and AdamW moments in one device arena of the host Params' layout.
+// It is not safe for concurrent use.
+type Trainer struct {
+	d    *Device
+	m    *models.Model
+	c    models.DecoderConfig
+	prec Precision
+
+	B, T, n          int
+	hd, qd, kvd, gh  int
+	t                int // AdamW updates taken
+	clip             float64
+	b1, b2, eps, wdc float64
+
+	w, g, mom, vel Buf // [P] the parameter arena and its gradient and moments
+	chunkLo        Buf // int64 [chunks]
+	chunkHi        Buf
+	chunkFlags     Buf // int32 [chunks]
+	chunks         int
+	embed, norm    int // arena offsets
+	layers         []layerParams
+
+	cos, sin                    Buf // [MaxSeq, hd/2]
+	ids, pos, docs, tgt, mask   Buf
+	xs                          []Buf
+	acts                        []layerActs
+	fn, frstd, logits, ceStats  Buf
+	rowloss, branch, partials   Buf
+	dx, dh, dnorm, dlogits      Buf
+	datt, dq, dqRot, dqN        Buf
+	dk, dkRot, dkN, dv, scratch Buf
+	dG, dH3                     Buf
+	ptrs                        Buf // device pointer arrays for the batched attention products
+	bwdPtrs                     attnPtrs
+
+	hostIDs []int32
+	count   float64 // Σ mask of the current batch
+}
+
+// layerParams are one block's parameter offsets in the arena (-1: absent).
+type layerParams struct {
+	attnNorm, wq, wk, wv, wo, qNorm, kNorm, mlpNorm, w1, w3, w2 int
+}
+
+// layerActs are one block's saved activations.
+type layerActs struct {
+	an, arstd, q, k, v, qN, kN, qrstd, krstd, qRot, kRot Buf
+	probs, att, h, mn, mrstd, h1, h3, s, gg              Buf
+	ptr                                                  attnPtrs
+}
+
+// attnPtrs are the device addresses of [B·H]-long arrays of operand
+// pointers, entry j = i·(B·KV) + b·KV + g for query head h = g·(H/KV) + i:
+// the first B·KV entries of group index i are the heads that share no kv
+// head, so a product accumulating into dk or dv runs once per i.
+type attnPtrs struct{ q, k, v, p, o uintptr }
+
+// NewTrainer opens GPU opts.GPU and copies m's weights and AdamW state
+// there. Only the text-only decoder runs on the GPU: a model with a vision
+// encoder, or with decoder parameters this backend does not know, is an
+// error.
+func NewTrainer(m *models.Model, opts Options) (*Trainer, error) {
+	if m.Config.Vision != nil {
+		return nil, errors.New("cuda: the vision encoder and connectors do not run on the GPU yet: only text-only models (no model.vision) train with device cuda")
+	}
+	prec, err := ParsePrecision(string(opts.Precision))
+	if err != nil {
+		return nil, err
+	}
+	d, err := Open(opts.GPU)
+	if err != nil {
+		return nil, err
+	}
+	tr := &Trainer{d: d, m: m, c: m.Config.Decoder, prec: prec, B: m.B, T: m.T, n: m.B * m.T, clip: m.ClipNorm()}
+	adam := m.Optimizer().Config
+	tr.b1, tr.b2, tr.eps, tr.wdc = adam.Beta1, adam.Beta2, adam.Eps, adam.WeightDecay
+	if err := tr.layout(); err != nil {
+		return nil, err
+	}
+	defer d.enter()()
+	if err := tr.allocate(); err != nil {
+		return nil, err
+	}
+	if err := tr.push(); err != nil {
+		return nil, err
+	}
+	return tr, nil
+}
+
+// Device is the GPU the trainer runs on.
+func (tr *Trainer) Device() *Device { return tr.d }
+
+// Precision is the matrix-product arithmetic in use.
+func (tr *Trainer) Precision() Precision { return tr.prec }
+
+// layout finds every decoder tensor in the host arena and checks that the
+// arena holds nothing else.
+func (tr *Trainer) layout() error {
+	ps := tr.m.Params
+	total := 0
+	off := func(name string) (int, error) {
+		p, ok := ps.Lookup(name)
+		if !ok {
+			return 0, fmt.Errorf("cuda: parameter %s missing from the model", name)
+		}
+		total += p.Size
+		return p.Offset, nil
+	}
+	var errs []error
+	get := func(name string) int {
+		o, err := off(name)
+		errs = append(errs, err)
+		return o
+	}
+	tr.embed = get("llm.tok_embed.weight")
+	tr.norm = get("llm.norm.weight")
+	for l := range tr.c.Layers {
+		pre := fmt.Sprintf("llm.layers.%d.", l)
+		lp := layerParams{attnNorm: get(pre + "attn_norm.weight"), wq: get(pre + "attn.wq.weight"),
+			wk: get(pre + "attn.wk.weight"), wv: get(pre + "attn.wv.weight"), wo: get(pre + "attn.wo.weight"),
+			qNorm: -1, kNorm: -1, mlpNorm: get(pre + "mlp_norm.weight"),
+			w1: get(pre + "mlp.w1.weight"), w3: get(pre + "mlp.w3.weight"), w2: get(pre + "mlp.w2.weight")}
+		if tr.c.QKNorm {
+			lp.qNorm, lp.kNorm = get(pre+"attn.q_norm.weight"), get(pre+"attn.k_norm.weight")
+		}
+		tr.layers = append(tr.layers, lp)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if total != ps.Len() {
+		return fmt.Errorf("cuda: the model has %d parameters, the GPU decoder knows %d: a decoder feature (e.g. ffn pruning) this backend does not implement", ps.Len(), total)
+	}
+	return nil
+}
+
+func (tr *Trainer) allocate() error {
+	c, d := tr.c, tr.d
+	n, B, T, D, F, V := tr.n, tr.B, tr.T, c.Width, c.FFNHidden, c.Vocab
+	tr.hd = c.HeadDim()
+	tr.qd, tr.kvd, tr.gh = c.Heads*tr.hd, c.KVHeads*tr.hd, c.Heads/c.KVHeads
+	qd, kvd, H, KV := tr.qd, tr.kvd, c.Heads, c.KVHeads
+	var errs []error
+	take := func(k int) Buf {
+		b, err := d.alloc(k)
+		errs = append(errs, err)
+		return b
+	}
+	P := tr.m.Params.Len()
+	tr.w, tr.g, tr.mom, tr.vel = take(P), take(P), take(P), take(P)
+	// AdamW chunks: never across tensors, so each carries one decay flag.
+	const chunk = 1 << 15
+	var lo, hi []int64
+	var flags []int32
+	for _, p := range tr.m.Params.All() {
+		if p.Frozen {
+			continue
+		}
+		f := int32(0)
+		if p.Decay && tr.wdc != 0 {
+			f = 1
+		}
+		for s := p.Offset; s < p.Offset+p.Size; s += chunk {
+			lo, hi, flags = append(lo, int64(s)), append(hi, int64(min(s+chunk, p.Offset+p.Size))), append(flags, f)
+		}
+	}
+	tr.chunks = len(lo)
+	tr.chunkLo, tr.chunkHi, tr.chunkFlags = take(2*len(lo)), take(2*len(hi)), take(len(flags))
+	half := tr.hd / 2
+	tr.cos, tr.sin = take(c.MaxSeq*half), take(c.MaxSeq*half)
+	tr.ids, tr.pos, tr.docs, tr.tgt, tr.mask = take(n), take(n), take(n), take(n), take(n)
+	for range c.Layers + 1 {
+		tr.xs = append(tr.xs, take(n*D))
+	}
+	for range c.Layers {
+		a := layerActs{an: take(n * D), arstd: take(n), q: take(n * qd), k: take(n * kvd), v: take(n * kvd),
+			qRot: take(n * qd), kRot: take(n * kvd), probs: take(B * H * T * T), att: take(n * qd), h: take(n * D),
+			mn: take(n * D), mrstd: take(n), h1: take(n * F), h3: take(n * F), s: take(n * F), gg: take(n * F)}
+		if c.QKNorm {
+			a.qN, a.kN, a.qrstd, a.krstd = take(n*qd), take(n*kvd), take(n*H), take(n*KV)
+		}
+		tr.acts = append(tr.acts, a)
+	}
+	tr.fn, tr.frstd, tr.logits, tr.ceStats = take(n*D), take(n), take(n*V), take(2*n)
+	tr.rowloss, tr.branch, tr.partials = take(n), take(n*D), take(2*maxPartials)
+	tr.dx, tr.dh, tr.dnorm, tr.dlogits = take(n*D), take(n*D), take(n*D), take(n*V)
+	tr.datt, tr.dq, tr.dqRot = take(n*qd), take(n*qd), take(n*qd)
+	tr.dk, tr.dkRot, tr.dv = take(n*kvd), take(n*kvd), take(n*kvd)
+	if c.QKNorm {
+		tr.dqN, tr.dkN = take(n*qd), take(n*kvd)
+	}
+	tr.scratch, tr.dG, tr.dH3 = take(B*H*T*T), take(n*F), take(n*F)
+	BH := B * H
+	tr.ptrs = take(2 * BH * 5 * (c.Layers + 1))
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	errs = append(errs, upload(d, tr.chunkLo, lo), upload(d, tr.chunkHi, hi), upload(d, tr.chunkFlags, flags))
+	// RoPE tables exactly as engine.NewRoPE computes them.
+	cs, sn := make([]float32, c.MaxSeq*half), make([]float32, c.MaxSeq*half)
+	for p := range c.MaxSeq {
+		for i := range half {
+			theta := math.Pow(c.RopeBase, -2*float64(i)/float64(tr.hd))
+			s, co := math.Sincos(float64(p) * theta)
+			cs[p*half+i], sn[p*half+i] = float32(co), float32(s)
+		}
+	}
+	errs = append(errs, upload(d, tr.cos, cs), upload(d, tr.sin, sn))
+	// Pointer arrays: per layer q, k, v, p, o; then the shared backward
+	// buffers dq, dk, dv, dS, dO in the same order.
+	host := make([]uint64, 0, BH*5*(c.Layers+1))
+	arrays := func(q, k, v, p, o Buf) attnPtrs {
+		base := tr.ptrs.P + uintptr(8*len(host))
+		for _, op := range []struct {
+			buf  Buf
+			kind int
+		}{{q, 0}, {k, 1}, {v, 1}, {p, 2}, {o, 0}} {
+			for j := range BH {
+				i, rem := j/(B*KV), j%(B*KV)
+				b, g := rem/KV, rem%KV
+				h := g*tr.gh + i
+				var off int
+				switch op.kind {
+				case 0: // [B, T, H·hd]
+					off = b*T*qd + h*tr.hd
+				case 1: // [B, T, KV·hd]
+					off = b*T*kvd + g*tr.hd
+				case 2: // [B·H, T, T]
+					off = (b*H + h) * T * T
+				}
+				host = append(host, uint64(op.buf.At(off)))
+			}
+		}
+		return attnPtrs{q: base, k: base + uintptr(8*BH), v: base + uintptr(16*BH), p: base + uintptr(24*BH), o: base + uintptr(32*BH)}
+	}
+	for l := range tr.acts {
+		a := &tr.acts[l]
+		a.ptr = arrays(a.qRot, a.kRot, a.v, a.probs, a.att)
+	}
+	tr.bwdPtrs = arrays(tr.dqRot, tr.dkRot, tr.dv, tr.scratch, tr.datt)
+	errs = append(errs, upload(d, tr.ptrs, host))
+	tr.hostIDs = make([]int32, n)
+	return errors.Join(errs...)
+}
+
+// Steps implements models.Accelerator.
+func (tr *Trainer) Steps() int { return tr.t }
+
+// Push implements models.Accelerator: host weights and AdamW state → GPU.
+func (tr *Trainer) Push() error {
+	defer tr.d.enter()()
+	return tr.push()
+}
+
+func (tr *Trainer) push() error {
+	o := tr.m.Optimizer()
+	tr.t = o.T()
+	return errors.Join(upload(tr.d, tr.w, tr.m.Params.Data()), upload(tr.d, tr.mom, o.M()), upload(tr.d, tr.vel, o.V()))
+}
+
+// Pull implements models.Accelerator: GPU weights and AdamW state → host.
+func (tr *Trainer) Pull() error {
+	defer tr.d.enter()()
+	P := tr.m.Params.Len()
+	mom, vel := make([]float32, P), make([]float32, P)
+	if err := errors.Join(download(tr.d, tr.m.Params.Data(), tr.w), download(tr.d, mom, tr.mom), download(tr.d, vel, tr.vel)); err != nil {
+		return err
+	}
+	return tr.m.Optimizer().SetState(tr.t, mom, vel)
+}
+
+// Close implements models.Accelerator. Device memory is released with the
+// process's primary context.
+func (tr *Trainer) Close() error {
+	defer tr.d.enter()()
+	var errs []error
+	for _, b := range tr.all() {
+		if b.P != 0 {
+			errs = append(errs, tr.d.drv.call("cuMemFree", tr.d.drv.cuMemFree, b.P))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (tr *Trainer) all() []Buf {
+	bs := []Buf{tr.w, tr.g, tr.mom, tr.vel, tr.chunkLo, tr.chunkHi, tr.chunkFlags, tr.cos, tr.sin,
+		tr.ids, tr.pos, tr.docs, tr.tgt, tr.mask, tr.fn, tr.frstd, tr.logits, tr.ceStats, tr.rowloss, tr.branch,
+		tr.partials, tr.dx, tr.dh, tr.dnorm, tr.dlogits, tr.datt, tr.dq, tr.dqRot, tr.dqN, tr.dk, tr.dkRot,
+		tr.dkN, tr.dv, tr.scratch, tr.dG, tr.dH3, tr.ptrs}
+	bs = append(bs, tr.xs...)
+	for _, a := range tr.acts {
+		bs = append(bs, a.an, a.arstd, a.q, a.k, a.v, a.qN, a.kN, a.qrstd, a.krstd, a.qRot, a.kRot,
+			a.probs, a.att, a.h, a.mn, a.mrstd, a.h1, a.h3, a.s, a.gg)
+	}
+	return bs
+}
+
+// Step implements models.Accelerator: forward, backward, clipping and one
+// AdamW update on the GPU, with Model.Step's contract (a non-finite loss or
+// gradient stops before the update, naming the step).
+func (tr *Trainer) Step(b *models.Batch, lr float64) (models.StepStats, error) {
+	defer tr.d.enter()()
+	st := models.StepStats{Step: tr.t + 1}
+	loss, err := tr.forward(b)
+	st.Loss = loss
+	if err != nil {
+		return st, fmt.Errorf("step %d: %w", st.Step, err)
+	}
+	if math.IsNaN(loss) || math.IsInf(loss, 0) {
+		return st, fmt.Errorf("step %d: loss %v on the GPU (run the same config with device cpu to find the layer)", st.Step, loss)
+	}
+	if err := tr.backward(); err != nil {
+		return st, fmt.Errorf("step %d: %w", st.Step, err)
+	}
+	ss, err := tr.d.reduce(tr.partials, tr.g, tr.g.N, true)
+	if err != nil {
+		return st, fmt.Errorf("step %d: %w", st.Step, err)
+	}
+	st.GradNorm = math.Sqrt(ss)
+	if math.IsNaN(st.GradNorm) || math.IsInf(st.GradNorm, 0) {
+		// Name the tensor the way the CPU engine does.
+		if err := download(tr.d, tr.m.Params.Grad(), tr.g); err != nil {
+			return st, err
+		}
+		if err := tr.m.Params.CheckGrads(); err != nil {
+			return st, fmt.Errorf("step %d: %w", st.Step, err)
+		}
+		return st, fmt.Errorf("step %d: gradient norm %v", st.Step, st.GradNorm)
+	}
+	scale := float32(1)
+	if tr.clip > 0 && st.GradNorm > tr.clip {
+		scale = float32(tr.clip / (st.GradNorm + 1e-6))
+	}
+	tr.t++
+	bc1 := 1 - math.Pow(tr.b1, float64(tr.t))
+	bc2 := 1 - math.Pow(tr.b2, float64(tr.t))
+	err = tr.d.launch("adamw", tr.d.k.adamw, grid1(tr.chunks), block1(ewBlock), 0,
+		tr.w, tr.g, tr.mom, tr.vel, tr.chunkLo, tr.chunkHi, tr.chunkFlags, scale,
+		float32(tr.b1), float32(tr.b2), float32(tr.eps), float32(lr/bc1), float32(1/math.Sqrt(bc2)), float32(1-lr*tr.wdc))
+	if err != nil {
+		return st, fmt.Errorf("step %d: %w", st.Step, err)
+	}
+	return st, nil
+}
+
+// ForwardBackward computes the batch's loss and fills the GPU gradients
+// (no update), for parity tests and benchmarks; Grads copies them out.
+func (tr *Trainer) ForwardBackward(b *models.Batch) (float64, error) {
+	defer tr.d.enter()()
+	loss, err := tr.forward(b)
+	if err != nil {
+		return loss, err
+	}
+	return loss, tr.backward()
+}
+
+// Grads copies the GPU gradient arena (the host Params' layout) into dst.
+func (tr *Trainer) Grads(dst []float32) error {
+	defer tr.d.enter()()
+	return download(tr.d, dst, tr.g)
+}
+
+// Logits copies the last forward's logits [B·T, V] into dst.
+func (tr *Trainer) Logits(dst []float32) error {
+	defer tr.d.enter()()
+	return download(tr.d, dst, tr.logits)
+}
+
+// upload checks the batch against what the GPU kernels index with (an out
+// of range id would read outside a buffer) and copies it to the device.
+func (tr *Trainer) uploadBatch(b *models.Batch) error {
+	if b.B != tr.B || b.T != tr.T {
+		return fmt.Errorf("batch %d×%d, the GPU model is built for %d×%d", b.B, b.T, tr.B, tr.T)
+	}
+	if b.NumImages > 0 {
+		return fmt.Errorf("batch holds %d images: images do not run on the GPU yet", b.NumImages)
+	}
+	n, V := tr.n, tr.c.Vocab
+	if len(b.Tokens) != n || len(b.Targets) != n || len(b.Pos) != n || len(b.DocIDs) != n || len(b.LossMask) != n {
+		return fmt.Errorf("batch: tokens %d, targets %d, pos %d, doc ids %d, loss mask %d; want %d each",
+			len(b.Tokens), len(b.Targets), len(b.Pos), len(b.DocIDs), len(b.LossMask), n)
+	}
+	tr.count = 0
+	for i := range n {
+		if t := b.Tokens[i]; t < 0 || int(t) >= V {
+			return fmt.Errorf("batch: token %d at %d outside [0, %d)", t, i, V)
+		}
+		if p := b.Pos[i]; p < 0 || int(p) >= tr.c.MaxSeq {
+			return fmt.Errorf("batch: position %d at %d outside [0, %d)", p, i, tr.c.MaxSeq)
+		}
+		if b.LossMask[i] != 0 {
+			if t := b.Targets[i]; t < 0 || int(t) >= V {
+				return fmt.Errorf("batch: target %d at %d outside [0, %d)", t, i, V)
+			}
+		}
+		tr.count += float64(b.LossMask[i])
+	}
+	d := tr.d
+	return errors.Join(upload(d, tr.ids, b.Tokens), upload(d, tr.pos, b.Pos), upload(d, tr.docs, b.DocIDs),
+		upload(d, tr.tgt, b.Targets), upload(d, tr.mask, b.LossMask))
+}
+
+// linear runs y[n,out] = x[n,in]·Wᵀ.
+func (tr *Trainer) linear(y, x Buf, w, n, in, out int) error {
+	return tr.d.gemm(tr.prec, false, true, n, out, in, 1, x.P, in, tr.w.At(w), in, 0, y.P, out)
+}
+
+// linearBack adds dW[out,in] += doutᵀ·x and sets (beta 0) or adds (beta 1)
+// dx[n,in] = dout·W.
+func (tr *Trainer) linearBack(dx, dout, x Buf, w, n, in, out int, beta float32) error {
+	if err := tr.d.gemm(tr.prec, false, false, n, in, out, 1, dout.P, out, tr.w.At(w), in, beta, dx.P, in); err != nil {
+		return err
+	}
+	return tr.d.gemm(tr.prec, true, false, out, in, n, 1, dout.P, out, x.P, in, 1, tr.g.At(w), in)
+}
+
+const normEps = 1e-5 // models' normEps
+
+func (tr *Trainer) forward(b *models.Batch) (float64, error) {
+	if err := tr.uploadBatch(b); err != nil {
+		return 0, err
+	}
+	c, d := tr.c, tr.d
+	n, D, F, V, H, KV, hd := tr.n, c.Width, c.FFNHidden, c.Vocab, c.Heads, c.KVHeads, tr.hd
+	var errs []error
+	e := func(err error) { errs = append(errs, err) }
+	e(d.embedForward(tr.xs[0], tr.w.Off(tr.embed), tr.ids, n, D))
+	for l, lp := range tr.layers {
+		x, a := tr.xs[l], &tr.acts[l]
+		e(d.rmsForward(a.an, a.arstd, x, tr.w.Off(lp.attnNorm), n, D, normEps))
+		e(tr.linear(a.q, a.an, lp.wq, n, D, tr.qd))
+		e(tr.linear(a.k, a.an, lp.wk, n, D, tr.kvd))
+		e(tr.linear(a.v, a.an, lp.wv, n, D, tr.kvd))
+		qIn, kIn := a.q, a.k
+		if c.QKNorm {
+			e(d.rmsForward(a.qN, a.qrstd, a.q, tr.w.Off(lp.qNorm), n*H, hd, normEps))
+			e(d.rmsForward(a.kN, a.krstd, a.k, tr.w.Off(lp.kNorm), n*KV, hd, normEps))
+			qIn, kIn = a.qN, a.kN
+		}
+		e(d.ropeApply(a.qRot, qIn, tr.pos, tr.cos, tr.sin, n, H, hd, 1, false))
+		e(d.ropeApply(a.kRot, kIn, tr.pos, tr.cos, tr.sin, n, KV, hd, 1, false))
+		e(tr.attention(a))
+		e(tr.linear(tr.branch, a.att, lp.wo, n, tr.qd, D))
+		e(d.addInto(a.h, x, tr.branch, n*D))
+		e(d.rmsForward(a.mn, a.mrstd, a.h, tr.w.Off(lp.mlpNorm), n, D, normEps))
+		e(tr.linear(a.h1, a.mn, lp.w1, n, D, F))
+		e(tr.linear(a.h3, a.mn, lp.w3, n, D, F))
+		e(d.swigluForward(a.gg, a.s, a.h1, a.h3, n*F))
+		e(tr.linear(tr.branch, a.gg, lp.w2, n, F, D))
+		e(d.addInto(tr.xs[l+1], a.h, tr.branch, n*D))
+		if err := errors.Join(errs...); err != nil {
+			return 0, fmt.Errorf("llm.layers.%d forward: %w", l, err)
+		}
+	}
+	e(d.rmsForward(tr.fn, tr.frstd, tr.xs[c.Layers], tr.w.Off(tr.norm), n, D, normEps))
+	e(tr.linear(tr.logits, tr.fn, tr.embed, n, D, V))
+	e(d.ceForward(tr.ceStats, tr.rowloss, tr.logits, tr.tgt, tr.mask, n, V))
+	if err := errors.Join(errs...); err != nil {
+		return 0, fmt.Errorf("head forward: %w", err)
+	}
+	total, err := d.reduce(tr.partials, tr.rowloss, n, false)
+	if err != nil {
+		return 0, err
+	}
+	if tr.count == 0 {
+		return 0, nil
+	}
+	return total / tr.count, nil
+}
+
+// attention: probs = softmax(mask(q·kᵀ/√hd)), att = probs·v, per (b, h).
+func (tr *Trainer) attention(a *layerActs) error {
+	d, c := tr.d, tr.c
+	T, hd, BH := tr.T, tr.hd, tr.B*c.Heads
+	scale := float32(1 / math.Sqrt(float64(hd)))
+	if err := d.gemmBatched(tr.prec, false, true, T, T, hd, scale, a.ptr.q, tr.qd, a.ptr.k, tr.kvd, 0, a.ptr.p, T, BH); err != nil {
+		return err
+	}
+	if err := d.attnSoftmax(a.probs, tr.docs, tr.B, c.Heads, T, true); err != nil {
+		return err
+	}
+	return d.gemmBatched(tr.prec, false, false, T, hd, T, 1, a.ptr.p, T, a.ptr.v, tr.kvd, 0, a.ptr.o, tr.qd, BH)
+}
+
+// attentionBack adds into dqRot, dkRot, dv (zeroed by the caller) from datt.
+func (tr *Trainer) attentionBack(a *layerActs) error {
+	d, c := tr.d, tr.c
+	T, hd, BH, BKV := tr.T, tr.hd, tr.B*c.Heads, tr.B*c.KVHeads
+	scale := float32(1 / math.Sqrt(float64(hd)))
+	g := tr.bwdPtrs
+	for i := range tr.gh {
+		o := uintptr(8 * i * BKV)
+		// dv_g += p_hᵀ·dO_h
+		if err := d.gemmBatched(tr.prec, true, false, T, hd, T, 1, a.ptr.p+o, T, g.o+o, tr.qd, 1, g.v+o, tr.kvd, BKV); err != nil {
+			return err
+		}
+	}
+	// dS = dO·vᵀ, then the softmax backward in place.
+	if err := d.gemmBatched(tr.prec, false, true, T, T, hd, 1, g.o, tr.qd, a.ptr.v, tr.kvd, 0, g.p, T, BH); err != nil {
+		return err
+	}
+	if err := d.attnSoftmaxBackward(tr.scratch, a.probs, BH, T); err != nil {
+		return err
+	}
+	if err := d.gemmBatched(tr.prec, false, false, T, hd, T, scale, g.p, T, a.ptr.k, tr.kvd, 1, g.q, tr.qd, BH); err != nil {
+		return err
+	}
+	for i := range tr.gh {
+		o := uintptr(8 * i * BKV)
+		// dk_g += scale·dSᵀ·q_h
+		if err := d.gemmBatched(tr.prec, true, false, T, hd, T, scale, g.p+o, T, a.ptr.q+o, tr.qd, 1, g.k+o, tr.kvd, BKV); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (tr *Trainer) backward() error {
+	c, d := tr.c, tr.d
+	n, D, F, V, H, KV, hd := tr.n, c.Width, c.FFNHidden, c.Vocab, c.Heads, c.KVHeads, tr.hd
+	var errs []error
+	e := func(err error) { errs = append(errs, err) }
+	e(d.zero(tr.g))
+	w := float32(0)
+	if tr.count > 0 {
+		w = float32(1 / tr.count)
+	}
+	e(d.ceBackward(tr.dlogits, tr.logits, tr.ceStats, tr.tgt, tr.mask, n, V, w))
+	e(tr.linearBack(tr.dnorm, tr.dlogits, tr.fn, tr.embed, n, D, V, 0))
+	e(d.zero(tr.dx))
+	e(d.rmsBackward(tr.dx, tr.g.Off(tr.norm), tr.dnorm, tr.xs[c.Layers], tr.w.Off(tr.norm), tr.frstd, n, D))
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("head backward: %w", err)
+	}
+	for l := c.Layers - 1; l >= 0; l-- {
+		lp, a, x := tr.layers[l], &tr.acts[l], tr.xs[l]
+		// dx holds ∂L/∂xs[l+1]; the residual passes it to h unchanged.
+		e(d.copyD(tr.dh, tr.dx, n*D))
+		e(tr.linearBack(tr.dG, tr.dx, a.gg, lp.w2, n, F, D, 0))
+		e(d.swigluBackward(tr.dG, tr.dH3, a.h1, a.h3, a.s, n*F))
+		e(tr.linearBack(tr.dnorm, tr.dG, a.mn, lp.w1, n, D, F, 0))
+		e(tr.linearBack(tr.dnorm, tr.dH3, a.mn, lp.w3, n, D, F, 1))
+		e(d.rmsBackward(tr.dh, tr.g.Off(lp.mlpNorm), tr.dnorm, a.h, tr.w.Off(lp.mlpNorm), a.mrstd, n, D))
+		// dh holds ∂L/∂h; the residual passes it to x unchanged.
+		e(d.copyD(tr.dx, tr.dh, n*D))
+		e(tr.linearBack(tr.datt, tr.dh, a.att, lp.wo, n, tr.qd, D, 0))
+		e(d.zero(tr.dqRot))
+		e(d.zero(tr.dkRot))
+		e(d.zero(tr.dv))
+		e(tr.attentionBack(a))
+		if c.QKNorm {
+			e(d.ropeApply(tr.dqN, tr.dqRot, tr.pos, tr.cos, tr.sin, n, H, hd, -1, false))
+			e(d.ropeApply(tr.dkN, tr.dkRot, tr.pos, tr.cos, tr.sin, n, KV, hd, -1, false))
+			e(d.zero(tr.dq))
+			e(d.zero(tr.dk))
+			e(d.rmsBackward(tr.dq, tr.g.Off(lp.qNorm), tr.dqN, a.q, tr.w.Off(lp.qNorm), a.qrstd, n*H, hd))
+			e(d.rmsBackward(tr.dk, tr.g.Off(lp.kNorm), tr.dkN, a.k, tr.w.Off(lp.kNorm), a.krstd, n*KV, hd))
+		} else {
+			e(d.ropeApply(tr.dq, tr.dqRot, tr.pos, tr.cos, tr.sin, n, H, hd, -1, false))
+			e(d.ropeApply(tr.dk, tr.dkRot, tr.pos, tr.cos, tr.sin, n, KV, hd, -1, false))
+		}
+		e(tr.linearBack(tr.dnorm, tr.dq, a.an, lp.wq, n, D, tr.qd, 0))
+		e(tr.linearBack(tr.dnorm, tr.dk, a.an, lp.wk, n, D, tr.kvd, 1))
+		e(tr.linearBack(tr.dnorm, tr.dv, a.an, lp.wv, n, D, tr.kvd, 1))
+		e(d.rmsBackward(tr.dx, tr.g.Off(lp.attnNorm), tr.dnorm, x, tr.w.Off(lp.attnNorm), a.arstd, n, D))
+		if err := errors.Join(errs...); err != nil {
+			return fmt.Errorf("llm.layers.%d backward: %w", l, err)
+		}
+	}
+	if err := d.embedBackward(tr.g.Off(tr.embed), tr.dx, tr.ids, n, D); err != nil {
+		return fmt.Errorf("llm.tok_embed backward: %w", err)
+	}
+	return nil
+}
