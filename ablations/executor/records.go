@@ -12,30 +12,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mmablate/mmablate/ablations"
 	"github.com/mmablate/mmablate/internal/atomicfile"
 )
-
-// RunningRecord is the RUNNING record: which process runs the cell.
-type RunningRecord struct {
-	PID      int       `json:"pid"`
-	Host     string    `json:"host"`
-	Started  time.Time `json:"started"`
-	Executor string    `json:"executor"`
-	// SlurmJob is the array task ("12_3") when Slurm runs the cell.
-	SlurmJob string `json:"slurm_job,omitempty"`
-	// Attempt counts the runs of this cell, this one included.
-	Attempt int `json:"attempt"`
-}
-
-// Failure is the FAILED record: why the last attempt failed.
-type Failure struct {
-	Reason   string    `json:"reason"`
-	ExitCode int       `json:"exit_code"`
-	Signal   string    `json:"signal,omitempty"` // "killed", "terminated", … when a signal ended it
-	Time     time.Time `json:"time"`
-	Attempts int       `json:"attempts"`
-	Executor string    `json:"executor"`
-}
 
 // Record is executor.json: what ran the sweep last.
 type Record struct {
@@ -60,108 +39,45 @@ type SlurmRecord struct {
 	Script string `json:"script"`
 }
 
-// maxRecordBytes bounds the small JSON records.
+// maxRecordBytes bounds executor.json; it is a few hundred bytes.
 const maxRecordBytes = 1 << 20
 
-// ReadRunning returns the cell's RUNNING record; nil when there is none.
-func (c Cell) ReadRunning() (*RunningRecord, error) {
-	var r RunningRecord
-	ok, err := readJSON(filepath.Join(c.Dir, RunningFile), &r)
-	if !ok {
-		return nil, err
-	}
-	return &r, nil
-}
-
-// ReadFailure returns the cell's FAILED record; nil when there is none.
-func (c Cell) ReadFailure() (*Failure, error) {
-	var f Failure
-	ok, err := readJSON(filepath.Join(c.Dir, FailedFile), &f)
-	if !ok {
-		return nil, err
-	}
-	return &f, nil
-}
-
-// WriteRunning writes the RUNNING record atomically.
-func (c Cell) WriteRunning(r RunningRecord) error {
-	return writeJSON(filepath.Join(c.Dir, RunningFile), r)
-}
-
-// WriteFailure writes the FAILED record atomically.
-func (c Cell) WriteFailure(f Failure) error {
-	return writeJSON(filepath.Join(c.Dir, FailedFile), f)
-}
-
-// ClearRunning removes RUNNING; absent is fine.
-func (c Cell) ClearRunning() error { return removeIfPresent(filepath.Join(c.Dir, RunningFile)) }
-
-// ClearFailure removes FAILED; absent is fine.
-func (c Cell) ClearFailure() error { return removeIfPresent(filepath.Join(c.Dir, FailedFile)) }
-
 // ReadRecord reads DIR/executor.json; nil when no executor has run the sweep.
-func (s *Sweep) ReadRecord() (*Record, error) {
-	var r Record
-	ok, err := readJSON(filepath.Join(s.Dir, ExecutorFile), &r)
-	if !ok {
+func ReadRecord(d *ablations.Dir) (*Record, error) {
+	path := filepath.Join(d.Path, ablations.ExecutorFile)
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
 		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxRecordBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(b) > maxRecordBytes {
+		return nil, fmt.Errorf("%s: larger than %d bytes", path, maxRecordBytes)
+	}
+	var r Record
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if r.Executor != "local" && r.Executor != "slurm" {
-		return nil, fmt.Errorf("%s: executor %q: want local or slurm", filepath.Join(s.Dir, ExecutorFile), r.Executor)
+		return nil, fmt.Errorf("%s: executor %q: want local or slurm", path, r.Executor)
 	}
 	return &r, nil
 }
 
 // WriteRecord writes DIR/executor.json atomically.
-func (s *Sweep) WriteRecord(r Record) error {
-	return writeJSON(filepath.Join(s.Dir, ExecutorFile), r)
-}
-
-// readJSON decodes path into v; false with a nil error when it is absent.
-func readJSON(path string, v any) (bool, error) {
-	b, err := readBounded(path, maxRecordBytes)
-	if errors.Is(err, fs.ErrNotExist) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return false, fmt.Errorf("%s: %w", path, err)
-	}
-	return true, nil
-}
-
-func writeJSON(path string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
+func WriteRecord(d *ablations.Dir, r Record) error {
+	path := filepath.Join(d.Path, ablations.ExecutorFile)
+	b, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	return atomicfile.WriteFile(path, append(b, '\n'), 0o644)
-}
-
-func removeIfPresent(path string) error {
-	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	return nil
-}
-
-// readBounded reads path, refusing files over limit bytes.
-func readBounded(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("%s: larger than %d bytes", path, limit)
-	}
-	return b, nil
 }
 
 // Hostname is this machine's name as RUNNING records it ("" if unknown).
@@ -179,6 +95,9 @@ func Alive(pid int) bool {
 	err := syscall.Kill(pid, 0)
 	return err == nil || errors.Is(err, syscall.EPERM)
 }
+
+// Now is the time as the records write it: RFC 3339, UTC.
+func Now() string { return time.Now().UTC().Format(time.RFC3339) }
 
 // FailedCell is one line of a sweep's failure summary.
 type FailedCell struct {

@@ -11,25 +11,20 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/mmablate/mmablate/ablations"
 	"github.com/mmablate/mmablate/experiments"
 )
 
-// State is a cell's state.
-type State string
-
-// The cell states. Cancelled is Slurm's: a task cancelled before it ended.
-const (
-	Pending   State = "pending"
-	Running   State = "running"
-	Done      State = "done"
-	Failed    State = "failed"
-	Cancelled State = "cancelled"
-)
+// Cancelled is a cell whose Slurm task was cancelled before it ended; the
+// other states are ablations'.
+const Cancelled ablations.State = "cancelled"
 
 // CellStatus is one row of `mmablate sweep status`.
 type CellStatus struct {
-	Cell  Cell
-	State State
+	Cell ablations.CellInfo
+	// Dir is the cell directory; Log its cell.log.
+	Dir, Log string
+	State    ablations.State
 	// Step and Loss are from the last line of run/metrics.jsonl (0 before
 	// the first); Steps is train.steps (0 when the config cannot be read).
 	Step, Steps int
@@ -40,56 +35,52 @@ type CellStatus struct {
 	// runs it ("" otherwise).
 	SlurmState string
 	// Running is the RUNNING record of a running cell.
-	Running *RunningRecord
+	Running *ablations.RunningInfo
 	// Attempts counts the cell's failed runs so far (FAILED's attempts).
 	Attempts int
 }
 
-// DiskState reads the cell's state from its directory alone: DONE, then
-// FAILED, then a RUNNING record naming a live process (a process on
-// another host is taken at its word), else pending.
-func (c Cell) DiskState() (State, *RunningRecord, *Failure, error) {
-	if c.Done() {
-		return Done, nil, nil, nil
-	}
-	f, err := c.ReadFailure()
-	if err != nil {
-		return "", nil, nil, err
-	}
-	if f != nil {
-		return Failed, nil, f, nil
-	}
-	r, err := c.ReadRunning()
-	if err != nil {
-		return "", nil, nil, err
-	}
-	if r != nil && (r.Host != Hostname() || Alive(r.PID)) {
-		return Running, r, nil, nil
-	}
-	return Pending, nil, nil, nil
-}
-
-// DiskStatus is the cell's CellStatus from its directory alone.
-func (c Cell) DiskStatus() (CellStatus, error) {
-	st := CellStatus{Cell: c}
-	var f *Failure
-	var err error
-	st.State, st.Running, f, err = c.DiskState()
+// DiskStatus is a cell's status from its directory alone (see
+// ablations.Dir.CellState) with its progress.
+func DiskStatus(d *ablations.Dir, c ablations.CellInfo) (CellStatus, error) {
+	st := CellStatus{Cell: c, Dir: d.CellDir(c.ID), Log: filepath.Join(d.CellDir(c.ID), ablations.LogFile)}
+	cs, err := d.CellState(c.ID)
 	if err != nil {
 		return st, err
 	}
-	if f != nil {
-		st.Reason = f.Reason
-		st.Attempts = f.Attempts
+	st.State = cs.State
+	if cs.State == ablations.Running {
+		st.Running = cs.Running
 	}
-	p, err := ReadProgress(c.RunPath())
+	if cs.Failed != nil {
+		st.Attempts = cs.Failed.Attempts
+		if cs.State == ablations.Failed {
+			st.Reason = cs.Failed.Reason
+		}
+	}
+	p, err := ReadProgress(d.RunDir(c.ID))
 	if err != nil {
 		return st, err
 	}
 	st.Step, st.Loss = p.Step, p.Loss
 	// A cell without a readable config still has a state worth showing.
-	st.Steps, _ = c.Steps()
+	st.Steps, _ = Steps(d, c.ID)
 	return st, nil
+}
+
+// Steps reads train.steps from the cell's config, for progress.
+func Steps(d *ablations.Dir, id string) (int, error) {
+	cfg, err := d.LoadConfig(id)
+	if err != nil {
+		return 0, err
+	}
+	return cfg.Train.Steps, nil
+}
+
+// Done reports whether the cell's run has finished (run/DONE).
+func Done(d *ablations.Dir, id string) bool {
+	_, err := os.Stat(filepath.Join(d.RunDir(id), experiments.DoneFile))
+	return err == nil
 }
 
 // Progress is the last line of a run's metrics.jsonl.

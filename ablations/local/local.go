@@ -26,6 +26,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -33,6 +34,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mmablate/mmablate/ablations"
 	"github.com/mmablate/mmablate/ablations/executor"
 )
 
@@ -88,26 +90,31 @@ func (e *Executor) workers() int {
 }
 
 // Run runs every cell that is not done, up to Parallel at once, and returns
-// when all have ended: nil when every cell is done, a *SweepError naming the
-// failed ones, or an error wrapping ErrInterrupted when ctx was cancelled.
-func (e *Executor) Run(ctx context.Context, s *executor.Sweep) error {
+// when all have ended: nil when every cell is done, a *executor.SweepError
+// naming the failed ones, or an error wrapping ErrInterrupted when ctx was
+// cancelled.
+func (e *Executor) Run(ctx context.Context, d *ablations.Dir) error {
 	log := e.log()
-	if err := s.WriteRecord(executor.Record{Executor: "local", Started: time.Now().UTC(),
+	dir, err := filepath.Abs(d.Path)
+	if err != nil {
+		return err
+	}
+	if err := executor.WriteRecord(d, executor.Record{Executor: "local", Started: time.Now().UTC(),
 		Local: &executor.LocalRecord{PID: os.Getpid(), Host: executor.Hostname()}}); err != nil {
 		return err
 	}
-	var todo []executor.Cell
-	tr := newTracker(s)
-	for _, c := range s.Cells {
-		st, r, _, err := c.DiskState()
+	var todo []ablations.CellInfo
+	tr := newTracker(d)
+	for _, c := range d.Manifest.Cells {
+		st, err := d.CellState(c.ID)
 		if err != nil {
 			return err
 		}
-		switch st {
-		case executor.Done:
+		switch st.State {
+		case ablations.Done:
 			tr.skip(c, true)
-		case executor.Running:
-			log.Warn("cell is running in another process; leaving it alone", "cell", c.Name, "pid", r.PID, "host", r.Host)
+		case ablations.Running:
+			log.Warn("cell is running in another process; leaving it alone", "cell", c.Name, "pid", st.Running.PID, "host", st.Running.Host, "slurm_job", st.Running.SlurmJob)
 			tr.skip(c, false)
 		default:
 			todo = append(todo, c)
@@ -122,14 +129,14 @@ func (e *Executor) Run(ctx context.Context, s *executor.Sweep) error {
 
 	parallel := max(1, e.Parallel)
 	workers := e.workers()
-	log.Info("sweep start", "dir", s.Dir, "cells", len(s.Cells), "to_run", len(todo), "parallel", parallel, "workers_per_cell", workers)
-	queue := make(chan executor.Cell)
+	log.Info("sweep start", "dir", dir, "cells", len(d.Manifest.Cells), "to_run", len(todo), "parallel", parallel, "workers_per_cell", workers)
+	queue := make(chan ablations.CellInfo)
 	var wg sync.WaitGroup
 	for range parallel {
 		wg.Go(func() {
 			for c := range queue {
 				tr.start(c)
-				out, reason := e.runCell(ctx, s, c, workers)
+				out, reason := e.runCell(ctx, d, dir, c, workers)
 				tr.finish(c, out, reason)
 			}
 		})
@@ -161,39 +168,37 @@ feed:
 }
 
 // runCell runs one cell's process to its end and classifies the end.
-func (e *Executor) runCell(ctx context.Context, s *executor.Sweep, c executor.Cell, workers int) (Outcome, string) {
+func (e *Executor) runCell(ctx context.Context, d *ablations.Dir, dir string, c ablations.CellInfo, workers int) (Outcome, string) {
 	log := e.log()
-	fail := func(f executor.Failure) (Outcome, string) {
-		f.Time, f.Executor = time.Now().UTC(), "local"
-		if f.Attempts == 0 {
-			f.Attempts = 1
-			if r, _ := c.ReadRunning(); r != nil {
-				f.Attempts = r.Attempt
-			} else if prev, _ := c.ReadFailure(); prev != nil {
-				f.Attempts = prev.Attempts + 1
-			}
-		}
-		if err := c.ClearRunning(); err != nil {
+	logPath := filepath.Join(d.CellDir(c.ID), ablations.LogFile)
+	// The attempt this run makes, for a FAILED the process cannot write.
+	attempt := 1
+	if st, err := d.CellState(c.ID); err == nil && st.Failed != nil {
+		attempt = st.Failed.Attempts + 1
+	}
+	fail := func(f ablations.FailedInfo) (Outcome, string) {
+		f.Time, f.Executor, f.Attempts = executor.Now(), "local", attempt
+		if err := d.ClearRunning(c.ID); err != nil {
 			log.Error("cell", "cell", c.Name, "err", err)
 		}
-		if err := c.WriteFailure(f); err != nil {
+		if err := d.MarkFailed(c.ID, f); err != nil {
 			log.Error("cannot record the failure", "cell", c.Name, "err", err)
 		}
 		return Failed, f.Reason
 	}
-	if err := os.MkdirAll(c.Dir, 0o755); err != nil {
-		return fail(executor.Failure{Reason: err.Error(), ExitCode: -1})
+	if err := os.MkdirAll(d.CellDir(c.ID), 0o755); err != nil {
+		return fail(ablations.FailedInfo{Reason: err.Error(), ExitCode: -1})
 	}
-	logf, err := os.OpenFile(c.LogPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		return fail(executor.Failure{Reason: err.Error(), ExitCode: -1})
+		return fail(ablations.FailedInfo{Reason: err.Error(), ExitCode: -1})
 	}
 	defer logf.Close()
 	fmt.Fprintf(logf, "==== %s: mmablate sweep (local executor, pid %d) runs cell %s\n", time.Now().UTC().Format(time.RFC3339), os.Getpid(), c.Name)
 
-	cmd, err := e.command(s.Dir, c.ID, workers)
+	cmd, err := e.command(dir, c.ID, workers)
 	if err != nil {
-		return fail(executor.Failure{Reason: err.Error(), ExitCode: -1})
+		return fail(ablations.FailedInfo{Reason: err.Error(), ExitCode: -1})
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// A process group of its own: Ctrl-C on the terminal reaches only the
@@ -201,7 +206,7 @@ func (e *Executor) runCell(ctx context.Context, s *executor.Sweep, c executor.Ce
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	began := time.Now()
 	if err := cmd.Start(); err != nil {
-		return fail(executor.Failure{Reason: fmt.Sprintf("start %s: %v", cmd.Path, err), ExitCode: -1})
+		return fail(ablations.FailedInfo{Reason: fmt.Sprintf("start %s: %v", cmd.Path, err), ExitCode: -1})
 	}
 	waited := make(chan error, 1)
 	go func() { waited <- cmd.Wait() }()
@@ -227,28 +232,28 @@ func (e *Executor) runCell(ctx context.Context, s *executor.Sweep, c executor.Ce
 	ps := cmd.ProcessState
 	ws, _ := ps.Sys().(syscall.WaitStatus)
 	switch {
-	case werr == nil && c.Done():
+	case werr == nil && executor.Done(d, c.ID):
 		log.Debug("cell finished", "cell", c.Name, "elapsed", elapsed)
 		return Finished, ""
 	case werr == nil:
-		return fail(executor.Failure{Reason: "run-cell exited 0 without writing run/DONE", ExitCode: 0})
+		return fail(ablations.FailedInfo{Reason: "run-cell exited 0 without writing run/DONE", ExitCode: 0})
 	case ws.Signaled():
 		sig := ws.Signal()
-		return fail(executor.Failure{Reason: fmt.Sprintf("killed by signal %d (%s) after %v", int(sig), sig, elapsed),
+		return fail(ablations.FailedInfo{Reason: fmt.Sprintf("killed by signal %d (%s) after %v", int(sig), sig, elapsed),
 			ExitCode: 128 + int(sig), Signal: sig.String()})
 	case ps.ExitCode() == executor.ExitInterrupted:
 		return Interrupted, ""
 	}
 	// The process said why in FAILED, unless it died too early or in a
 	// way it could not catch (a panic on another goroutine).
-	if f, err := c.ReadFailure(); err == nil && f != nil && !f.Time.Before(began.Add(-time.Second)) {
-		return Failed, f.Reason
+	if st, err := d.CellState(c.ID); err == nil && st.State == ablations.Failed && st.Failed.Attempts == attempt {
+		return Failed, st.Failed.Reason
 	}
 	reason := fmt.Sprintf("exit status %d", ps.ExitCode())
-	if line := panicLine(c.LogPath()); line != "" {
+	if line := panicLine(logPath); line != "" {
 		reason += ": " + line
 	}
-	return fail(executor.Failure{Reason: reason, ExitCode: ps.ExitCode()})
+	return fail(ablations.FailedInfo{Reason: reason, ExitCode: ps.ExitCode()})
 }
 
 func (e *Executor) command(dir, id string, workers int) (*exec.Cmd, error) {

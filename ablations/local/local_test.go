@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mmablate/mmablate/ablations"
 	"github.com/mmablate/mmablate/ablations/executor"
 	"github.com/mmablate/mmablate/ablations/executor/executortest"
 	"github.com/mmablate/mmablate/experiments"
@@ -51,15 +52,6 @@ func testExecutor(parallel int, env ...string) *Executor {
 	}
 }
 
-func open(t *testing.T, dir string) *executor.Sweep {
-	t.Helper()
-	s, err := executor.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
 func readFile(t *testing.T, path string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(path)
@@ -72,15 +64,15 @@ func readFile(t *testing.T, path string) []byte {
 func TestFailuresAreIsolatedAndRetried(t *testing.T) {
 	dir := t.TempDir()
 	bad := strings.Replace(executortest.RunYAML(world, 2, 8), "steps: 8", "steps: -3", 1)
-	ids := executortest.WriteSweep(t, dir, "faults", []executortest.Cell{
+	d := executortest.WriteSweep(t, dir, "faults", []executortest.Cell{
 		{Name: "ok", Config: executortest.RunYAML(world, 1, 8)},
 		{Name: "bad-config", Config: bad},
 		{Name: "killed", Config: executortest.RunYAML(world, 3, 8)},
 		{Name: "panics", Config: executortest.RunYAML(world, 4, 8)},
 	})
-	s := open(t, dir)
+	ids := d.Manifest.Cells
 	ctx := context.Background()
-	err := testExecutor(2, executortest.KillEnv+"="+ids[2], executortest.PanicEnv+"="+ids[3]).Run(ctx, s)
+	err := testExecutor(2, executortest.KillEnv+"="+ids[2].ID, executortest.PanicEnv+"="+ids[3].ID).Run(ctx, d)
 	se, ok := errors.AsType[*executor.SweepError](err)
 	if !ok {
 		t.Fatalf("err = %v, want a SweepError", err)
@@ -93,8 +85,8 @@ func TestFailuresAreIsolatedAndRetried(t *testing.T) {
 			t.Errorf("summary lacks %q:\n%v", want, err)
 		}
 	}
-	wantStates := []executor.State{executor.Done, executor.Failed, executor.Failed, executor.Failed}
-	sts, err := (&Executor{}).Status(ctx, s)
+	wantStates := []ablations.State{ablations.Done, ablations.Failed, ablations.Failed, ablations.Failed}
+	sts, err := (&Executor{}).Status(ctx, d)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,31 +94,31 @@ func TestFailuresAreIsolatedAndRetried(t *testing.T) {
 		if st.State != wantStates[i] {
 			t.Errorf("%s: state %s (%s), want %s", st.Cell.Name, st.State, st.Reason, wantStates[i])
 		}
-		if _, err := os.Stat(filepath.Join(st.Cell.Dir, executor.RunningFile)); err == nil {
+		if _, err := os.Stat(filepath.Join(st.Dir, ablations.RunningFile)); err == nil {
 			t.Errorf("%s: RUNNING left behind", st.Cell.Name)
 		}
 	}
 	if sts[0].Step != 8 || sts[0].Steps != 8 || sts[0].Loss <= 0 {
 		t.Errorf("ok: step %d/%d loss %v, want 8/8 and a loss", sts[0].Step, sts[0].Steps, sts[0].Loss)
 	}
-	if f, _ := sts[2].Cell.ReadFailure(); f == nil || f.Signal != "killed" || f.ExitCode != 137 || f.Attempts != 1 {
-		t.Errorf("killed: FAILED %+v", f)
+	if cs, _ := d.CellState(ids[2].ID); cs.Failed == nil || cs.Failed.Signal != "killed" || cs.Failed.ExitCode != 137 || cs.Failed.Attempts != 1 {
+		t.Errorf("killed: FAILED %+v", cs.Failed)
 	}
-	okFinal := readFile(t, filepath.Join(sts[0].Cell.RunPath(), experiments.FinalWeightsFile))
-	okLog := readFile(t, sts[0].Cell.LogPath())
+	okFinal := readFile(t, filepath.Join(d.RunDir(ids[0].ID), experiments.FinalWeightsFile))
+	okLog := readFile(t, sts[0].Log)
 
 	// Again without the faults: the done cell is skipped, the killed and
 	// panicking ones now finish, the bad config fails again (attempt 2).
-	err = testExecutor(2).Run(ctx, s)
+	err = testExecutor(2).Run(ctx, d)
 	se, ok = errors.AsType[*executor.SweepError](err)
 	if !ok || len(se.Failed) != 1 || se.Failed[0].Name != "bad-config" {
 		t.Fatalf("second run: err = %v, want bad-config alone failed", err)
 	}
-	sts, err = (&Executor{}).Status(ctx, s)
+	sts, err = (&Executor{}).Status(ctx, d)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, want := range []executor.State{executor.Done, executor.Failed, executor.Done, executor.Done} {
+	for i, want := range []ablations.State{ablations.Done, ablations.Failed, ablations.Done, ablations.Done} {
 		if sts[i].State != want {
 			t.Errorf("second run: %s: %s (%s), want %s", sts[i].Cell.Name, sts[i].State, sts[i].Reason, want)
 		}
@@ -134,10 +126,10 @@ func TestFailuresAreIsolatedAndRetried(t *testing.T) {
 	if sts[1].Attempts != 2 {
 		t.Errorf("bad-config: attempts %d, want 2", sts[1].Attempts)
 	}
-	if !bytes.Equal(readFile(t, sts[0].Cell.LogPath()), okLog) {
+	if !bytes.Equal(readFile(t, sts[0].Log), okLog) {
 		t.Error("the done cell ran again")
 	}
-	if !bytes.Equal(readFile(t, filepath.Join(sts[0].Cell.RunPath(), experiments.FinalWeightsFile)), okFinal) {
+	if !bytes.Equal(readFile(t, filepath.Join(d.RunDir(ids[0].ID), experiments.FinalWeightsFile)), okFinal) {
 		t.Error("the done cell's weights changed")
 	}
 }
@@ -148,22 +140,21 @@ func TestResumeAfterInterruption(t *testing.T) {
 	const steps = 40
 	cfg := executortest.RunYAML(world, 7, steps)
 	ref := t.TempDir()
-	executortest.WriteSweep(t, ref, "reference", []executortest.Cell{{Name: "c", Config: cfg}})
-	if err := testExecutor(1).Run(context.Background(), open(t, ref)); err != nil {
+	rd := executortest.WriteSweep(t, ref, "reference", []executortest.Cell{{Name: "c", Config: cfg}})
+	if err := testExecutor(1).Run(context.Background(), rd); err != nil {
 		t.Fatal(err)
 	}
-	want := readFile(t, filepath.Join(open(t, ref).Cells[0].RunPath(), experiments.FinalWeightsFile))
+	want := readFile(t, filepath.Join(rd.RunDir(rd.Manifest.Cells[0].ID), experiments.FinalWeightsFile))
 
 	dir := t.TempDir()
-	executortest.WriteSweep(t, dir, "interrupted", []executortest.Cell{{Name: "c", Config: cfg}})
-	s := open(t, dir)
-	c := s.Cells[0]
+	d := executortest.WriteSweep(t, dir, "interrupted", []executortest.Cell{{Name: "c", Config: cfg}})
+	c := d.Manifest.Cells[0]
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
 		// Cancel once the cell is past its first checkpoint (step 4).
 		for {
-			if p, _ := executor.ReadProgress(c.RunPath()); p.Step >= 6 {
+			if p, _ := executor.ReadProgress(d.RunDir(c.ID)); p.Step >= 6 {
 				cancel()
 				return
 			}
@@ -174,33 +165,33 @@ func TestResumeAfterInterruption(t *testing.T) {
 			}
 		}
 	}()
-	err := testExecutor(1).Run(ctx, s)
+	err := testExecutor(1).Run(ctx, d)
 	if !errors.Is(err, ErrInterrupted) {
 		t.Fatalf("err = %v, want ErrInterrupted", err)
 	}
-	st, err := c.DiskStatus()
+	st, err := executor.DiskStatus(d, c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.State != executor.Pending || st.Step >= steps {
+	if st.State != ablations.Pending || st.Step >= steps {
 		t.Fatalf("after the interruption: %s at step %d, want pending before step %d (reason %q)", st.State, st.Step, steps, st.Reason)
 	}
-	if err := testExecutor(1).Run(context.Background(), s); err != nil {
+	if err := testExecutor(1).Run(context.Background(), d); err != nil {
 		t.Fatal(err)
 	}
-	got := readFile(t, filepath.Join(c.RunPath(), experiments.FinalWeightsFile))
+	got := readFile(t, filepath.Join(d.RunDir(c.ID), experiments.FinalWeightsFile))
 	if !bytes.Equal(got, want) {
 		t.Error("resumed cell's final.safetensors differs from the uninterrupted run's")
 	}
-	if !strings.Contains(string(readFile(t, c.LogPath())), "resuming") {
+	if !strings.Contains(string(readFile(t, st.Log)), "resuming") {
 		t.Error("the second run did not resume")
 	}
 }
 
 func TestCancelSignalsLocalProcesses(t *testing.T) {
 	dir := t.TempDir()
-	executortest.WriteSweep(t, dir, "cancel", []executortest.Cell{{Name: "a", Config: "a"}, {Name: "b", Config: "b"}})
-	s := open(t, dir)
+	d := executortest.WriteSweep(t, dir, "cancel", []executortest.Cell{{Name: "a", Config: "a"}, {Name: "b", Config: "b"}})
+	b := d.Manifest.Cells[1]
 	start := func() *exec.Cmd {
 		cmd := exec.Command("sleep", "60")
 		if err := cmd.Start(); err != nil {
@@ -210,16 +201,16 @@ func TestCancelSignalsLocalProcesses(t *testing.T) {
 		return cmd
 	}
 	exe, cell := start(), start()
-	if err := s.WriteRecord(executor.Record{Executor: "local", Local: &executor.LocalRecord{PID: exe.Process.Pid, Host: executor.Hostname()}}); err != nil {
+	if err := executor.WriteRecord(d, executor.Record{Executor: "local", Local: &executor.LocalRecord{PID: exe.Process.Pid, Host: executor.Hostname()}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Cells[1].WriteRunning(executor.RunningRecord{PID: cell.Process.Pid, Host: executor.Hostname(), Attempt: 1}); err != nil {
+	if err := d.MarkRunning(b.ID, ablations.RunningInfo{PID: cell.Process.Pid, Host: executor.Hostname()}); err != nil {
 		t.Fatal(err)
 	}
-	if st, _ := s.Cells[1].DiskStatus(); st.State != executor.Running {
+	if st, _ := d.CellState(b.ID); st.State != ablations.Running {
 		t.Errorf("cell with a live RUNNING: %s, want running", st.State)
 	}
-	if err := (&Executor{Log: quiet()}).Cancel(context.Background(), s); err != nil {
+	if err := (&Executor{Log: quiet()}).Cancel(context.Background(), d); err != nil {
 		t.Fatal(err)
 	}
 	for _, cmd := range []*exec.Cmd{exe, cell} {
@@ -229,7 +220,7 @@ func TestCancelSignalsLocalProcesses(t *testing.T) {
 		}
 	}
 	// RUNNING of a dead process: pending again.
-	if st, _ := s.Cells[1].DiskStatus(); st.State != executor.Pending {
+	if st, _ := d.CellState(b.ID); st.State != ablations.Pending {
 		t.Errorf("cell with a stale RUNNING: %s, want pending", st.State)
 	}
 }

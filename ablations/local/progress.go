@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/mmablate/mmablate/ablations"
 	"github.com/mmablate/mmablate/ablations/executor"
 )
 
@@ -146,7 +148,8 @@ type tracker struct {
 }
 
 type track struct {
-	cell    executor.Cell
+	cell    ablations.CellInfo
+	run     string // the cell's run directory
 	state   string // pending, running, done, failed, interrupted, skipped
 	steps   int    // train.steps, 0 if unknown
 	base    int    // the step the cell stood at when this run started it
@@ -155,19 +158,19 @@ type track struct {
 	counted bool // part of this run's work (not skipped)
 }
 
-func newTracker(s *executor.Sweep) *tracker {
+func newTracker(d *ablations.Dir) *tracker {
 	t := &tracker{byID: make(map[string]*track)}
-	for _, c := range s.Cells {
-		tk := &track{cell: c, state: "pending", counted: true}
+	for _, c := range d.Manifest.Cells {
+		tk := &track{cell: c, run: d.RunDir(c.ID), state: "pending", counted: true}
 		// Unknown steps only blank the ETA.
-		tk.steps, _ = c.Steps()
+		tk.steps, _ = executor.Steps(d, c.ID)
 		t.cells = append(t.cells, tk)
 		t.byID[c.ID] = tk
 	}
 	return t
 }
 
-func (t *tracker) skip(c executor.Cell, done bool) {
+func (t *tracker) skip(c ablations.CellInfo, done bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	tk := t.byID[c.ID]
@@ -178,10 +181,12 @@ func (t *tracker) skip(c executor.Cell, done bool) {
 	}
 }
 
-func (t *tracker) start(c executor.Cell) {
-	p, _ := executor.ReadProgress(c.RunPath())
+func (t *tracker) start(c ablations.CellInfo) {
 	t.mu.Lock()
 	tk := t.byID[c.ID]
+	t.mu.Unlock()
+	p, _ := executor.ReadProgress(tk.run)
+	t.mu.Lock()
 	tk.state, tk.base, tk.first, tk.last = "running", p.Step, executor.Progress{}, p
 	if t.began.IsZero() {
 		t.began = time.Now()
@@ -197,7 +202,7 @@ func (t *tracker) start(c executor.Cell) {
 	}
 }
 
-func (t *tracker) finish(c executor.Cell, out Outcome, reason string) {
+func (t *tracker) finish(c ablations.CellInfo, out Outcome, reason string) {
 	t.mu.Lock()
 	tk := t.byID[c.ID]
 	var msg string
@@ -208,8 +213,9 @@ func (t *tracker) finish(c executor.Cell, out Outcome, reason string) {
 		msg = "cell done: " + c.Name
 	case Failed:
 		tk.state = "failed"
-		t.failed = append(t.failed, executor.FailedCell{Name: c.Name, Reason: reason, Log: c.LogPath()})
-		msg = fmt.Sprintf("cell FAILED: %s: %s (log: %s)", c.Name, reason, c.LogPath())
+		log := filepath.Join(filepath.Dir(tk.run), ablations.LogFile)
+		t.failed = append(t.failed, executor.FailedCell{Name: c.Name, Reason: reason, Log: log})
+		msg = fmt.Sprintf("cell FAILED: %s: %s (log: %s)", c.Name, reason, log)
 	case Interrupted:
 		tk.state = "interrupted"
 		msg = "cell stopped at a checkpoint: " + c.Name
@@ -265,7 +271,7 @@ func (t *tracker) snapshot(now time.Time) Snapshot {
 	// File reads outside the lock: a slow disk must not hold up the workers.
 	progress := make([]executor.Progress, len(running))
 	for i, tk := range running {
-		progress[i], _ = executor.ReadProgress(tk.cell.RunPath())
+		progress[i], _ = executor.ReadProgress(tk.run)
 	}
 
 	t.mu.Lock()

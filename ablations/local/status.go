@@ -5,14 +5,15 @@ import (
 	"fmt"
 	"syscall"
 
+	"github.com/mmablate/mmablate/ablations"
 	"github.com/mmablate/mmablate/ablations/executor"
 )
 
 // Status reads every cell's state from its directory.
-func (e *Executor) Status(_ context.Context, s *executor.Sweep) ([]executor.CellStatus, error) {
-	out := make([]executor.CellStatus, 0, len(s.Cells))
-	for _, c := range s.Cells {
-		st, err := c.DiskStatus()
+func (e *Executor) Status(_ context.Context, d *ablations.Dir) ([]executor.CellStatus, error) {
+	out := make([]executor.CellStatus, 0, len(d.Manifest.Cells))
+	for _, c := range d.Manifest.Cells {
+		st, err := executor.DiskStatus(d, c)
 		if err != nil {
 			return nil, err
 		}
@@ -25,10 +26,10 @@ func (e *Executor) Status(_ context.Context, s *executor.Sweep) ([]executor.Cell
 // to every cell process named in a RUNNING record, on this host: the
 // executor stops its cells and each stops at a checkpoint, to resume on the
 // next run. Processes on other hosts are named in the error.
-func (e *Executor) Cancel(_ context.Context, s *executor.Sweep) error {
+func (e *Executor) Cancel(_ context.Context, d *ablations.Dir) error {
 	log := e.log()
 	host := executor.Hostname()
-	rec, err := s.ReadRecord()
+	rec, err := executor.ReadRecord(d)
 	if err != nil {
 		return err
 	}
@@ -52,12 +53,12 @@ func (e *Executor) Cancel(_ context.Context, s *executor.Sweep) error {
 	if rec != nil && rec.Local != nil {
 		term("executor", rec.Local.PID, rec.Local.Host)
 	}
-	for _, c := range s.Cells {
-		r, err := c.ReadRunning()
+	for _, c := range d.Manifest.Cells {
+		st, err := d.CellState(c.ID)
 		if err != nil {
 			return err
 		}
-		if r != nil && r.SlurmJob == "" {
+		if r := st.Running; st.State == ablations.Running && r.SlurmJob == "" {
 			term("cell "+c.Name, r.PID, r.Host)
 		}
 	}
@@ -65,7 +66,7 @@ func (e *Executor) Cancel(_ context.Context, s *executor.Sweep) error {
 		return fmt.Errorf("cannot signal processes on other hosts: %v", elsewhere)
 	}
 	if signalled == 0 {
-		log.Info("nothing running", "dir", s.Dir)
+		log.Info("nothing running", "dir", d.Path)
 	}
 	return nil
 }

@@ -37,7 +37,7 @@ combinations) times the seeds. Each cell has a readable name
 Errors name the file, line and key path, with a "did you mean" for
 misspelt run-config keys. See ablations/examples/ for MM1's ablations.`,
 	}
-	cmd.AddCommand(newSweepPlanCmd())
+	cmd.AddCommand(newSweepPlanCmd(), newSweepRunCmd(), newSweepStatusCmd(), newSweepCancelCmd(), newSweepRunCellCmd())
 	return cmd
 }
 

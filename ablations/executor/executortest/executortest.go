@@ -16,7 +16,9 @@ import (
 	"strconv"
 	"syscall"
 	"testing"
+	"time"
 
+	"github.com/mmablate/mmablate/ablations"
 	"github.com/mmablate/mmablate/ablations/executor"
 )
 
@@ -67,42 +69,34 @@ type Cell struct {
 }
 
 // WriteSweep writes dir/sweep.json and, per cell, cells/<id>/cell.json and
-// config.yaml, with ids hashed from the configs as ablations does. It
-// returns the ids in order.
-func WriteSweep(t testing.TB, dir, name string, cells []Cell) []string {
+// config.yaml, with ids hashed from the configs as ablations does, and
+// opens it. Cell i has the one axis "i" = i.
+func WriteSweep(t testing.TB, dir, name string, cells []Cell) *ablations.Dir {
 	t.Helper()
-	type entry struct {
-		ID       string         `json:"id"`
-		Name     string         `json:"name"`
-		Index    int            `json:"index"`
-		Dir      string         `json:"dir"`
-		Axes     map[string]any `json:"axes"`
-		Seed     int            `json:"seed"`
-		Baseline bool           `json:"baseline"`
-	}
-	var entries []entry
-	var ids []string
+	m := ablations.Manifest{Version: ablations.ManifestVersion, Name: name, File: filepath.Join(dir, "sweep.yaml"),
+		Created: time.Now().UTC().Format(time.RFC3339), CodeVersion: "unknown", Seeds: []int{0},
+		Axes: []ablations.Axis{{Name: "i", Keys: []string{"seed"}}}}
 	for i, c := range cells {
 		sum := sha256.Sum256([]byte(c.Config))
 		id := hex.EncodeToString(sum[:])[:12]
-		e := entry{ID: id, Name: c.Name, Index: i, Dir: "cells/" + id, Axes: map[string]any{"i": i}}
+		info := ablations.CellInfo{ID: id, Name: c.Name, Index: i, Dir: "cells/" + id, Axes: map[string]any{"i": i}}
+		m.Axes[0].Values = append(m.Axes[0].Values, i)
 		cd := filepath.Join(dir, "cells", id)
 		if err := os.MkdirAll(cd, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		writeJSON(t, filepath.Join(cd, "cell.json"), e)
-		if err := os.WriteFile(filepath.Join(cd, executor.ConfigFile), []byte(c.Config), 0o644); err != nil {
+		writeJSON(t, filepath.Join(cd, ablations.CellFile), info)
+		if err := os.WriteFile(filepath.Join(cd, ablations.ConfigFile), []byte(c.Config), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		entries = append(entries, e)
-		ids = append(ids, id)
+		m.Cells = append(m.Cells, info)
 	}
-	writeJSON(t, filepath.Join(dir, executor.ManifestFile), map[string]any{
-		"version": 1, "name": name, "cells": entries, "seeds": []int{0},
-		"axes":  []map[string]any{{"name": "i", "keys": []string{"seed"}, "values": []int{}}},
-		"slurm": map[string]any{},
-	})
-	return ids
+	writeJSON(t, filepath.Join(dir, ablations.ManifestFile), m)
+	d, err := ablations.OpenDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
 
 func writeJSON(t testing.TB, path string, v any) {
