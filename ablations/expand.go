@@ -34,6 +34,11 @@ type Cell struct {
 	ConfigYAML []byte
 }
 
+// MaxCells bounds a sweep's grid (axes × seeds, before exclude): each
+// cell's config is resolved and checked when the file is read (a few
+// milliseconds a cell on two cores), and MM1-style sweeps have tens.
+const MaxCells = 1000
+
 // maxCellErrors bounds the distinct errors reported from expanding cells:
 // one bad value usually breaks many cells the same way.
 const maxCellErrors = 10
@@ -42,6 +47,16 @@ const maxCellErrors = 10
 // axis varies slowest), minus excluded combinations, times the seeds
 // (innermost, so a configuration's seeds are neighbours).
 func (p *parser) expand(s *Sweep) {
+	n := len(s.Seeds)
+	for _, a := range s.Axes {
+		if n *= len(a.Values); n > MaxCells {
+			break
+		}
+	}
+	if n > MaxCells {
+		p.errs = append(p.errs, &Error{File: p.file, Line: p.axesAt, Err: fmt.Errorf("the grid has more than %d cells before exclude: split the sweep", MaxCells)})
+		return
+	}
 	idx := make([]int, len(s.Axes))
 	seen := map[string]string{} // error text → reported
 	ids := map[string]string{}  // id → cell name
@@ -89,7 +104,7 @@ func (p *parser) expand(s *Sweep) {
 				continue
 			}
 			if prev, dup := ids[c.ID]; dup {
-				p.errs = append(p.errs, &Error{File: p.file, Line: p.axesAt, Key: "axes",
+				p.errs = append(p.errs, &Error{File: p.file, Line: p.axesAt,
 					Err: fmt.Errorf("%w: %s and %s resolve to the same run config (id %s)", ErrDuplicateCell, prev, c.Name, c.ID)})
 				continue
 			}
@@ -158,6 +173,12 @@ func (p *parser) cellErrors(cell string, overrides []setting, err error, seen ma
 			p.errs = append(p.errs, &Error{File: p.file, Line: p.baseLines[n], Key: "base." + m[2], Err: errors.New(m[3])})
 			continue
 		}
+		if key, rest, ok := strings.Cut(msg, ": "); ok {
+			if o, ok := lastOverride(overrides, key); ok {
+				p.errs = append(p.errs, &Error{File: p.file, Line: o.line, Key: o.keyPath(key), Err: fmt.Errorf("cell %s: %s", cell, rest)})
+				continue
+			}
+		}
 		if strings.HasPrefix(msg, inlineBaseName) {
 			msg = p.file + " base" + strings.TrimPrefix(msg, inlineBaseName)
 		}
@@ -172,23 +193,35 @@ func (p *parser) overrideError(msg string, overrides []setting) bool {
 	if m == nil {
 		return false
 	}
-	key := m[1]
-	for i := len(overrides) - 1; i >= 0; i-- { // the last override of a key is the one applied
-		o := overrides[i]
-		if key != o.key && !strings.HasPrefix(key, o.key+".") && !strings.HasPrefix(o.key, key+".") {
-			continue
-		}
-		path := o.path
-		switch {
-		case strings.HasPrefix(key, o.key+"."):
-			path += strings.TrimPrefix(key, o.key)
-		case !strings.HasSuffix(path, o.key): // a zip group: name the key
-			path += " " + o.key
-		}
-		p.errs = append(p.errs, &Error{File: p.file, Line: o.line, Key: path, Err: fmt.Errorf("value %s: %s", o.value, m[2])})
-		return true
+	o, ok := lastOverride(overrides, m[1])
+	if !ok {
+		return false
 	}
-	return false
+	p.errs = append(p.errs, &Error{File: p.file, Line: o.line, Key: o.keyPath(m[1]), Err: fmt.Errorf("value %s: %s", o.value, m[2])})
+	return true
+}
+
+// lastOverride is the override that set key (or a section above or
+// below it): the last one, as it is the one applied.
+func lastOverride(overrides []setting, key string) (setting, bool) {
+	for i := len(overrides) - 1; i >= 0; i-- {
+		o := overrides[i]
+		if key == o.key || strings.HasPrefix(key, o.key+".") || strings.HasPrefix(o.key, key+".") {
+			return o, true
+		}
+	}
+	return setting{}, false
+}
+
+// keyPath is the sweep-file key path of an error about run-config key.
+func (o setting) keyPath(key string) string {
+	switch {
+	case strings.HasPrefix(key, o.key+"."):
+		return o.path + strings.TrimPrefix(key, o.key)
+	case !strings.HasSuffix(o.path, o.key): // a zip group: name the key
+		return o.path + " " + o.key
+	}
+	return o.path
 }
 
 // cellID is the first 12 hex digits of the sha256 of cfg as YAML, with

@@ -133,12 +133,12 @@ func WritePlan(w io.Writer, rows []PlanRow) error {
 	return nil
 }
 
-// si writes x with a k/M/G/T suffix and 3 significant digits.
+// si writes x with a k/M/G/T/P suffix and 3 significant digits.
 func si(x float64) string {
 	for _, u := range []struct {
 		div  float64
 		unit string
-	}{{1e12, "T"}, {1e9, "G"}, {1e6, "M"}, {1e3, "k"}} {
+	}{{1e15, "P"}, {1e12, "T"}, {1e9, "G"}, {1e6, "M"}, {1e3, "k"}} {
 		if math.Abs(x) >= u.div {
 			return fmt.Sprintf("%.3g%s", x/u.div, u.unit)
 		}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -133,6 +134,12 @@ func Load(path string) (*Sweep, error) {
 }
 
 func readBounded(path string) ([]byte, error) {
+	// A FIFO or device would block or never end: only regular files.
+	if fi, err := os.Stat(path); err != nil {
+		return nil, err
+	} else if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -294,6 +301,10 @@ func (p *parser) parseBase(s *Sweep, n, root *yaml.Node) {
 			path = filepath.Join(p.dir, path)
 		}
 		b, err := readBounded(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			p.errorf(n, "base", "%s: no such file (a relative path is relative to the sweep file's directory)", n.Value)
+			return
+		}
 		if err != nil {
 			p.wrap(n, "base", err)
 			return
