@@ -158,7 +158,9 @@ func TestCellState(t *testing.T) {
 	}{
 		{"fresh", func() error { return nil }, Pending},
 		{"running here", func() error { return d.MarkRunning(id, RunningInfo{PID: os.Getpid(), Host: host, Executor: "local"}) }, Running},
-		{"dead process", func() error { return d.MarkRunning(id, RunningInfo{PID: dead.Process.Pid, Host: host, Executor: "local"}) }, Pending},
+		{"dead process", func() error {
+			return d.MarkRunning(id, RunningInfo{PID: dead.Process.Pid, Host: host, Executor: "local"})
+		}, Pending},
 		{"failed", func() error { return d.MarkFailed(id, FailedInfo{Reason: "exit status 1", ExitCode: 1, Attempts: 1}) }, Failed},
 		{"retry running", func() error { return d.MarkRunning(id, RunningInfo{PID: os.Getpid(), Host: host}) }, Running},
 		{"slurm task", func() error { return d.MarkRunning(id, RunningInfo{PID: 1 << 30, Host: "node7", SlurmJob: "12_0"}) }, Running},
