@@ -126,7 +126,7 @@ func NewGenerator(m *Model, batch, context int, imageTokenID int32) (*Generator,
 	}
 	g.places = make([]int, 0, context)
 	if m.dec.prune.masked() {
-		g.prune = newGenPrune(m.dec.prune, batch, D)
+		g.prune = newGenPrune(g, m.dec.prune, batch, D)
 	}
 	g.segs = make([]segment, 0, batch)
 	g.act = make([]int, 0, batch)

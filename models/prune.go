@@ -187,21 +187,45 @@ func (m *Model) SetHardMasks(hard bool) {
 	}
 }
 
-// genPrune is a Generator's per-prompt gathered FFN weights.
+// genPrune is a Generator's per-prompt gathered FFN weights, and the pool
+// task that runs them (bound once, so a decoding step does not allocate).
 type genPrune struct {
 	rows   [][]*ifprune.Gathered[float32] // [Batch][L]
 	scores []float32                      // [L·F]
 	ids    []int32
+
+	// The current prunedFFN call, read by task.
+	g      *Generator
+	l      int
+	decode bool
+	out, x []float32
+	task   func(int)
 }
 
-func newGenPrune(p *pruner, batch, dim int) *genPrune {
-	gp := &genPrune{rows: make([][]*ifprune.Gathered[float32], batch), scores: make([]float32, p.L*p.F)}
+func newGenPrune(g *Generator, p *pruner, batch, dim int) *genPrune {
+	gp := &genPrune{g: g, rows: make([][]*ifprune.Gathered[float32], batch), scores: make([]float32, p.L*p.F)}
 	for r := range gp.rows {
 		for range p.L {
 			gp.rows[r] = append(gp.rows[r], ifprune.NewGathered[float32](dim, p.k))
 		}
 	}
+	gp.task = gp.run
 	return gp
+}
+
+// run applies item i's gathered FFN: active row i (decode) or prompt
+// segment i (prefill), each on its own rows of x, out and the scratch.
+func (gp *genPrune) run(i int) {
+	g := gp.g
+	D, k := g.m.Config.Decoder.Width, g.m.dec.prune.k
+	lo, n, r := i, 1, 0
+	if gp.decode {
+		r = g.act[i]
+	} else {
+		s := g.segs[i]
+		lo, n, r = s.off, s.n, s.row
+	}
+	gp.rows[r][gp.l].Forward(gp.out[lo*D:(lo+n)*D], gp.x[lo*D:(lo+n)*D], g.h1[lo*k:(lo+n)*k], g.h3[lo*k:(lo+n)*k])
 }
 
 // gather predicts prompt pr's hard masks once and gathers row r's pruned
@@ -209,6 +233,9 @@ func newGenPrune(p *pruner, batch, dim int) *genPrune {
 // the prompt's first model.decoder.ffn_instruction_tokens text tokens.
 func (g *Generator) gather(r int, pr Prompt) {
 	p, gp := g.m.dec.prune, g.prune
+	if p.static && r > 0 {
+		return // one mask for every input: row 0's weights serve all rows
+	}
 	gp.ids = gp.ids[:0]
 	if !p.static {
 		if len(pr.Instruction) > 0 {
@@ -231,17 +258,23 @@ func (g *Generator) gather(r int, pr Prompt) {
 	}
 }
 
-// prunedFFN runs the gathered FFNs on the n rows of a pass: per prompt
-// segment (prefill) or per active row (decode).
+// prunedFFN runs the gathered FFNs on the n rows of a pass, one pool task
+// per prompt segment (prefill) or per active row (decode): each prompt has
+// its own weights, so rows cannot share one product.
 func (g *Generator) prunedFFN(l int, out, x []float32, decode bool) {
-	D := g.m.Config.Decoder.Width
-	if decode {
-		for i, r := range g.act {
-			g.prune.rows[r][l].Forward(out[i*D:(i+1)*D], x[i*D:(i+1)*D], g.h1, g.h3)
-		}
+	gp := g.prune
+	if g.m.dec.prune.static {
+		// Every row has row 0's weights: one product over all rows.
+		k := g.m.dec.prune.k
+		n := len(x) / g.m.Config.Decoder.Width
+		gp.rows[0][l].Forward(out, x, g.h1[:n*k], g.h3[:n*k])
 		return
 	}
-	for _, s := range g.segs {
-		g.prune.rows[s.row][l].Forward(out[s.off*D:(s.off+s.n)*D], x[s.off*D:(s.off+s.n)*D], g.h1, g.h3)
+	gp.l, gp.decode, gp.out, gp.x = l, decode, out, x
+	n := len(g.segs)
+	if decode {
+		n = len(g.act)
 	}
+	g.m.pool.For(n, gp.task)
+	gp.out, gp.x = nil, nil
 }
