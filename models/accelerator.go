@@ -31,6 +31,11 @@ func (m *Model) SetAccelerator(a Accelerator) error {
 		err := m.acc.Pull()
 		return errors.Join(err, m.acc.Close())
 	}
+	if a != nil && m.dec.prune != nil {
+		// The device step has no mask predictor or masked FFN: it would
+		// train the dense model and leave the predictor untouched.
+		return errors.New("model.decoder.ffn_pruning " + m.Config.Decoder.FFNPruning + " trains on the CPU engine only")
+	}
 	m.acc = a
 	return nil
 }
