@@ -12,22 +12,9 @@ import (
 
 // TestLocalCluster runs real jobs on the one-node cluster of
 // scripts/slurm-local.sh, starting it if needed (root; apt installs Slurm on
-// first use). It runs when MMABLATE_SLURM_TEST=1 or CI=true and is skipped
-// otherwise; MMABLATE_SLURM_STATE picks the cluster's state directory.
+// first use; see startCluster for when it runs).
 func TestLocalCluster(t *testing.T) {
-	if os.Getenv("MMABLATE_SLURM_TEST") != "1" && os.Getenv("CI") != "true" {
-		t.Skip("set MMABLATE_SLURM_TEST=1 to run jobs on a local Slurm cluster (scripts/slurm-local.sh; needs root)")
-	}
-	state := os.Getenv("MMABLATE_SLURM_STATE")
-	if state == "" {
-		state = "/tmp/mmablate-slurm"
-	}
-	start := exec.Command("../../scripts/slurm-local.sh", "start", state)
-	if out, err := start.CombinedOutput(); err != nil {
-		t.Fatalf("scripts/slurm-local.sh start: %v\n%s", err, out)
-	}
-	t.Setenv("SLURM_CONF", filepath.Join(state, "slurm.conf"))
-
+	startCluster(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	c := NewClient(ExecRunner{})
@@ -144,6 +131,25 @@ func TestLocalCluster(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "pwned")); err == nil {
 		t.Error("the job name was executed")
 	}
+}
+
+// startCluster starts scripts/slurm-local.sh's cluster, or skips the test
+// unless MMABLATE_SLURM_TEST=1 or CI=true; MMABLATE_SLURM_STATE picks its
+// state directory. It points the Slurm tools at it through SLURM_CONF.
+func startCluster(t *testing.T) {
+	t.Helper()
+	if os.Getenv("MMABLATE_SLURM_TEST") != "1" && os.Getenv("CI") != "true" {
+		t.Skip("set MMABLATE_SLURM_TEST=1 to run jobs on a local Slurm cluster (scripts/slurm-local.sh; needs root)")
+	}
+	state := os.Getenv("MMABLATE_SLURM_STATE")
+	if state == "" {
+		state = "/tmp/mmablate-slurm"
+	}
+	start := exec.Command("../../scripts/slurm-local.sh", "start", state)
+	if out, err := start.CombinedOutput(); err != nil {
+		t.Fatalf("scripts/slurm-local.sh start: %v\n%s", err, out)
+	}
+	t.Setenv("SLURM_CONF", filepath.Join(state, "slurm.conf"))
 }
 
 // waitFor polls Status until done says so.
