@@ -32,8 +32,11 @@ type PlanRow struct {
 	ImagesPerStep int `json:"images_per_step"`
 	Steps         int `json:"steps"`
 	// EstSeconds is the estimated wall time of training and evaluation,
-	// nil when not calibrated.
-	EstSeconds *float64 `json:"est_seconds"`
+	// StepSeconds and EvalSeconds its parts (experiments.Cost); all nil
+	// when not calibrated.
+	EstSeconds  *float64 `json:"est_seconds"`
+	StepSeconds *float64 `json:"step_seconds"`
+	EvalSeconds *float64 `json:"eval_seconds"`
 }
 
 // PlanOptions are Plan's settings.
@@ -78,8 +81,8 @@ func Plan(ctx context.Context, s *Sweep, opts PlanOptions) ([]PlanRow, error) {
 			Params: cost.Params, Trainable: cost.Trainable, FLOPsPerStep: cost.FLOPsPerStep,
 			ImageTokens: cost.ImageTokens, ImagesPerStep: cost.ImagesPerStep, Steps: c.Config.Train.Steps}
 		if opts.CalibrateSteps > 0 {
-			sec := cost.Seconds(c.Config.Train.Steps)
-			r.EstSeconds = &sec
+			est, step, ev := cost.Seconds(c.Config.Train.Steps), cost.StepSeconds, cost.EvalSeconds
+			r.EstSeconds, r.StepSeconds, r.EvalSeconds = &est, &step, &ev
 		}
 		rows = append(rows, r)
 	}
@@ -105,8 +108,9 @@ func WritePlan(w io.Writer, rows []PlanRow) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tCELL\tPARAMS\tFLOPS/STEP\tIMAGE TOKENS\tSTEPS\tEST TIME")
 	var total float64
-	timed := true
+	timed, baseline := true, false
 	for _, r := range rows {
+		baseline = baseline || r.Baseline
 		name := r.Name
 		if r.Baseline {
 			name += " *"
@@ -127,10 +131,11 @@ func WritePlan(w io.Writer, rows []PlanRow) error {
 	if timed && len(rows) > 0 {
 		sum += ", " + duration(total) + " of training and evaluation one after another"
 	}
-	if _, err := fmt.Fprintln(w, sum+"; * baseline"); err != nil {
-		return err
+	if baseline {
+		sum += "; * baseline"
 	}
-	return nil
+	_, err := fmt.Fprintln(w, sum)
+	return err
 }
 
 // si writes x with a k/M/G/T/P suffix and 3 significant digits.

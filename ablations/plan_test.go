@@ -41,8 +41,9 @@ func TestPlanCalibrated(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, r := range rows {
-		if r.EstSeconds == nil || !(*r.EstSeconds > 0) {
-			t.Fatalf("row %s: estimate %v", r.Name, r.EstSeconds)
+		if r.EstSeconds == nil || r.StepSeconds == nil || r.EvalSeconds == nil || !(*r.StepSeconds > 0) || !(*r.EvalSeconds > 0) ||
+			*r.EstSeconds != float64(r.Steps)**r.StepSeconds+*r.EvalSeconds {
+			t.Fatalf("row %s: estimate %v = %d × %v + %v", r.Name, r.EstSeconds, r.Steps, r.StepSeconds, r.EvalSeconds)
 		}
 	}
 	if *rows[0].EstSeconds != *rows[1].EstSeconds {
@@ -72,7 +73,22 @@ bbbbbbbbbbbb  a=2,seed=0 *  12.3M   7T          64            10     1h02m
 cccccccccccc  a=3,seed=0    999     1P          0             1      1m01s
 3 cells, 1h03m of training and evaluation one after another; * baseline
 `
+	rows[1].Baseline = false
+	rows[2].EstSeconds = nil
+	want2 := `ID            CELL        PARAMS  FLOPS/STEP  IMAGE TOKENS  STEPS  EST TIME
+aaaaaaaaaaaa  a=1,seed=0  1.23k   5.6G        4             10     42s
+bbbbbbbbbbbb  a=2,seed=0  12.3M   7T          64            10     1h02m
+cccccccccccc  a=3,seed=0  999     1P          0             1      -
+3 cells
+`
 	if out.String() != want {
 		t.Errorf("got\n%s\nwant\n%s", out.String(), want)
+	}
+	out.Reset()
+	if err := WritePlan(&out, rows); err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != want2 {
+		t.Errorf("without baseline and a time: got\n%s\nwant\n%s", out.String(), want2)
 	}
 }

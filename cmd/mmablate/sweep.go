@@ -73,7 +73,8 @@ Example:
 
 Flags:
   --json             a JSON list: id, name, axes, seed, baseline, params, trainable,
-                     flops_per_step, image_tokens, images_per_step, steps, est_seconds
+                     flops_per_step, image_tokens, images_per_step, steps, est_seconds,
+                     step_seconds, eval_seconds
   --no-calibrate     no timing (est_seconds null)
   --calibrate-steps  timed training steps per model shape (default 4)`,
 		Args: exactArgs(1),

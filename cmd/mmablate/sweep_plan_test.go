@@ -32,7 +32,7 @@ func TestSweepPlanJSON(t *testing.T) {
 	if len(rows) != 6 {
 		t.Fatalf("%d rows, want 6", len(rows))
 	}
-	for _, k := range []string{"id", "name", "axes", "seed", "baseline", "params", "trainable", "flops_per_step", "image_tokens", "images_per_step", "steps", "est_seconds"} {
+	for _, k := range []string{"id", "name", "axes", "seed", "baseline", "params", "trainable", "flops_per_step", "image_tokens", "images_per_step", "steps", "est_seconds", "step_seconds", "eval_seconds"} {
 		if _, ok := rows[0][k]; !ok {
 			t.Errorf("row has no %q: %v", k, rows[0])
 		}
