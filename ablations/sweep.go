@@ -944,6 +944,15 @@ func knownKeys(base *yaml.Node) map[string]bool {
 		}
 	}
 	walk(doc.Content[0], "")
+	// Optional keys are omitted from the defaults' YAML (omitempty keeps
+	// the canonical form, and so the cell ids, of configs that do not set
+	// them: model.decoder.ffn_pruning, shapes.instructions, …); the base
+	// decodes strictly, so every key path it sets is a real one.
+	if base != nil && base.Kind == yaml.DocumentNode && len(base.Content) > 0 {
+		walk(base.Content[0], "")
+	} else if base != nil {
+		walk(base, "")
+	}
 	for _, name := range sourceNames(base) {
 		p := "data.sources." + name
 		out[p] = true
