@@ -58,3 +58,24 @@ func TestPackInstructionMetaErrors(t *testing.T) {
 		})
 	}
 }
+
+// FuzzInstructionSegments: any meta bytes give an error or indices of text
+// segments of the sample, never a panic.
+func FuzzInstructionSegments(f *testing.F) {
+	for _, seed := range []string{`{"instruction":[1]}`, `{"instruction":[0,1,1]}`, `{"instruction":[-1]}`,
+		`{"instruction":null}`, `{"instruction":[1e30]}`, `{"split":"train"}`, `"instruction"`, `{"instruction":`} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, meta string) {
+		s := data.Sample{ID: "f", Meta: meta, Segments: []data.Segment{{Image: testImage(1, 7)}, {Text: "q", Tokens: []int32{20}}}}
+		idx, err := instructionSegments(s)
+		if err != nil {
+			return
+		}
+		for _, i := range idx {
+			if i != 1 {
+				t.Fatalf("meta %q: accepted segment %d", meta, i)
+			}
+		}
+	})
+}
