@@ -18,10 +18,13 @@ import (
 
 // Record is executor.json: what ran the sweep last.
 type Record struct {
-	Executor string       `json:"executor"` // "local" or "slurm"
-	Started  time.Time    `json:"started"`
-	Local    *LocalRecord `json:"local,omitempty"`
-	Slurm    *SlurmRecord `json:"slurm,omitempty"`
+	Executor string    `json:"executor"` // "local" or "slurm"
+	Started  time.Time `json:"started"`
+	// Ended is when the local executor returned; a record without it
+	// names a process that may still run it.
+	Ended *time.Time   `json:"ended,omitempty"`
+	Local *LocalRecord `json:"local,omitempty"`
+	Slurm *SlurmRecord `json:"slurm,omitempty"`
 }
 
 // LocalRecord names the local executor's process.

@@ -99,10 +99,20 @@ func (e *Executor) Run(ctx context.Context, d *ablations.Dir) error {
 	if err != nil {
 		return err
 	}
-	if err := executor.WriteRecord(d, executor.Record{Executor: "local", Started: time.Now().UTC(),
-		Local: &executor.LocalRecord{PID: os.Getpid(), Host: executor.Hostname()}}); err != nil {
+	rec := executor.Record{Executor: "local", Started: time.Now().UTC(),
+		Local: &executor.LocalRecord{PID: os.Getpid(), Host: executor.Hostname()}}
+	if err := executor.WriteRecord(d, rec); err != nil {
 		return err
 	}
+	// Once this returns, the pid in executor.json is no longer the sweep's:
+	// cancel must not signal whatever process reuses it.
+	defer func() {
+		ended := time.Now().UTC()
+		rec.Ended = &ended
+		if werr := executor.WriteRecord(d, rec); werr != nil {
+			log.Error("cannot record the end of the sweep", "err", werr)
+		}
+	}()
 	var todo []ablations.CellInfo
 	tr := newTracker(d)
 	for _, c := range d.Manifest.Cells {

@@ -3,6 +3,7 @@ package local
 import (
 	"context"
 	"fmt"
+	"os"
 	"syscall"
 
 	"github.com/mmablate/mmablate/ablations"
@@ -50,7 +51,8 @@ func (e *Executor) Cancel(_ context.Context, d *ablations.Dir) error {
 		signalled++
 		log.Info("sent SIGTERM", "what", what, "pid", pid)
 	}
-	if rec != nil && rec.Local != nil {
+	// An ended executor's pid may belong to another process by now.
+	if rec != nil && rec.Local != nil && rec.Ended == nil && rec.Local.PID != os.Getpid() {
 		term("executor", rec.Local.PID, rec.Local.Host)
 	}
 	for _, c := range d.Manifest.Cells {
