@@ -51,6 +51,29 @@ func (e *Executor) Run(ctx context.Context, d *ablations.Dir) error {
 	return err
 }
 
+// Busy returns a task of the sweep's last Slurm job that is still queued or
+// running ("" when none is, or the sweep was never submitted), so that
+// another executor does not run the same cells at the same time.
+func (e *Executor) Busy(ctx context.Context, d *ablations.Dir) (TaskState, bool, error) {
+	rec, err := executor.ReadRecord(d)
+	if err != nil || rec == nil || rec.Slurm == nil {
+		return TaskState{}, false, err
+	}
+	tasks, err := e.Client.Status(ctx, rec.Slurm.JobID)
+	if errors.Is(err, ErrUnknownJob) {
+		return TaskState{}, false, nil
+	}
+	if err != nil {
+		return TaskState{}, false, explain(err)
+	}
+	for _, t := range tasks {
+		if !t.State.Final() {
+			return t, true, nil
+		}
+	}
+	return TaskState{}, false, nil
+}
+
 // Submit writes DIR/slurm/cells-N.sbatch and .tsv for the cells not yet
 // done, submits the array job (and the report job, if any), and records
 // both in DIR/executor.json. With every cell done it submits nothing and
@@ -62,19 +85,16 @@ func (e *Executor) Submit(ctx context.Context, d *ablations.Dir) (*executor.Slur
 	if err != nil {
 		return nil, err
 	}
-	if prev, err := executor.ReadRecord(d); err != nil {
+	prev, err := executor.ReadRecord(d)
+	if err != nil {
 		return nil, err
-	} else if prev != nil && prev.Slurm != nil {
-		tasks, err := e.Client.Status(ctx, prev.Slurm.JobID)
-		if err != nil && !errors.Is(err, ErrUnknownJob) {
-			return nil, explain(err)
-		}
-		for _, t := range tasks {
-			if !t.State.Final() {
-				return nil, fmt.Errorf("sweep %s: job %s of its last run still has task %s %s; wait for it or `mmablate sweep cancel %s`", dir, prev.Slurm.JobID, t.ID, t.SlurmState, dir)
-			}
-		}
-	} else if prev != nil && prev.Local != nil && prev.Local.Host == executor.Hostname() && executor.Alive(prev.Local.PID) && prev.Local.PID != os.Getpid() {
+	}
+	if t, busy, err := e.Busy(ctx, d); err != nil {
+		return nil, err
+	} else if busy {
+		return nil, fmt.Errorf("sweep %s: job %s of its last run still has task %s %s; wait for it or `mmablate sweep cancel %s`", dir, prev.Slurm.JobID, t.ID, t.SlurmState, dir)
+	}
+	if prev != nil && prev.Local != nil && prev.Ended == nil && prev.Local.Host == executor.Hostname() && executor.Alive(prev.Local.PID) && prev.Local.PID != os.Getpid() {
 		return nil, fmt.Errorf("sweep %s: a local executor (pid %d) is running it; `mmablate sweep cancel %s` first", dir, prev.Local.PID, dir)
 	}
 	var cells [][]string

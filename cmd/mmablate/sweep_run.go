@@ -109,6 +109,9 @@ Flags:
 			}
 			ctx := cmd.Context()
 			if executorName == "local" {
+				if err := refuseIfSlurmBusy(cmd, d); err != nil {
+					return err
+				}
 				e := &local.Executor{Parallel: parallel, Log: slog.Default()}
 				if f, ok := cmd.ErrOrStderr().(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 					e.Display = &local.TermDisplay{W: f}
@@ -204,6 +207,24 @@ func newSlurmExecutor(cmd *cobra.Command, d *ablations.Dir, flags ablations.Slur
 		e.Report = []string{exe, "report", d.Path}
 	}
 	return e, nil
+}
+
+// refuseIfSlurmBusy refuses a local run of a sweep whose Slurm job still
+// has tasks queued or running: both would train the same cells.
+func refuseIfSlurmBusy(cmd *cobra.Command, d *ablations.Dir) error {
+	rec, err := executor.ReadRecord(d)
+	if err != nil || rec == nil || rec.Slurm == nil {
+		return err
+	}
+	e := &slurm.Executor{Client: slurm.NewClient(slurm.ExecRunner{}), Log: slog.Default()}
+	t, busy, err := e.Busy(cmd.Context(), d)
+	if err != nil {
+		return fmt.Errorf("sweep %s was submitted to Slurm (job %s) and its state cannot be read: %w", d.Path, rec.Slurm.JobID, err)
+	}
+	if busy {
+		return fmt.Errorf("sweep %s: Slurm job %s still has task %s %s; wait for it or `mmablate sweep cancel %s` before running it locally", d.Path, rec.Slurm.JobID, t.ID, t.SlurmState, d.Path)
+	}
+	return nil
 }
 
 // executorOf picks the executor that ran d last (executor.json); local
