@@ -189,3 +189,14 @@ axes:
 		t.Errorf("config.yaml reads back with id %s (%v), want %s", id, err, s.Cells[1].ID)
 	}
 }
+
+// An alias in an axis stands for what its anchor names.
+func TestAliasValues(t *testing.T) {
+	s, err := Parse([]byte("name: t\nbase: base.yaml\nset: {train.steps: &n 30}\naxes:\n  train.log_every: [*n, 5]\n"), "alias.yaml", testdataDir(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Cells[0].Config.Train.LogEvery; got != 30 || s.Cells[0].Name != "train.log_every=30,seed=0" {
+		t.Errorf("cell %s: log_every %d, want 30", s.Cells[0].Name, got)
+	}
+}

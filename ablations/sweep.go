@@ -556,17 +556,21 @@ func (p *parser) parseAxes(s *Sweep, n *yaml.Node, labels map[string]string, roo
 			name = l
 		}
 		a := Axis{Name: name, Keys: []string{k.Value}, path: path}
+		ok := true
 		for _, x := range v.Content {
 			d, err := display(x)
 			if err != nil {
 				p.wrap(x, path, err)
+				ok = false
 				continue
 			}
 			a.Values = append(a.Values, d)
 			a.settings = append(a.settings, []string{flow(x)})
 			a.lines = append(a.lines, x.Line)
 		}
-		s.Axes = append(s.Axes, a)
+		if ok {
+			s.Axes = append(s.Axes, a)
+		}
 	}
 }
 
@@ -607,7 +611,7 @@ func (p *parser) parseZip(s *Sweep, n *yaml.Node) {
 		}
 		kn := f["keys"]
 		if kn == nil || kn.Kind != yaml.SequenceNode || len(kn.Content) == 0 {
-			p.errorf(cmpNode(kn, g), gp+".keys", "want a non-empty list of run-config key paths")
+			p.errorf(orNode(kn, g), gp+".keys", "want a non-empty list of run-config key paths")
 			continue
 		}
 		ok := true
@@ -631,7 +635,7 @@ func (p *parser) parseZip(s *Sweep, n *yaml.Node) {
 		}
 		vn := f["values"]
 		if vn == nil || vn.Kind != yaml.SequenceNode || len(vn.Content) == 0 {
-			p.errorf(cmpNode(vn, g), gp+".values", "want a non-empty list of value lists, one value per key")
+			p.errorf(orNode(vn, g), gp+".values", "want a non-empty list of value lists, one value per key")
 			continue
 		}
 		var ln *yaml.Node
@@ -680,7 +684,8 @@ func (p *parser) parseZip(s *Sweep, n *yaml.Node) {
 	}
 }
 
-func cmpNode(n, parent *yaml.Node) *yaml.Node {
+// orNode is n, or parent when n is missing: where to point an error.
+func orNode(n, parent *yaml.Node) *yaml.Node {
 	if n != nil {
 		return n
 	}
@@ -809,8 +814,14 @@ func flow(n *yaml.Node) string {
 	return strings.TrimSuffix(string(b), "\n")
 }
 
+// deepCopy copies n without comments and anchors, aliases replaced by
+// what they name, so the copy stands alone.
 func deepCopy(n *yaml.Node) *yaml.Node {
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		return deepCopy(n.Alias)
+	}
 	c := *n
+	c.Anchor = ""
 	c.Content = make([]*yaml.Node, len(n.Content))
 	for i, x := range n.Content {
 		c.Content[i] = deepCopy(x)

@@ -88,6 +88,7 @@ var parseErrorCases = []struct {
 	{"seed negative", head + "seeds: [-1]\n", nil},
 	{"slurm unknown key", head + "slurm: {partiton: debug}\n", ErrUnknownKey},
 	{"slurm bad types", head + "slurm: {cpus_per_task: two, requeue_exit: 300, time: \"1:00\\n#SBATCH --x\"}\n", nil},
+	{"axis value not JSON", head + "axes:\n  train.lr: [{1: a}]\n", nil},
 	{"inline base error", "name: t\nbase:\n  model:\n    decoder:\n      widht: 8\n", nil},
 	{"validation across keys names the cell", head + "axes:\n  model.connector.type: [avgpool, mlp]\n", nil},
 }
