@@ -53,22 +53,17 @@ type Executor struct {
 	Display Display
 	// Log receives the executor's own messages; nil is slog.Default().
 	Log *slog.Logger
-	// Grace is how long a cell may take to stop after SIGTERM before it is
-	// killed (0: wait as long as it takes; training stops within a step).
-	Grace time.Duration
 }
 
 var _ executor.Executor = (*Executor)(nil)
 
-// Outcome is how one cell's process ended.
-type Outcome int
+// outcome is how one cell's process ended.
+type outcome int
 
-// The outcomes.
 const (
-	Finished    Outcome = iota // exited 0 with run/DONE
-	Failed                     // recorded in FAILED
-	Interrupted                // stopped at a checkpoint (exit 75): resumes next run
-	Skipped                    // done already, or running in another process
+	finished    outcome = iota // exited 0 with run/DONE
+	failed                     // recorded in FAILED
+	interrupted                // stopped at a checkpoint (exit 75): resumes next run
 )
 
 // ErrInterrupted is wrapped by Run's error when its context was cancelled.
@@ -178,7 +173,7 @@ feed:
 }
 
 // runCell runs one cell's process to its end and classifies the end.
-func (e *Executor) runCell(ctx context.Context, d *ablations.Dir, dir string, c ablations.CellInfo, workers int) (Outcome, string) {
+func (e *Executor) runCell(ctx context.Context, d *ablations.Dir, dir string, c ablations.CellInfo, workers int) (outcome, string) {
 	log := e.log()
 	logPath := filepath.Join(d.CellDir(c.ID), ablations.LogFile)
 	// The attempt this run makes, for a FAILED the process cannot write.
@@ -186,7 +181,7 @@ func (e *Executor) runCell(ctx context.Context, d *ablations.Dir, dir string, c 
 	if st, err := d.CellState(c.ID); err == nil && st.Failed != nil {
 		attempt = st.Failed.Attempts + 1
 	}
-	fail := func(f ablations.FailedInfo) (Outcome, string) {
+	fail := func(f ablations.FailedInfo) (outcome, string) {
 		f.Time, f.Executor, f.Attempts = executor.Now(), "local", attempt
 		if err := d.ClearRunning(c.ID); err != nil {
 			log.Error("cell", "cell", c.Name, "err", err)
@@ -194,7 +189,7 @@ func (e *Executor) runCell(ctx context.Context, d *ablations.Dir, dir string, c 
 		if err := d.MarkFailed(c.ID, f); err != nil {
 			log.Error("cannot record the failure", "cell", c.Name, "err", err)
 		}
-		return Failed, f.Reason
+		return failed, f.Reason
 	}
 	if err := os.MkdirAll(d.CellDir(c.ID), 0o755); err != nil {
 		return fail(ablations.FailedInfo{Reason: err.Error(), ExitCode: -1})
@@ -224,18 +219,9 @@ func (e *Executor) runCell(ctx context.Context, d *ablations.Dir, dir string, c 
 	select {
 	case werr = <-waited:
 	case <-ctx.Done():
+		// Training stops within a step of SIGTERM, after a checkpoint.
 		_ = cmd.Process.Signal(syscall.SIGTERM)
-		if e.Grace > 0 {
-			select {
-			case werr = <-waited:
-			case <-time.After(e.Grace):
-				log.Warn("cell did not stop in time; killing it", "cell", c.Name, "grace", e.Grace)
-				_ = cmd.Process.Kill()
-				werr = <-waited
-			}
-		} else {
-			werr = <-waited
-		}
+		werr = <-waited
 	}
 	elapsed := time.Since(began).Round(time.Millisecond)
 
@@ -244,7 +230,7 @@ func (e *Executor) runCell(ctx context.Context, d *ablations.Dir, dir string, c 
 	switch {
 	case werr == nil && executor.Done(d, c.ID):
 		log.Debug("cell finished", "cell", c.Name, "elapsed", elapsed)
-		return Finished, ""
+		return finished, ""
 	case werr == nil:
 		return fail(ablations.FailedInfo{Reason: "run-cell exited 0 without writing run/DONE", ExitCode: 0})
 	case ws.Signaled():
@@ -252,12 +238,12 @@ func (e *Executor) runCell(ctx context.Context, d *ablations.Dir, dir string, c 
 		return fail(ablations.FailedInfo{Reason: fmt.Sprintf("killed by signal %d (%s) after %v", int(sig), sig, elapsed),
 			ExitCode: 128 + int(sig), Signal: sig.String()})
 	case ps.ExitCode() == executor.ExitInterrupted:
-		return Interrupted, ""
+		return interrupted, ""
 	}
 	// The process said why in FAILED, unless it died too early or in a
 	// way it could not catch (a panic on another goroutine).
 	if st, err := d.CellState(c.ID); err == nil && st.State == ablations.Failed && st.Failed.Attempts == attempt {
-		return Failed, st.Failed.Reason
+		return failed, st.Failed.Reason
 	}
 	reason := fmt.Sprintf("exit status %d", ps.ExitCode())
 	if line := panicLine(logPath); line != "" {

@@ -202,21 +202,21 @@ func (t *tracker) start(c ablations.CellInfo) {
 	}
 }
 
-func (t *tracker) finish(c ablations.CellInfo, out Outcome, reason string) {
+func (t *tracker) finish(c ablations.CellInfo, out outcome, reason string) {
 	t.mu.Lock()
 	tk := t.byID[c.ID]
 	var msg string
 	switch out {
-	case Finished:
+	case finished:
 		tk.state = "done"
 		tk.last.Step = tk.steps
 		msg = "cell done: " + c.Name
-	case Failed:
+	case failed:
 		tk.state = "failed"
 		log := filepath.Join(filepath.Dir(tk.run), ablations.LogFile)
 		t.failed = append(t.failed, executor.FailedCell{Name: c.Name, Reason: reason, Log: log})
 		msg = fmt.Sprintf("cell FAILED: %s: %s (log: %s)", c.Name, reason, log)
-	case Interrupted:
+	case interrupted:
 		tk.state = "interrupted"
 		msg = "cell stopped at a checkpoint: " + c.Name
 	}

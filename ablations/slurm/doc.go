@@ -49,6 +49,20 @@
 // too, and Slurm 22.05 fails afterok on an array one of whose tasks was ever
 // requeued (see [SubmitOptions]).
 //
+// # Sweeps
+//
+// [Executor] runs a sweep directory (ablations.Dir) as one array job: task i
+// runs "mmablate sweep run-cell --executor=slurm --workers=C DIR" with the
+// i-th not-yet-done cell's id appended from DIR/slurm/cells-N.tsv, where C is
+// cpus_per_task. Submit records the job in DIR/executor.json and, with a
+// report command, submits it afterany; Status merges each cell's files
+// (DONE, FAILED, RUNNING, metrics.jsonl) with its task's Slurm state; Wait
+// polls until every task has ended and writes FAILED for the cells Slurm
+// ended without their saying why (a kill, a time or memory limit); Cancel
+// scancels both jobs. A task stopped by SIGTERM exits with the sweep's
+// requeue_exit (75) and Slurm requeues it; the rerun resumes the cell from
+// its checkpoint.
+//
 // Slurm's states map to five cell states ([Pending], [Running], [Done],
 // [Failed], [Cancelled]); the raw state, exit code, signal and reason are
 // kept beside them. The tools honour SLURM_CONF when it is set, as for any
