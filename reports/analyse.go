@@ -15,14 +15,15 @@ type Metric struct {
 	// there (pycocoevalcap's scale) and printed ×100, as MM1 does; VQA
 	// accuracy is already a percentage.
 	Scale float64
+	Unit  string // of the printed value, for plot axes
 }
 
 // knownMetrics are the metrics experiments/eval writes, in table order.
 // The average is over the first of each task (CIDEr, VQA accuracy).
 var knownMetrics = []Metric{
-	{Task: "caption", Metric: "cider", Label: "CIDEr", Scale: 100},
-	{Task: "caption", Metric: "bleu4", Label: "BLEU-4", Scale: 100},
-	{Task: "vqa", Metric: "accuracy", Label: "VQA acc.", Scale: 1},
+	{Task: "caption", Metric: "cider", Label: "CIDEr", Scale: 100, Unit: "×100"},
+	{Task: "caption", Metric: "bleu4", Label: "BLEU-4", Scale: 100, Unit: "×100"},
+	{Task: "vqa", Metric: "accuracy", Label: "VQA acc.", Scale: 1, Unit: "%"},
 }
 
 // Stat is an aggregate of one quantity over cells: the mean and its noise,

@@ -22,7 +22,7 @@ func TestReportInBrowser(t *testing.T) {
 		axes, mixture int
 	}{
 		{"partial", 2, 0},
-		{"mixture", 1, 4},
+		{"mixture", 1, 5},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, _, _ := writeReport(t, tc.name)

@@ -204,12 +204,8 @@ func (v *view) figures(a *Analysis, log *slog.Logger) {
 			q    func(k int) quantity
 		}
 		lines := []line{{"average", scoreAxis, a.average}}
-		for _, m := range a.AvgMetrics {
-			unit := "%"
-			if m.Scale != 1 {
-				unit = "×" + strconv.FormatFloat(m.Scale, 'g', -1, 64)
-			}
-			lines = append(lines, line{m.Label, plot.Axis{Label: m.Label, Unit: unit}, func(k int) quantity { return metric(m, k) }})
+		for _, m := range a.Metrics {
+			lines = append(lines, line{m.Label, plot.Axis{Label: m.Label, Unit: m.Unit}, func(k int) quantity { return metric(m, k) }})
 		}
 		for li, l := range lines {
 			var series []plot.LineSeries
@@ -334,8 +330,8 @@ func fmtDelta(d Delta) string {
 	if !d.OK {
 		return "—"
 	}
-	s := strconv.FormatFloat(d.Mean, 'f', 2, 64)
-	if d.Mean >= 0 {
+	s := num(d.Mean)
+	if !strings.HasPrefix(s, "-") {
 		s = "+" + s
 	}
 	if d.HasSpread {

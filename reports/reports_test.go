@@ -368,6 +368,25 @@ func TestValueJSON(t *testing.T) {
 	}
 }
 
+func TestFormat(t *testing.T) {
+	for _, tc := range []struct {
+		d    Delta
+		want string
+	}{
+		{Delta{}, "—"},
+		{Delta{OK: true, Mean: -1e-9}, "+0.00"},
+		{Delta{OK: true, Mean: -1.234, Spread: 0.5, HasSpread: true}, "-1.23 ± 0.50"},
+		{Delta{OK: true, Mean: 0.3, Noise: 1, HasNoise: true, Within: true}, "+0.30 ≈"},
+	} {
+		if got := fmtDelta(tc.d); got != tc.want {
+			t.Errorf("fmtDelta(%+v) = %q, want %q", tc.d, got, tc.want)
+		}
+	}
+	if got := fmtStat(Stat{OK: true, Mean: -0.001, Noise: 2, HasNoise: true}); got != "0.00 ± 2.00" {
+		t.Errorf("fmtStat = %q", got)
+	}
+}
+
 func TestShellQuote(t *testing.T) {
 	for in, want := range map[string]string{
 		"runs/res":      "runs/res",

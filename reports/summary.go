@@ -155,8 +155,15 @@ func andList(xs []string) string {
 	return strings.Join(xs[:len(xs)-1], ", ") + " and " + xs[len(xs)-1]
 }
 
-// num prints a score: two decimals.
-func num(x float64) string { return strconv.FormatFloat(x, 'f', 2, 64) }
+// num prints a score: two decimals, without a sign on a value that rounds
+// to zero.
+func num(x float64) string {
+	s := strconv.FormatFloat(x, 'f', 2, 64)
+	if s == "-0.00" {
+		return "0.00"
+	}
+	return s
+}
 
 // fmtStat prints "mean ± noise", "mean", or "—" without data.
 func fmtStat(st Stat) string {
