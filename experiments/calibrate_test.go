@@ -101,3 +101,18 @@ func TestCalibrateTimes(t *testing.T) {
 		t.Error("Calibrate accepted an invalid config")
 	}
 }
+
+// A text-only model has no image slots; its eval estimate is the
+// perplexity's.
+func TestCalibrateTextOnly(t *testing.T) {
+	cfg := calibrateConfig(t, t.TempDir())
+	cfg.Model.Vision, cfg.Model.Connector = nil, nil
+	cfg.Data.Packing.ImageTokens, cfg.Data.Packing.Resolution = 0, 0
+	cost, err := Calibrate(context.Background(), cfg, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cost.ImageTokens != 0 || cost.ImagesPerStep != 0 || !(cost.StepSeconds > 0) || !(cost.EvalSeconds > 0) || cost.Params != cost.Trainable {
+		t.Errorf("cost %+v", cost)
+	}
+}
