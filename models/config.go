@@ -44,6 +44,10 @@ type DecoderConfig struct {
 	FFNActive float64 `yaml:"ffn_active,omitempty" json:"ffn_active,omitempty"`
 	// FFNMaskTemperature is SoftTopK's t; 0 = DefaultMaskTemperature.
 	FFNMaskTemperature float64 `yaml:"ffn_mask_temperature,omitempty" json:"ffn_mask_temperature,omitempty"`
+	// FFNMaskEstimator is how training masks the FFN: straight_through
+	// ("", the default) runs the hard top-k mask that inference gathers and
+	// takes the SoftTopK mask's gradient; soft runs the SoftTopK mask itself.
+	FFNMaskEstimator string `yaml:"ffn_mask_estimator,omitempty" json:"ffn_mask_estimator,omitempty"`
 	// FFNPredictorWidth (E) and FFNPredictorHidden (P) size the instruction
 	// predictor; 0 = DefaultPredictorWidth, DefaultPredictorHidden.
 	FFNPredictorWidth  int `yaml:"ffn_predictor_width,omitempty" json:"ffn_predictor_width,omitempty"`
@@ -59,6 +63,16 @@ const (
 	PruneNone        = "none"
 	PruneStatic      = "static"
 	PruneInstruction = "instruction"
+)
+
+// Mask estimators (model.decoder.ffn_mask_estimator). Soft masks need not
+// become binary: a SoftTopK mask of k/F on every channel trains as well as
+// any other (the weights rescale), and then the hard top-k that inference
+// gathers is a different model. The straight-through estimator trains the
+// model that inference runs.
+const (
+	EstimatorStraightThrough = "straight_through"
+	EstimatorSoft            = "soft"
 )
 
 // Defaults of the pruning keys left at 0.
@@ -255,6 +269,11 @@ func (d DecoderConfig) validatePruning() []error {
 		bad("ffn_active", "%v channels is more than decoder.ffn_hidden %d", a, d.FFNHidden)
 	case !d.Pruned() && a != 0 && d.FFNHidden > 0 && d.ActiveFFN() != d.FFNHidden:
 		bad("ffn_active", "%v keeps %d of %d channels, but decoder.ffn_pruning is %q (set static or instruction, or ffn_active 1)", a, d.ActiveFFN(), d.FFNHidden, d.FFNPruning)
+	}
+	switch d.FFNMaskEstimator {
+	case "", EstimatorStraightThrough, EstimatorSoft:
+	default:
+		bad("ffn_mask_estimator", "unknown estimator %q (want straight_through or soft)", d.FFNMaskEstimator)
 	}
 	if t := d.FFNMaskTemperature; math.IsNaN(t) || math.IsInf(t, 0) || t < 0 {
 		bad("ffn_mask_temperature", "must be a positive number (0: default %v), got %v", DefaultMaskTemperature, t)

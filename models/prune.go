@@ -26,7 +26,8 @@ type pruner struct {
 	fallback int // K: first tokens used when a group marks no instruction
 	static   bool
 	dense    bool // k ≥ F
-	hard     bool // hard top-k masks in Forward (inference semantics), no mask gradient
+	hard     bool // SetHardMasks: hard top-k masks in Forward, no mask gradient
+	ste      bool // straight-through: hard masks in Forward, SoftTopK's gradient in Backward
 	pred     *ifprune.Predictor[float32]
 	ffn      []ifprune.MaskedSwiGLU[float32]
 
@@ -35,7 +36,8 @@ type pruner struct {
 	ids           []int32     // instruction tokens of every group
 	starts        []int       // [G+1]
 	scores, dsc   []float32   // [G, L·F]
-	masks, dmasks [][]float32 // [L][G·F]
+	masks, dmasks [][]float32 // [L][G·F] the masks the FFNs run, their gradient
+	soft          [][]float32 // [L][G·F] SoftTopK masks (Backward's Jacobian); = masks unless ste
 	idx           []int       // HardTopK scratch [F]
 	groups        int
 	scratch       *ifprune.MaskedScratch[float32]
@@ -55,7 +57,7 @@ func newPruner(ps *engine.Params[float32], c DecoderConfig, blocks []*block) *pr
 		panic(err) // the config was validated: every size is positive
 	}
 	p := &pruner{k: c.ActiveFFN(), F: c.FFNHidden, L: c.Layers, temp: c.MaskTemperature(), fallback: c.FFNInstructionTokens,
-		static: mode == ifprune.ModeStatic, pred: pred}
+		static: mode == ifprune.ModeStatic, pred: pred, ste: c.FFNMaskEstimator != EstimatorSoft}
 	p.dense = p.k >= p.F
 	for _, b := range blocks {
 		p.ffn = append(p.ffn, ifprune.MaskedSwiGLU[float32]{SwiGLU: b.mlp})
@@ -86,6 +88,11 @@ func (p *pruner) build(a *engine.Arena[float32], n, maxSeq int) {
 	for range p.L {
 		p.masks = append(p.masks, a.Take(G*p.F))
 		p.dmasks = append(p.dmasks, a.Take(G*p.F))
+		if p.ste {
+			p.soft = append(p.soft, a.Take(G*p.F))
+		} else {
+			p.soft = append(p.soft, p.masks[len(p.masks)-1])
+		}
 	}
 	p.scratch = ifprune.NewMaskedScratch(a, n, p.F)
 }
@@ -118,10 +125,11 @@ func (p *pruner) prepare(b *Batch, images bool) {
 	for g := range p.groups {
 		for l := range p.L {
 			s, m := p.scores[g*LF+l*p.F:g*LF+(l+1)*p.F], p.masks[l][g*p.F:(g+1)*p.F]
-			if p.hard {
+			if !p.hard {
+				ifprune.SoftTopK(p.soft[l][g*p.F:(g+1)*p.F], s, p.k, p.temp)
+			}
+			if p.hard || p.ste {
 				ifprune.HardMask(m, s, p.k, p.idx)
-			} else {
-				ifprune.SoftTopK(m, s, p.k, p.temp)
 			}
 		}
 	}
@@ -154,8 +162,9 @@ func appendInstruction(ids []int32, b *Batch, i int, images bool, k int) []int32
 }
 
 // backward turns the blocks' mask gradients into score gradients
-// (SoftTopK's implicit differentiation) and runs the predictor's backward.
-// Hard masks have no gradient.
+// (SoftTopK's implicit differentiation; with ste the gradient taken at the
+// hard mask passes through the soft one) and runs the predictor's
+// backward. SetHardMasks' masks have no gradient.
 func (p *pruner) backward() {
 	if p.dense || p.hard {
 		return
@@ -166,7 +175,7 @@ func (p *pruner) backward() {
 	for g := range p.groups {
 		for l := range p.L {
 			o := g*LF + l*p.F
-			ifprune.SoftTopKBackward(dsc[o:o+p.F], p.dmasks[l][g*p.F:(g+1)*p.F], p.masks[l][g*p.F:(g+1)*p.F], p.temp)
+			ifprune.SoftTopKBackward(dsc[o:o+p.F], p.dmasks[l][g*p.F:(g+1)*p.F], p.soft[l][g*p.F:(g+1)*p.F], p.temp)
 		}
 	}
 	p.pred.Backward(dsc)
@@ -177,10 +186,11 @@ func (p *pruner) initPredictor(seed uint64) {
 	p.pred.Init(rand.New(rand.NewPCG(seed, pruneStream)))
 }
 
-// SetHardMasks switches a pruned model's Forward between the soft SoftTopK
-// masks of training (false, the default) and the hard top-k masks that
-// generation gathers (true; Backward then gives the predictor no
-// gradient). It does nothing for a dense model.
+// SetHardMasks switches a pruned model's Forward between the masks of
+// training (false, the default: soft, or hard with the straight-through
+// estimator) and the hard top-k masks that generation gathers with no
+// gradient (true: Backward gives the predictor none). It does nothing for
+// a dense model.
 func (m *Model) SetHardMasks(hard bool) {
 	if m.dec.prune != nil {
 		m.dec.prune.hard = hard

@@ -83,9 +83,12 @@ func TestPruneFullWidthEqualsDense(t *testing.T) {
 // TestPruneTrains: with a quarter of the channels active, a pruned model
 // still memorises a batch, and its predictor gets gradient.
 func TestPruneTrains(t *testing.T) {
-	for _, mode := range []string{PruneStatic, PruneInstruction} {
-		t.Run(mode, func(t *testing.T) {
-			cfg := prunedConfig(mode, 0.25)
+	for _, tc := range []struct{ mode, estimator string }{
+		{PruneStatic, EstimatorStraightThrough}, {PruneInstruction, EstimatorStraightThrough}, {PruneInstruction, EstimatorSoft},
+	} {
+		t.Run(tc.mode+"/"+tc.estimator, func(t *testing.T) {
+			cfg := prunedConfig(tc.mode, 0.25)
+			cfg.Decoder.FFNMaskEstimator = tc.estimator
 			m := newTiny(t, cfg, 2, 24, 1)
 			b := parityBatch(rand.New(rand.NewPCG(1, 2)), cfg, 2, 24, 2)
 			markInstruction(b)
@@ -215,14 +218,33 @@ func TestPruneGatheredEqualsMasked(t *testing.T) {
 					t.Errorf("token %d: gathered vs masked logits differ by %g", j, d)
 				}
 			}
-			// Control: the soft masks of training give other logits, so the
-			// agreement above is the hard masks', not an accident.
+			pos := len(p.Tokens) - 1
+			// The straight-through estimator (the default) trains with the
+			// hard masks: its training forward is the gathered model too.
 			full.SetHardMasks(false)
 			if _, err := full.Forward(b); err != nil {
 				t.Fatal(err)
 			}
-			pos := len(p.Tokens) - 1
-			if d := maxAbsDiff(tr.logits[0], full.Logits()[pos*V:(pos+1)*V]); d < 1e-3 {
+			if d := maxAbsDiff(tr.logits[0], full.Logits()[pos*V:(pos+1)*V]); d > genLogitTol {
+				t.Errorf("straight-through training forward vs gathered logits differ by %g", d)
+			}
+			// Control: the soft estimator's SoftTopK masks give other
+			// logits, so the agreement above is the hard masks', not an
+			// accident.
+			softCfg := cfg
+			softCfg.Decoder.FFNMaskEstimator = EstimatorSoft
+			soft, err := New(softCfg, 1, T, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer soft.Close()
+			if err := soft.CopyWeights(m); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := soft.Forward(b); err != nil {
+				t.Fatal(err)
+			}
+			if d := maxAbsDiff(tr.logits[0], soft.Logits()[pos*V:(pos+1)*V]); d < 1e-3 {
 				t.Errorf("soft-mask logits within %g of the gathered ones: the test cannot tell masks apart", d)
 			}
 		})
@@ -243,6 +265,7 @@ func TestPruneConfigErrors(t *testing.T) {
 		{"temperature", func(d *DecoderConfig) { d.FFNMaskTemperature = math.Inf(1) }, "model.decoder.ffn_mask_temperature"},
 		{"width", func(d *DecoderConfig) { d.FFNPredictorWidth = -1 }, "model.decoder.ffn_predictor_width"},
 		{"fallback", func(d *DecoderConfig) { d.FFNInstructionTokens = -2 }, "model.decoder.ffn_instruction_tokens"},
+		{"estimator", func(d *DecoderConfig) { d.FFNMaskEstimator = "gumbel" }, "model.decoder.ffn_mask_estimator: unknown estimator"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := prunedConfig(PruneInstruction, 0.5)
@@ -271,7 +294,7 @@ func TestPruneDenseConfigUnchanged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, key := range []string{"ffn_pruning", "ffn_active", "ffn_mask_temperature", "ffn_predictor", "ffn_instruction_tokens"} {
+	for _, key := range []string{"ffn_pruning", "ffn_active", "ffn_mask_temperature", "ffn_mask_estimator", "ffn_predictor", "ffn_instruction_tokens"} {
 		if strings.Contains(string(b), key) {
 			t.Errorf("dense config YAML mentions %s:\n%s", key, b)
 		}
