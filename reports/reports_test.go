@@ -225,8 +225,11 @@ func TestLoadErrors(t *testing.T) {
 // cell pending, with a problem saying so.
 func TestStaleRunning(t *testing.T) {
 	dir := t.TempDir()
-	f := fixtures()[1]
-	writeFixture(t, dir, f)
+	for _, f := range fixtures() {
+		if f.name == "partial" {
+			writeFixture(t, dir, f)
+		}
+	}
 	l := &loader{dir: dir, log: slog.New(slog.NewTextHandler(io.Discard, nil)), alive: func(string, int) (bool, bool) { return false, true }}
 	// The fixture's running cell is a Slurm task: make it a local process.
 	for _, c := range mustLoad(t, dir).Cells {
