@@ -21,9 +21,12 @@
 //	baseline: {res: 64, tokens: 16}
 //	slurm: {partition: debug, time: "00:30:00", mem: 4G, cpus_per_task: 2, max_parallel: 4}
 //
-// Each cell's run config is the base with the `set` entries, then the axis
-// values, then `seed: N` applied as experiments' key.path=value overrides,
-// so every value meets the run config's own type and unknown-key checks.
+// The axes are those of `axes` in file order, then the zip groups; cells
+// go through them with the first axis varying slowest and the seeds
+// fastest. Each cell's run config is the base with the `set` entries,
+// then the axis values, then `seed: N` applied as experiments'
+// key.path=value overrides, so every value meets the run config's own
+// type and unknown-key checks. A grid is at most MaxCells cells.
 // Errors name the sweep file, the line and the key path:
 //
 //	sweep.yaml:12: axes.model.vision.resolutoin: unknown key in the run config (did you mean model.vision.resolution?)

@@ -180,7 +180,7 @@ type parser struct {
 	baseRoot  *yaml.Node
 
 	set     []setting
-	axesAt  int // line of axes:, for errors that belong to a whole cell
+	axesAt  int // line of the first axis (or zip group), for errors that belong to a whole cell
 	exclude []match
 	base    *match // baseline
 	known   map[string]bool
@@ -253,7 +253,7 @@ func (p *parser) parse(b []byte) *Sweep {
 	p.known = knownKeys(p.baseRoot)
 	p.parseSet(nodes["set"])
 	labels := p.parseLabels(nodes["labels"])
-	p.parseAxes(s, nodes["axes"], labels, root)
+	p.parseAxes(s, nodes["axes"], labels)
 	p.parseZip(s, nodes["zip"])
 	p.checkAxes(s, nodes["labels"], labels)
 	if len(p.errs) > 0 {
@@ -532,7 +532,7 @@ func labelOK(l string) bool {
 	return l != "" && !strings.ContainsAny(l, ",= \t\n\r")
 }
 
-func (p *parser) parseAxes(s *Sweep, n *yaml.Node, labels map[string]string, root *yaml.Node) {
+func (p *parser) parseAxes(s *Sweep, n *yaml.Node, labels map[string]string) {
 	if n == nil {
 		return
 	}

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -89,8 +90,18 @@ var parseErrorCases = []struct {
 	{"slurm unknown key", head + "slurm: {partiton: debug}\n", ErrUnknownKey},
 	{"slurm bad types", head + "slurm: {cpus_per_task: two, requeue_exit: 300, time: \"1:00\\n#SBATCH --x\"}\n", nil},
 	{"axis value not JSON", head + "axes:\n  train.lr: [{1: a}]\n", nil},
+	{"grid too large", head + "axes:\n  train.steps: " + seq(40) + "\n  train.log_every: " + seq(30) + "\n", nil},
 	{"inline base error", "name: t\nbase:\n  model:\n    decoder:\n      widht: 8\n", nil},
 	{"validation across keys names the cell", head + "axes:\n  model.connector.type: [avgpool, mlp]\n", nil},
+}
+
+// seq is the YAML list [1, 2, …, n].
+func seq(n int) string {
+	s := make([]string, n)
+	for i := range s {
+		s[i] = strconv.Itoa(i + 1)
+	}
+	return "[" + strings.Join(s, ", ") + "]"
 }
 
 func TestParseErrors(t *testing.T) {
