@@ -200,3 +200,16 @@ func TestAliasValues(t *testing.T) {
 		t.Errorf("cell %s: log_every %d, want 30", s.Cells[0].Name, got)
 	}
 }
+
+// BenchmarkParse100 parses and expands a 100-cell grid: resolving and
+// checking every cell's run config is what a sweep file's size costs.
+func BenchmarkParse100(b *testing.B) {
+	src := []byte("name: t\nbase: base.yaml\naxes:\n  train.checkpoint_every: " + seq(10) + "\n  train.log_every: " + seq(10) + "\n")
+	dir := testdataDir(b)
+	for b.Loop() {
+		s, err := Parse(src, "bench.yaml", dir)
+		if err != nil || len(s.Cells) != 100 {
+			b.Fatal(err)
+		}
+	}
+}
