@@ -195,6 +195,8 @@ func writeCell(t testing.TB, put func(string, []byte), f fixture, dir, name stri
 	case sp.pending:
 		return
 	case sp.failed != "":
+		put(dir+"/cell.log", []byte("time=2026-12-01T12:04:00Z level=INFO msg=train step=100\n"+strings.Repeat("x", 3000)+"\n"+
+			"time=2026-12-01T12:04:59Z level=INFO msg=train step=110\n\nmmablate: train: loss is NaN at step 120 <b>\n"))
 		put(dir+"/FAILED", []byte(fmt.Sprintf(`{"reason":%q,"exit_code":1,"signal":"","time":"2026-12-01T12:05:00Z","attempts":2,"executor":"local"}`+"\n", sp.failed)))
 	case sp.running:
 		put(dir+"/RUNNING", []byte(`{"pid":777,"host":"node-7","started":"2026-12-01T12:06:00Z","executor":"slurm","slurm_job":"123_5"}`+"\n"))

@@ -27,6 +27,7 @@ th{background:#f3f3f3}
 tr.within td,tr.nonoise td{color:#555}
 tr.better td:last-child{color:#0a6e31;font-weight:600}
 tr.worse td:last-child{color:#a3261b;font-weight:600}
+#unfinished td{white-space:pre-wrap}
 tr.failed td{background:#fdecea}tr.running td{background:#eef5fd}tr.pending td{background:#f7f7f7}
 pre{background:#f6f8fa;padding:10px;overflow-x:auto;font-size:.85em}
 #problems li{color:#a3261b}

@@ -29,6 +29,7 @@ const (
 	executorFile   = "executor.json"
 	runningFile    = "RUNNING"
 	failedFile     = "FAILED"
+	cellLogFile    = "cell.log"
 	cellConfigFile = "config.yaml"
 	runDirName     = "run"
 	doneFile       = "DONE"
@@ -291,6 +292,9 @@ type Cell struct {
 	State    State
 	// Failure is FAILED's reason with its exit status, for a failed cell.
 	Failure string
+	// LogTail is the end of a failed cell's cell.log: its last lines,
+	// which usually hold the error.
+	LogTail string
 	// Where says where a running cell runs (host and pid, or Slurm job).
 	Where string
 	// Scores are from run/eval.json, in its order; nil without one.
@@ -497,6 +501,7 @@ func (l *loader) loadCell(cj cellJSON) *Cell {
 	case l.exists(filepath.Join(c.Dir, failedFile)):
 		c.State = StateFailed
 		c.Failure = l.failure(filepath.Join(c.Dir, failedFile))
+		c.LogTail = logTail(filepath.Join(l.dir, c.Dir, cellLogFile))
 	case l.exists(filepath.Join(c.Dir, runningFile)):
 		c.State, c.Where = l.running(filepath.Join(c.Dir, runningFile))
 	default:
@@ -579,6 +584,49 @@ func processAlive(host string, pid int) (alive, known bool) {
 	}
 	err = syscall.Kill(pid, 0)
 	return err == nil || errors.Is(err, syscall.EPERM), true
+}
+
+// Bounds of a failed cell's log tail in the report.
+const (
+	logTailBytes = 2048
+	logTailLines = 3
+	logLineRunes = 200
+)
+
+// logTail returns the last non-empty lines of a log, "" when there is none.
+func logTail(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	seeked := false
+	if st, err := f.Stat(); err == nil && st.Size() > logTailBytes {
+		if _, err := f.Seek(st.Size()-logTailBytes, io.SeekStart); err != nil {
+			return ""
+		}
+		seeked = true
+	}
+	b, err := io.ReadAll(io.LimitReader(f, logTailBytes))
+	if err != nil {
+		return ""
+	}
+	if i := bytes.IndexByte(b, '\n'); seeked && i >= 0 {
+		b = b[i+1:] // the first line was cut by the seek
+	}
+	var lines []string
+	for _, ln := range strings.Split(string(b), "\n") {
+		if ln = strings.TrimSpace(ln); ln != "" {
+			if r := []rune(ln); len(r) > logLineRunes {
+				ln = string(r[:logLineRunes]) + "…"
+			}
+			lines = append(lines, ln)
+		}
+	}
+	if len(lines) > logTailLines {
+		lines = lines[len(lines)-logTailLines:]
+	}
+	return strings.Join(lines, "\n")
 }
 
 // readMetrics reads a metrics.jsonl, skipping lines it cannot parse (each a

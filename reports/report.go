@@ -133,15 +133,15 @@ func newView(a *Analysis, log *slog.Logger) *view {
 	for _, p := range sw.Problems {
 		v.Problems = append(v.Problems, p.String())
 	}
-	v.Unfinished = table{ID: "unfinished", Head: []string{"Cell", "ID", "State", "Detail"}}
+	v.Unfinished = table{ID: "unfinished", Head: []string{"Cell", "ID", "State", "Detail", "End of cell.log"}}
 	for _, c := range sw.Cells {
 		switch c.State {
 		case StateFailed:
-			v.Unfinished.Rows = append(v.Unfinished.Rows, row{Cells: []string{c.Name, c.ID, string(c.State), c.Failure}, Class: "failed"})
+			v.Unfinished.Rows = append(v.Unfinished.Rows, row{Cells: []string{c.Name, c.ID, string(c.State), c.Failure, c.LogTail}, Class: "failed"})
 		case StateRunning:
-			v.Unfinished.Rows = append(v.Unfinished.Rows, row{Cells: []string{c.Name, c.ID, string(c.State), c.Where}, Class: "running"})
+			v.Unfinished.Rows = append(v.Unfinished.Rows, row{Cells: []string{c.Name, c.ID, string(c.State), c.Where, ""}, Class: "running"})
 		case StatePending:
-			v.Unfinished.Rows = append(v.Unfinished.Rows, row{Cells: []string{c.Name, c.ID, string(c.State), "not started, or stopped without a trace"}, Class: "pending"})
+			v.Unfinished.Rows = append(v.Unfinished.Rows, row{Cells: []string{c.Name, c.ID, string(c.State), "not started, or stopped without a trace", ""}, Class: "pending"})
 		}
 	}
 	v.figures(a, log)
