@@ -288,6 +288,10 @@ func merge(st *executor.CellStatus, t TaskState) {
 
 // taskReason says why Slurm ended a task.
 func taskReason(t TaskState) string {
+	if t.State == Cancelled {
+		// Its exit code and reason, if any, are an earlier run's.
+		return "slurm task " + t.ID + " cancelled; running the sweep again resumes it"
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "slurm task %s %s", t.ID, t.SlurmState)
 	switch {

@@ -122,7 +122,7 @@ func TestMergeTaskState(t *testing.T) {
 		{"killed", ablations.Running, "", TaskState{ID: "1_2", State: Failed, SlurmState: "FAILED", Signal: 9}, ablations.Failed, "slurm task 1_2 FAILED (killed by signal 9)"},
 		{"out of memory", ablations.Failed, "stale", TaskState{ID: "1_0", State: Failed, SlurmState: "OUT_OF_MEMORY", ExitCode: 0, Signal: 9}, ablations.Failed, "slurm task 1_0 OUT_OF_MEMORY (killed by signal 9)"},
 		{"timeout", ablations.Running, "", TaskState{ID: "1_0", State: Failed, SlurmState: "TIMEOUT", ExitCode: 75}, ablations.Failed, "slurm task 1_0 TIMEOUT (exit 75)"},
-		{"cancelled", ablations.Pending, "", TaskState{ID: "1_0", State: Cancelled, SlurmState: "CANCELLED", Signal: 15}, executor.Cancelled, "slurm task 1_0 CANCELLED (killed by signal 15)"},
+		{"cancelled", ablations.Pending, "", TaskState{ID: "1_0", State: Cancelled, SlurmState: "CANCELLED", Signal: 15}, executor.Cancelled, "slurm task 1_0 cancelled; running the sweep again resumes it"},
 		{"completed without DONE", ablations.Pending, "", TaskState{ID: "1_0", State: Done, SlurmState: "COMPLETED"}, ablations.Failed, "slurm task 1_0 completed but run/DONE is missing"},
 	}
 	for _, tt := range tests {
