@@ -92,6 +92,7 @@ pre{background:#f6f8fa;padding:10px;overflow-x:auto;font-size:.85em}
 <h3>Reproduce</h3>
 <pre id="reproduce">{{.Reproduce}}</pre>
 <h3>Sweep file (sweep.yaml)</h3>
+<p>Run from <code>{{.File}}</code>; SHA-256 of it and its base file: <code>{{.FileSHA256}}</code>. Seeds: {{.Seeds}}.</p>
 <pre>{{.SweepYAML}}</pre>
 {{if .BaseConfigPath}}<h3>Base config: {{.BaseConfigPath}}</h3>
 {{if .BaseConfig}}<pre>{{.BaseConfig}}</pre>{{end}}{{end}}

@@ -48,6 +48,7 @@ func renderMarkdown(v *view) []byte {
 	b.WriteString("\n## Settings and reproduction\n\n### Reproduce\n\n")
 	mdBlock(&b, "sh", v.Reproduce)
 	b.WriteString("### Sweep file (sweep.yaml)\n\n")
+	fmt.Fprintf(&b, "Run from `%s`; SHA-256 of it and its base file: `%s`. Seeds: %s.\n\n", mdCode(v.File), mdCode(v.FileSHA256), mdText(v.Seeds))
 	mdBlock(&b, "yaml", v.SweepYAML)
 	if v.BaseConfigPath != "" {
 		fmt.Fprintf(&b, "### Base config: %s\n\n", mdText(v.BaseConfigPath))

@@ -109,6 +109,9 @@ type view struct {
 	BaselineConfig                            string
 	Datasets                                  table
 	Reproduce                                 string
+	// File is the sweep file with its hash (of it and its base file).
+	File, FileSHA256 string
+	Seeds            string
 }
 
 func (v *view) allFigures() []figure {
@@ -153,6 +156,12 @@ func newView(a *Analysis, log *slog.Logger) *view {
 		v.Datasets.Rows = append(v.Datasets.Rows, row{Cells: []string{d.Path, d.ManifestSHA256}})
 	}
 	v.Reproduce = reproduce(sw)
+	v.File, v.FileSHA256 = orUnknown(sw.File), orUnknown(sw.FileSHA256)
+	seeds := make([]string, len(sw.Seeds))
+	for i, sd := range sw.Seeds {
+		seeds[i] = strconv.FormatInt(sd, 10)
+	}
+	v.Seeds = strings.Join(seeds, ", ")
 	return v
 }
 
