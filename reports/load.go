@@ -203,14 +203,12 @@ type sweepJSON struct {
 	Baseline    map[string]Value `json:"baseline"`
 	Cells       []cellJSON       `json:"cells"`
 	Datasets    []Dataset        `json:"datasets"`
-	Slurm       json.RawMessage  `json:"slurm"`
 }
 
 // cellJSON is one entry of sweep.json's cells (and DIR/cells/ID/cell.json).
 type cellJSON struct {
 	ID       string           `json:"id"`
 	Name     string           `json:"name"`
-	Index    int              `json:"index"`
 	Dir      string           `json:"dir"`
 	Axes     map[string]Value `json:"axes"`
 	Seed     int64            `json:"seed"`
@@ -222,9 +220,7 @@ type failedJSON struct {
 	Reason   string `json:"reason"`
 	ExitCode *int   `json:"exit_code"`
 	Signal   string `json:"signal"`
-	Time     string `json:"time"`
 	Attempts int    `json:"attempts"`
-	Executor string `json:"executor"`
 }
 
 // runningJSON is a cell's RUNNING file.
@@ -243,7 +239,6 @@ type executorJSON struct {
 // evalJSON is a run's eval.json, as experiments/eval writes it (Results);
 // only what the report uses.
 type evalJSON struct {
-	Seed  uint64 `json:"seed"`
 	Tasks []struct {
 		Task  string `json:"task"`
 		Shots []struct {
@@ -252,7 +247,6 @@ type evalJSON struct {
 		} `json:"shots"`
 	} `json:"tasks"`
 	Perplexity *struct {
-		Loss  float64 `json:"loss"`
 		Value float64 `json:"perplexity"`
 	} `json:"perplexity"`
 }
@@ -284,7 +278,6 @@ type LossPoint struct {
 type Cell struct {
 	ID       string
 	Name     string
-	Index    int
 	Dir      string // relative to the sweep directory
 	Axes     []Value
 	Seed     int64
@@ -435,6 +428,9 @@ func parseSweepJSON(b []byte) (*sweepJSON, error) {
 			return nil, fmt.Errorf("cells[%d]: no id", i)
 		case ids[c.ID]:
 			return nil, fmt.Errorf("cells[%d]: id %q listed twice", i, c.ID)
+		case c.Dir == "" && (strings.ContainsAny(c.ID, `/\`) || !filepath.IsLocal(c.ID)):
+			// Without a dir the cell is cells/ID: the id must be a name.
+			return nil, fmt.Errorf("cells[%d]: id %q is not a file name", i, c.ID)
 		case !filepath.IsLocal(filepath.FromSlash(c.Dir)):
 			// A dir like ../../etc would make the report read outside the sweep.
 			return nil, fmt.Errorf("cells[%d] (%s): dir %q is not inside the sweep directory", i, c.ID, c.Dir)
@@ -476,7 +472,7 @@ func (l *loader) readSettings() {
 // loadCell reads one cell's directory.
 func (l *loader) loadCell(cj cellJSON) *Cell {
 	c := &Cell{
-		ID: cj.ID, Name: cj.Name, Index: cj.Index, Dir: filepath.ToSlash(filepath.Clean(filepath.FromSlash(cj.Dir))),
+		ID: cj.ID, Name: cj.Name, Dir: filepath.ToSlash(filepath.Clean(filepath.FromSlash(cj.Dir))),
 		Seed: cj.Seed, Baseline: cj.Baseline, Perplexity: math.NaN(),
 	}
 	if cj.Dir == "" {

@@ -199,9 +199,14 @@ func TestLoadErrors(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(escape, sweepJSONFile), []byte(`{"version":1,"cells":[{"id":"a","dir":"../../etc"}]}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	badID := t.TempDir()
+	if err := os.WriteFile(filepath.Join(badID, sweepJSONFile), []byte(`{"version":1,"cells":[{"id":"../x"}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		dir, want string
 	}{
+		{badID, `id "../x" is not a file name`},
 		{empty, "not a sweep directory (no sweep.json"},
 		{filepath.Join(empty, "missing"), "no such file or directory"},
 		{file, "not a directory"},
