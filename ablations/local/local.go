@@ -169,6 +169,9 @@ feed:
 	if sum.interrupted > 0 {
 		return fmt.Errorf("%w: %d cell(s) were stopped by a signal from outside; run the same command again to resume", ErrInterrupted, sum.interrupted)
 	}
+	if sum.elsewhere > 0 {
+		return fmt.Errorf("%d cell(s) are being run by another process and were left to it; see `mmablate sweep status %s`", sum.elsewhere, dir)
+	}
 	return nil
 }
 

@@ -323,6 +323,7 @@ func (t *tracker) snapshot(now time.Time) Snapshot {
 
 type summary struct {
 	done, interrupted, pending int
+	elsewhere                  int // running in another process
 	failed                     []executor.FailedCell
 }
 
@@ -336,8 +337,10 @@ func (t *tracker) summary() summary {
 			s.done++
 		case "interrupted":
 			s.interrupted++
-		case "pending", "skipped":
+		case "pending":
 			s.pending++
+		case "skipped":
+			s.elsewhere++
 		}
 	}
 	s.failed = append(s.failed, t.failed...)

@@ -306,10 +306,9 @@ func taskReason(t TaskState) string {
 	return b.String()
 }
 
-// Wait polls the job until every task has ended, then records a FAILED for
-// each cell whose task Slurm failed or cancelled without the cell saying so
-// itself (killed, out of memory, out of time), and returns a
-// *executor.SweepError listing the failed cells, or nil.
+// Wait polls the job until every task has ended, then settles the sweep
+// directory (see Reconcile) and returns a *executor.SweepError listing the
+// failed and cancelled cells, or nil.
 func (e *Executor) Wait(ctx context.Context, d *ablations.Dir) error {
 	poll := e.Poll
 	if poll <= 0 {
@@ -318,33 +317,17 @@ func (e *Executor) Wait(ctx context.Context, d *ablations.Dir) error {
 	log := e.log()
 	lastReport := time.Time{}
 	for {
-		sts, err := e.Status(ctx, d)
-		if err != nil {
+		sts, busy, err := e.Reconcile(ctx, d)
+		if !busy {
 			return err
 		}
-		var n [5]int
-		busy := false
-		for _, st := range sts {
-			switch st.State {
-			case ablations.Pending:
-				n[0]++
-				busy = busy || st.SlurmState != ""
-			case ablations.Running:
-				n[1]++
-				busy = true
-			case ablations.Done:
-				n[2]++
-			case ablations.Failed:
-				n[3]++
-			case executor.Cancelled:
-				n[4]++
-			}
-		}
-		if !busy {
-			return settle(d, sts)
-		}
 		if time.Since(lastReport) >= 10*time.Second {
-			log.Info("sweep progress", "pending", n[0], "running", n[1], "done", n[2], "failed", n[3], "cancelled", n[4])
+			n := map[ablations.State]int{}
+			for _, st := range sts {
+				n[st.State]++
+			}
+			log.Info("sweep progress", "pending", n[ablations.Pending], "running", n[ablations.Running], "done", n[ablations.Done],
+				"failed", n[ablations.Failed], "cancelled", n[executor.Cancelled])
 			lastReport = time.Now()
 		}
 		select {
@@ -355,22 +338,44 @@ func (e *Executor) Wait(ctx context.Context, d *ablations.Dir) error {
 	}
 }
 
-// settle writes the FAILED records Slurm's final states imply, and clears
-// the RUNNING left by a task killed outright.
+// Reconcile reads every cell's status and whether the sweep's last job
+// still has a task queued or running (busy). Once it has none, it settles
+// the sweep directory: a cell that Slurm failed or cancelled without the
+// cell writing why (a kill, a time or memory limit) gets its FAILED, and the
+// RUNNING records of tasks that died are removed, so that the next run, by
+// either executor, takes the cell up again. Then err is a
+// *executor.SweepError naming the failed and cancelled cells, if any.
+func (e *Executor) Reconcile(ctx context.Context, d *ablations.Dir) (sts []executor.CellStatus, busy bool, err error) {
+	if _, busy, err = e.Busy(ctx, d); err != nil || busy {
+		return nil, busy, err
+	}
+	if sts, err = e.Status(ctx, d); err != nil {
+		return nil, false, err
+	}
+	return sts, false, settle(d, sts)
+}
+
+// settle writes the FAILED records Slurm's final states imply and removes
+// the RUNNING records of Slurm tasks, which have all ended.
 func settle(d *ablations.Dir, sts []executor.CellStatus) error {
 	var failed []executor.FailedCell
 	for _, st := range sts {
-		if st.State != ablations.Failed && st.State != executor.Cancelled {
-			continue
-		}
 		id := st.Cell.ID
-		failed = append(failed, executor.FailedCell{Name: st.Cell.Name, Reason: st.Reason, Log: st.Log})
 		cs, err := d.CellState(id)
 		if err != nil {
 			return err
 		}
-		if cs.State == ablations.Failed {
+		if cs.Running != nil && cs.Running.SlurmJob != "" {
+			if err := d.ClearRunning(id); err != nil {
+				return err
+			}
+		}
+		if st.State != ablations.Failed && st.State != executor.Cancelled {
 			continue
+		}
+		failed = append(failed, executor.FailedCell{Name: st.Cell.Name, Reason: st.Reason, Log: st.Log})
+		if cs.Failed != nil && cs.Running == nil {
+			continue // run-cell said why
 		}
 		attempts := 1
 		if cs.Failed != nil {
@@ -378,9 +383,6 @@ func settle(d *ablations.Dir, sts []executor.CellStatus) error {
 		}
 		f := ablations.FailedInfo{Reason: st.Reason, ExitCode: -1, Time: executor.Now(), Attempts: attempts, Executor: "slurm"}
 		if err := d.MarkFailed(id, f); err != nil {
-			return err
-		}
-		if err := d.ClearRunning(id); err != nil {
 			return err
 		}
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -210,19 +211,22 @@ func newSlurmExecutor(cmd *cobra.Command, d *ablations.Dir, flags ablations.Slur
 }
 
 // refuseIfSlurmBusy refuses a local run of a sweep whose Slurm job still
-// has tasks queued or running: both would train the same cells.
+// has tasks queued or running: both would train the same cells. Once the
+// job has ended, it settles what the job left (slurm.Executor.Reconcile) so
+// the local run takes up the cells it did not finish.
 func refuseIfSlurmBusy(cmd *cobra.Command, d *ablations.Dir) error {
 	rec, err := executor.ReadRecord(d)
 	if err != nil || rec == nil || rec.Slurm == nil {
 		return err
 	}
 	e := &slurm.Executor{Client: slurm.NewClient(slurm.ExecRunner{}), Log: slog.Default()}
-	t, busy, err := e.Busy(cmd.Context(), d)
-	if err != nil {
-		return fmt.Errorf("sweep %s was submitted to Slurm (job %s) and its state cannot be read: %w", d.Path, rec.Slurm.JobID, err)
-	}
+	_, busy, err := e.Reconcile(cmd.Context(), d)
 	if busy {
-		return fmt.Errorf("sweep %s: Slurm job %s still has task %s %s; wait for it or `mmablate sweep cancel %s` before running it locally", d.Path, rec.Slurm.JobID, t.ID, t.SlurmState, d.Path)
+		return fmt.Errorf("sweep %s: Slurm job %s still has tasks queued or running; wait for it or `mmablate sweep cancel %s` before running it locally", d.Path, rec.Slurm.JobID, d.Path)
+	}
+	// Failed cells are what the local run is for.
+	if _, failed := errors.AsType[*executor.SweepError](err); err != nil && !failed {
+		return fmt.Errorf("sweep %s was submitted to Slurm (job %s) and its state cannot be read: %w", d.Path, rec.Slurm.JobID, err)
 	}
 	return nil
 }
