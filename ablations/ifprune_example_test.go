@@ -1,6 +1,7 @@
 package ablations
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/mmablate/mmablate/models"
@@ -19,17 +20,17 @@ func TestIfpruneExample(t *testing.T) {
 		mode           string
 	}
 	want := map[string]ffn{
-		"ffn=dense-96,seed=0":      {96, 96, models.PruneNone},
-		"ffn=dense-384,seed=0":     {384, 384, models.PruneNone},
-		"ffn=static-96/384,seed=0": {384, 96, models.PruneStatic},
-		"ffn=instr-96/384,seed=0":  {384, 96, models.PruneInstruction},
+		"ffn=dense-96":      {96, 96, models.PruneNone},
+		"ffn=dense-384":     {384, 384, models.PruneNone},
+		"ffn=static-96/384": {384, 96, models.PruneStatic},
+		"ffn=instr-96/384":  {384, 96, models.PruneInstruction},
 	}
-	if len(s.Cells) != len(want) {
-		t.Fatalf("%d cells, want %d", len(s.Cells), len(want))
+	if len(s.Cells) != 3*len(want) {
+		t.Fatalf("%d cells, want %d (three seeds)", len(s.Cells), 3*len(want))
 	}
 	for _, c := range s.Cells {
 		d := c.Config.Model.Decoder
-		w, ok := want[c.Name]
+		w, ok := want[c.Name[:strings.LastIndex(c.Name, ",")]]
 		if !ok {
 			t.Errorf("unexpected cell %s", c.Name)
 			continue
