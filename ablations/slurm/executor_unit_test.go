@@ -158,3 +158,51 @@ func TestCancelSweep(t *testing.T) {
 		t.Errorf("scancel failing: err = %v", err)
 	}
 }
+
+// TestReconcileSettlesAKilledTask: the job has ended; the task killed by a
+// signal left its RUNNING and no FAILED.
+func TestReconcileSettlesAKilledTask(t *testing.T) {
+	d := fakeSweep(t)
+	cells := d.Manifest.Cells
+	jobDir := filepath.Join(d.Path, "slurm")
+	if err := os.MkdirAll(jobDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	script := filepath.Join(jobDir, "cells-1.sbatch")
+	if err := os.WriteFile(strings.TrimSuffix(script, ".sbatch")+".tsv", []byte(cells[1].ID+"\n"+cells[2].ID+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := executor.WriteRecord(d, executor.Record{Executor: "slurm", Slurm: &executor.SlurmRecord{JobID: "42", Script: script}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.MarkRunning(cells[1].ID, ablations.RunningInfo{PID: 1 << 30, Host: executor.Hostname(), SlurmJob: "42_0"}); err != nil {
+		t.Fatal(err)
+	}
+	r := &fakeRunner{replies: map[string]reply{"scontrol show job -o 42": {out: "" +
+		"JobId=43 ArrayJobId=42 ArrayTaskId=0 JobState=FAILED Reason=NonZeroExitCode ExitCode=0:9\n" +
+		"JobId=42 ArrayJobId=42 ArrayTaskId=1 JobState=RUNNING Reason=None ExitCode=0:0\n"}}}
+	c := NewClient(r)
+	c.JobCompPath = filepath.Join(t.TempDir(), "absent.txt")
+	e := &Executor{Client: c, Log: quiet()}
+	if _, busy, err := e.Reconcile(context.Background(), d); !busy || err != nil {
+		t.Fatalf("task 1 running: busy %v, err %v", busy, err)
+	}
+	if cs, _ := d.CellState(cells[1].ID); cs.Running == nil || cs.Failed != nil {
+		t.Fatalf("settled while the job runs: %+v", cs)
+	}
+	r.replies["scontrol show job -o 42"] = reply{out: "" +
+		"JobId=43 ArrayJobId=42 ArrayTaskId=0 JobState=FAILED Reason=NonZeroExitCode ExitCode=0:9\n" +
+		"JobId=42 ArrayJobId=42 ArrayTaskId=1 JobState=CANCELLED Reason=None ExitCode=0:15\n"}
+	sts, busy, err := e.Reconcile(context.Background(), d)
+	se, ok := errors.AsType[*executor.SweepError](err)
+	if busy || !ok || len(se.Failed) != 2 || len(sts) != 3 {
+		t.Fatalf("busy %v, err %v, %d statuses", busy, err, len(sts))
+	}
+	cs, err := d.CellState(cells[1].ID)
+	if err != nil || cs.State != ablations.Failed || cs.Running != nil || cs.Failed.Reason != "slurm task 42_0 FAILED (killed by signal 9)" || cs.Failed.Executor != "slurm" {
+		t.Errorf("killed cell: %+v %+v, %v", cs, cs.Failed, err)
+	}
+	if cs, _ := d.CellState(cells[2].ID); cs.State != ablations.Failed || !strings.Contains(cs.Failed.Reason, "cancelled") {
+		t.Errorf("cancelled cell: %+v", cs)
+	}
+}
