@@ -10,7 +10,7 @@ FUZZTIME ?= 5s
 BENCH ?= .
 BENCHTIME ?= 1s
 
-.PHONY: all deps deps-test build test test-go fuzz bench lint demo clean
+.PHONY: all deps deps-test build test test-go fuzz bench lint demo demo-full clean
 
 all: build
 
@@ -41,9 +41,11 @@ lint:
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-demo: build
-	@echo "make demo: the end-to-end demo is not built yet (needs: mixer, training, sweeps, reports)." >&2
-	@exit 1
+demo: build ## the quickstart sweep (resolution × image tokens × connector, 2 seeds) and its report, ≈10 min on 2 cores
+	scripts/demo.sh quick
+
+demo-full: build ## quickstart plus the four example ablations of ablations/examples and their reports, ≈1 h on 2 cores
+	scripts/demo.sh full
 
 clean:
 	rm -rf bin
