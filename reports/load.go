@@ -368,6 +368,9 @@ func (l *loader) load(ctx context.Context) (*Sweep, error) {
 	path := filepath.Join(l.dir, sweepJSONFile)
 	b, err := readLimited(path, maxSweepJSONBytes)
 	if errors.Is(err, fs.ErrNotExist) {
+		if _, serr := os.Stat(filepath.Join(l.dir, metricsFile)); serr == nil {
+			return nil, fmt.Errorf("%s: %w; it looks like the run directory of one cell (it has metrics.jsonl)", l.dir, ErrNotSweep)
+		}
 		return nil, fmt.Errorf("%s: %w", l.dir, ErrNotSweep)
 	}
 	if err != nil {

@@ -203,9 +203,14 @@ func TestLoadErrors(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(badID, sweepJSONFile), []byte(`{"version":1,"cells":[{"id":"../x"}]}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	runDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(runDir, metricsFile), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		dir, want string
 	}{
+		{runDir, "it looks like the run directory of one cell"},
 		{badID, `id "../x" is not a file name`},
 		{empty, "not a sweep directory (no sweep.json"},
 		{filepath.Join(empty, "missing"), "no such file or directory"},
