@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"slices"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/mmablate/mmablate/experiments"
@@ -37,6 +39,10 @@ type PlanRow struct {
 	EstSeconds  *float64 `json:"est_seconds"`
 	StepSeconds *float64 `json:"step_seconds"`
 	EvalSeconds *float64 `json:"eval_seconds"`
+	// CalibratedOn is what the timed steps trained on: "data" (the cell's
+	// mixture, when its data and tokenizer exist) or "synthetic"; "" when
+	// not calibrated.
+	CalibratedOn string `json:"calibrated_on,omitempty"`
 }
 
 // PlanOptions are Plan's settings.
@@ -82,23 +88,31 @@ func Plan(ctx context.Context, s *Sweep, opts PlanOptions) ([]PlanRow, error) {
 			ImageTokens: cost.ImageTokens, ImagesPerStep: cost.ImagesPerStep, Steps: c.Config.Train.Steps}
 		if opts.CalibrateSteps > 0 {
 			est, step, ev := cost.Seconds(c.Config.Train.Steps), cost.StepSeconds, cost.EvalSeconds
-			r.EstSeconds, r.StepSeconds, r.EvalSeconds = &est, &step, &ev
+			r.EstSeconds, r.StepSeconds, r.EvalSeconds, r.CalibratedOn = &est, &step, &ev, cost.Batches
 		}
 		rows = append(rows, r)
 	}
 	return rows, nil
 }
 
-// shapeKey identifies what a cell's cost depends on.
+// shapeKey identifies what a cell's cost depends on: the mixture too when
+// calibration reads the data (a text-heavy mixture packs fewer images).
 func shapeKey(c experiments.Config) (string, error) {
-	b, err := json.Marshal(struct {
+	key := struct {
 		Model     models.Config
 		Packing   mixer.Packing
 		Threads   experiments.Threads
 		Eval      eval.Config
 		Tokenizer experiments.TokenizerConfig
 		Shapes    [3]int
-	}{c.Model, c.Data.Packing, c.Train.Threads, c.Eval, c.Tokenizer, [3]int{c.Shapes.EvalCaption, c.Shapes.EvalVQA, c.Shapes.Support}})
+		Mixture   *mixer.Config `json:",omitempty"`
+	}{c.Model, c.Data.Packing, c.Train.Threads, c.Eval, c.Tokenizer, [3]int{c.Shapes.EvalCaption, c.Shapes.EvalVQA, c.Shapes.Support}, nil}
+	if experiments.DataReady(c) {
+		d := c.Data
+		d.Seed = 0 // seeds share a calibration
+		key.Mixture = &d
+	}
+	b, err := json.Marshal(key)
 	return string(b), err
 }
 
@@ -109,8 +123,12 @@ func WritePlan(w io.Writer, rows []PlanRow) error {
 	fmt.Fprintln(tw, "ID\tCELL\tPARAMS\tFLOPS/STEP\tIMAGE TOKENS\tSTEPS\tEST TIME")
 	var total float64
 	timed, baseline := true, false
+	var on []string // what the estimates were calibrated on
 	for _, r := range rows {
 		baseline = baseline || r.Baseline
+		if r.CalibratedOn != "" && !slices.Contains(on, r.CalibratedOn) {
+			on = append(on, r.CalibratedOn)
+		}
 		name := r.Name
 		if r.Baseline {
 			name += " *"
@@ -130,6 +148,10 @@ func WritePlan(w io.Writer, rows []PlanRow) error {
 	sum := fmt.Sprintf("%d cells", len(rows))
 	if timed && len(rows) > 0 {
 		sum += ", " + duration(total) + " of training and evaluation one after another"
+	}
+	if len(on) > 0 {
+		slices.Sort(on)
+		sum += " (timed on " + strings.Join(on, " and ") + " batches)"
 	}
 	if baseline {
 		sum += "; * baseline"

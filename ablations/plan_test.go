@@ -42,7 +42,7 @@ func TestPlanCalibrated(t *testing.T) {
 	}
 	for _, r := range rows {
 		if r.EstSeconds == nil || r.StepSeconds == nil || r.EvalSeconds == nil || !(*r.StepSeconds > 0) || !(*r.EvalSeconds > 0) ||
-			*r.EstSeconds != float64(r.Steps)**r.StepSeconds+*r.EvalSeconds {
+			*r.EstSeconds != float64(r.Steps)**r.StepSeconds+*r.EvalSeconds || r.CalibratedOn != "synthetic" {
 			t.Fatalf("row %s: estimate %v = %d × %v + %v", r.Name, r.EstSeconds, r.Steps, r.StepSeconds, r.EvalSeconds)
 		}
 	}
@@ -59,7 +59,7 @@ func TestPlanCalibrated(t *testing.T) {
 func TestWritePlanTimes(t *testing.T) {
 	sec := func(x float64) *float64 { return &x }
 	rows := []PlanRow{
-		{ID: "aaaaaaaaaaaa", Name: "a=1,seed=0", Params: 1234, FLOPsPerStep: 5_600_000_000, ImageTokens: 4, Steps: 10, EstSeconds: sec(42.4)},
+		{ID: "aaaaaaaaaaaa", Name: "a=1,seed=0", Params: 1234, FLOPsPerStep: 5_600_000_000, ImageTokens: 4, Steps: 10, EstSeconds: sec(42.4), CalibratedOn: "synthetic"},
 		{ID: "bbbbbbbbbbbb", Name: "a=2,seed=0", Baseline: true, Params: 12_345_678, FLOPsPerStep: 7e12, ImageTokens: 64, Steps: 10, EstSeconds: sec(3725)},
 		{ID: "cccccccccccc", Name: "a=3,seed=0", Params: 999, FLOPsPerStep: 1e15, Steps: 1, EstSeconds: sec(61)},
 	}
@@ -71,7 +71,7 @@ func TestWritePlanTimes(t *testing.T) {
 aaaaaaaaaaaa  a=1,seed=0    1.23k   5.6G        4             10     42s
 bbbbbbbbbbbb  a=2,seed=0 *  12.3M   7T          64            10     1h02m
 cccccccccccc  a=3,seed=0    999     1P          0             1      1m01s
-3 cells, 1h03m of training and evaluation one after another; * baseline
+3 cells, 1h03m of training and evaluation one after another (timed on synthetic batches); * baseline
 `
 	rows[1].Baseline = false
 	rows[2].EstSeconds = nil
@@ -79,7 +79,7 @@ cccccccccccc  a=3,seed=0    999     1P          0             1      1m01s
 aaaaaaaaaaaa  a=1,seed=0  1.23k   5.6G        4             10     42s
 bbbbbbbbbbbb  a=2,seed=0  12.3M   7T          64            10     1h02m
 cccccccccccc  a=3,seed=0  999     1P          0             1      -
-3 cells
+3 cells (timed on synthetic batches)
 `
 	if out.String() != want {
 		t.Errorf("got\n%s\nwant\n%s", out.String(), want)

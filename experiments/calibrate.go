@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
+	"os"
 	"time"
 
+	"github.com/mmablate/mmablate/data/stream"
 	"github.com/mmablate/mmablate/data/tokenizer"
+	"github.com/mmablate/mmablate/mixer"
 	"github.com/mmablate/mmablate/models"
 	"github.com/mmablate/mmablate/models/engine"
 )
@@ -35,7 +38,21 @@ type Cost struct {
 	// calibrated.
 	StepSeconds float64
 	EvalSeconds float64
+	// Batches is what the timed steps trained on: BatchesData or
+	// BatchesSynthetic; "" when not calibrated.
+	Batches string
 }
+
+// Cost.Batches values.
+const (
+	// BatchesData: the config's own mixture, read and packed as in
+	// training (data loading included), because its tokenizer and
+	// datasets exist.
+	BatchesData = "data"
+	// BatchesSynthetic: random batches with every image slot filled,
+	// because the data is not there yet (it is made on a cell's first run).
+	BatchesSynthetic = "synthetic"
+)
 
 // Seconds is the estimated wall time of the run: train.steps steps and the
 // evaluation (data preparation and checkpoints not included).
@@ -51,14 +68,15 @@ const (
 	vqaExampleTokens     = 10
 )
 
-// Calibrate sizes cfg's model and, when steps > 0, times it on synthetic
-// batches of the config's shape: one untimed step (first-touch
-// allocation), then steps timed training steps; one greedy generation of
-// eval.batch synthetic prompts per task and shot count, scaled by the
-// number of prompts the evaluation decodes; and one forward per batch of
-// perplexity documents. Synthetic batches fill every image slot, so the
-// estimate is for a caption-heavy mixture. Nothing is read but the
-// tokenizer (when it exists) and nothing is written.
+// Calibrate sizes cfg's model and, when steps > 0, times it: one untimed
+// step (first-touch allocation, filling the streams' shuffle buffers),
+// then steps timed training steps; one greedy generation of eval.batch
+// synthetic prompts per task and shot count, scaled by the number of
+// prompts the evaluation decodes; and one forward per batch of perplexity
+// documents. The training steps run on the config's data when its
+// tokenizer and every source path exist, else on synthetic batches with
+// every image slot filled (an estimate for a caption-heavy mixture).
+// Nothing is written.
 func Calibrate(ctx context.Context, cfg Config, steps int) (Cost, error) {
 	if err := cfg.Validate(); err != nil {
 		return Cost{}, err
@@ -68,7 +86,9 @@ func Calibrate(ctx context.Context, cfg Config, steps int) (Cost, error) {
 	switch {
 	case err == nil:
 		vocab = tok.VocabSize()
-	case !errors.Is(err, fs.ErrNotExist):
+	case errors.Is(err, fs.ErrNotExist):
+		tok = nil
+	default:
 		return Cost{}, fmt.Errorf("tokenizer.path %s: %w", cfg.Tokenizer.Path, err)
 	}
 	if err := cfg.withVocab(vocab); err != nil {
@@ -101,13 +121,35 @@ func Calibrate(ctx context.Context, cfg Config, steps int) (Cost, error) {
 		return cost, nil
 	}
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0x5eed))
-	b := fillBatch(c, p.BatchSize, p.SeqLen, perSeq, rng)
+	synth := fillBatch(c, p.BatchSize, p.SeqLen, perSeq, rng)
+	next := func() (*models.Batch, error) { return synth, nil }
+	cost.Batches = BatchesSynthetic
+	if tok != nil && DataReady(cfg) {
+		mix, err := openMixer(ctx, cfg, tok)
+		if err != nil {
+			return Cost{}, fmt.Errorf("calibrating on data.sources: %w", err)
+		}
+		defer mix.Close()
+		next = func() (*models.Batch, error) {
+			mb, err := mix.Next(ctx)
+			if err != nil {
+				return nil, err
+			}
+			b := models.Batch(*mb)
+			return &b, nil
+		}
+		cost.Batches = BatchesData
+	}
+	b := synth
 	var elapsed time.Duration
 	for i := range steps + 1 {
 		if err := ctx.Err(); err != nil {
 			return Cost{}, err
 		}
 		start := time.Now()
+		if b, err = next(); err != nil {
+			return Cost{}, fmt.Errorf("calibration step %d: %w", i, err)
+		}
 		if _, err := model.Step(b, t.LR); err != nil {
 			return Cost{}, fmt.Errorf("calibration step %d: %w", i, err)
 		}
@@ -120,6 +162,47 @@ func Calibrate(ctx context.Context, cfg Config, steps int) (Cost, error) {
 		return Cost{}, err
 	}
 	return cost, nil
+}
+
+// DataReady reports whether cfg's tokenizer and every path of its
+// data.sources exist, so that Calibrate times the config's own mixture.
+func DataReady(cfg Config) bool {
+	if _, err := os.Stat(cfg.Tokenizer.Path); err != nil {
+		return false
+	}
+	for _, src := range cfg.Data.Sources {
+		for _, p := range src.Paths {
+			if _, err := os.Stat(p); err != nil {
+				return false
+			}
+		}
+	}
+	return len(cfg.Data.Sources) > 0
+}
+
+// openMixer opens cfg's streams and mixer as training does.
+func openMixer(ctx context.Context, cfg Config, tok *tokenizer.Tokenizer) (*mixer.Mixer, error) {
+	streams, err := mixer.OpenStreams(ctx, cfg.Data, stream.Options{Tokenizer: tok, Seed: int64(cfg.Seed),
+		ShuffleBuffer: cfg.Train.ShuffleBuffer, Workers: cfg.Train.Threads.Workers})
+	if err != nil {
+		return nil, err
+	}
+	closeAll := func() {
+		for _, s := range streams {
+			s.Close()
+		}
+	}
+	sp, err := mixer.SpecialsOf(tok)
+	if err != nil {
+		closeAll()
+		return nil, fmt.Errorf("%s: %w", cfg.Tokenizer.Path, err)
+	}
+	mix, err := mixer.New(cfg.Data, streams, sp)
+	if err != nil {
+		closeAll()
+		return nil, err
+	}
+	return mix, nil
 }
 
 // fillBatch is B sequences of T tokens, each holding perSeq images (runs
@@ -220,7 +303,11 @@ func synthPrompts(m models.Config, n, k, example, budget int, imageID int32, rng
 				p.Tokens = append(p.Tokens, imageID)
 			}
 			for range example {
-				p.Tokens = append(p.Tokens, rng.Int32N(imageID))
+				tok := rng.Int32N(int32(m.Decoder.Vocab) - 1) // any id but the placeholder
+				if tok >= imageID {
+					tok++
+				}
+				p.Tokens = append(p.Tokens, tok)
 			}
 			img := make([]float32, 3*R*R)
 			for j := range img {

@@ -84,8 +84,8 @@ func TestCalibrateTimes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !(cost.StepSeconds > 0) || !(cost.EvalSeconds > 0) {
-		t.Fatalf("step %vs, eval %vs", cost.StepSeconds, cost.EvalSeconds)
+	if !(cost.StepSeconds > 0) || !(cost.EvalSeconds > 0) || cost.Batches != BatchesSynthetic {
+		t.Fatalf("step %vs, eval %vs, on %q batches", cost.StepSeconds, cost.EvalSeconds, cost.Batches)
 	}
 	if got, want := cost.Seconds(50), 50*cost.StepSeconds+cost.EvalSeconds; got != want {
 		t.Errorf("Seconds(50) = %v, want %v", got, want)
@@ -114,5 +114,30 @@ func TestCalibrateTextOnly(t *testing.T) {
 	}
 	if cost.ImageTokens != 0 || cost.ImagesPerStep != 0 || !(cost.StepSeconds > 0) || !(cost.EvalSeconds > 0) || cost.Params != cost.Trainable {
 		t.Errorf("cost %+v", cost)
+	}
+}
+
+// With the shapes world and its tokenizer made, the timed steps read the
+// config's own mixture.
+func TestCalibrateOnData(t *testing.T) {
+	cfg := calibrateConfig(t, t.TempDir())
+	ctx := context.Background()
+	if err := prepareShapes(ctx, cfg, quietLog()); err != nil {
+		t.Fatal(err)
+	}
+	tb, err := prepareTokenizer(ctx, cfg, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := tokenizer.Load(tb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cost, err := Calibrate(ctx, cfg, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cost.Batches != BatchesData || !(cost.StepSeconds > 0) || !(cost.EvalSeconds > 0) || cost.Vocab != tok.VocabSize() {
+		t.Errorf("cost %+v: want data batches and the trained tokenizer's %d tokens", cost, tok.VocabSize())
 	}
 }

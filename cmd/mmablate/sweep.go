@@ -57,10 +57,12 @@ evaluation when run alone with the cell's train.threads.
 
 The time comes from a short calibration: for each distinct model shape
 (seeds and data mixtures share one) the model is built and a few training
-steps are timed on synthetic batches with every image slot filled, then one
-generation per few-shot setting is timed and scaled by the prompts the
-evaluation decodes. Data preparation (the shapes world, the tokenizer) is
-not counted. --no-calibrate skips it and shows "-".
+steps are timed, then one generation per few-shot setting is timed and
+scaled by the prompts the evaluation decodes. The steps read the cell's own
+data mixture when its datasets and tokenizer exist (after a first run or
+` + "`mmablate data synth`" + `), else synthetic batches with every image slot
+filled; the last line says which. Data preparation (the shapes world, the
+tokenizer) is not counted. --no-calibrate skips it and shows "-".
 
 FLOPs per step count forward and backward matrix products (models' FLOPs
 convention) with every image slot of the batch filled:
@@ -74,7 +76,7 @@ Example:
 Flags:
   --json             a JSON list: id, name, axes, seed, baseline, params, trainable,
                      flops_per_step, image_tokens, images_per_step, steps, est_seconds,
-                     step_seconds, eval_seconds
+                     step_seconds, eval_seconds, calibrated_on (data or synthetic)
   --no-calibrate     no timing (est_seconds null)
   --calibrate-steps  timed training steps per model shape (default 4)`,
 		Args: exactArgs(1),
