@@ -1,0 +1,73 @@
+// Package examples_test checks the example sweeps of ablations/examples:
+// each loads, expands to the grid its header describes, marks one baseline
+// cell per seed, builds valid models, and shares the one shapes world of
+// base.yaml that scripts/demo.sh generates before the sweeps run.
+package examples_test
+
+import (
+	"bytes"
+	"os"
+	"reflect"
+	"testing"
+
+	"github.com/mmablate/mmablate/ablations"
+	"github.com/mmablate/mmablate/experiments"
+)
+
+func TestExamples(t *testing.T) {
+	base, err := experiments.Load("base.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		file  string
+		cells int
+		first string // name of cell 0: the axis order and labels
+	}{
+		{"quickstart.yaml", 16, "res=32,tokens=4,connector=avgpool,seed=0"},
+		{"resolution.yaml", 6, "res=16,seed=0"},
+		{"image_tokens.yaml", 6, "tokens=1,seed=0"},
+		{"connector.yaml", 8, "connector=avgpool,seed=0"},
+		{"mixture.yaml", 10, "mixture=100/0/0,seed=0"},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			src, err := os.ReadFile(tc.file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			name := tc.file[:len(tc.file)-len(".yaml")]
+			if !bytes.HasPrefix(src, []byte("# "+name+": ")) {
+				t.Errorf("does not open with the comment %q saying what it ablates", "# "+name+": ")
+			}
+			s, err := ablations.Load(tc.file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(s.Cells) != tc.cells {
+				t.Fatalf("%d cells, want %d", len(s.Cells), tc.cells)
+			}
+			if s.Cells[0].Name != tc.first {
+				t.Errorf("first cell %q, want %q", s.Cells[0].Name, tc.first)
+			}
+			baselines := map[int]int{}
+			for _, c := range s.Cells {
+				if c.Baseline {
+					baselines[c.Seed]++
+				}
+				if !reflect.DeepEqual(c.Config.Shapes, base.Shapes) {
+					t.Errorf("%s: shapes %+v, want base.yaml's %+v (scripts/demo.sh makes only that world)", c.Name, c.Config.Shapes, base.Shapes)
+				}
+				m := c.Config.Model
+				m.Decoder.Vocab = base.Tokenizer.Vocab // set from the tokenizer at training time
+				if err := m.Validate(); err != nil {
+					t.Errorf("%s: %v", c.Name, err)
+				}
+			}
+			for _, seed := range s.Seeds {
+				if baselines[seed] != 1 {
+					t.Errorf("seed %d: %d baseline cells, want 1", seed, baselines[seed])
+				}
+			}
+		})
+	}
+}
