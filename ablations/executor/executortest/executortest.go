@@ -24,8 +24,8 @@ import (
 
 // RunYAML is a run config that trains in about a second on a shapes world
 // that generates in about a second: 16 px images, two decoder layers of
-// width 48, steps steps with a checkpoint every 4, perplexity as the only
-// evaluation. world is an absolute directory shared by every cell (the
+// width 48, steps steps with a checkpoint every 4, then zero-shot captioning
+// of 8 images and perplexity. world is an absolute directory shared by every cell (the
 // first cell to need it makes it, under a lock).
 func RunYAML(world string, seed, steps int) string {
 	return fmt.Sprintf(`name: cell
@@ -37,9 +37,9 @@ shapes:
   scenes: 80
   docs: 12
   texts: 40
-  eval_caption: 0
+  eval_caption: 8
   eval_vqa: 0
-  support: 0
+  support: 4
 tokenizer: {path: %[1]s/tokenizer.json, vocab: 300}
 data:
   sources:
@@ -58,7 +58,7 @@ train:
   keep_checkpoints: 2
   log_every: 2
   threads: {blas: 1, workers: 1}
-eval: {caption: "", vqa: "", text: %[1]s/text, perplexity_samples: 4}
+eval: {caption: %[1]s/eval/caption, vqa: "", text: %[1]s/text, shots: [0], trials: 1, max_queries: 8, perplexity_samples: 4}
 `, world, seed, steps)
 }
 
