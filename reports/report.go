@@ -212,7 +212,7 @@ func (v *view) figures(a *Analysis, log *slog.Logger) {
 			y    plot.Axis
 			q    func(k int) quantity
 		}
-		lines := []line{{"average", scoreAxis, a.average}}
+		lines := []line{{"Average score", scoreAxis, a.average}}
 		for _, m := range a.Metrics {
 			lines = append(lines, line{m.Label, plot.Axis{Label: m.Label, Unit: m.Unit}, func(k int) quantity { return metric(m, k) }})
 		}
@@ -221,12 +221,12 @@ func (v *view) figures(a *Analysis, log *slog.Logger) {
 			for _, k := range a.Shots {
 				series = append(series, plot.LineSeries{Name: fmt.Sprintf("%d-shot", k), Y: plotValues(a.Marginal(ai, l.q(k)))})
 			}
-			title := fmt.Sprintf("%s against the mixture %s", l.name, ax.Name)
+			title := fmt.Sprintf("%s by %s", l.name, ax.Name)
 			add(&v.MixtureFigs, "mixture", fmt.Sprintf("mixture-%d-%d-%s", ai+1, li+1, slug(l.name)), title,
-				fmt.Sprintf("Mixture %s = %s.", ax.Name, strings.Join(ax.Keys, " : ")),
+				fmt.Sprintf("Axis %s sets the source weights %s; mean over seeds ± their spread.", ax.Name, strings.Join(ax.Keys, " : ")),
 				plot.Lines{Title: title, X: plot.Axis{Label: ax.Name}, Y: l.y, Categories: groups, Series: series})
 		}
-		title = "Validation perplexity against the mixture " + ax.Name
+		title = "Validation perplexity by " + ax.Name
 		add(&v.MixtureFigs, "mixture", fmt.Sprintf("mixture-%d-%d-perplexity", ai+1, len(lines)+1), title,
 			"Text perplexity of eval.text (lower is better).",
 			plot.Lines{Title: title, X: plot.Axis{Label: ax.Name}, Y: plot.Axis{Label: "Perplexity"}, Categories: groups,
