@@ -223,7 +223,7 @@ func (v *view) figures(a *Analysis, log *slog.Logger) {
 			}
 			title := fmt.Sprintf("%s by %s", l.name, ax.Name)
 			add(&v.MixtureFigs, "mixture", fmt.Sprintf("mixture-%d-%d-%s", ai+1, li+1, slug(l.name)), title,
-				fmt.Sprintf("Axis %s sets the source weights %s; mean over seeds ± their spread.", ax.Name, strings.Join(ax.Keys, " : ")),
+				fmt.Sprintf("Axis %s sets the source weights %s; error bars ± the noise (spread over seeds, or over trials with one seed).", ax.Name, strings.Join(ax.Keys, " : ")),
 				plot.Lines{Title: title, X: plot.Axis{Label: ax.Name}, Y: l.y, Categories: groups, Series: series})
 		}
 		title = "Validation perplexity by " + ax.Name
@@ -253,7 +253,7 @@ func (v *view) figures(a *Analysis, log *slog.Logger) {
 	}
 	ppl.Series = []plot.BarSeries{{Name: "perplexity", Values: vals}}
 	add(&v.TrainingFigs, "training", "validation-perplexity", "Validation perplexity",
-		"Text perplexity after training per setting (mean over seeds ± their spread; lower is better).", ppl)
+		"Text perplexity after training per setting (mean over seeds ± their spread; lower is better; perplexity has no trials, so one seed has no error bar).", ppl)
 }
 
 func plotValues(sts []Stat) []plot.Value {
