@@ -327,8 +327,8 @@ func (a *Analysis) cellsWith(ai, vi int) []*Cell {
 	return out
 }
 
-// Marginal is q marginalised over the other axes at each value of axis ai.
-func (a *Analysis) Marginal(ai int, q quantity) []Stat {
+// marginal is q marginalised over the other axes at each value of axis ai.
+func (a *Analysis) marginal(ai int, q quantity) []Stat {
 	out := make([]Stat, len(a.Sweep.Axes[ai].Values))
 	for vi := range out {
 		out[vi] = aggregate(a.cellsWith(ai, vi), q)
@@ -430,7 +430,7 @@ func delta(cells, base []*Cell, q quantity) Delta {
 // axisEffects ranks how much each axis moved the overall average.
 func (a *Analysis) axisEffects() {
 	for ai := range a.Sweep.Axes {
-		ms := a.Marginal(ai, a.overall())
+		ms := a.marginal(ai, a.overall())
 		e := AxisEffect{Axis: ai, Lo: -1, Hi: -1}
 		var n int
 		var vsum float64

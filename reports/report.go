@@ -194,7 +194,7 @@ func (v *view) figures(a *Analysis, log *slog.Logger) {
 		}
 		var series []plot.BarSeries
 		for _, k := range a.Shots {
-			series = append(series, plot.BarSeries{Name: fmt.Sprintf("%d-shot", k), Values: plotValues(a.Marginal(ai, a.average(k)))})
+			series = append(series, plot.BarSeries{Name: fmt.Sprintf("%d-shot", k), Values: plotValues(a.marginal(ai, a.average(k)))})
 		}
 		title := ax.Name + ": few-shot average"
 		if len(a.Shots) > 0 {
@@ -219,7 +219,7 @@ func (v *view) figures(a *Analysis, log *slog.Logger) {
 		for li, l := range lines {
 			var series []plot.LineSeries
 			for _, k := range a.Shots {
-				series = append(series, plot.LineSeries{Name: fmt.Sprintf("%d-shot", k), Y: plotValues(a.Marginal(ai, l.q(k)))})
+				series = append(series, plot.LineSeries{Name: fmt.Sprintf("%d-shot", k), Y: plotValues(a.marginal(ai, l.q(k)))})
 			}
 			title := fmt.Sprintf("%s by %s", l.name, ax.Name)
 			add(&v.MixtureFigs, "mixture", fmt.Sprintf("mixture-%d-%d-%s", ai+1, li+1, slug(l.name)), title,
@@ -230,7 +230,7 @@ func (v *view) figures(a *Analysis, log *slog.Logger) {
 		add(&v.MixtureFigs, "mixture", fmt.Sprintf("mixture-%d-%d-perplexity", ai+1, len(lines)+1), title,
 			"Text perplexity of eval.text (lower is better).",
 			plot.Lines{Title: title, X: plot.Axis{Label: ax.Name}, Y: plot.Axis{Label: "Perplexity"}, Categories: groups,
-				Series: []plot.LineSeries{{Name: "perplexity", Y: plotValues(a.Marginal(ai, perplexity))}}})
+				Series: []plot.LineSeries{{Name: "perplexity", Y: plotValues(a.marginal(ai, perplexity))}}})
 	}
 	loss := plot.Curves{Title: "Training loss", X: plot.Axis{Label: "Step"}, Y: plot.Axis{Label: "Loss", Unit: "nats/token"}}
 	for _, c := range sw.Cells {
