@@ -54,7 +54,7 @@ type PlanOptions struct {
 	Log *slog.Logger
 }
 
-// DefaultCalibrateSteps is enough timed steps for a stable mean on a tiny
+// DefaultCalibrateSteps is enough timed steps for a stable median on a tiny
 // model while keeping plan to a second or two per shape.
 const DefaultCalibrateSteps = 4
 

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/mmablate/mmablate/data/stream"
@@ -33,7 +34,7 @@ type Cost struct {
 	// FLOPsPerStep is one training step's forward and backward FLOPs
 	// (models' convention) with every image slot filled.
 	FLOPsPerStep int64
-	// StepSeconds is the mean time of the timed training steps, and
+	// StepSeconds is the median time of the timed training steps, and
 	// EvalSeconds the estimated time of the eval section; both 0 when not
 	// calibrated.
 	StepSeconds float64
@@ -141,7 +142,7 @@ func Calibrate(ctx context.Context, cfg Config, steps int) (Cost, error) {
 		cost.Batches = BatchesData
 	}
 	b := synth
-	var elapsed time.Duration
+	times := make([]float64, 0, steps)
 	for i := range steps + 1 {
 		if err := ctx.Err(); err != nil {
 			return Cost{}, err
@@ -154,10 +155,12 @@ func Calibrate(ctx context.Context, cfg Config, steps int) (Cost, error) {
 			return Cost{}, fmt.Errorf("calibration step %d: %w", i, err)
 		}
 		if i > 0 {
-			elapsed += time.Since(start)
+			times = append(times, time.Since(start).Seconds())
 		}
 	}
-	cost.StepSeconds = elapsed.Seconds() / float64(steps)
+	// The median, not the mean: on a shared machine one step can stall.
+	slices.Sort(times)
+	cost.StepSeconds = (times[(steps-1)/2] + times[steps/2]) / 2
 	if cost.EvalSeconds, err = evalSeconds(ctx, cfg, model, b, rng); err != nil {
 		return Cost{}, err
 	}
