@@ -47,7 +47,7 @@ type Manifest struct {
 	CodeVersion string         `json:"code_version"`
 	Axes        []Axis         `json:"axes"`
 	Seeds       []int          `json:"seeds"`
-	Baseline    map[string]any `json:"baseline,omitempty"`
+	Baseline    map[string]any `json:"baseline"` // null when the sweep names none
 	Cells       []CellInfo     `json:"cells"`
 	Datasets    []Dataset      `json:"datasets"`
 	Slurm       SlurmResources `json:"slurm"`
