@@ -26,7 +26,10 @@
 // fastest. Each cell's run config is the base with the `set` entries,
 // then the axis values, then `seed: N` applied as experiments'
 // key.path=value overrides, so every value meets the run config's own
-// type and unknown-key checks. A grid is at most MaxCells cells.
+// type and unknown-key checks. A mapping value for a section replaces the
+// whole section, as `mmablate train --set` does: keys it leaves out take
+// experiments' defaults, not the base's (set leaf keys to change a few).
+// A grid is at most MaxCells cells.
 // Errors name the sweep file, the line and the key path:
 //
 //	sweep.yaml:12: axes.model.vision.resolutoin: unknown key in the run config (did you mean model.vision.resolution?)
