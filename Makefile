@@ -10,7 +10,7 @@ FUZZTIME ?= 5s
 BENCH ?= .
 BENCHTIME ?= 1s
 
-.PHONY: all deps deps-test build test test-go fuzz bench lint demo demo-full clean
+.PHONY: all deps deps-test build build-cuda test test-gpu test-go fuzz bench lint demo demo-full clean
 
 all: build
 
@@ -22,6 +22,17 @@ deps-test: ## plus what the tests need (PyTorch for the parity tests)
 
 build: deps
 	$(GO) build -o $(BIN) ./cmd/mmablate
+
+# The GPU build: cgo-free (pure-Go BLAS for what stays on the CPU), loads the
+# NVIDIA driver, cuBLAS and NVRTC at run time; runs on any Linux x86-64 host
+# with the driver, no CUDA toolkit or OpenBLAS needed.
+build-cuda:
+	CGO_ENABLED=0 $(GO) build -o bin/mmablate-cuda ./cmd/mmablate
+
+# GPU parity tests (CUDA backend vs the CPU engine); they skip, printing why,
+# where there is no GPU.
+test-gpu:
+	CGO_ENABLED=0 $(GO) test -count=1 -v -run 'Parity|Open|Rejects' ./models/engine/cuda
 
 test: deps-test lint test-go fuzz
 

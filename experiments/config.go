@@ -15,6 +15,7 @@ import (
 	"github.com/mmablate/mmablate/experiments/eval"
 	"github.com/mmablate/mmablate/mixer"
 	"github.com/mmablate/mmablate/models"
+	"github.com/mmablate/mmablate/models/engine/cuda"
 )
 
 // Config is one cell's run config. Default gives every default; Load
@@ -24,7 +25,11 @@ type Config struct {
 	// Seed drives model init and the streams' order (and data.seed when
 	// that is 0).
 	Seed   uint64 `yaml:"seed"`
-	Device string `yaml:"device"` // only "cpu"
+	Device string `yaml:"device"` // cpu, or cuda (text-only models; models/engine/cuda)
+	// Precision of the GPU's matrix products: fp32 (the default), tf32 or
+	// bf16 (fp32 weights, optimizer state and every other kernel). Only
+	// with device cuda.
+	Precision string `yaml:"precision,omitempty"`
 	// Shapes, when dir is set, generates the shapes world there on first use.
 	Shapes    ShapesConfig    `yaml:"shapes"`
 	Tokenizer TokenizerConfig `yaml:"tokenizer"`
@@ -263,8 +268,20 @@ func (c Config) Validate() error {
 	bad := func(key, format string, a ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, a...)))
 	}
-	if c.Device != "cpu" {
-		bad("device", "%q: only cpu is supported", c.Device)
+	switch c.Device {
+	case "cpu":
+		if c.Precision != "" && c.Precision != "fp32" {
+			bad("precision", "%q needs device cuda (the CPU engine computes in fp32)", c.Precision)
+		}
+	case "cuda":
+		if _, err := cuda.ParsePrecision(c.Precision); err != nil {
+			bad("precision", "%v", err)
+		}
+		if c.Model.Vision != nil {
+			bad("device", "cuda: only text-only models (no model.vision) train on the GPU so far")
+		}
+	default:
+		bad("device", "%q: want cpu or cuda", c.Device)
 	}
 	if c.Tokenizer.Path == "" {
 		bad("tokenizer.path", "missing: where the tokenizer is, or is to be trained")

@@ -22,6 +22,7 @@ import (
 	"github.com/mmablate/mmablate/mixer"
 	"github.com/mmablate/mmablate/models"
 	"github.com/mmablate/mmablate/models/engine"
+	"github.com/mmablate/mmablate/models/engine/cuda"
 )
 
 // Run-directory file names.
@@ -233,6 +234,17 @@ func (j *job) run(ctx context.Context, st *checkpointState) error {
 		return err
 	}
 	defer model.Close()
+	if c.Device == "cuda" {
+		tr, err := cuda.NewTrainer(model, cuda.Options{Precision: cuda.Precision(c.Precision)})
+		if err != nil {
+			return fmt.Errorf("device cuda: %w", err)
+		}
+		if err := model.SetAccelerator(tr); err != nil {
+			tr.Close()
+			return fmt.Errorf("device cuda: %w", err)
+		}
+		j.log.Info("training on the GPU", "gpu", tr.Device().Name, "arch", tr.Device().SM, "precision", tr.Precision())
+	}
 	start := 0
 	if st != nil {
 		if err := loadCheckpoint(j.dir, st, model); err != nil {

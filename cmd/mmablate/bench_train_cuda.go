@@ -159,7 +159,7 @@ func runBenchTrainCUDA(ctx context.Context, out io.Writer, peer, python, ref str
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "MFU: model FLOPs per second over %.1f TFLOP/s (H100/H200 SXM dense bf16 peak)\n", gpuPeakBF16/1e12)
+	fmt.Fprintf(out, "MFU: model FLOPs per second over %.1f TFLOP/s (H100/H200 SXM dense bf16 peak); model FLOPs count the full T×T attention square, as both sides compute it\n", gpuPeakBF16/1e12)
 	return nil
 }
 

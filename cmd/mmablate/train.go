@@ -15,6 +15,7 @@ import (
 func newTrainCmd() *cobra.Command {
 	var (
 		configPath, out, resume string
+		device, precision       string
 		sets                    []string
 	)
 	cmd := &cobra.Command{
@@ -53,7 +54,10 @@ Flags:
   -c, --config   the run config (YAML)
   --out          the run directory (default runs/<name>, <name> from the config)
   --set          override a config key, key.path=value (repeatable; the value is YAML)
-  --resume       continue the run in this directory (no other flag)`,
+  --resume       continue the run in this directory (no other flag)
+  --device       cpu or cuda: shorthand for --set device=…; cuda trains a text-only model on
+                 the GPU (a CGO_ENABLED=0 build, make build-cuda, runs where the NVIDIA driver is)
+  --precision    fp32, tf32 or bf16 (with --device cuda): shorthand for --set precision=…`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts := experiments.Options{Log: slog.Default()}
@@ -61,8 +65,8 @@ Flags:
 				opts.Bar = cmd.ErrOrStderr()
 			}
 			if resume != "" {
-				if configPath != "" || out != "" || len(sets) > 0 {
-					return usagef("--resume takes no -c, --out or --set: the run directory holds its config")
+				if configPath != "" || out != "" || len(sets) > 0 || device != "" || precision != "" {
+					return usagef("--resume takes no -c, --out, --set, --device or --precision: the run directory holds its config")
 				}
 				if err := experiments.Resume(cmd.Context(), resume, opts); err != nil {
 					return err
@@ -72,6 +76,12 @@ Flags:
 			}
 			if configPath == "" {
 				return usagef("train needs -c run.yaml or --resume DIR (see --help)")
+			}
+			if device != "" {
+				sets = append(sets, "device="+device)
+			}
+			if precision != "" {
+				sets = append(sets, "precision="+precision)
 			}
 			cfg, err := experiments.Load(configPath, sets)
 			if err != nil {
@@ -95,5 +105,7 @@ Flags:
 	f.StringVar(&out, "out", "", "the run directory (default runs/<name>)")
 	f.StringArrayVar(&sets, "set", nil, "override a config key: key.path=value (repeatable)")
 	f.StringVar(&resume, "resume", "", "continue the run in this directory")
+	f.StringVar(&device, "device", "", "cpu or cuda (overrides the config's device)")
+	f.StringVar(&precision, "precision", "", "fp32, tf32 or bf16 for device cuda (overrides the config's precision)")
 	return cmd
 }

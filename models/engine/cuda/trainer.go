@@ -81,6 +81,9 @@ func NewTrainer(m *models.Model, opts Options) (*Trainer, error) {
 	if m.Config.Vision != nil {
 		return nil, errors.New("cuda: the vision encoder and connectors do not run on the GPU yet: only text-only models (no model.vision) train with device cuda")
 	}
+	if m.Config.Decoder.Pruned() {
+		return nil, fmt.Errorf("cuda: model.decoder.ffn_pruning %s has no GPU kernels: train it with device cpu", m.Config.Decoder.FFNPruning)
+	}
 	prec, err := ParsePrecision(string(opts.Precision))
 	if err != nil {
 		return nil, err
