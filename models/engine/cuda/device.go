@@ -18,10 +18,9 @@ type driver struct {
 	cuInit, cuDeviceGet, cuDeviceGetCount, cuDeviceGetAttribute uintptr
 	cuDeviceGetName, cuDevicePrimaryCtxRetain, cuCtxSetCurrent  uintptr
 	cuCtxSynchronize, cuGetErrorString, cuDriverGetVersion      uintptr
-	cuMemAlloc, cuMemFree, cuMemAllocHost, cuMemFreeHost        uintptr
+	cuMemAlloc, cuMemFree, cuMemAllocHost                       uintptr
 	cuMemcpyHtoD, cuMemcpyDtoH, cuMemcpyDtoD, cuMemsetD32       uintptr
 	cuModuleLoadData, cuModuleGetFunction, cuLaunchKernel       uintptr
-	cuFuncSetAttribute                                          uintptr
 }
 
 func loadDriver() (*driver, error) {
@@ -37,11 +36,11 @@ func loadDriver() (*driver, error) {
 		"cuCtxSynchronize": &d.cuCtxSynchronize, "cuGetErrorString": &d.cuGetErrorString,
 		"cuDriverGetVersion": &d.cuDriverGetVersion,
 		"cuMemAlloc_v2":      &d.cuMemAlloc, "cuMemFree_v2": &d.cuMemFree,
-		"cuMemAllocHost_v2": &d.cuMemAllocHost, "cuMemFreeHost": &d.cuMemFreeHost,
-		"cuMemcpyHtoD_v2": &d.cuMemcpyHtoD, "cuMemcpyDtoH_v2": &d.cuMemcpyDtoH,
+		"cuMemAllocHost_v2": &d.cuMemAllocHost,
+		"cuMemcpyHtoD_v2":   &d.cuMemcpyHtoD, "cuMemcpyDtoH_v2": &d.cuMemcpyDtoH,
 		"cuMemcpyDtoD_v2": &d.cuMemcpyDtoD, "cuMemsetD32_v2": &d.cuMemsetD32,
 		"cuModuleLoadData": &d.cuModuleLoadData, "cuModuleGetFunction": &d.cuModuleGetFunction,
-		"cuLaunchKernel": &d.cuLaunchKernel, "cuFuncSetAttribute": &d.cuFuncSetAttribute,
+		"cuLaunchKernel": &d.cuLaunchKernel,
 	})
 	if err != nil {
 		return nil, err
@@ -90,12 +89,11 @@ type Device struct {
 }
 
 const (
-	maxArgs      = 24
-	hostBytes    = maxArgs*8 + maxArgs*8 + 16 + 8*maxPartials
-	maxPartials  = 1024
-	attrCCMajor  = 75 // CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR
-	attrCCMinor  = 76
-	attrMaxSmemO = 97 // CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN
+	maxArgs     = 24
+	hostBytes   = maxArgs*8 + maxArgs*8 + 16 + 8*maxPartials
+	maxPartials = 1024
+	attrCCMajor = 75 // CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR
+	attrCCMinor = 76
 )
 
 // Open loads the driver, cuBLAS and NVRTC, makes GPU ordinal current and
@@ -204,12 +202,7 @@ func (b Buf) At(i int) uintptr { return b.P + uintptr(4*i) }
 // Off is the buffer from element i on.
 func (b Buf) Off(i int) Buf { return Buf{P: b.At(i), N: b.N - i} }
 
-// Alloc returns a zeroed device buffer of n 4-byte elements.
-func (d *Device) Alloc(n int) (Buf, error) {
-	defer d.enter()()
-	return d.alloc(n)
-}
-
+// alloc returns a zeroed device buffer of n 4-byte elements.
 func (d *Device) alloc(n int) (Buf, error) {
 	var p uintptr
 	if err := d.drv.call(fmt.Sprintf("cuMemAlloc(%d MB)", 4*n>>20), d.drv.cuMemAlloc, uintptr(unsafe.Pointer(&p)), uintptr(4*max(n, 1))); err != nil {
@@ -219,12 +212,6 @@ func (d *Device) alloc(n int) (Buf, error) {
 	return b, d.zero(b)
 }
 
-// Free releases b.
-func (d *Device) Free(b Buf) error {
-	defer d.enter()()
-	return d.drv.call("cuMemFree", d.drv.cuMemFree, b.P)
-}
-
 func (d *Device) zero(b Buf) error {
 	if b.N == 0 {
 		return nil
@@ -232,18 +219,8 @@ func (d *Device) zero(b Buf) error {
 	return d.drv.call("cuMemsetD32", d.drv.cuMemsetD32, b.P, 0, uintptr(b.N))
 }
 
-// Upload copies src into b (len(src) ≤ b.N).
-func (d *Device) Upload(b Buf, src []float32) error {
-	defer d.enter()()
-	return upload(d, b, src)
-}
-
-// Download copies len(dst) elements of b into dst.
-func (d *Device) Download(dst []float32, b Buf) error {
-	defer d.enter()()
-	return download(d, dst, b)
-}
-
+// upload copies src into b; download copies len(dst) elements of b into
+// dst. Both are synchronous (pageable host memory).
 func upload[T float32 | int32 | int64 | uint64](d *Device, b Buf, src []T) error {
 	if len(src) == 0 {
 		return nil

@@ -290,8 +290,9 @@ func (tr *Trainer) Pull() error {
 	return tr.m.Optimizer().SetState(tr.t, mom, vel)
 }
 
-// Close implements models.Accelerator. Device memory is released with the
-// process's primary context.
+// Close implements models.Accelerator: it frees the trainer's device
+// buffers. The Device's cuBLAS handle, pinned argument block and loaded
+// kernels (a few MB) stay until the process exits.
 func (tr *Trainer) Close() error {
 	defer tr.d.enter()()
 	var errs []error
