@@ -28,8 +28,9 @@ type Accelerator interface {
 // Close closes it.
 func (m *Model) SetAccelerator(a Accelerator) error {
 	if m.acc != nil && a == nil {
-		err := m.acc.Pull()
-		return errors.Join(err, m.acc.Close())
+		acc := m.acc
+		m.acc = nil
+		return errors.Join(acc.Pull(), acc.Close())
 	}
 	if a != nil && m.dec.prune != nil {
 		// The device step has no mask predictor or masked FFN: it would
