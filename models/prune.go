@@ -235,7 +235,7 @@ func (gp *genPrune) run(i int) {
 		s := g.segs[i]
 		lo, n, r = s.off, s.n, s.row
 	}
-	gp.rows[r][gp.l].Forward(gp.out[lo*D:(lo+n)*D], gp.x[lo*D:(lo+n)*D], g.h1[lo*k:(lo+n)*k], g.h3[lo*k:(lo+n)*k])
+	gp.rows[r][gp.l].Forward(nil, gp.out[lo*D:(lo+n)*D], gp.x[lo*D:(lo+n)*D], g.h1[lo*k:(lo+n)*k], g.h3[lo*k:(lo+n)*k])
 }
 
 // gather predicts prompt pr's hard masks once and gathers row r's pruned
@@ -277,7 +277,7 @@ func (g *Generator) prunedFFN(l int, out, x []float32, decode bool) {
 		// Every row has row 0's weights: one product over all rows.
 		k := g.m.dec.prune.k
 		n := len(x) / g.m.Config.Decoder.Width
-		gp.rows[0][l].Forward(out, x, g.h1[:n*k], g.h3[:n*k])
+		gp.rows[0][l].Forward(g.m.pool, out, x, g.h1[:n*k], g.h3[:n*k])
 		return
 	}
 	gp.l, gp.decode, gp.out, gp.x = l, decode, out, x

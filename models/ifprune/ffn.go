@@ -121,18 +121,19 @@ func (g *Gathered[T]) Gather(m *engine.SwiGLU[T], idx []int) {
 }
 
 // Forward computes out [n, Dim] = W2g·(silu(W1g·x) ⊙ W3g·x) for x [n, Dim]
-// with scratch h1, h3 of at least n·K each.
-func (g *Gathered[T]) Forward(out, x, h1, h3 []T) {
+// with scratch h1, h3 of at least n·K each, splitting the products over
+// pool (nil: one BLAS call each, e.g. inside a task of a pool already).
+func (g *Gathered[T]) Forward(pool *engine.Pool, out, x, h1, h3 []T) {
 	D, K := g.Dim, g.K
 	n := len(x) / D
 	h1, h3 = h1[:n*K], h3[:n*K]
-	engine.Gemm(false, true, n, K, D, 1, x, D, g.W1[:K*D], D, 0, h1, K)
-	engine.Gemm(false, true, n, K, D, 1, x, D, g.W3[:K*D], D, 0, h3, K)
+	engine.ParallelGemm(pool, false, true, n, K, D, 1, x, D, g.W1[:K*D], D, 0, h1, K)
+	engine.ParallelGemm(pool, false, true, n, K, D, 1, x, D, g.W3[:K*D], D, 0, h3, K)
 	engine.SiLUForward(h1, h1)
 	for i := range h1 {
 		h1[i] *= h3[i]
 	}
-	engine.Gemm(false, true, n, D, K, 1, h1, K, g.W2[:D*K], K, 0, out[:n*D], D)
+	engine.ParallelGemm(pool, false, true, n, D, K, 1, h1, K, g.W2[:D*K], K, 0, out[:n*D], D)
 }
 
 // FLOPs is the matrix-product cost of one token through the FFN with k of

@@ -267,7 +267,7 @@ func TestGatheredEqualsHardMasked(t *testing.T) {
 		g := NewGathered[float32](D, F)
 		g.Gather(m.SwiGLU, HardTopK(nil, scores, k))
 		got := make([]float32, n*D)
-		g.Forward(got, x, make([]float32, n*F), make([]float32, n*F))
+		g.Forward(nil, got, x, make([]float32, n*F), make([]float32, n*F))
 		var worst float64
 		for i := range got {
 			worst = max(worst, math.Abs(float64(got[i]-want[i]))/(1+math.Abs(float64(want[i]))))
