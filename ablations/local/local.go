@@ -140,6 +140,9 @@ func (e *Executor) Run(ctx context.Context, d *ablations.Dir) error {
 	for range parallel {
 		wg.Go(func() {
 			for c := range queue {
+				if ctx.Err() != nil {
+					continue // stopping: the cell stays pending
+				}
 				tr.start(c)
 				out, reason := e.runCell(ctx, d, dir, c, workers)
 				tr.finish(c, out, reason)
@@ -236,6 +239,10 @@ func (e *Executor) runCell(ctx context.Context, d *ablations.Dir, dir string, c 
 		return finished, ""
 	case werr == nil:
 		return fail(ablations.FailedInfo{Reason: "run-cell exited 0 without writing run/DONE", ExitCode: 0})
+	case ws.Signaled() && ws.Signal() == syscall.SIGTERM && ctx.Err() != nil:
+		// Our SIGTERM arrived before the process could catch it: it had
+		// not begun training, so there is nothing lost.
+		return interrupted, ""
 	case ws.Signaled():
 		sig := ws.Signal()
 		return fail(ablations.FailedInfo{Reason: fmt.Sprintf("killed by signal %d (%s) after %v", int(sig), sig, elapsed),

@@ -78,7 +78,8 @@ func (e *Executor) Busy(ctx context.Context, d *ablations.Dir) (TaskState, bool,
 // done, submits the array job (and the report job, if any), and records
 // both in DIR/executor.json. With every cell done it submits nothing and
 // returns a nil record. A sweep whose previous job still has tasks queued or
-// running is refused: two jobs would run the same cells.
+// running is refused: two jobs would run the same cells; one that has ended
+// is settled first (see Reconcile).
 func (e *Executor) Submit(ctx context.Context, d *ablations.Dir) (*executor.SlurmRecord, error) {
 	log := e.log()
 	dir, err := filepath.Abs(d.Path)
@@ -89,10 +90,12 @@ func (e *Executor) Submit(ctx context.Context, d *ablations.Dir) (*executor.Slur
 	if err != nil {
 		return nil, err
 	}
-	if t, busy, err := e.Busy(ctx, d); err != nil {
+	// The last job's failures are settled first, so that the attempts
+	// they cost are counted when the cells run again.
+	if _, busy, err := e.Reconcile(ctx, d); busy {
+		return nil, fmt.Errorf("sweep %s: job %s of its last run still has tasks queued or running; wait for it or `mmablate sweep cancel %s`", dir, prev.Slurm.JobID, dir)
+	} else if _, failed := errors.AsType[*executor.SweepError](err); err != nil && !failed {
 		return nil, err
-	} else if busy {
-		return nil, fmt.Errorf("sweep %s: job %s of its last run still has task %s %s; wait for it or `mmablate sweep cancel %s`", dir, prev.Slurm.JobID, t.ID, t.SlurmState, dir)
 	}
 	if prev != nil && prev.Local != nil && prev.Ended == nil && prev.Local.Host == executor.Hostname() && executor.Alive(prev.Local.PID) && prev.Local.PID != os.Getpid() {
 		return nil, fmt.Errorf("sweep %s: a local executor (pid %d) is running it; `mmablate sweep cancel %s` first", dir, prev.Local.PID, dir)

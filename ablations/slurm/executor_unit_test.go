@@ -69,7 +69,7 @@ func TestSubmitSweep(t *testing.T) {
 		}
 	}
 	// Job 42 still runs: a second submission would run its cells twice.
-	if _, err := e.Submit(context.Background(), d); err == nil || !strings.Contains(err.Error(), "job 42 of its last run still has task 42_1 RUNNING") {
+	if _, err := e.Submit(context.Background(), d); err == nil || !strings.Contains(err.Error(), "job 42 of its last run still has tasks queued or running") {
 		t.Errorf("second submission: err = %v", err)
 	}
 }
