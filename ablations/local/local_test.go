@@ -210,6 +210,9 @@ func TestCancelSignalsLocalProcesses(t *testing.T) {
 	if st, _ := d.CellState(b.ID); st.State != ablations.Running {
 		t.Errorf("cell with a live RUNNING: %s, want running", st.State)
 	}
+	if err := testExecutor(1).Run(context.Background(), d); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("already being run by pid %d", exe.Process.Pid)) {
+		t.Errorf("a second executor on the sweep: err = %v", err)
+	}
 	if err := (&Executor{Log: quiet()}).Cancel(context.Background(), d); err != nil {
 		t.Fatal(err)
 	}
