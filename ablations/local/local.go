@@ -64,6 +64,7 @@ const (
 	finished    outcome = iota // exited 0 with run/DONE
 	failed                     // recorded in FAILED
 	interrupted                // stopped at a checkpoint (exit 75): resumes next run
+	elsewhere                  // another process runs the cell
 )
 
 // ErrInterrupted is wrapped by Run's error when its context was cancelled.
@@ -260,6 +261,9 @@ func (e *Executor) runCell(ctx context.Context, d *ablations.Dir, dir string, c 
 	// way it could not catch (a panic on another goroutine).
 	if st, err := d.CellState(c.ID); err == nil && st.State == ablations.Failed && st.Failed.Attempts == attempt {
 		return failed, st.Failed.Reason
+	} else if err == nil && st.State == ablations.Running {
+		// run-cell found another live process running the cell.
+		return elsewhere, ""
 	}
 	reason := fmt.Sprintf("exit status %d", ps.ExitCode())
 	if line := panicLine(logPath); line != "" {

@@ -219,6 +219,9 @@ func (t *tracker) finish(c ablations.CellInfo, out outcome, reason string) {
 	case interrupted:
 		tk.state = "interrupted"
 		msg = "cell stopped at a checkpoint: " + c.Name
+	case elsewhere:
+		tk.state, tk.counted = "skipped", false
+		msg = "cell left to the other process running it: " + c.Name
 	}
 	disp := t.disp
 	t.mu.Unlock()
