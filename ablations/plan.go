@@ -54,9 +54,9 @@ type PlanOptions struct {
 	Log *slog.Logger
 }
 
-// DefaultCalibrateSteps is enough timed steps for a stable median on a tiny
-// model while keeping plan to a second or two per shape.
-const DefaultCalibrateSteps = 4
+// DefaultCalibrateSteps is the fewest timed steps whose median ignores one
+// stalled step, keeping plan to a second or two per shape.
+const DefaultCalibrateSteps = 3
 
 // Plan sizes every cell of s and, when opts.CalibrateSteps > 0, estimates
 // its wall time by experiments.Calibrate, once per distinct shape (model,

@@ -183,10 +183,13 @@ func DataReady(cfg Config) bool {
 	return len(cfg.Data.Sources) > 0
 }
 
-// openMixer opens cfg's streams and mixer as training does.
+// openMixer opens cfg's streams and mixer as training does, but with no
+// shuffle buffer: filling one decodes train.shuffle_buffer rows per
+// source before the first batch, which a few timed steps cannot amortise
+// (and the batches' make-up does not depend on it).
 func openMixer(ctx context.Context, cfg Config, tok *tokenizer.Tokenizer) (*mixer.Mixer, error) {
 	streams, err := mixer.OpenStreams(ctx, cfg.Data, stream.Options{Tokenizer: tok, Seed: int64(cfg.Seed),
-		ShuffleBuffer: cfg.Train.ShuffleBuffer, Workers: cfg.Train.Threads.Workers})
+		Workers: cfg.Train.Threads.Workers})
 	if err != nil {
 		return nil, err
 	}

@@ -78,7 +78,7 @@ Flags:
                      flops_per_step, image_tokens, images_per_step, steps, est_seconds,
                      step_seconds, eval_seconds, calibrated_on (data or synthetic)
   --no-calibrate     no timing (est_seconds null)
-  --calibrate-steps  timed training steps per model shape (default 4)`,
+  --calibrate-steps  timed training steps per model shape (default 3)`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if steps < 1 {
