@@ -137,7 +137,7 @@ func TestFailuresAreIsolatedAndRetried(t *testing.T) {
 // TestResumeAfterInterruption stops a sweep mid-training, as Ctrl-C does,
 // and checks the next run ends with the bytes of an uninterrupted one.
 func TestResumeAfterInterruption(t *testing.T) {
-	const steps = 40
+	const steps = 120
 	cfg := executortest.RunYAML(world, 7, steps)
 	ref := t.TempDir()
 	rd := executortest.WriteSweep(t, ref, "reference", []executortest.Cell{{Name: "c", Config: cfg}})
