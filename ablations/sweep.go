@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -926,74 +927,77 @@ func editDistance(a, b string) int {
 	return prev[len(rb)]
 }
 
-// knownKeys is every key path of a run config: each mapping key of the
-// defaults as YAML, plus data.sources.<name>[.paths|.weight|.exhausted]
-// for the sources the base names (sources are map entries, so the
-// defaults have none).
+// knownKeys is every key path of a run config, from experiments.Config's
+// type (its yaml tags), so that optional keys left out of the defaults'
+// YAML (omitempty: model.decoder.ffn_pruning, …) count. Map entries
+// (data.sources.<name>) are the names the base gives; sections the config
+// keeps as raw YAML accept any key below them.
 func knownKeys(base *yaml.Node) map[string]bool {
-	b, err := experiments.Default().Marshal()
-	if err != nil {
-		panic(err) // the defaults always encode
-	}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(b, &doc); err != nil {
-		panic(err)
+	if base != nil && base.Kind == yaml.DocumentNode && len(base.Content) > 0 {
+		base = base.Content[0]
 	}
 	out := map[string]bool{}
-	var walk func(n *yaml.Node, path string)
-	walk = func(n *yaml.Node, path string) {
-		if n.Kind != yaml.MappingNode {
-			return
+	var walk func(t reflect.Type, n *yaml.Node, path string)
+	walk = func(t reflect.Type, n *yaml.Node, path string) {
+		for t.Kind() == reflect.Pointer {
+			t = t.Elem()
 		}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			p := n.Content[i].Value
-			if path != "" {
-				p = path + "." + p
+		switch {
+		case t == reflect.TypeFor[yaml.Node]():
+			if n != nil { // raw YAML: what the base sets is known
+				for i := 0; n.Kind == yaml.MappingNode && i+1 < len(n.Content); i += 2 {
+					p := path + "." + n.Content[i].Value
+					out[p] = true
+					walk(t, n.Content[i+1], p)
+				}
 			}
-			out[p] = true
-			walk(n.Content[i+1], p)
+		case t.Kind() == reflect.Struct:
+			for f := range t.Fields() {
+				if !f.IsExported() {
+					continue
+				}
+				name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+				if name == "-" {
+					continue
+				}
+				if strings.Contains(opts, "inline") {
+					walk(f.Type, n, path)
+					continue
+				}
+				if name == "" {
+					name = strings.ToLower(f.Name)
+				}
+				p := name
+				if path != "" {
+					p = path + "." + name
+				}
+				out[p] = true
+				walk(f.Type, child(n, name), p)
+			}
+		case t.Kind() == reflect.Map:
+			for i := 0; n != nil && n.Kind == yaml.MappingNode && i+1 < len(n.Content); i += 2 {
+				p := path + "." + n.Content[i].Value
+				out[p] = true
+				walk(t.Elem(), n.Content[i+1], p)
+			}
 		}
 	}
-	walk(doc.Content[0], "")
-	// Optional keys are omitted from the defaults' YAML (omitempty keeps
-	// the canonical form, and so the cell ids, of configs that do not set
-	// them: model.decoder.ffn_pruning, shapes.instructions, …); the base
-	// decodes strictly, so every key path it sets is a real one.
-	if base != nil && base.Kind == yaml.DocumentNode && len(base.Content) > 0 {
-		walk(base.Content[0], "")
-	} else if base != nil {
-		walk(base, "")
-	}
-	for _, name := range sourceNames(base) {
-		p := "data.sources." + name
-		out[p] = true
-		for _, f := range []string{"paths", "weight", "exhausted"} {
-			out[p+"."+f] = true
-		}
-	}
+	walk(reflect.TypeFor[experiments.Config](), base, "")
 	return out
 }
 
-func sourceNames(base *yaml.Node) []string {
-	n := base
-	for _, k := range []string{"data", "sources"} {
-		if n == nil || n.Kind != yaml.MappingNode {
-			return nil
-		}
-		var next *yaml.Node
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if n.Content[i].Value == k {
-				next = n.Content[i+1]
-			}
-		}
-		n = next
+// child is the value of key in mapping n, or nil.
+func child(n *yaml.Node, key string) *yaml.Node {
+	if n != nil && n.Kind == yaml.AliasNode {
+		n = n.Alias
 	}
 	if n == nil || n.Kind != yaml.MappingNode {
 		return nil
 	}
-	var names []string
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		names = append(names, n.Content[i].Value)
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
 	}
-	return names
+	return nil
 }

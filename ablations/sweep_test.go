@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"gopkg.in/yaml.v3"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -134,5 +136,24 @@ func TestLoadNamesRelativeBase(t *testing.T) {
 	want := "testdata/bad_base.yaml: cell seed=0: " + filepath.Join("testdata", "bad_base_run.yaml") + ":3: train.lr:"
 	if !strings.Contains(err.Error(), want) {
 		t.Errorf("error %q, want it to contain %q", err, want)
+	}
+}
+
+// Known keys come from the run config's type: optional keys the defaults'
+// YAML omits count, map entries are those the base names.
+func TestKnownKeys(t *testing.T) {
+	var base yaml.Node
+	if err := yaml.Unmarshal([]byte("data:\n  sources:\n    caption: {weight: 1}\n"), &base); err != nil {
+		t.Fatal(err)
+	}
+	known := knownKeys(&base)
+	for key, want := range map[string]bool{
+		"train.lr": true, "train.threads.workers": true, "model.decoder.ffn_pruning": true, "model.vision.resolution": true,
+		"data.sources.caption.weight": true, "data.sources.caption.paths": true, "data.sources.text.weight": false,
+		"train.lrr": false, "model": true, "data.packing.seq_len": true,
+	} {
+		if known[key] != want {
+			t.Errorf("known[%s] = %v, want %v", key, known[key], want)
+		}
 	}
 }
