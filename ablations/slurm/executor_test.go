@@ -54,16 +54,18 @@ func testCommand(t *testing.T) []string {
 }
 
 // TestSweepOnLocalCluster runs a three-cell sweep through the slurm
-// executor, kills one task's process with SIGKILL, and checks that the
-// failure is reported for that cell alone and that the other cells end
-// with the bytes a local-executor run of the same cells gives.
+// executor. One task's process gets SIGTERM mid-training: it exits 75, Slurm
+// requeues it and the rerun resumes the cell. Another's gets SIGKILL: the
+// failure is reported for that cell alone. The cells that finish end with
+// the bytes a local-executor run of the same cells gives.
 func TestSweepOnLocalCluster(t *testing.T) {
 	startCluster(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	cells := []executortest.Cell{
 		{Name: "a", Config: executortest.RunYAML(world, 1, 20)},
-		{Name: "b", Config: executortest.RunYAML(world, 2, 20)},
+		// Long enough to be caught running and stopped.
+		{Name: "requeued", Config: executortest.RunYAML(world, 2, 200)},
 		// Long enough to be caught running and killed.
 		{Name: "victim", Config: executortest.RunYAML(world, 3, 100000)},
 	}
@@ -92,9 +94,11 @@ func TestSweepOnLocalCluster(t *testing.T) {
 		t.Errorf("second submission while the job runs: err = %v", err)
 	}
 
-	victim := d.Manifest.Cells[2]
-	pid := waitRunning(ctx, t, d, victim.ID)
-	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+	requeued, victim := d.Manifest.Cells[1], d.Manifest.Cells[2]
+	if err := syscall.Kill(waitRunning(ctx, t, d, requeued.ID), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(waitRunning(ctx, t, d, victim.ID), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	err = e.Wait(ctx, d)
@@ -120,6 +124,10 @@ func TestSweepOnLocalCluster(t *testing.T) {
 	cs, err := d.CellState(victim.ID)
 	if err != nil || cs.State != ablations.Failed || cs.Running != nil || cs.Failed.Executor != "slurm" {
 		t.Errorf("victim on disk: %+v, %v; want FAILED written and RUNNING gone", cs, err)
+	}
+	if log, err := os.ReadFile(filepath.Join(d.CellDir(requeued.ID), ablations.LogFile)); err != nil ||
+		!bytes.Contains(log, []byte("cell interrupted")) || !bytes.Contains(log, []byte("resuming")) {
+		t.Errorf("the requeued cell was not interrupted and resumed (%v):\n%s", err, log)
 	}
 	for i, c := range ref.Manifest.Cells {
 		for _, name := range []string{experiments.FinalWeightsFile, experiments.EvalFile} {
