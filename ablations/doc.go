@@ -6,7 +6,7 @@
 //
 //	name: resolution
 //	base: ../../experiments/examples/tiny.yaml   # a path (relative to this file) or an inline run config
-//	set: {train.steps: 200}                      # overrides for every cell
+//	set: {train.steps: 200, data.packing.image_tokens: 0, data.packing.resolution: 0}   # every cell; 0: follow the model
 //	axes:                                        # key path → values; the cells are the cartesian product
 //	  model.vision.resolution: [32, 64]
 //	  model.connector.tokens: [4, 16]

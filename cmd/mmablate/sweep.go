@@ -20,7 +20,7 @@ combinations) times the seeds. Each cell has a readable name
 
   name: resolution
   base: ../../experiments/examples/tiny.yaml     # or an inline run config
-  set: {train.steps: 200}                        # for every cell
+  set: {train.steps: 200, data.packing.image_tokens: 0, data.packing.resolution: 0}   # every cell; 0: follow the model
   axes:
     model.vision.resolution: [32, 64]
     model.connector.tokens: [4, 16]
