@@ -104,6 +104,13 @@ Flags:
 			if out, err = filepath.Abs(out); err != nil {
 				return err
 			}
+			// Flags are checked before DIR is written.
+			var se *slurm.Executor
+			if executorName == "slurm" {
+				if se, err = newSlurmExecutor(cmd, s.Slurm, res, report, out); err != nil {
+					return err
+				}
+			}
 			d, err := ablations.Prepare(out, s, force)
 			if err != nil {
 				return err
@@ -123,11 +130,7 @@ Flags:
 				fmt.Fprintln(cmd.OutOrStdout(), out)
 				return nil
 			}
-			e, err := newSlurmExecutor(cmd, d, res, report)
-			if err != nil {
-				return err
-			}
-			rec, err := e.Submit(ctx, d)
+			rec, err := se.Submit(ctx, d)
 			if err != nil {
 				return err
 			}
@@ -138,7 +141,7 @@ Flags:
 				}
 			}
 			if wait {
-				return e.Wait(ctx, d)
+				return se.Wait(ctx, d)
 			}
 			return nil
 		},
@@ -165,9 +168,8 @@ Flags:
 var slurmFlags = []string{"partition", "time", "mem", "cpus-per-task", "gres", "max-parallel", "account", "qos", "report", "wait"}
 
 // newSlurmExecutor applies the flags the user set over the sweep file's
-// slurm: section.
-func newSlurmExecutor(cmd *cobra.Command, d *ablations.Dir, flags ablations.SlurmResources, report bool) (*slurm.Executor, error) {
-	r := d.Manifest.Slurm
+// slurm: section r; dir is the sweep directory, for the report job.
+func newSlurmExecutor(cmd *cobra.Command, r, flags ablations.SlurmResources, report bool, dir string) (*slurm.Executor, error) {
 	set := cmd.Flags().Changed
 	if set("partition") {
 		r.Partition = flags.Partition
@@ -205,7 +207,7 @@ func newSlurmExecutor(cmd *cobra.Command, d *ablations.Dir, flags ablations.Slur
 		if err != nil {
 			return nil, fmt.Errorf("finding the mmablate binary for the report job: %w", err)
 		}
-		e.Report = []string{exe, "report", d.Path}
+		e.Report = []string{exe, "report", dir}
 	}
 	return e, nil
 }

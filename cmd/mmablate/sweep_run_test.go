@@ -123,6 +123,13 @@ func TestSweepStatusTable(t *testing.T) {
 func TestSweepRunUsage(t *testing.T) {
 	dir := t.TempDir()
 	executortest.WriteSweep(t, dir, "usage", []executortest.Cell{{Name: "a", Config: "a"}})
+	sweep := filepath.Join(dir, "sweep.yaml")
+	if err := os.WriteFile(filepath.Join(dir, "base.yaml"), []byte(executortest.RunYAML(filepath.Join(dir, "shapes"), 0, 2)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(sweep, []byte("name: usage\nbase: base.yaml\naxes: {train.lr: [0.001]}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, tt := range []struct {
 		args []string
 		want string
@@ -132,6 +139,7 @@ func TestSweepRunUsage(t *testing.T) {
 		{[]string{"sweep", "run", "x.yaml", "--partition", "gpu"}, "--partition is for --executor slurm"},
 		{[]string{"sweep", "run", "x.yaml", "--executor", "slurm", "--parallel", "2"}, "--parallel is for --executor local"},
 		{[]string{"sweep", "run"}, "takes 1 argument(s), got 0"},
+		{[]string{"sweep", "run", sweep, "--executor", "slurm", "--cpus-per-task", "0", "--out", filepath.Join(dir, "never")}, "--cpus-per-task 0: want at least 1"},
 		{[]string{"sweep", "status"}, "takes 1 argument(s), got 0"},
 		{[]string{"sweep", "run-cell", dir, "abc", "--workers", "-1"}, "--workers -1: want at least 1"},
 		{[]string{"sweep", "run-cell", dir, "abc", "--executor", "pbs"}, `--executor "pbs": want local or slurm`},
@@ -141,6 +149,9 @@ func TestSweepRunUsage(t *testing.T) {
 		if !errors.As(err, &ue) || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%q: err = %v, want a usage error containing %q", tt.args, err, tt.want)
 		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "never")); err == nil {
+		t.Error("a usage error wrote the sweep directory")
 	}
 	// Not a sweep directory: a plain error that says so.
 	if _, err := runCLI("sweep", "status", t.TempDir()); !errors.Is(err, ablations.ErrNotSweepDir) {
