@@ -185,8 +185,9 @@ func freeBase(dir, prefix string) (string, error) {
 
 // explain adds what to do to the errors a user meets first.
 func explain(err error) error {
+	mt, missing := errors.AsType[*MissingToolError](err)
 	switch {
-	case errors.Is(err, ErrToolMissing):
+	case missing && mt.Name == "sbatch":
 		return fmt.Errorf("%w; or use --executor local", err)
 	case strings.Contains(err.Error(), "Unable to contact slurm controller"):
 		return fmt.Errorf("%w (is slurmctld running, and does SLURM_CONF name its config? scripts/slurm-local.sh start runs a local one)", err)

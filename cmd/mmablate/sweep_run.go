@@ -288,6 +288,11 @@ Flags:
 				return err
 			}
 			sts, err := e.Status(cmd.Context(), d)
+			if _, isSlurm := e.(*slurm.Executor); err != nil && isSlurm {
+				// The cells' own files still say most of it.
+				slog.Warn("cannot read the Slurm job's state; showing what the cell directories say", "err", err)
+				sts, err = (&local.Executor{}).Status(cmd.Context(), d)
+			}
 			if err != nil {
 				return err
 			}
