@@ -43,7 +43,10 @@ type Display interface {
 
 // TermDisplay redraws a block of lines on a terminal about once a second.
 type TermDisplay struct {
-	W     io.Writer
+	W io.Writer
+	// Width, when > 0, is the terminal's: longer lines are cut, since a
+	// wrapped line would throw off the count of lines to redraw.
+	Width int
 	mu    sync.Mutex
 	lines int // lines of the block on screen
 	last  Snapshot
@@ -83,12 +86,19 @@ func (d *TermDisplay) erase() {
 
 func (d *TermDisplay) draw(s Snapshot) {
 	var b strings.Builder
-	for _, c := range s.Running {
-		fmt.Fprintf(&b, "  %-40s %s\n", c.Name, cellLine(c))
+	line := func(l string) {
+		if r := []rune(l); d.Width > 0 && len(r) >= d.Width {
+			l = string(r[:d.Width-1])
+		}
+		b.WriteString(l)
+		b.WriteByte('\n')
 	}
-	fmt.Fprintf(&b, "%s\n", overallLine(s))
+	for _, c := range s.Running {
+		line(fmt.Sprintf("  %-40s %s", c.Name, cellLine(c)))
+	}
+	line(overallLine(s))
 	io.WriteString(d.W, b.String())
-	d.lines = strings.Count(b.String(), "\n")
+	d.lines = len(s.Running) + 1
 }
 
 func cellLine(c CellProgress) string {

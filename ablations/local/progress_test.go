@@ -53,3 +53,13 @@ func TestTermDisplayRedraws(t *testing.T) {
 		t.Errorf("got  %q\nwant %q", got, want)
 	}
 }
+
+func TestTermDisplayCutsLongLines(t *testing.T) {
+	var b strings.Builder
+	d := &TermDisplay{W: &b, Width: 20}
+	d.Update(Snapshot{Running: []CellProgress{{Name: "connector=cabstractor,tokens=64,res=128,seed=0", Step: 1, Steps: 9}}})
+	want := "  connector=cabstra\nsweep: 0 done, 0 fa\n"
+	if b.String() != want {
+		t.Errorf("got %q, want %q", b.String(), want)
+	}
+}

@@ -122,7 +122,8 @@ Flags:
 				}
 				e := &local.Executor{Parallel: parallel, Log: slog.Default()}
 				if f, ok := cmd.ErrOrStderr().(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-					e.Display = &local.TermDisplay{W: f}
+					width, _, _ := term.GetSize(int(f.Fd()))
+					e.Display = &local.TermDisplay{W: f, Width: width}
 				}
 				if err := e.Run(ctx, d); err != nil {
 					return err
