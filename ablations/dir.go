@@ -331,7 +331,7 @@ func (d *Dir) CellState(id string) (CellState, error) {
 		st.Failed = &f
 	}
 	switch {
-	case st.Running != nil && (st.Running.SlurmJob != "" || st.Running.Host != hostname() || alive(st.Running.PID)):
+	case st.Running != nil && (st.Running.SlurmJob != "" || st.Running.Host != Hostname() || Alive(st.Running.PID)):
 		st.State = Running
 	case st.Failed != nil:
 		st.State = Failed
@@ -391,17 +391,15 @@ func readJSON(path string, v any) (bool, error) {
 	return true, nil
 }
 
-func hostname() string {
-	h, err := os.Hostname()
-	if err != nil {
-		return ""
-	}
+// Hostname is this machine's name as RUNNING records it ("" if unknown).
+func Hostname() string {
+	h, _ := os.Hostname()
 	return h
 }
 
-// alive reports whether pid is a live process on this host (EPERM: it is,
-// but someone else's).
-func alive(pid int) bool {
+// Alive reports whether pid names a live process on this host. A process
+// of another user answers EPERM and is alive too.
+func Alive(pid int) bool {
 	if pid <= 0 {
 		return false
 	}

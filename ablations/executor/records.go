@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/mmablate/mmablate/ablations"
@@ -81,22 +80,6 @@ func WriteRecord(d *ablations.Dir, r Record) error {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	return atomicfile.WriteFile(path, append(b, '\n'), 0o644)
-}
-
-// Hostname is this machine's name as RUNNING records it ("" if unknown).
-func Hostname() string {
-	h, _ := os.Hostname()
-	return h
-}
-
-// Alive reports whether pid names a live process on this host. A process
-// of another user answers EPERM and is alive too.
-func Alive(pid int) bool {
-	if pid <= 0 {
-		return false
-	}
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
 }
 
 // Now is the time as the records write it: RFC 3339, UTC.

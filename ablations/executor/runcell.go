@@ -70,7 +70,7 @@ func RunCell(ctx context.Context, d *ablations.Dir, id string, opts RunCellOptio
 	// A RUNNING of a live process here means two runs of one cell. One of
 	// another host or Slurm task cannot be checked here; when a scheduler
 	// reruns the cell it is stale, so it is replaced.
-	if r := prev.Running; prev.State == ablations.Running && r.PID != os.Getpid() && r.Host == Hostname() && r.SlurmJob == "" {
+	if r := prev.Running; prev.State == ablations.Running && r.PID != os.Getpid() && r.Host == ablations.Hostname() && r.SlurmJob == "" {
 		return fmt.Errorf("cell %s is already running (pid %d, see %s)", c.Name, r.PID, filepath.Join(d.CellDir(id), ablations.RunningFile))
 	}
 	attempt := 1
@@ -80,7 +80,7 @@ func RunCell(ctx context.Context, d *ablations.Dir, id string, opts RunCellOptio
 	if err := d.ClearFailed(id); err != nil {
 		return err
 	}
-	if err := d.MarkRunning(id, ablations.RunningInfo{PID: os.Getpid(), Host: Hostname(), Started: Now(),
+	if err := d.MarkRunning(id, ablations.RunningInfo{PID: os.Getpid(), Host: ablations.Hostname(), Started: Now(),
 		Executor: opts.Executor, SlurmJob: opts.SlurmJob}); err != nil {
 		return err
 	}
@@ -168,7 +168,7 @@ func Main(ctx context.Context, dir, id string, opts RunCellOptions, stderr io.Wr
 			return fail(err)
 		}
 		defer f.Close()
-		fmt.Fprintf(f, "==== %s: run-cell (%s %s, pid %d on %s)\n", time.Now().UTC().Format(time.RFC3339), opts.Executor, opts.SlurmJob, os.Getpid(), Hostname())
+		fmt.Fprintf(f, "==== %s: run-cell (%s %s, pid %d on %s)\n", time.Now().UTC().Format(time.RFC3339), opts.Executor, opts.SlurmJob, os.Getpid(), ablations.Hostname())
 		out = io.MultiWriter(stderr, f)
 	}
 	if opts.Log == nil {

@@ -31,7 +31,7 @@ func TestRunCellRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = sleep.Process.Kill(); _ = sleep.Wait() }()
-	if err := d.MarkRunning(busy, ablations.RunningInfo{PID: sleep.Process.Pid, Host: executor.Hostname(), Executor: "local"}); err != nil {
+	if err := d.MarkRunning(busy, ablations.RunningInfo{PID: sleep.Process.Pid, Host: ablations.Hostname(), Executor: "local"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := d.MarkFailed(busy, ablations.FailedInfo{Reason: "earlier", Attempts: 1}); err != nil {

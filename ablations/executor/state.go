@@ -68,6 +68,19 @@ func DiskStatus(d *ablations.Dir, c ablations.CellInfo) (CellStatus, error) {
 	return st, nil
 }
 
+// DiskStatuses is DiskStatus of every cell of the sweep, in manifest order.
+func DiskStatuses(d *ablations.Dir) ([]CellStatus, error) {
+	out := make([]CellStatus, 0, len(d.Manifest.Cells))
+	for _, c := range d.Manifest.Cells {
+		st, err := DiskStatus(d, c)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
 // Steps reads train.steps from the cell's config, for progress.
 func Steps(d *ablations.Dir, id string) (int, error) {
 	cfg, err := d.LoadConfig(id)

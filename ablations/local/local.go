@@ -98,11 +98,11 @@ func (e *Executor) Run(ctx context.Context, d *ablations.Dir) error {
 	// Two executors on one sweep would start the same pending cells.
 	if prev, err := executor.ReadRecord(d); err != nil {
 		return err
-	} else if p := prev; p != nil && p.Local != nil && p.Ended == nil && p.Local.Host == executor.Hostname() && p.Local.PID != os.Getpid() && executor.Alive(p.Local.PID) {
+	} else if p := prev; p != nil && p.Local != nil && p.Ended == nil && p.Local.Host == ablations.Hostname() && p.Local.PID != os.Getpid() && ablations.Alive(p.Local.PID) {
 		return fmt.Errorf("sweep %s is already being run by pid %d (since %s); wait for it, or `mmablate sweep cancel %s`", dir, p.Local.PID, p.Started.Format(time.RFC3339), dir)
 	}
 	rec := executor.Record{Executor: "local", Started: time.Now().UTC(),
-		Local: &executor.LocalRecord{PID: os.Getpid(), Host: executor.Hostname()}}
+		Local: &executor.LocalRecord{PID: os.Getpid(), Host: ablations.Hostname()}}
 	if err := executor.WriteRecord(d, rec); err != nil {
 		return err
 	}

@@ -201,10 +201,10 @@ func TestCancelSignalsLocalProcesses(t *testing.T) {
 		return cmd
 	}
 	exe, cell := start(), start()
-	if err := executor.WriteRecord(d, executor.Record{Executor: "local", Local: &executor.LocalRecord{PID: exe.Process.Pid, Host: executor.Hostname()}}); err != nil {
+	if err := executor.WriteRecord(d, executor.Record{Executor: "local", Local: &executor.LocalRecord{PID: exe.Process.Pid, Host: ablations.Hostname()}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.MarkRunning(b.ID, ablations.RunningInfo{PID: cell.Process.Pid, Host: executor.Hostname()}); err != nil {
+	if err := d.MarkRunning(b.ID, ablations.RunningInfo{PID: cell.Process.Pid, Host: ablations.Hostname()}); err != nil {
 		t.Fatal(err)
 	}
 	if st, _ := d.CellState(b.ID); st.State != ablations.Running {

@@ -12,15 +12,7 @@ import (
 
 // Status reads every cell's state from its directory.
 func (e *Executor) Status(_ context.Context, d *ablations.Dir) ([]executor.CellStatus, error) {
-	out := make([]executor.CellStatus, 0, len(d.Manifest.Cells))
-	for _, c := range d.Manifest.Cells {
-		st, err := executor.DiskStatus(d, c)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, st)
-	}
-	return out, nil
+	return executor.DiskStatuses(d)
 }
 
 // Cancel sends SIGTERM to the executor process named in executor.json and
@@ -29,7 +21,7 @@ func (e *Executor) Status(_ context.Context, d *ablations.Dir) ([]executor.CellS
 // next run. Processes on other hosts are named in the error.
 func (e *Executor) Cancel(_ context.Context, d *ablations.Dir) error {
 	log := e.log()
-	host := executor.Hostname()
+	host := ablations.Hostname()
 	rec, err := executor.ReadRecord(d)
 	if err != nil {
 		return err
@@ -41,7 +33,7 @@ func (e *Executor) Cancel(_ context.Context, d *ablations.Dir) error {
 			elsewhere = append(elsewhere, fmt.Sprintf("%s (pid %d on %s)", what, pid, on))
 			return
 		}
-		if !executor.Alive(pid) {
+		if !ablations.Alive(pid) {
 			return
 		}
 		if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {

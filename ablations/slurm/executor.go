@@ -97,7 +97,7 @@ func (e *Executor) Submit(ctx context.Context, d *ablations.Dir) (*executor.Slur
 	} else if _, failed := errors.AsType[*executor.SweepError](err); err != nil && !failed {
 		return nil, err
 	}
-	if prev != nil && prev.Local != nil && prev.Ended == nil && prev.Local.Host == executor.Hostname() && executor.Alive(prev.Local.PID) && prev.Local.PID != os.Getpid() {
+	if prev != nil && prev.Local != nil && prev.Ended == nil && prev.Local.Host == ablations.Hostname() && ablations.Alive(prev.Local.PID) && prev.Local.PID != os.Getpid() {
 		return nil, fmt.Errorf("sweep %s: a local executor (pid %d) is running it; `mmablate sweep cancel %s` first", dir, prev.Local.PID, dir)
 	}
 	var cells [][]string
@@ -223,13 +223,9 @@ func cellsOf(script string) ([]string, error) {
 // done takes its task's state, and a task that failed, was cancelled or
 // killed gives the reason when the cell could not write one.
 func (e *Executor) Status(ctx context.Context, d *ablations.Dir) ([]executor.CellStatus, error) {
-	out := make([]executor.CellStatus, 0, len(d.Manifest.Cells))
-	for _, c := range d.Manifest.Cells {
-		st, err := executor.DiskStatus(d, c)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, st)
+	out, err := executor.DiskStatuses(d)
+	if err != nil {
+		return nil, err
 	}
 	rec, err := executor.ReadRecord(d)
 	if err != nil || rec == nil || rec.Slurm == nil {

@@ -175,7 +175,7 @@ func TestReconcileSettlesAKilledTask(t *testing.T) {
 	if err := executor.WriteRecord(d, executor.Record{Executor: "slurm", Slurm: &executor.SlurmRecord{JobID: "42", Script: script}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.MarkRunning(cells[1].ID, ablations.RunningInfo{PID: 1 << 30, Host: executor.Hostname(), SlurmJob: "42_0"}); err != nil {
+	if err := d.MarkRunning(cells[1].ID, ablations.RunningInfo{PID: 1 << 30, Host: ablations.Hostname(), SlurmJob: "42_0"}); err != nil {
 		t.Fatal(err)
 	}
 	r := &fakeRunner{replies: map[string]reply{"scontrol show job -o 42": {out: "" +
