@@ -1,13 +1,11 @@
 package ablations
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -19,6 +17,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/mmablate/mmablate/experiments"
+	"github.com/mmablate/mmablate/internal/boundedfile"
 )
 
 // Sweep is a parsed, validated and expanded sweep file.
@@ -141,19 +140,7 @@ func readBounded(path string) ([]byte, error) {
 	} else if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s: not a regular file", path)
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var buf bytes.Buffer
-	if _, err := buf.ReadFrom(io.LimitReader(f, maxSweepBytes+1)); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if buf.Len() > maxSweepBytes {
-		return nil, fmt.Errorf("%s: larger than %d bytes", path, maxSweepBytes)
-	}
-	return buf.Bytes(), nil
+	return boundedfile.Read(path, maxSweepBytes)
 }
 
 // Parse is Load on bytes: name labels errors, baseDir (absolute) is where

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/mmablate/mmablate/internal/atomicfile"
+	"github.com/mmablate/mmablate/internal/boundedfile"
 	"github.com/mmablate/mmablate/mixer"
 	"github.com/mmablate/mmablate/models"
 )
@@ -177,7 +178,7 @@ var errOtherConfig = errors.New("checkpoint of another config")
 
 func readCheckpointState(dir string, step int, configHash string) (*checkpointState, error) {
 	path := filepath.Join(dir, stateFile(step))
-	b, err := readBounded(path, maxStateBytes)
+	b, err := boundedfile.Read(path, maxStateBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -268,22 +269,6 @@ func fileSHA256(path string) (string, error) {
 		return "", fmt.Errorf("%s: %w", path, err)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-func readBounded(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("%s: larger than %d bytes", path, limit)
-	}
-	return b, nil
 }
 
 // writeFileAtomic writes b through internal/atomicfile, calling

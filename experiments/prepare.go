@@ -16,6 +16,7 @@ import (
 	"github.com/mmablate/mmablate/data/layouts"
 	"github.com/mmablate/mmablate/data/shapes"
 	"github.com/mmablate/mmablate/data/tokenizer"
+	"github.com/mmablate/mmablate/internal/boundedfile"
 )
 
 // prepareShapes generates the shapes world into shapes.dir when it is set
@@ -64,7 +65,7 @@ func prepareTokenizer(ctx context.Context, cfg Config, log *slog.Logger) ([]byte
 		return nil, fmt.Errorf("tokenizer.path: %w", err)
 	}
 	defer unlock()
-	b, err := readBounded(path, maxTokenizerBytes)
+	b, err := boundedfile.Read(path, maxTokenizerBytes)
 	if err == nil {
 		return b, nil
 	}

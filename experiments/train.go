@@ -19,6 +19,7 @@ import (
 	"github.com/mmablate/mmablate/data/stream"
 	"github.com/mmablate/mmablate/data/tokenizer"
 	"github.com/mmablate/mmablate/experiments/eval"
+	"github.com/mmablate/mmablate/internal/boundedfile"
 	"github.com/mmablate/mmablate/mixer"
 	"github.com/mmablate/mmablate/models"
 	"github.com/mmablate/mmablate/models/engine"
@@ -125,7 +126,7 @@ func Resume(ctx context.Context, dir string, opts Options) error {
 		return fmt.Errorf("resume: %w", err)
 	}
 	tokPath := filepath.Join(dir, TokenizerFile)
-	tokBytes, err := readBounded(tokPath, maxTokenizerBytes)
+	tokBytes, err := boundedfile.Read(tokPath, maxTokenizerBytes)
 	if err != nil {
 		return fmt.Errorf("resume: %w", err)
 	}

@@ -19,6 +19,8 @@ import (
 	"syscall"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/mmablate/mmablate/internal/boundedfile"
 )
 
 // Files of a sweep directory (see the sweep-directory contract in the
@@ -366,7 +368,7 @@ func (l *loader) load(ctx context.Context) (*Sweep, error) {
 		return nil, fmt.Errorf("%s: not a directory", l.dir)
 	}
 	path := filepath.Join(l.dir, sweepJSONFile)
-	b, err := readLimited(path, maxSweepJSONBytes)
+	b, err := boundedfile.Read(path, maxSweepJSONBytes)
 	if errors.Is(err, fs.ErrNotExist) {
 		if _, serr := os.Stat(filepath.Join(l.dir, metricsFile)); serr == nil {
 			return nil, fmt.Errorf("%s: %w; it looks like the run directory of one cell (it has metrics.jsonl)", l.dir, ErrNotSweep)
@@ -453,7 +455,7 @@ func parseSweepJSON(b []byte) (*sweepJSON, error) {
 func (l *loader) readSettings() {
 	l.sw.SweepYAML = l.readText(sweepYAMLFile, false)
 	if base := baseConfigPath(l.sw.SweepYAML, l.sw.File); base != "" {
-		b, err := readLimited(base, maxSmallFileBytes)
+		b, err := boundedfile.Read(base, maxSmallFileBytes)
 		if err != nil {
 			// The sweep may have been run on another machine: worth a note,
 			// not a warning.
@@ -715,7 +717,7 @@ func parseMetricsLine(line []byte) (LossPoint, error) {
 
 // readEval reads a done cell's eval.json into its scores.
 func (l *loader) readEval(c *Cell, rel string) {
-	b, err := readLimited(filepath.Join(l.dir, rel), maxEvalBytes)
+	b, err := boundedfile.Read(filepath.Join(l.dir, rel), maxEvalBytes)
 	if err != nil {
 		l.problem(rel, 0, "no evaluation results, the cell has no scores: "+errText(err))
 		return
@@ -768,7 +770,7 @@ func parseEval(b []byte) ([]Score, float64, error) {
 // readText reads a small text file of the sweep directory; a missing file
 // gives "" and, unless optional, a Problem.
 func (l *loader) readText(rel string, optional bool) string {
-	b, err := readLimited(filepath.Join(l.dir, rel), maxSmallFileBytes)
+	b, err := boundedfile.Read(filepath.Join(l.dir, rel), maxSmallFileBytes)
 	if err != nil {
 		if !optional || !errors.Is(err, fs.ErrNotExist) {
 			l.problem(rel, 0, errText(err))
@@ -820,21 +822,4 @@ func baseConfigPath(sweepYAML, sweepFile string) string {
 		p = filepath.Join(filepath.Dir(sweepFile), p)
 	}
 	return p
-}
-
-// readLimited reads a file whole, refusing one over limit bytes.
-func readLimited(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("%s: larger than %d bytes", path, limit)
-	}
-	return b, nil
 }

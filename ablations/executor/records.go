@@ -4,15 +4,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/mmablate/mmablate/ablations"
 	"github.com/mmablate/mmablate/internal/atomicfile"
+	"github.com/mmablate/mmablate/internal/boundedfile"
 )
 
 // Record is executor.json: what ran the sweep last.
@@ -47,20 +46,12 @@ const maxRecordBytes = 1 << 20
 // ReadRecord reads DIR/executor.json; nil when no executor has run the sweep.
 func ReadRecord(d *ablations.Dir) (*Record, error) {
 	path := filepath.Join(d.Path, ablations.ExecutorFile)
-	f, err := os.Open(path)
+	b, err := boundedfile.Read(path, maxRecordBytes)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxRecordBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if len(b) > maxRecordBytes {
-		return nil, fmt.Errorf("%s: larger than %d bytes", path, maxRecordBytes)
 	}
 	var r Record
 	if err := json.Unmarshal(b, &r); err != nil {

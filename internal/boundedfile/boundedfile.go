@@ -1,0 +1,32 @@
+// Package boundedfile reads small files whole (configs, records, JSON
+// results) without trusting their size: a file over the caller's limit is
+// refused rather than read into memory. It is shared by the run, sweep and
+// report readers, which must not import each other.
+package boundedfile
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+// Read returns the bytes of the file at path, or an error naming path when
+// it holds more than limit bytes. It reads at most limit+1 bytes, so a huge
+// or endless file (/dev/zero) costs no more than that. An error
+// opening the file is returned as os.Open gives it, so callers can test
+// errors.Is(err, fs.ErrNotExist).
+func Read(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s: larger than %d bytes", path, limit)
+	}
+	return b, nil
+}
