@@ -3,7 +3,6 @@ package executor_test
 import (
 	"context"
 	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,14 +15,12 @@ import (
 	"github.com/mmablate/mmablate/experiments"
 )
 
-func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-
 func TestRunCellRecords(t *testing.T) {
 	ctx := context.Background()
 	d := executortest.WriteSweep(t, t.TempDir(), "records", []executortest.Cell{
 		{Name: "busy", Config: "a"}, {Name: "done", Config: "b"}, {Name: "bad", Config: "train: {steps: -1}\n"}})
 	busy, done, bad := d.Manifest.Cells[0].ID, d.Manifest.Cells[1].ID, d.Manifest.Cells[2].ID
-	opts := executor.RunCellOptions{Executor: "local", Log: quiet()}
+	opts := executor.RunCellOptions{Executor: "local", Log: executortest.Quiet()}
 
 	// A live process here runs the cell: refused, its records untouched.
 	sleep := exec.Command("sleep", "60")

@@ -5,8 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,33 +21,11 @@ import (
 // world is the shapes world every test cell shares, made by the first cell.
 var world string
 
-func TestMain(m *testing.M) {
-	executortest.MaybeRunCell()
-	dir, err := os.MkdirTemp("", "local-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	world = filepath.Join(dir, "shapes")
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+func TestMain(m *testing.M) { executortest.Main(m, &world) }
 
 // testExecutor runs cells in this test binary, with env added.
 func testExecutor(parallel int, env ...string) *Executor {
-	return &Executor{
-		Parallel: parallel,
-		Workers:  1,
-		Log:      quiet(),
-		Command: func(dir, id string, workers int) (*exec.Cmd, error) {
-			cmd := exec.Command(os.Args[0], executortest.Args(dir, id, workers)...)
-			cmd.Env = append(append(os.Environ(), executortest.HelperEnv+"=1"), env...)
-			return cmd, nil
-		},
-	}
+	return &Executor{Parallel: parallel, Workers: 1, Log: executortest.Quiet(), Command: executortest.Command(env...)}
 }
 
 func readFile(t *testing.T, path string) []byte {
@@ -213,7 +189,7 @@ func TestCancelSignalsLocalProcesses(t *testing.T) {
 	if err := testExecutor(1).Run(context.Background(), d); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("already being run by pid %d", exe.Process.Pid)) {
 		t.Errorf("a second executor on the sweep: err = %v", err)
 	}
-	if err := (&Executor{Log: quiet()}).Cancel(context.Background(), d); err != nil {
+	if err := (&Executor{Log: executortest.Quiet()}).Cancel(context.Background(), d); err != nil {
 		t.Fatal(err)
 	}
 	for _, cmd := range []*exec.Cmd{exe, cell} {

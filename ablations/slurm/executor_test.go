@@ -5,11 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
-	"fmt"
-	"io"
-	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -26,21 +22,8 @@ import (
 // world is the shapes world the sweep tests' cells share.
 var world string
 
-func TestMain(m *testing.M) {
-	// Slurm's tasks run this binary as `run-cell` (see testCommand).
-	executortest.MaybeRunCell()
-	dir, err := os.MkdirTemp("", "slurm-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	world = filepath.Join(dir, "shapes")
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+// Slurm's tasks run this binary as `run-cell` (see testCommand).
+func TestMain(m *testing.M) { executortest.Main(m, &world) }
 
 // testCommand makes Slurm's tasks run this test binary as run-cell: sbatch
 // passes the submitting process's environment on to the tasks.
@@ -73,12 +56,12 @@ func TestSweepOnLocalCluster(t *testing.T) {
 	ref := executortest.WriteSweep(t, t.TempDir(), "local-reference", cells[:2])
 	// The reference runs with the threads the Slurm tasks get: one worker
 	// each (cpus_per_task 1), so the bytes must match.
-	loc := &local.Executor{Parallel: 2, Workers: 1, Log: quiet(), Command: localCommand}
+	loc := &local.Executor{Parallel: 2, Workers: 1, Log: executortest.Quiet(), Command: executortest.Command()}
 	if err := loc.Run(ctx, ref); err != nil {
 		t.Fatal(err)
 	}
 
-	e := &Executor{Client: NewClient(ExecRunner{}), Command: testCommand(t), Poll: 250 * time.Millisecond, Log: quiet(),
+	e := &Executor{Client: NewClient(ExecRunner{}), Command: testCommand(t), Poll: 250 * time.Millisecond, Log: executortest.Quiet(),
 		Resources: ablations.SlurmResources{CPUsPerTask: 1, MaxParallel: 3, Time: "00:05:00"}}
 	rec, err := e.Submit(ctx, d)
 	if err != nil {
@@ -141,13 +124,6 @@ func TestSweepOnLocalCluster(t *testing.T) {
 			t.Errorf("%s: cell.log lacks the slurm task's header:\n%s", c.Name, b)
 		}
 	}
-}
-
-// localCommand runs cells in this test binary for the local executor.
-func localCommand(dir, id string, workers int) (*exec.Cmd, error) {
-	cmd := exec.Command(os.Args[0], executortest.Args(dir, id, workers)...)
-	cmd.Env = append(os.Environ(), executortest.HelperEnv+"=1")
-	return cmd, nil
 }
 
 // waitRunning waits until cell id's RUNNING names a process that has begun

@@ -41,7 +41,7 @@ func TestSubmitSweep(t *testing.T) {
 	c := NewClient(r)
 	c.JobCompPath = filepath.Join(t.TempDir(), "absent.txt")
 	e := &Executor{Client: c, Command: []string{"/bin/mmablate", "sweep", "run-cell"}, Report: []string{"/bin/mmablate", "report", d.Path},
-		Resources: ablations.SlurmResources{CPUsPerTask: 2, MaxParallel: 2, Mem: "4G", Partition: "debug"}, Log: quiet()}
+		Resources: ablations.SlurmResources{CPUsPerTask: 2, MaxParallel: 2, Mem: "4G", Partition: "debug"}, Log: executortest.Quiet()}
 	rec, err := e.Submit(context.Background(), d)
 	if err != nil {
 		t.Fatal(err)
@@ -84,7 +84,7 @@ func TestSubmitNothingToDo(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := &fakeRunner{}
-	rec, err := (&Executor{Client: NewClient(r), Log: quiet()}).Submit(context.Background(), d)
+	rec, err := (&Executor{Client: NewClient(r), Log: executortest.Quiet()}).Submit(context.Background(), d)
 	if rec != nil || err != nil || len(r.calls) != 0 {
 		t.Errorf("got %+v, %v, calls %q; want nothing submitted", rec, err, r.calls)
 	}
@@ -93,13 +93,13 @@ func TestSubmitNothingToDo(t *testing.T) {
 func TestSubmitErrorsSayWhatToDo(t *testing.T) {
 	d := fakeSweep(t)
 	t.Setenv("PATH", t.TempDir())
-	_, err := (&Executor{Client: NewClient(ExecRunner{}), Command: []string{"mmablate"}, Log: quiet()}).Submit(context.Background(), d)
+	_, err := (&Executor{Client: NewClient(ExecRunner{}), Command: []string{"mmablate"}, Log: executortest.Quiet()}).Submit(context.Background(), d)
 	if want := "sbatch not found in PATH: install slurm-client or run scripts/slurm-local.sh start; or use --executor local"; err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("no sbatch: err = %v, want %q", err, want)
 	}
 	script := filepath.Join(d.Path, "slurm", "cells-2.sbatch") // cells-1 was written above
 	r := &fakeRunner{replies: map[string]reply{"sbatch --parsable " + script: {stderr: "sbatch: error: Batch job submission failed: Unable to contact slurm controller (connect failure)\n"}}}
-	_, err = (&Executor{Client: NewClient(r), Command: []string{"mmablate"}, Log: quiet()}).Submit(context.Background(), d)
+	_, err = (&Executor{Client: NewClient(r), Command: []string{"mmablate"}, Log: executortest.Quiet()}).Submit(context.Background(), d)
 	if err == nil || !strings.Contains(err.Error(), "Unable to contact slurm controller") || !strings.Contains(err.Error(), "is slurmctld running") {
 		t.Errorf("controller down: err = %v", err)
 	}
@@ -139,7 +139,7 @@ func TestMergeTaskState(t *testing.T) {
 func TestCancelSweep(t *testing.T) {
 	d := fakeSweep(t)
 	r := &fakeRunner{replies: map[string]reply{"scancel 42": {}, "scancel 43": {}}}
-	e := &Executor{Client: NewClient(r), Log: quiet()}
+	e := &Executor{Client: NewClient(r), Log: executortest.Quiet()}
 	if err := e.Cancel(context.Background(), d); err == nil || !strings.Contains(err.Error(), "was not submitted to Slurm") {
 		t.Errorf("never submitted: err = %v", err)
 	}
@@ -183,7 +183,7 @@ func TestReconcileSettlesAKilledTask(t *testing.T) {
 		"JobId=42 ArrayJobId=42 ArrayTaskId=1 JobState=RUNNING Reason=None ExitCode=0:0\n"}}}
 	c := NewClient(r)
 	c.JobCompPath = filepath.Join(t.TempDir(), "absent.txt")
-	e := &Executor{Client: c, Log: quiet()}
+	e := &Executor{Client: c, Log: executortest.Quiet()}
 	if _, busy, err := e.Reconcile(context.Background(), d); !busy || err != nil {
 		t.Fatalf("task 1 running: busy %v, err %v", busy, err)
 	}

@@ -10,7 +10,10 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
@@ -156,6 +159,35 @@ func MaybeRunCell() {
 		InterruptExit: *requeue, LogToCell: *exec == "slurm"}, os.Stderr)
 	stop()
 	os.Exit(code)
+}
+
+// Main is the TestMain of an executor test package: MaybeRunCell, then
+// the tests with *world set to a shapes world directory (made by the first
+// cell that needs it) in a temporary directory removed afterwards.
+func Main(m *testing.M, world *string) {
+	MaybeRunCell()
+	dir, err := os.MkdirTemp("", "executortest-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	*world = filepath.Join(dir, "shapes")
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// Quiet is a logger that drops everything, for executors under test.
+func Quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// Command is a local executor's Command that runs each cell in this test
+// binary (see MaybeRunCell), with env added to its environment.
+func Command(env ...string) func(dir, id string, workers int) (*exec.Cmd, error) {
+	return func(dir, id string, workers int) (*exec.Cmd, error) {
+		cmd := exec.Command(os.Args[0], Args(dir, id, workers)...)
+		cmd.Env = append(append(os.Environ(), HelperEnv+"=1"), env...)
+		return cmd, nil
+	}
 }
 
 // Args returns the helper's arguments for one cell, as the local executor's
