@@ -282,21 +282,10 @@ func benchWorker(out io.Writer, c string, threads, steps, warmup int) error {
 	}
 	defer m.Close()
 	b := models.SyntheticBatch(cfg, benchBatch, benchSeq, c == "images", 1)
-	var loss float64
-	for range warmup {
-		if _, err := m.Step(b, benchLR); err != nil {
-			return err
-		}
+	sec, loss, err := timeSteps(m, b, warmup, steps, nil)
+	if err != nil {
+		return err
 	}
-	start := time.Now()
-	for range steps {
-		st, err := m.Step(b, benchLR)
-		if err != nil {
-			return err
-		}
-		loss = st.Loss
-	}
-	sec := time.Since(start).Seconds()
 	fwd, bwd := m.FLOPs(b.NumImages)
 	r := benchResult{Case: c, Impl: "go", Threads: threads, Steps: steps,
 		StepsPerS:  float64(steps) / sec,
@@ -304,6 +293,31 @@ func benchWorker(out io.Writer, c string, threads, steps, warmup int) error {
 		GFLOPs:     float64(fwd+bwd) * float64(steps) / sec / 1e9,
 		Loss:       loss}
 	return json.NewEncoder(out).Encode(r)
+}
+
+// timeSteps runs warmup untimed training steps on b, then times steps more
+// and returns their seconds and the last step's loss. sync, when not nil,
+// waits for work queued on a device before the clock stops.
+func timeSteps(m *models.Model, b *models.Batch, warmup, steps int, sync func() error) (sec, loss float64, err error) {
+	for range warmup {
+		if _, err := m.Step(b, benchLR); err != nil {
+			return 0, 0, err
+		}
+	}
+	start := time.Now()
+	for range steps {
+		st, err := m.Step(b, benchLR) // reads the loss back: on a device, one sync per step, as PyTorch's .item()
+		if err != nil {
+			return 0, 0, err
+		}
+		loss = st.Loss
+	}
+	if sync != nil {
+		if err := sync(); err != nil {
+			return 0, 0, err
+		}
+	}
+	return time.Since(start).Seconds(), loss, nil
 }
 
 // benchLargestMatmul times the case's largest forward product (by FLOPs)

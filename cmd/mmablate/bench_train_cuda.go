@@ -69,24 +69,10 @@ func runBenchTrainCUDA(ctx context.Context, out io.Writer, peer, python, ref str
 	}
 	b := models.SyntheticBatch(cfg, batch, seq, false, 1)
 	var results []gpuBenchResult
-	var loss float64
-	for range warmup {
-		if _, err := m.Step(b, benchLR); err != nil {
-			return err
-		}
-	}
-	start := time.Now()
-	for range steps {
-		st, err := m.Step(b, benchLR) // reads the loss back: one sync per step, as the peer's .item()
-		if err != nil {
-			return err
-		}
-		loss = st.Loss
-	}
-	if err := tr.Device().Sync(); err != nil {
+	sec, loss, err := timeSteps(m, b, warmup, steps, tr.Device().Sync)
+	if err != nil {
 		return err
 	}
-	sec := time.Since(start).Seconds()
 	dev := tr.Device()
 	results = append(results, gpuResult(fmt.Sprintf("go cuda %s", prec), dev.Name, steps, sec, batch*seq, flop, loss))
 	results[0].Note = fmt.Sprintf("%s, NVRTC compile %v", dev.SM, dev.Compile.Round(time.Millisecond))
