@@ -168,40 +168,31 @@ Flags:
 // slurmFlags are run's flags that only the Slurm executor reads.
 var slurmFlags = []string{"partition", "time", "mem", "cpus-per-task", "gres", "max-parallel", "account", "qos", "report", "wait"}
 
+// override sets *dst to v when the user gave the flag name.
+func override[T any](set func(name string) bool, name string, dst *T, v T) {
+	if set(name) {
+		*dst = v
+	}
+}
+
 // newSlurmExecutor applies the flags the user set over the sweep file's
 // slurm: section r; dir is the sweep directory, for the report job.
 func newSlurmExecutor(cmd *cobra.Command, r, flags ablations.SlurmResources, report bool, dir string) (*slurm.Executor, error) {
 	set := cmd.Flags().Changed
-	if set("partition") {
-		r.Partition = flags.Partition
+	if set("cpus-per-task") && flags.CPUsPerTask < 1 {
+		return nil, usagef("--cpus-per-task %d: want at least 1", flags.CPUsPerTask)
 	}
-	if set("time") {
-		r.Time = flags.Time
+	if set("max-parallel") && flags.MaxParallel < 0 {
+		return nil, usagef("--max-parallel %d: want 0 (no cap) or more", flags.MaxParallel)
 	}
-	if set("mem") {
-		r.Mem = flags.Mem
-	}
-	if set("cpus-per-task") {
-		if flags.CPUsPerTask < 1 {
-			return nil, usagef("--cpus-per-task %d: want at least 1", flags.CPUsPerTask)
-		}
-		r.CPUsPerTask = flags.CPUsPerTask
-	}
-	if set("gres") {
-		r.Gres = flags.Gres
-	}
-	if set("max-parallel") {
-		if flags.MaxParallel < 0 {
-			return nil, usagef("--max-parallel %d: want 0 (no cap) or more", flags.MaxParallel)
-		}
-		r.MaxParallel = flags.MaxParallel
-	}
-	if set("account") {
-		r.Account = flags.Account
-	}
-	if set("qos") {
-		r.QOS = flags.QOS
-	}
+	override(set, "partition", &r.Partition, flags.Partition)
+	override(set, "time", &r.Time, flags.Time)
+	override(set, "mem", &r.Mem, flags.Mem)
+	override(set, "cpus-per-task", &r.CPUsPerTask, flags.CPUsPerTask)
+	override(set, "gres", &r.Gres, flags.Gres)
+	override(set, "max-parallel", &r.MaxParallel, flags.MaxParallel)
+	override(set, "account", &r.Account, flags.Account)
+	override(set, "qos", &r.QOS, flags.QOS)
 	e := &slurm.Executor{Client: slurm.NewClient(slurm.ExecRunner{}), Resources: r, Log: slog.Default()}
 	if report {
 		exe, err := os.Executable()

@@ -140,6 +140,7 @@ func TestSweepRunUsage(t *testing.T) {
 		{[]string{"sweep", "run", "x.yaml", "--executor", "slurm", "--parallel", "2"}, "--parallel is for --executor local"},
 		{[]string{"sweep", "run"}, "takes 1 argument(s), got 0"},
 		{[]string{"sweep", "run", sweep, "--executor", "slurm", "--cpus-per-task", "0", "--out", filepath.Join(dir, "never")}, "--cpus-per-task 0: want at least 1"},
+		{[]string{"sweep", "run", sweep, "--executor", "slurm", "--max-parallel", "-1", "--out", filepath.Join(dir, "never")}, "--max-parallel -1: want 0 (no cap) or more"},
 		{[]string{"sweep", "status"}, "takes 1 argument(s), got 0"},
 		{[]string{"sweep", "run-cell", dir, "abc", "--workers", "-1"}, "--workers -1: want at least 1"},
 		{[]string{"sweep", "run-cell", dir, "abc", "--executor", "pbs"}, `--executor "pbs": want local or slurm`},
