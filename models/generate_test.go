@@ -497,8 +497,14 @@ func TestGenerateStepDoesNotAllocate(t *testing.T) {
 }
 
 func benchGenerator(b *testing.B) (*Generator, []Prompt) {
-	const batch, promptLen, maxNew = 8, 64, 64
-	cfg := Config{Decoder: DefaultDecoderConfig()}
+	return newBenchGenerator(b, Config{Decoder: DefaultDecoderConfig()}, 8)
+}
+
+// newBenchGenerator is a generator for cfg with 2 workers, room for batch
+// seeded random prompts of 64 tokens and 64 new tokens each, and the
+// prompts.
+func newBenchGenerator(b *testing.B, cfg Config, batch int) (*Generator, []Prompt) {
+	const promptLen, maxNew = 64, 64
 	m, err := New(cfg, 1, 128, Options{Seed: 1, Workers: 2})
 	if err != nil {
 		b.Fatal(err)
@@ -526,6 +532,12 @@ func benchGenerator(b *testing.B) (*Generator, []Prompt) {
 //	go test -run '^$' -bench 'Decode|Prefill' -benchtime 5x ./models/
 func BenchmarkDecode(b *testing.B) {
 	g, prompts := benchGenerator(b)
+	benchDecode(b, g, prompts)
+}
+
+// benchDecode times greedy decoding of prompts to the end, the Steps but
+// not the Prefill, and reports decoded tokens/s.
+func benchDecode(b *testing.B, g *Generator, prompts []Prompt) {
 	tokens := 0
 	for b.Loop() {
 		b.StopTimer()

@@ -2,7 +2,6 @@ package models
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"testing"
 
 	"github.com/mmablate/mmablate/models/ifprune"
@@ -12,24 +11,10 @@ import (
 // text decoder, prompts of 64 tokens, 64 new tokens, 2 workers) for batch
 // prompts, with the FFN pruned to `active` of its 704 channels (0: dense).
 func prunedBenchGenerator(b *testing.B, mode string, active float64, batch int) (*Generator, []Prompt) {
-	const promptLen, maxNew = 64, 64
 	cfg := Config{Decoder: DefaultDecoderConfig()}
 	cfg.Decoder.FFNPruning, cfg.Decoder.FFNActive = mode, active
-	m, err := New(cfg, 1, 128, Options{Seed: 1, Workers: 2})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(m.Close)
-	g, err := NewGenerator(m, batch, promptLen+maxNew, -1)
-	if err != nil {
-		b.Fatal(err)
-	}
-	rng := rand.New(rand.NewPCG(1, 1))
-	prompts := make([]Prompt, batch)
+	g, prompts := newBenchGenerator(b, cfg, batch)
 	for i := range prompts {
-		for range promptLen {
-			prompts[i].Tokens = append(prompts[i].Tokens, rng.Int32N(int32(cfg.Decoder.Vocab)))
-		}
 		prompts[i].Instruction = prompts[i].Tokens[:16]
 	}
 	return g, prompts
@@ -62,28 +47,8 @@ func BenchmarkPrunedDecode(b *testing.B) {
 
 func benchPrunedDecode(b *testing.B, mode string, active float64, batch int) {
 	g, prompts := prunedBenchGenerator(b, mode, active, batch)
-	tokens := 0
-	for b.Loop() {
-		b.StopTimer()
-		if err := g.Prefill(prompts, 64, nil); err != nil {
-			b.Fatal(err)
-		}
-		b.StartTimer()
-		for {
-			n, err := g.Step()
-			if err != nil {
-				b.Fatal(err)
-			}
-			if n == 0 {
-				break
-			}
-		}
-		for r := range prompts {
-			tokens += len(g.Output(r))
-		}
-	}
+	benchDecode(b, g, prompts)
 	d := g.m.Config.Decoder
-	b.ReportMetric(float64(tokens)/b.Elapsed().Seconds(), "decode-tok/s")
 	b.ReportMetric(float64(int64(d.Layers)*ifprune.FLOPs(d.Width, d.ActiveFFN())), "ffn-flop/tok")
 }
 
