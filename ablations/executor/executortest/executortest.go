@@ -181,17 +181,11 @@ func Main(m *testing.M, world *string) {
 func Quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // Command is a local executor's Command that runs each cell in this test
-// binary (see MaybeRunCell), with env added to its environment.
+// binary as run-cell (see MaybeRunCell), with env added to its environment.
 func Command(env ...string) func(dir, id string, workers int) (*exec.Cmd, error) {
 	return func(dir, id string, workers int) (*exec.Cmd, error) {
-		cmd := exec.Command(os.Args[0], Args(dir, id, workers)...)
+		cmd := exec.Command(os.Args[0], "--workers="+strconv.Itoa(workers), "--executor=local", dir, id)
 		cmd.Env = append(append(os.Environ(), HelperEnv+"=1"), env...)
 		return cmd, nil
 	}
-}
-
-// Args returns the helper's arguments for one cell, as the local executor's
-// Command would pass them.
-func Args(dir, id string, workers int) []string {
-	return []string{"--workers=" + strconv.Itoa(workers), "--executor=local", dir, id}
 }
