@@ -13,7 +13,7 @@ import (
 type progress struct {
 	bar         io.Writer // nil: log lines
 	log         *slog.Logger
-	start, last int
+	start       int
 	total       int
 	t0, drawn   time.Time
 	stepTokens  float64 // positions per batch

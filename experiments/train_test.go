@@ -190,18 +190,6 @@ func startTrain(t *testing.T, env []string, args ...string) (*exec.Cmd, <-chan s
 	return cmd, lines
 }
 
-// waitFor polls until cond holds, failing after a while.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 func killAfterLines(t *testing.T, cmd *exec.Cmd, dir string, lines int, sig syscall.Signal) error {
 	t.Helper()
 	done := make(chan error, 1)
