@@ -11,12 +11,12 @@ import (
 // progress reports training progress: a bar redrawn in place on a
 // terminal, or a log line per metrics line otherwise.
 type progress struct {
-	bar         io.Writer // nil: log lines
-	log         *slog.Logger
-	start       int
-	total       int
-	t0, drawn   time.Time
-	stepTokens  float64 // positions per batch
+	bar        io.Writer // nil: log lines
+	log        *slog.Logger
+	start      int
+	total      int
+	t0, drawn  time.Time
+	stepTokens float64 // positions per batch
 }
 
 func newProgress(bar io.Writer, log *slog.Logger, start, total int, stepTokens float64) *progress {
