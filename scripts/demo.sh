@@ -55,14 +55,18 @@ reports=()
 for s in "${sweeps[@]}"; do
   say "sweep $s: $bin sweep run $examples/$s.yaml --out $runs/$s --parallel $parallel"
   # A failed cell makes sweep run exit 1 after the others finish; the report
-  # lists it, so go on and write the report before failing.
+  # lists it, so go on and write the report before failing. A run that
+  # refuses to start (a DIR made from another sweep file) writes no
+  # sweep.json, and there is nothing to report.
   status=0
   "$bin" sweep run "$examples/$s.yaml" --out "$runs/$s" --parallel "$parallel" || status=$?
-  say "report $s: $bin report $runs/$s"
-  "$bin" report "$runs/$s" > "$runs/$s.report.log"
-  reports+=("$runs/$s")
+  if [[ -f $runs/$s/sweep.json ]]; then
+    say "report $s: $bin report $runs/$s"
+    "$bin" report "$runs/$s" > "$runs/$s.report.log"
+    reports+=("$runs/$s")
+  fi
   if (( status != 0 )); then
-    echo "demo: sweep $s had failed cells (exit $status); see $runs/$s/report/report.html" >&2
+    echo "demo: mmablate sweep run $s exited with status $status (see its message above; a report of what finished is in $runs/$s/report/ if it started)" >&2
     exit "$status"
   fi
 done
