@@ -42,13 +42,15 @@ It writes one canonical dataset (shards + manifest.json) per split under
 --out, plus synth.json with the parameters:
 
   captions/              [image, caption], captions from eight templates
-  interleaved/           documents of 2–5 images with text about and between them
+  interleaved/           documents of 2–8 images with text about and between them
   text/                  scene descriptions, short stories, and paragraph chunks
                          of English text (Go's Opticks by default, --text-file)
   eval/caption/query/    [image], 5 reference captions in meta
   eval/caption/support/  few-shot demonstrations, scenes disjoint from query
   eval/vqa/query/        [image, question], 10 annotator answers in meta
   eval/vqa/support/      few-shot demonstrations, scenes disjoint from query
+  instructions/          with --instructions N: [image, task prompt, answer], the
+                         prompt marked as the instruction in meta
 
 The package doc of data/shapes (go doc ./data/shapes) lists each split's
 record layout and meta fields. The same flags give the same bytes, whatever
@@ -69,6 +71,7 @@ Flags:
   --eval-caption N       caption-evaluation queries (default 300)
   --eval-vqa N           VQA queries (default 500)
   --support N            support rows of each evaluation (default 100)
+  --instructions N       instruction-style rows (default 0: no instructions/)
   --max-objects N        most objects in a scene, 1..9 (default 8)
   --tiny-fraction F      probability that an object is tiny (default 0.15)
   --crowded-fraction F   scenes drawn from the top quarter of the count range (default 0.25)
@@ -139,6 +142,7 @@ Example:
 	f.IntVar(&cfg.EvalCaption, "eval-caption", cfg.EvalCaption, "caption-evaluation queries")
 	f.IntVar(&cfg.EvalVQA, "eval-vqa", cfg.EvalVQA, "VQA queries")
 	f.IntVar(&cfg.Support, "support", cfg.Support, "support (few-shot demonstration) rows of each evaluation")
+	f.IntVar(&cfg.Instructions, "instructions", cfg.Instructions, "instruction-style rows in instructions/ (task prompt marked in meta; 0: none)")
 	f.IntVar(&cfg.MaxObjects, "max-objects", cfg.MaxObjects, "most objects in a scene, 1..9")
 	f.Float64Var(&cfg.TinyFraction, "tiny-fraction", cfg.TinyFraction, "probability that an object is tiny (lost at low resolution)")
 	f.Float64Var(&cfg.CrowdedFraction, "crowded-fraction", cfg.CrowdedFraction, "fraction of scenes with a count from the top quarter of 1..max-objects")

@@ -45,6 +45,14 @@ func TestDataSynth(t *testing.T) {
 		"--eval-vqa", "0", "--support", "0", "--no-book", "--text-file", text); err != nil || !strings.Contains(got, "text                        1 rows") {
 		t.Fatalf("--text-file: %v\n%s", err, got)
 	}
+	out3 := filepath.Join(t.TempDir(), "instructions")
+	if got, err := runCLI("data", "synth", "--out", out3, "--scenes", "1", "--docs", "0", "--texts", "0", "--eval-caption", "0",
+		"--eval-vqa", "0", "--support", "0", "--no-book", "--instructions", "5"); err != nil || !strings.Contains(got, "instructions                5 rows") {
+		t.Fatalf("--instructions: %v\n%s", err, got)
+	}
+	if bad, err := shards.Verify(filepath.Join(out3, "instructions")); err != nil || len(bad) > 0 {
+		t.Fatalf("instructions: %v %v", bad, err)
+	}
 }
 
 func TestDataSynthMisuse(t *testing.T) {
