@@ -19,6 +19,7 @@ import (
 
 	"github.com/mmablate/mmablate/experiments"
 	"github.com/mmablate/mmablate/internal/atomicfile"
+	"github.com/mmablate/mmablate/internal/boundedfile"
 )
 
 // Sweep-directory file names.
@@ -158,13 +159,25 @@ func datasets(s *Sweep) []Dataset {
 	out := make([]Dataset, 0, len(paths))
 	for _, p := range paths {
 		d := Dataset{Path: p}
-		if b, err := os.ReadFile(filepath.Join(p, "manifest.json")); err == nil {
-			sum := sha256.Sum256(b)
-			d.ManifestSHA256 = hex.EncodeToString(sum[:])
-		}
+		d.ManifestSHA256 = fileSHA256(filepath.Join(p, "manifest.json"))
 		out = append(out, d)
 	}
 	return out
+}
+
+// fileSHA256 is the hex sha256 of the file at path, streamed so that a
+// large manifest costs no memory; "" when it cannot be read.
+func fileSHA256(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return ""
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // CodeVersion is the VCS revision the binary was built from, "+dirty" when
@@ -202,23 +215,15 @@ var idRE = regexp.MustCompile(`^[0-9a-f]{12}$`)
 // directories are checked, so that no path from the file leaves dir.
 func OpenDir(dir string) (*Dir, error) {
 	path := filepath.Join(dir, ManifestFile)
-	f, err := os.Open(path)
+	b, err := boundedfile.Read(path, maxManifestBytes)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%s: %w (no %s; make one with `mmablate sweep run FILE --out %s`)", dir, ErrNotSweepDir, ManifestFile, dir)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("sweep directory: %w", err)
 	}
-	defer f.Close()
-	var buf bytes.Buffer
-	if _, err := buf.ReadFrom(io.LimitReader(f, maxManifestBytes+1)); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if buf.Len() > maxManifestBytes {
-		return nil, fmt.Errorf("%s: larger than %d bytes", path, maxManifestBytes)
-	}
 	var m Manifest
-	dec := json.NewDecoder(&buf)
+	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&m); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
@@ -376,9 +381,13 @@ func writeJSON(path string, v any) error {
 	return atomicfile.WriteFile(path, append(b, '\n'), 0o644)
 }
 
+// maxRecordBytes bounds a RUNNING or FAILED record: a few short fields, the
+// reason included.
+const maxRecordBytes = 1 << 20
+
 // readJSON decodes path into v; false when there is no such file.
 func readJSON(path string, v any) (bool, error) {
-	b, err := os.ReadFile(path)
+	b, err := boundedfile.Read(path, maxRecordBytes)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}
