@@ -1,6 +1,7 @@
 package reports
 
 import (
+	"cmp"
 	"math"
 	"slices"
 	"strings"
@@ -138,8 +139,9 @@ func Analyse(sw *Sweep) *Analysis {
 	a.Metrics = append(a.Metrics, other...)
 
 	a.groupSettings()
+	overall := a.overall()
 	for _, c := range sw.Cells {
-		if _, _, ok := a.overall()(c); ok {
+		if _, _, ok := overall(c); ok {
 			a.Scored++
 		}
 	}
@@ -167,7 +169,7 @@ func (a *Analysis) groupSettings() {
 		s.Baseline = s.Baseline || c.Baseline
 	}
 	for _, s := range a.Settings {
-		slices.SortStableFunc(s.Cells, func(x, y *Cell) int { return cmpInt64(x.Seed, y.Seed) })
+		slices.SortStableFunc(s.Cells, func(x, y *Cell) int { return cmp.Compare(x.Seed, y.Seed) })
 		if s.Baseline && a.Baseline == nil {
 			a.Baseline = s
 		}
@@ -187,16 +189,6 @@ func (a *Analysis) groupSettings() {
 			}
 		}
 	}
-}
-
-func cmpInt64(x, y int64) int {
-	switch {
-	case x < y:
-		return -1
-	case x > y:
-		return 1
-	}
-	return 0
 }
 
 // average is MM1's average at k shots: the mean of the AvgMetrics on the
