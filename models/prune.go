@@ -72,11 +72,11 @@ func (p *pruner) masked() bool { return p != nil && !p.dense }
 // for instructions of up to max(n, maxSeq) tokens (a generation prompt may
 // be longer than a training row).
 func (p *pruner) build(a *engine.Arena[float32], n, maxSeq int) {
+	if p.dense {
+		return // the predictor never runs: no buffers to hold
+	}
 	p.pred.Build(max(n, maxSeq), n)
 	p.idx = make([]int, p.F)
-	if p.dense {
-		return
-	}
 	G := n
 	if p.static {
 		G = 1
