@@ -40,10 +40,11 @@ func (m *Model) placeholders(b *Batch) ([]int, error) {
 	}
 	n := b.B * b.T
 	for _, f := range []struct {
-		name string
-		len  int
-	}{{"Tokens", len(b.Tokens)}, {"Targets", len(b.Targets)}, {"LossMask", len(b.LossMask)}, {"Pos", len(b.Pos)}, {"DocIDs", len(b.DocIDs)}, {"Instruction", len(b.Instruction)}} {
-		if f.len != n && (f.name != "Instruction" || f.len != 0) {
+		name     string
+		len      int
+		optional bool // may be empty
+	}{{"Tokens", len(b.Tokens), false}, {"Targets", len(b.Targets), false}, {"LossMask", len(b.LossMask), false}, {"Pos", len(b.Pos), false}, {"DocIDs", len(b.DocIDs), false}, {"Instruction", len(b.Instruction), true}} {
+		if f.len != n && !(f.optional && f.len == 0) {
 			return nil, fmt.Errorf("batch %s has %d entries, want B·T = %d", f.name, f.len, n)
 		}
 	}
