@@ -280,6 +280,11 @@ func (c Config) Validate() error {
 		if c.Model.Vision != nil {
 			bad("device", "cuda: only text-only models (no model.vision) train on the GPU so far")
 		}
+		// Checked here, not only by models.SetAccelerator, so that the run
+		// fails before generating data and training a tokenizer.
+		if c.Model.Decoder.Pruned() {
+			bad("device", "cuda: model.decoder.ffn_pruning %s trains on the CPU engine only", c.Model.Decoder.FFNPruning)
+		}
 	default:
 		bad("device", "%q: want cpu or cuda", c.Device)
 	}

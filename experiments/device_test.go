@@ -12,19 +12,23 @@ func TestValidateDevice(t *testing.T) {
 		device, precision string
 		vision            bool
 		bad               string // key the error must name; "" = neither key
+		pruning           string // model.decoder.ffn_pruning
 	}{
-		{"cpu", "", true, ""},
-		{"cpu", "fp32", true, ""},
-		{"cpu", "bf16", true, "precision"},
-		{"cuda", "", false, ""},
-		{"cuda", "bf16", false, ""},
-		{"cuda", "tf32", false, ""},
-		{"cuda", "fp16", false, "precision"},
-		{"cuda", "", true, "device"},
-		{"tpu", "", false, "device"},
+		{"cpu", "", true, "", ""},
+		{"cpu", "fp32", true, "", ""},
+		{"cpu", "bf16", true, "precision", ""},
+		{"cuda", "", false, "", ""},
+		{"cuda", "bf16", false, "", ""},
+		{"cuda", "tf32", false, "", ""},
+		{"cuda", "fp16", false, "precision", ""},
+		{"cuda", "", true, "device", ""},
+		{"cuda", "", false, "device", "static"},
+		{"cpu", "", true, "", "instruction"},
+		{"tpu", "", false, "device", ""},
 	} {
 		c := Default()
 		c.Device, c.Precision = tc.device, tc.precision
+		c.Model.Decoder.FFNPruning = tc.pruning
 		if !tc.vision {
 			c.Model.Vision, c.Model.Connector = nil, nil
 		}
