@@ -78,17 +78,16 @@ func (p *parser) expand(s *Sweep) {
 		for _, m := range p.exclude {
 			excluded = excluded || m.matches(&info)
 		}
+		sets := make([]string, 0, len(overrides)+1)
+		for _, o := range overrides {
+			sets = append(sets, o.key+"="+o.value)
+		}
 		for _, seed := range s.Seeds {
 			if excluded || len(seen) >= maxCellErrors {
 				break
 			}
 			c := Cell{CellInfo: CellInfo{Name: strings.Join(append(parts, "seed="+strconv.Itoa(seed)), ","), Axes: axes, Seed: seed}}
-			sets := make([]string, 0, len(overrides)+1)
-			for _, o := range overrides {
-				sets = append(sets, o.key+"="+o.value)
-			}
-			sets = append(sets, "seed="+strconv.Itoa(seed))
-			cfg, err := experiments.Parse(p.baseBytes, p.baseName, p.baseDir, sets)
+			cfg, err := experiments.Parse(p.baseBytes, p.baseName, p.baseDir, append(sets, "seed="+strconv.Itoa(seed)))
 			if err != nil {
 				p.cellErrors(c.Name, overrides, err, seen)
 				continue
