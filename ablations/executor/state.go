@@ -111,25 +111,35 @@ const tailBytes = 8 << 10
 // zero Progress when there is none yet. A line being written (no newline
 // yet, or cut short) is passed over for the one before it.
 func ReadProgress(runDir string) (Progress, error) {
-	path := filepath.Join(runDir, experiments.MetricsFile)
-	f, err := os.Open(path)
+	buf, err := Tail(filepath.Join(runDir, experiments.MetricsFile), tailBytes)
 	if errors.Is(err, fs.ErrNotExist) {
 		return Progress{}, nil
 	}
 	if err != nil {
 		return Progress{}, err
 	}
+	return lastProgress(buf), nil
+}
+
+// Tail is the last n bytes of the file at path (all of it when shorter),
+// so that a long log or metrics file costs no more than n to look into.
+// An error opening the file is returned as os.Open gives it.
+func Tail(path string, n int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
 	defer f.Close()
 	end, err := f.Seek(0, io.SeekEnd)
 	if err != nil {
-		return Progress{}, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	start := max(0, end-tailBytes)
+	start := max(0, end-n)
 	buf := make([]byte, end-start)
 	if _, err := f.ReadAt(buf, start); err != nil && !errors.Is(err, io.EOF) {
-		return Progress{}, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return lastProgress(buf), nil
+	return buf, nil
 }
 
 // lastProgress parses the last complete, well-formed line of b.

@@ -285,7 +285,7 @@ func (e *Executor) command(dir, id string, workers int) (*exec.Cmd, error) {
 
 // panicLine finds the last "panic: …" line in the tail of a cell's log.
 func panicLine(path string) string {
-	b, err := tail(path, 64<<10)
+	b, err := executor.Tail(path, 64<<10)
 	if err != nil {
 		return ""
 	}
@@ -296,20 +296,4 @@ func panicLine(path string) string {
 		}
 	}
 	return ""
-}
-
-func tail(path string, n int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	off := max(0, st.Size()-n)
-	b := make([]byte, st.Size()-off)
-	_, err = f.ReadAt(b, off)
-	return b, err
 }
