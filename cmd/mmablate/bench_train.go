@@ -187,19 +187,10 @@ func runBenchTrain(ctx context.Context, out io.Writer, peer, python, ref string,
 	}
 	var cfgPath string
 	if peer != "" {
-		tmp, err := os.CreateTemp("", "mmablate-bench-*.json")
-		if err != nil {
+		if cfgPath, err = writePeerConfig(models.DefaultConfig()); err != nil {
 			return err
 		}
-		defer os.Remove(tmp.Name())
-		if err := json.NewEncoder(tmp).Encode(models.DefaultConfig()); err != nil {
-			tmp.Close()
-			return err
-		}
-		if err := tmp.Close(); err != nil {
-			return err
-		}
-		cfgPath = tmp.Name()
+		defer os.Remove(cfgPath)
 	}
 	rep := benchReport{Threads: threads, BLAS: engine.BLASName(), Core: blasCore(), Ratios: map[string]float64{}}
 	common := []string{"--threads", fmt.Sprint(threads), "--steps", fmt.Sprint(steps), "--warmup", fmt.Sprint(warmup)}
@@ -240,6 +231,24 @@ func runBenchTrain(ctx context.Context, out io.Writer, peer, python, ref string,
 		return enc.Encode(rep)
 	}
 	return printBenchReport(out, rep)
+}
+
+// writePeerConfig writes cfg as JSON to a temporary file for the PyTorch
+// peer's --config and returns its path; the caller removes it.
+func writePeerConfig(cfg models.Config) (string, error) {
+	tmp, err := os.CreateTemp("", "mmablate-bench-*.json")
+	if err != nil {
+		return "", err
+	}
+	err = json.NewEncoder(tmp).Encode(cfg)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return "", err
+	}
+	return tmp.Name(), nil
 }
 
 // runBenchChild runs one side of one case and reads its JSON result; the

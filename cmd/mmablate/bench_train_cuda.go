@@ -65,6 +65,7 @@ func runBenchTrainCUDA(ctx context.Context, out io.Writer, peer, python, ref str
 		return err
 	}
 	if err := m.SetAccelerator(tr); err != nil {
+		tr.Close()
 		return err
 	}
 	b := models.SyntheticBatch(cfg, batch, seq, false, 1)
@@ -80,18 +81,11 @@ func runBenchTrainCUDA(ctx context.Context, out io.Writer, peer, python, ref str
 		return err
 	}
 	if peer == "pytorch" {
-		tmp, err := os.CreateTemp("", "mmablate-bench-*.json")
+		cfgPath, err := writePeerConfig(cfg)
 		if err != nil {
 			return err
 		}
-		defer os.Remove(tmp.Name())
-		if err := json.NewEncoder(tmp).Encode(cfg); err != nil {
-			tmp.Close()
-			return err
-		}
-		if err := tmp.Close(); err != nil {
-			return err
-		}
+		defer os.Remove(cfgPath)
 		variants := []struct {
 			name string
 			args []string
@@ -104,7 +98,7 @@ func runBenchTrainCUDA(ctx context.Context, out io.Writer, peer, python, ref str
 		}
 		for _, v := range variants {
 			slog.Info("bench train cuda", "peer", v.name)
-			args := append([]string{ref, "--config", tmp.Name(), "--batch-size", fmt.Sprint(batch), "--seq", fmt.Sprint(seq),
+			args := append([]string{ref, "--config", cfgPath, "--batch-size", fmt.Sprint(batch), "--seq", fmt.Sprint(seq),
 				"--steps", fmt.Sprint(steps), "--warmup", fmt.Sprint(warmup)}, v.args...)
 			var stdout, stderr bytes.Buffer
 			c := exec.CommandContext(ctx, python, args...)
