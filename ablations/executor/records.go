@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -61,6 +62,14 @@ func ReadRecord(d *ablations.Dir) (*Record, error) {
 		return nil, fmt.Errorf("%s: executor %q: want local or slurm", path, r.Executor)
 	}
 	return &r, nil
+}
+
+// LocalRunning reports whether r names a local executor, other than this
+// process, that is still running the sweep on this host: a second executor
+// would start the same pending cells.
+func (r *Record) LocalRunning() bool {
+	return r != nil && r.Local != nil && r.Ended == nil && r.Local.Host == ablations.Hostname() &&
+		r.Local.PID != os.Getpid() && ablations.Alive(r.Local.PID)
 }
 
 // WriteRecord writes DIR/executor.json atomically.

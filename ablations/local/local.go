@@ -95,10 +95,9 @@ func (e *Executor) Run(ctx context.Context, d *ablations.Dir) error {
 	if err != nil {
 		return err
 	}
-	// Two executors on one sweep would start the same pending cells.
-	if prev, err := executor.ReadRecord(d); err != nil {
+	if p, err := executor.ReadRecord(d); err != nil {
 		return err
-	} else if p := prev; p != nil && p.Local != nil && p.Ended == nil && p.Local.Host == ablations.Hostname() && p.Local.PID != os.Getpid() && ablations.Alive(p.Local.PID) {
+	} else if p.LocalRunning() {
 		return fmt.Errorf("sweep %s is already being run by pid %d (since %s); wait for it, or `mmablate sweep cancel %s`", dir, p.Local.PID, p.Started.Format(time.RFC3339), dir)
 	}
 	rec := executor.Record{Executor: "local", Started: time.Now().UTC(),

@@ -97,7 +97,7 @@ func (e *Executor) Submit(ctx context.Context, d *ablations.Dir) (*executor.Slur
 	} else if _, failed := errors.AsType[*executor.SweepError](err); err != nil && !failed {
 		return nil, err
 	}
-	if prev != nil && prev.Local != nil && prev.Ended == nil && prev.Local.Host == ablations.Hostname() && ablations.Alive(prev.Local.PID) && prev.Local.PID != os.Getpid() {
+	if prev.LocalRunning() {
 		return nil, fmt.Errorf("sweep %s: a local executor (pid %d) is running it; `mmablate sweep cancel %s` first", dir, prev.Local.PID, dir)
 	}
 	var cells [][]string
