@@ -136,8 +136,10 @@ func (b promptBuilder) build(task Task, query *example, demos []demo) (prompt, e
 		return prompt{}, fmt.Errorf("query %s (id %q): %d prompt tokens without any demonstration, more than the %d that max_seq and the %s new tokens leave",
 			query.where, query.id, total, b.budget, task)
 	}
+	// The instruction is the query's text after its image placeholders;
+	// capped so that nothing appended to it can reach queryTokens.
 	p := prompt{tokens: make([]int32, 0, total), demos: demos[drop:], dropped: drop,
-		instruction: b.tok.AppendEncode(nil, queryText(task, query))}
+		instruction: queryTokens[b.n:len(queryTokens):len(queryTokens)]}
 	p.tokens = append(p.tokens, b.sp.bos)
 	for i, d := range demos[drop:] {
 		p.tokens = append(p.tokens, demoTokens[drop+i]...)
