@@ -53,3 +53,19 @@ func TestReadMissing(t *testing.T) {
 		t.Fatalf("err = %v, want fs.ErrNotExist", err)
 	}
 }
+
+// A read error names the path once: os.File's errors already carry it.
+func TestReadDirectory(t *testing.T) {
+	dir := t.TempDir()
+	_, err := Read(dir, 4)
+	if err == nil {
+		t.Fatal("reading a directory: no error")
+	}
+	if n := strings.Count(err.Error(), dir); n != 1 {
+		t.Fatalf("err = %v, names %s %d times, want once", err, dir, n)
+	}
+	var pe *fs.PathError
+	if !errors.As(err, &pe) {
+		t.Fatalf("err = %v (%T), want an *fs.PathError", err, err)
+	}
+}
