@@ -116,6 +116,6 @@ func mdText(s string) string { return mdEscaper.Replace(s) }
 
 // mdCode is text for inside a code span: backticks cannot be escaped
 // there, so they become quotes.
-func mdCode(s string) string {
-	return strings.NewReplacer("`", "'", "\n", " ").Replace(s)
-}
+func mdCode(s string) string { return mdCodeReplacer.Replace(s) }
+
+var mdCodeReplacer = strings.NewReplacer("`", "'", "\n", " ")

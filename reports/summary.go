@@ -1,6 +1,7 @@
 package reports
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strconv"
@@ -35,15 +36,8 @@ func Summary(a *Analysis) string {
 	fmt.Fprintf(&b, " The score is MM1's average (mean of %s) over %s shots.", andList(avgNames(a.AvgMetrics)), andList(intStrings(a.Shots)))
 
 	effects := slices.Clone(a.Effects)
-	slices.SortStableFunc(effects, func(x, y AxisEffect) int {
-		switch {
-		case x.Range > y.Range:
-			return -1
-		case x.Range < y.Range:
-			return 1
-		}
-		return 0
-	})
+	// Widest range first; equal ranges keep axis order.
+	slices.SortStableFunc(effects, func(x, y AxisEffect) int { return cmp.Compare(y.Range, x.Range) })
 	switch {
 	case len(sw.Axes) == 0:
 		st := aggregate(sw.Cells, a.overall())
