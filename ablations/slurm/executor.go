@@ -317,11 +317,16 @@ func (e *Executor) Wait(ctx context.Context, d *ablations.Dir) error {
 	log := e.log()
 	lastReport := time.Time{}
 	for {
-		sts, busy, err := e.Reconcile(ctx, d)
+		_, busy, err := e.Reconcile(ctx, d)
 		if !busy {
 			return err
 		}
 		if time.Since(lastReport) >= 10*time.Second {
+			// Reconcile reads no statuses while the job is busy.
+			sts, err := e.Status(ctx, d)
+			if err != nil {
+				log.Warn("cannot read the sweep's progress", "err", err)
+			}
 			n := map[ablations.State]int{}
 			for _, st := range sts {
 				n[st.State]++

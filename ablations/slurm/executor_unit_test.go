@@ -1,12 +1,15 @@
 package slurm
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mmablate/mmablate/ablations"
 	"github.com/mmablate/mmablate/ablations/executor"
@@ -204,5 +207,32 @@ func TestReconcileSettlesAKilledTask(t *testing.T) {
 	}
 	if cs, _ := d.CellState(cells[2].ID); cs.State != ablations.Failed || !strings.Contains(cs.Failed.Reason, "cancelled") {
 		t.Errorf("cancelled cell: %+v", cs)
+	}
+}
+
+// TestWaitLogsProgress: while the job runs, Wait's progress line counts
+// the cells' states (Reconcile reads none while the job is busy).
+func TestWaitLogsProgress(t *testing.T) {
+	d := fakeSweep(t)
+	script := filepath.Join(d.Path, "slurm", "cells-1.sbatch")
+	r := &fakeRunner{replies: map[string]reply{
+		"sbatch --parsable " + script: {out: "42\n"},
+		"scontrol show job -o 42":     {out: "JobId=44 ArrayJobId=42 ArrayTaskId=1 JobState=RUNNING Reason=None ExitCode=0:0\n"},
+	}}
+	c := NewClient(r)
+	c.JobCompPath = filepath.Join(t.TempDir(), "absent.txt")
+	var logs bytes.Buffer
+	e := &Executor{Client: c, Command: []string{"/bin/mmablate", "sweep", "run-cell"}, Poll: time.Millisecond,
+		Log: slog.New(slog.NewTextHandler(&logs, nil))}
+	if _, err := e.Submit(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := e.Wait(ctx, d); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Wait: %v; want it to stop waiting at the deadline", err)
+	}
+	if want := "pending=1 running=1 done=1"; !strings.Contains(logs.String(), want) {
+		t.Errorf("logs lack %q:\n%s", want, logs.String())
 	}
 }
