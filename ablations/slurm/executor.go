@@ -51,27 +51,27 @@ func (e *Executor) Run(ctx context.Context, d *ablations.Dir) error {
 	return err
 }
 
-// Busy returns a task of the sweep's last Slurm job that is still queued or
-// running ("" when none is, or the sweep was never submitted), so that
-// another executor does not run the same cells at the same time.
-func (e *Executor) Busy(ctx context.Context, d *ablations.Dir) (TaskState, bool, error) {
+// Busy reports whether the sweep's last Slurm job still has a task queued
+// or running (false when the sweep was never submitted), so that another
+// executor does not run the same cells at the same time.
+func (e *Executor) Busy(ctx context.Context, d *ablations.Dir) (bool, error) {
 	rec, err := executor.ReadRecord(d)
 	if err != nil || rec == nil || rec.Slurm == nil {
-		return TaskState{}, false, err
+		return false, err
 	}
 	tasks, err := e.Client.Status(ctx, rec.Slurm.JobID)
 	if errors.Is(err, ErrUnknownJob) {
-		return TaskState{}, false, nil
+		return false, nil
 	}
 	if err != nil {
-		return TaskState{}, false, explain(err)
+		return false, explain(err)
 	}
 	for _, t := range tasks {
 		if !t.State.Final() {
-			return t, true, nil
+			return true, nil
 		}
 	}
-	return TaskState{}, false, nil
+	return false, nil
 }
 
 // Submit writes DIR/slurm/cells-N.sbatch and .tsv for the cells not yet
@@ -351,7 +351,7 @@ func (e *Executor) Wait(ctx context.Context, d *ablations.Dir) error {
 // either executor, takes the cell up again. Then err is a
 // *executor.SweepError naming the failed and cancelled cells, if any.
 func (e *Executor) Reconcile(ctx context.Context, d *ablations.Dir) (sts []executor.CellStatus, busy bool, err error) {
-	if _, busy, err = e.Busy(ctx, d); err != nil || busy {
+	if busy, err = e.Busy(ctx, d); err != nil || busy {
 		return nil, busy, err
 	}
 	if sts, err = e.Status(ctx, d); err != nil {
