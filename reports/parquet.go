@@ -62,7 +62,9 @@ func parquetSchema(axes []Axis) (*arrow.Schema, error) {
 		case KindFloat:
 			typ = arrow.PrimitiveTypes.Float64
 		}
-		fields = append(fields, arrow.Field{Name: name, Type: typ, Metadata: arrow.NewMetadata([]string{"mmablate.keys"}, []string{strings.Join(ax.Keys, ",")})})
+		// Nullable: a cell that sweep.json gives no value for the axis (a
+		// Problem) has null there rather than a made-up 0.
+		fields = append(fields, arrow.Field{Name: name, Type: typ, Nullable: true, Metadata: arrow.NewMetadata([]string{"mmablate.keys"}, []string{strings.Join(ax.Keys, ",")})})
 	}
 	return arrow.NewSchema(append(fields, parquetTail...), nil), nil
 }
@@ -90,9 +92,17 @@ func writeParquet(path string, a *Analysis) error {
 		for i, v := range c.Axes {
 			switch fb := b.Field(len(parquetLead) + i).(type) {
 			case *array.Int64Builder:
-				fb.Append(v.I)
+				if v.Kind != KindInt {
+					fb.AppendNull()
+				} else {
+					fb.Append(v.I)
+				}
 			case *array.Float64Builder:
-				fb.Append(v.Float())
+				if v.Kind == KindString {
+					fb.AppendNull()
+				} else {
+					fb.Append(v.Float())
+				}
 			case *array.StringBuilder:
 				fb.Append(v.String())
 			}

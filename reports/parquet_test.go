@@ -127,3 +127,23 @@ print(df.groupby("mixture")["value"].count().to_dict())`
 		t.Fatalf("pandas: %v\n%s", err, b)
 	}
 }
+
+// TestParquetMissingAxisValue: a cell that sweep.json gives no value for
+// an int axis has null in that column, not 0.
+func TestParquetMissingAxisValue(t *testing.T) {
+	sw := &Sweep{
+		Axes: []Axis{{Name: "res", Values: []Value{{Kind: KindInt, I: 32}}}},
+		Cells: []*Cell{
+			{ID: "a", State: StatePending, Axes: []Value{{Kind: KindInt, I: 32}}, Perplexity: math.NaN()},
+			{ID: "b", State: StatePending, Axes: []Value{{Kind: KindString, S: "?"}}, Perplexity: math.NaN()},
+		},
+	}
+	path := filepath.Join(t.TempDir(), ParquetFile)
+	if err := writeParquet(path, Analyse(sw)); err != nil {
+		t.Fatal(err)
+	}
+	res := col(t, readParquet(t, path), "res").(*array.Int64)
+	if res.Len() != 2 || res.IsNull(0) || res.Value(0) != 32 || !res.IsNull(1) {
+		t.Errorf("res column: %v, want [32 null]", res)
+	}
+}
