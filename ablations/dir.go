@@ -115,11 +115,7 @@ func Prepare(dir string, s *Sweep, force bool) (*Dir, error) {
 		if err := os.MkdirAll(cd, 0o755); err != nil {
 			return nil, fmt.Errorf("sweep directory: %w", err)
 		}
-		j, err := json.MarshalIndent(c.CellInfo, "", "  ")
-		if err != nil {
-			return nil, fmt.Errorf("cell %s: %w", c.Name, err)
-		}
-		if err := atomicfile.WriteFile(filepath.Join(cd, CellFile), append(j, '\n'), 0o644); err != nil {
+		if err := writeJSON(filepath.Join(cd, CellFile), c.CellInfo); err != nil {
 			return nil, err
 		}
 		if err := atomicfile.WriteFile(filepath.Join(cd, ConfigFile), c.ConfigYAML, 0o644); err != nil {
@@ -129,11 +125,7 @@ func Prepare(dir string, s *Sweep, force bool) (*Dir, error) {
 	if err := atomicfile.WriteFile(filepath.Join(dir, SweepFile), s.Source, 0o644); err != nil {
 		return nil, err
 	}
-	j, err := json.MarshalIndent(d.Manifest, "", "  ")
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", ManifestFile, err)
-	}
-	if err := atomicfile.WriteFile(filepath.Join(dir, ManifestFile), append(j, '\n'), 0o644); err != nil {
+	if err := writeJSON(filepath.Join(dir, ManifestFile), d.Manifest); err != nil {
 		return nil, err
 	}
 	return d, nil
