@@ -64,3 +64,26 @@ func FuzzSweepJSON(f *testing.F) {
 		renderMarkdown(v)
 	})
 }
+
+// FuzzParseEval: any eval.json either is refused with an error or gives
+// scores that each name a task and hold at least one trial, never a panic.
+func FuzzParseEval(f *testing.F) {
+	b, err := os.ReadFile(filepath.Join("testdata", "realrun", evalFile))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+	f.Add([]byte(`{"tasks":[{"task":"vqa","shots":[{"shots":0,"metrics":{"accuracy":{"mean":1}}}]}],"perplexity":{"perplexity":1e308}}`))
+	f.Add([]byte(`{"tasks":[{"task":"","shots":null}],"perplexity":null}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		scores, _, err := parseEval(b)
+		if err != nil {
+			return
+		}
+		for _, s := range scores {
+			if s.Task == "" || len(s.Trials) == 0 {
+				t.Fatalf("score %+v", s)
+			}
+		}
+	})
+}
