@@ -100,11 +100,7 @@ func Calibrate(ctx context.Context, cfg Config, steps int) (Cost, error) {
 	perSeq := 0
 	if c.Connector != nil && p.ImageTokens > 0 {
 		cost.ImageTokens = c.Connector.Tokens
-		perSeq = p.MaxImages
-		if perSeq == 0 {
-			perSeq = 16 // mixer's default, as in train.go
-		}
-		perSeq = max(1, min(perSeq, p.SeqLen/p.ImageTokens))
+		perSeq = imagesPerSeq(p)
 		cost.ImagesPerStep = p.BatchSize * perSeq
 	}
 	engine.SetBLASThreads(t.Threads.BLAS)
@@ -126,7 +122,10 @@ func Calibrate(ctx context.Context, cfg Config, steps int) (Cost, error) {
 	next := func() (*models.Batch, error) { return synth, nil }
 	cost.Batches = BatchesSynthetic
 	if tok != nil && DataReady(cfg) {
-		mix, err := openMixer(ctx, cfg, tok)
+		// No shuffle buffer: filling one decodes train.shuffle_buffer rows
+		// per source before the first batch, which a few timed steps cannot
+		// amortise (and the batches' make-up does not depend on it).
+		mix, err := openMixer(ctx, cfg, tok, 0)
 		if err != nil {
 			return Cost{}, fmt.Errorf("calibrating on data.sources: %w", err)
 		}
@@ -183,13 +182,25 @@ func DataReady(cfg Config) bool {
 	return len(cfg.Data.Sources) > 0
 }
 
-// openMixer opens cfg's streams and mixer as training does, but with no
-// shuffle buffer: filling one decodes train.shuffle_buffer rows per
-// source before the first batch, which a few timed steps cannot amortise
-// (and the batches' make-up does not depend on it).
-func openMixer(ctx context.Context, cfg Config, tok *tokenizer.Tokenizer) (*mixer.Mixer, error) {
+// imagesPerSeq is the image slots of one packed sequence as the trainer
+// sizes the model: min(max_images, seq_len / image_tokens), at least 1;
+// 0 when packing carries no images.
+func imagesPerSeq(p mixer.Packing) int {
+	if p.ImageTokens <= 0 {
+		return 0
+	}
+	perSeq := p.MaxImages
+	if perSeq == 0 {
+		perSeq = 16 // mixer's default, MM1's cap
+	}
+	return max(1, min(perSeq, p.SeqLen/p.ImageTokens))
+}
+
+// openMixer opens cfg's streams and the mixer over them, for training and
+// for calibration.
+func openMixer(ctx context.Context, cfg Config, tok *tokenizer.Tokenizer, shuffleBuffer int) (*mixer.Mixer, error) {
 	streams, err := mixer.OpenStreams(ctx, cfg.Data, stream.Options{Tokenizer: tok, Seed: int64(cfg.Seed),
-		Workers: cfg.Train.Threads.Workers})
+		ShuffleBuffer: shuffleBuffer, Workers: cfg.Train.Threads.Workers})
 	if err != nil {
 		return nil, err
 	}

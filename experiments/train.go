@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/mmablate/mmablate/data/images"
-	"github.com/mmablate/mmablate/data/stream"
 	"github.com/mmablate/mmablate/data/tokenizer"
 	"github.com/mmablate/mmablate/experiments/eval"
 	"github.com/mmablate/mmablate/internal/boundedfile"
@@ -195,35 +194,13 @@ func (j *job) run(ctx context.Context, st *checkpointState) error {
 	// between steps, where the mixer's State is whole.
 	dataCtx, stopData := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopData()
-	streams, err := mixer.OpenStreams(dataCtx, c.Data, stream.Options{Tokenizer: j.tok, Seed: int64(c.Seed),
-		ShuffleBuffer: t.ShuffleBuffer, Workers: t.Threads.Workers})
+	mix, err := openMixer(dataCtx, c, j.tok, t.ShuffleBuffer)
 	if err != nil {
-		return err
-	}
-	sp, err := mixer.SpecialsOf(j.tok)
-	if err != nil {
-		for _, s := range streams {
-			s.Close()
-		}
-		return fmt.Errorf("%s: %w", j.cfg.Tokenizer.Path, err)
-	}
-	mix, err := mixer.New(c.Data, streams, sp)
-	if err != nil {
-		for _, s := range streams {
-			s.Close()
-		}
 		return err
 	}
 	defer mix.Close()
 	p := c.Data.Packing
-	maxImages := 0
-	if p.ImageTokens > 0 {
-		perSeq := p.MaxImages
-		if perSeq == 0 {
-			perSeq = 16 // mixer's default, MM1's cap
-		}
-		maxImages = p.BatchSize * max(1, min(perSeq, p.SeqLen/p.ImageTokens))
-	}
+	maxImages := p.BatchSize * imagesPerSeq(p)
 	clip := t.Clip
 	if clip == 0 {
 		clip = -1 // models: < 0 is off
