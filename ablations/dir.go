@@ -115,10 +115,14 @@ func Prepare(dir string, s *Sweep, force bool) (*Dir, error) {
 		if err := os.MkdirAll(cd, 0o755); err != nil {
 			return nil, fmt.Errorf("sweep directory: %w", err)
 		}
-		if err := writeJSON(filepath.Join(cd, CellFile), c.CellInfo); err != nil {
+		j, err := json.MarshalIndent(c.CellInfo, "", "  ")
+		if err != nil {
+			return nil, fmt.Errorf("cell %s: %w", c.Name, err)
+		}
+		if err := writeChanged(filepath.Join(cd, CellFile), append(j, '\n')); err != nil {
 			return nil, err
 		}
-		if err := atomicfile.WriteFile(filepath.Join(cd, ConfigFile), c.ConfigYAML, 0o644); err != nil {
+		if err := writeChanged(filepath.Join(cd, ConfigFile), c.ConfigYAML); err != nil {
 			return nil, err
 		}
 	}
@@ -363,6 +367,16 @@ func (d *Dir) ClearFailed(id string) error {
 		return fmt.Errorf("cell %s: %w", id, err)
 	}
 	return nil
+}
+
+// writeChanged writes b to path atomically unless path already holds b:
+// re-running a sweep leaves its cells' files as they were, without two
+// fsyncs per cell (slow on the network file systems clusters share).
+func writeChanged(path string, b []byte) error {
+	if old, err := boundedfile.Read(path, int64(len(b))); err == nil && bytes.Equal(old, b) {
+		return nil
+	}
+	return atomicfile.WriteFile(path, b, 0o644)
 }
 
 func writeJSON(path string, v any) error {

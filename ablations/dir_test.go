@@ -61,9 +61,18 @@ func TestPrepareFreshSameForeign(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(run, experiments.DoneFile), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	cfgPath := filepath.Join(d.CellDir(s.Cells[0].ID), ConfigFile)
+	before, err := os.Stat(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
 	again, err := Prepare(dir, s, false)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// An unchanged cell's files are left alone, not rewritten.
+	if after, err := os.Stat(cfgPath); err != nil || !os.SameFile(before, after) {
+		t.Errorf("config.yaml was replaced by re-preparing the same sweep (%v)", err)
 	}
 	if again.Manifest.Created != m.Created {
 		t.Errorf("created %s, was %s", again.Manifest.Created, m.Created)
