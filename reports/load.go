@@ -455,7 +455,7 @@ func parseSweepJSON(b []byte) (*sweepJSON, error) {
 func (l *loader) readSettings() {
 	l.sw.SweepYAML = l.readText(sweepYAMLFile, false)
 	if base := baseConfigPath(l.sw.SweepYAML, l.sw.File); base != "" {
-		b, err := boundedfile.Read(base, maxSmallFileBytes)
+		b, err := readBaseConfig(base)
 		if err != nil {
 			// The sweep may have been run on another machine: worth a note,
 			// not a warning.
@@ -803,6 +803,25 @@ func errText(err error) string {
 		return pe.Err.Error()
 	}
 	return err.Error()
+}
+
+// readBaseConfig reads the base run config a sweep file names. sweep.yaml
+// may come from someone else's sweep directory, so only a .yaml/.yml file
+// holding a YAML mapping is copied into the report: a base key naming any
+// other file (a key, a password file) must not leak it into report.html.
+func readBaseConfig(path string) ([]byte, error) {
+	if ext := filepath.Ext(path); ext != ".yaml" && ext != ".yml" {
+		return nil, fmt.Errorf("%s: not a .yaml run config", path)
+	}
+	b, err := boundedfile.Read(path, maxSmallFileBytes)
+	if err != nil {
+		return nil, err
+	}
+	var n yaml.Node
+	if err := yaml.Unmarshal(b, &n); err != nil || len(n.Content) != 1 || n.Content[0].Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("%s: not a YAML run config (a mapping)", path)
+	}
+	return b, nil
 }
 
 // baseConfigPath is the file the sweep file's base key names, resolved

@@ -413,3 +413,35 @@ func TestShellQuote(t *testing.T) {
 		}
 	}
 }
+
+func TestReadBaseConfigCopiesOnlyYAMLRunConfigs(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	cases := []struct {
+		name, file, body string
+		ok               bool
+	}{
+		{"run config", "base.yaml", "name: base\ntrain: {steps: 10}\n", true},
+		{"yml extension", "base.yml", "name: base\n", true},
+		{"not yaml extension", "id_rsa", "name: base\n", false},
+		{"yaml but not a mapping", "list.yaml", "- a\n- b\n", false},
+		{"not yaml at all", "bad.yaml", "\x00\x01: [\n", false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			b, err := readBaseConfig(write(c.file, c.body))
+			if c.ok && (err != nil || string(b) != c.body) {
+				t.Fatalf("readBaseConfig = %q, %v; want the file", b, err)
+			}
+			if !c.ok && (err == nil || b != nil) {
+				t.Fatalf("readBaseConfig = %q, %v; want a refusal", b, err)
+			}
+		})
+	}
+}
