@@ -519,7 +519,10 @@ func (l *loader) loadCell(cj cellJSON) *Cell {
 
 // failure describes a FAILED file.
 func (l *loader) failure(rel string) string {
-	s := l.readText(rel, false)
+	s, ok := l.readFile(rel, false)
+	if !ok {
+		return "FAILED is not readable"
+	}
 	if s == "" {
 		return "FAILED is empty"
 	}
@@ -552,7 +555,10 @@ func (l *loader) failure(rel string) string {
 // leaves the cell pending (a crash that wrote no FAILED); anything the
 // report cannot check (another host, a Slurm job) counts as running.
 func (l *loader) running(rel string) (State, string) {
-	s := l.readText(rel, false)
+	s, ok := l.readFile(rel, false)
+	if !ok {
+		return StateRunning, "unknown"
+	}
 	var r runningJSON
 	if err := json.Unmarshal([]byte(s), &r); err != nil {
 		l.problem(rel, 0, "corrupt JSON: "+err.Error())
@@ -770,14 +776,21 @@ func parseEval(b []byte) ([]Score, float64, error) {
 // readText reads a small text file of the sweep directory; a missing file
 // gives "" and, unless optional, a Problem.
 func (l *loader) readText(rel string, optional bool) string {
+	s, _ := l.readFile(rel, optional)
+	return s
+}
+
+// readFile is readText that also says whether the file was read (a
+// problem is already recorded when it was not).
+func (l *loader) readFile(rel string, optional bool) (string, bool) {
 	b, err := boundedfile.Read(filepath.Join(l.dir, rel), maxSmallFileBytes)
 	if err != nil {
 		if !optional || !errors.Is(err, fs.ErrNotExist) {
 			l.problem(rel, 0, errText(err))
 		}
-		return ""
+		return "", false
 	}
-	return string(b)
+	return string(b), true
 }
 
 func (l *loader) exists(rel string) bool {

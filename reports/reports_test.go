@@ -445,3 +445,53 @@ func TestReadBaseConfigCopiesOnlyYAMLRunConfigs(t *testing.T) {
 		})
 	}
 }
+
+// TestUnreadableStateFiles: a RUNNING or FAILED file that cannot be read is
+// one problem naming it, and a failed cell says its FAILED is unreadable,
+// not empty.
+func TestUnreadableStateFiles(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range fixtures() {
+		if f.name == "partial" {
+			writeFixture(t, dir, f)
+		}
+	}
+	var failedCell, runningCell string
+	for _, c := range mustLoad(t, dir).Cells {
+		switch c.State {
+		case StateFailed:
+			failedCell = c.Dir
+		case StateRunning:
+			runningCell = c.Dir
+		}
+	}
+	if failedCell == "" || runningCell == "" {
+		t.Fatal("the partial fixture lacks a failed or a running cell")
+	}
+	// A directory in a state file's place: it exists but cannot be read.
+	for _, p := range []string{filepath.Join(dir, failedCell, failedFile), filepath.Join(dir, runningCell, runningFile)} {
+		if err := os.Remove(p); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Mkdir(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sw := mustLoad(t, dir)
+	for _, c := range sw.Cells {
+		if c.Dir == failedCell && c.Failure != "FAILED is not readable" {
+			t.Errorf("failed cell's reason %q, want %q", c.Failure, "FAILED is not readable")
+		}
+	}
+	for _, name := range []string{failedFile, runningFile} {
+		n := 0
+		for _, p := range sw.Problems {
+			if strings.HasSuffix(p.File, "/"+name) {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("%d problems name %s, want 1: %v", n, name, sw.Problems)
+		}
+	}
+}
