@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 )
@@ -17,27 +18,32 @@ type golden struct {
 	Decoded   string  `json:"decoded"`
 }
 
-func readGoldens(t testing.TB) []golden {
+func readGoldens(t testing.TB) []golden { return readGoldenFile(t, "testdata/hf_golden.jsonl", 50) }
+
+// readGoldenFile reads rows of golden ids; fewer than least rows means a
+// truncated fixture.
+func readGoldenFile(t testing.TB, path string, least int) []golden {
 	t.Helper()
-	f, err := os.Open("testdata/hf_golden.jsonl")
+	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
 	var out []golden
 	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
 		var g golden
 		if err := json.Unmarshal(sc.Bytes(), &g); err != nil {
-			t.Fatalf("hf_golden.jsonl: %v", err)
+			t.Fatalf("%s: row %d: %v", path, len(out)+1, err)
 		}
 		out = append(out, g)
 	}
 	if err := sc.Err(); err != nil {
-		t.Fatal(err)
+		t.Fatalf("%s: %v", path, err)
 	}
-	if len(out) < 50 {
-		t.Fatalf("hf_golden.jsonl has %d rows, want the full set", len(out))
+	if len(out) < least {
+		t.Fatalf("%s has %d rows, want at least %d", path, len(out), least)
 	}
 	return out
 }
@@ -59,13 +65,25 @@ func loadHF(t testing.TB, edit func([]byte) []byte) *Tokenizer {
 }
 
 // TestHFGolden checks every id Hugging Face tokenizers gave (see
-// testdata/gen_hf_golden.js) for a tokenizer.json it trained.
+// testdata/gen_hf_golden.js) for a tokenizer.json it trained: hand-picked
+// texts in hf_golden.jsonl, seeded random ones (every whitespace kind,
+// contractions, scripts, emoji, random code points, corpus slices) in
+// hf_random.jsonl.
 func TestHFGolden(t *testing.T) {
+	for _, file := range []struct {
+		path  string
+		least int
+	}{{"testdata/hf_golden.jsonl", 50}, {"testdata/hf_random.jsonl", 600}} {
+		t.Run(filepath.Base(file.path), func(t *testing.T) { checkGoldens(t, readGoldenFile(t, file.path, file.least)) })
+	}
+}
+
+func checkGoldens(t *testing.T, goldens []golden) {
 	tok := loadHF(t, nil)
 	prefixed := loadHF(t, func(b []byte) []byte {
 		return bytes.Replace(b, []byte(`"add_prefix_space": false`), []byte(`"add_prefix_space": true`), 1)
 	})
-	for _, g := range readGoldens(t) {
+	for _, g := range goldens {
 		if got := tok.EncodeWithSpecials(g.Text); !slices.Equal(got, g.IDs) {
 			t.Errorf("EncodeWithSpecials(%q) = %v, HF gives %v", g.Text, got, g.IDs)
 		}

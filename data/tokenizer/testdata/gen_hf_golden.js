@@ -20,6 +20,11 @@
 //	ids_prefix HF encode with specials parsed and add_prefix_space=true
 //	decoded    HF decode(ids, skip_special_tokens=false)
 //
+// hf_random.jsonl has rows of the same form for 600 seeded random texts:
+// fragments that stress the split (every whitespace kind, contractions,
+// digits, accents, combining marks, emoji, CJK, special-token text),
+// slices of hf_corpus.txt, and random code points from all of Unicode.
+//
 // hf_tiny.jsonl covers what a trained file does not: a hand-made vocabulary
 // missing most bytes (unk_token, fuse_unk, or bytes dropped without one),
 // ignore_merges, and added tokens with lstrip/rstrip, special or not. Each
@@ -105,8 +110,84 @@ async function main() {
   }
   fs.writeFileSync(path.join(outDir, 'hf_golden.jsonl'), lines.join('\n') + '\n');
   fs.rmSync(tmp, { recursive: true });
+  const nRandom = await writeRandom(tok, plain, prefix);
   await writeTiny();
-  console.log(`wrote ${file} (${Object.keys(full.model.vocab).length} model tokens, ${full.model.merges.length} merges) and ${texts.length} golden rows`);
+  console.log(`wrote ${file} (${Object.keys(full.model.vocab).length} model tokens, ${full.model.merges.length} merges), ${texts.length} golden rows and ${nRandom} random rows`);
+}
+
+// mulberry32: a tiny seeded generator, so hf_random.jsonl is the same on
+// every run.
+function mulberry32(seed) {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+// randomTexts mixes fragments chosen to stress the GPT-2 split (every
+// whitespace kind, contractions, digits of several scripts, accents,
+// combining marks, emoji sequences, CJK, special-token text and pieces of
+// it), slices of the training corpus (long merges), and random code points
+// from all of Unicode (letters and numbers of every script: the split's
+// character classes must agree with the library's).
+function randomTexts(n) {
+  const rnd = mulberry32(20261201);
+  const pick = (a) => a[Math.floor(rnd() * a.length)];
+  const frags = ['a', 'b', 'z', 'The', 'light', 'Newton', 'x', 'OF', ' ', ' ', '  ', '   ', '\t', '\n', '\n\n', '\r\n', '\r',
+    '\u000b', '\u000c', '\u0085', '\u00a0', '\u1680', '\u2000', '\u2028', '\u2029', '\u202f', '\u3000', '\u200b', '\u001c',
+    "'", "'s", "'t", "'re", "'ve", "'m", "'ll", "'d", "'S", "'LL", '\u2019s', '0', '7', '42', '3.14', '1730', '\u0661\u0662',
+    '\u0967', '\u00bd', '\u00b2', '\u216b', '\u00e9', 'e\u0301', '\u0301', '\u0308\u0304', '\u00df', '\u00f1', '\u03a9', '\u0436',
+    '\u05e9\u05dc\u05d5\u05dd', '\u0645\u0631\u062d\u0628\u0627', '\u0928\u092e\u0938\u094d\u0924\u0947', '\u65e5\u672c',
+    '\u4e2d\u6587', '\u3002', '\uff0c', '\ud55c\uad6d\uc5b4', '\u30c6\u30ad\u30b9\u30c8', '\u{1F600}', '\u{1F44D}\u{1F3FD}',
+    '\u{1F468}\u200D\u{1F469}\u200D\u{1F467}', '\u2764\uFE0F', '\u{1F1EB}\u{1F1F7}', '\u{1D400}', '\u{20000}',
+    '!', '?', '.', ',', '-', '_', '(', ')', '"', '#', '\u00bf', '\u2014', '<|image|>', '<|eos|>', '<|endofchunk|>', '<|bos|>',
+    '<|pad|>', '<|', '|>', '<', '|', '\u0000', '\u007f', '\ufffd'];
+  const corpus = fs.readFileSync(path.join(outDir, 'hf_corpus.txt'), 'utf8');
+  const randomRune = () => {
+    for (;;) {
+      const c = rnd() < 0.7 ? Math.floor(rnd() * 0x3000) : Math.floor(rnd() * 0x110000);
+      if (c < 0xd800 || c > 0xdfff) return String.fromCodePoint(c); // no lone surrogates
+    }
+  };
+  const out = [];
+  for (let i = 0; i < n; i++) {
+    let s = '';
+    const len = Math.floor(rnd() * 40);
+    const kind = i % 3;
+    if (kind === 1) {
+      const at = Math.floor(rnd() * (corpus.length - 200));
+      s = corpus.slice(at, at + 1 + Math.floor(rnd() * 200));
+    }
+    for (let j = 0; j < len; j++) {
+      if (kind === 2 && rnd() < 0.5) s += randomRune();
+      else if (kind !== 1 || rnd() < 0.1) s += pick(frags);
+    }
+    out.push(s);
+  }
+  return out;
+}
+
+// writeRandom writes hf_random.jsonl: rows like hf_golden.jsonl's, for
+// seeded random texts.
+async function writeRandom(tok, plain, prefix) {
+  const texts = randomTexts(600);
+  const opts = { addSpecialTokens: true };
+  const lines = [];
+  for (const text of texts) {
+    const ids = (await tok.encode(text, null, opts)).getIds();
+    const row = {
+      text,
+      ids,
+      ids_plain: (await plain.encode(text, null, opts)).getIds(),
+      ids_prefix: (await prefix.encode(text, null, opts)).getIds(),
+      decoded: await tok.decode(ids, false),
+    };
+    lines.push(JSON.stringify(row));
+  }
+  fs.writeFileSync(path.join(outDir, 'hf_random.jsonl'), lines.join('\n') + '\n');
+  return texts.length;
 }
 
 async function writeTiny() {
