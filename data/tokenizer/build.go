@@ -143,6 +143,9 @@ func build(s spec) (*Tokenizer, error) {
 	if s.ignoreMerges {
 		t.wordID = make(map[string]int32, len(s.vocab))
 		for id, tok := range byID {
+			if special[id] {
+				continue // as with merges above: a special's id never comes from ordinary text
+			}
 			if raw, ok := rawBytes(tok); ok {
 				t.wordID[raw] = id
 			}

@@ -137,6 +137,26 @@ func TestSpecialsAtomic(t *testing.T) {
 	}
 }
 
+// TestLoadedSpecialInVocab: a loaded special whose content is also a model
+// token ("abc", id 4, reachable by merges or, with ignore_merges, as a whole
+// word) keeps its id for EncodeWithSpecials only.
+func TestLoadedSpecialInVocab(t *testing.T) {
+	for _, ignoreMerges := range []string{"false", "true"} {
+		in := strings.Replace(minimalJSON, `"ignore_merges": false`, `"ignore_merges": `+ignoreMerges, 1)
+		in = strings.Replace(in, `{"id": 5, "content": "<|eos|>"`, `{"id": 4, "content": "abc"`, 1)
+		tok, err := Load([]byte(in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := tok.Encode("abc"); slices.Contains(got, 4) {
+			t.Errorf("ignore_merges %s: Encode(abc) = %v, has the special id 4", ignoreMerges, got)
+		}
+		if got := tok.EncodeWithSpecials("abc"); !slices.Equal(got, []int32{4}) {
+			t.Errorf("ignore_merges %s: EncodeWithSpecials(abc) = %v, want [4]", ignoreMerges, got)
+		}
+	}
+}
+
 // TestTrainNeverSpellsSpecial: text full of special-token text must not
 // teach a merge that spells a special (it would be an ordinary-text path to
 // its id).

@@ -57,6 +57,9 @@ func NewTrainer(opts TrainOptions) (*Trainer, error) {
 		return nil, fmt.Errorf("tokenizer: train: vocab size %d is smaller than 256 byte tokens + %d specials = %d",
 			opts.VocabSize, len(specials), least)
 	}
+	if opts.MinFrequency < 0 {
+		return nil, fmt.Errorf("tokenizer: train: min frequency %d is negative", opts.MinFrequency)
+	}
 	if opts.VocabSize > maxID {
 		return nil, fmt.Errorf("tokenizer: train: vocab size %d is more than %d", opts.VocabSize, maxID)
 	}
