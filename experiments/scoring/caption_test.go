@@ -135,7 +135,10 @@ type goldenCaption struct {
 }
 
 // TestCaptionGolden compares with testdata/gen_golden.py, a literal Python
-// re-implementation of pycocoevalcap's CiderScorer and BleuScorer.
+// re-implementation of pycocoevalcap's CiderScorer and BleuScorer, whose
+// numbers testdata/check_reference.py checks against pycocoevalcap's own
+// scorer code (coco-caption's Python 3 cider_scorer.py and bleu_scorer.py:
+// largest difference 1.3e-15).
 func TestCaptionGolden(t *testing.T) {
 	raw, err := os.ReadFile("testdata/golden_caption.json")
 	if err != nil {

@@ -119,8 +119,10 @@ type goldenVQA struct {
 }
 
 // TestVQAGolden compares with testdata/gen_golden.py, a literal Python
-// re-implementation of vqaEval.py's accuracy; its normalisation cases
-// include every key of the contractions table.
+// re-implementation of vqaEval.py's accuracy, whose numbers
+// testdata/check_reference.py checks against the official vqaEval.py
+// itself (no difference); its normalisation cases include every key of the
+// contractions table.
 func TestVQAGolden(t *testing.T) {
 	raw, err := os.ReadFile("testdata/golden_vqa.json")
 	if err != nil {
