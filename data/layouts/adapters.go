@@ -15,6 +15,9 @@ import (
 // gives the offending column and an error wrapping a data sentinel.
 type adapter interface {
 	record(rc *rowContext) (rec *data.Record, column string, err error)
+	// imageColumn names the file's column that holds the images ("" for
+	// text), so an image that fails to decode later is located in the file.
+	imageColumn() string
 }
 
 type rowContext struct {
@@ -134,6 +137,8 @@ func bindMmablate(root *parquet.Column, b *binder) (adapter, error) {
 	return &a, nil
 }
 
+func (a *mmablateAdapter) imageColumn() string { return a.images.name }
+
 func (a *mmablateAdapter) record(rc *rowContext) (*data.Record, string, error) {
 	id, ok, err := rc.str(a.id)
 	if err != nil || !ok || id == "" {
@@ -217,6 +222,8 @@ func bindObelics(root *parquet.Column, b *binder) (adapter, error) {
 	a.general = optionalScalar(b, root, "general_metadata", kindString)
 	return &a, nil
 }
+
+func (a *obelicsAdapter) imageColumn() string { return a.images.name }
 
 func (a *obelicsAdapter) record(rc *rowContext) (*data.Record, string, error) {
 	id, err := rc.id(a.id)
@@ -324,6 +331,8 @@ type img2datasetMeta struct {
 	Height *int64 `json:"height,omitempty"`
 }
 
+func (a *img2datasetAdapter) imageColumn() string { return a.image.name }
+
 func (a *img2datasetAdapter) record(rc *rowContext) (*data.Record, string, error) {
 	if a.status != nil {
 		status, _, err := rc.str(a.status)
@@ -418,6 +427,8 @@ func bindHFImage(pf *parquet.File, opts Options, b *binder) (adapter, error) {
 	return &a, nil
 }
 
+func (a *hfImageAdapter) imageColumn() string { return a.image.name }
+
 func (a *hfImageAdapter) record(rc *rowContext) (*data.Record, string, error) {
 	id, err := rc.id(a.id)
 	if err != nil {
@@ -460,6 +471,8 @@ func bindText(root *parquet.Column, opts Options, b *binder) (adapter, error) {
 	a.id = optionalScalar(b, root, "id", kindID)
 	return &a, nil
 }
+
+func (a *textAdapter) imageColumn() string { return "" }
 
 func (a *textAdapter) record(rc *rowContext) (*data.Record, string, error) {
 	id, err := rc.id(a.id)

@@ -181,6 +181,10 @@ func (f *File) Path() string { return f.path }
 // Layout returns the detected or forced layout.
 func (f *File) Layout() Layout { return f.layout }
 
+// ImageColumn names the column the layout reads images from ("images",
+// "jpg", …; "" for the text layout), for errors about images found later.
+func (f *File) ImageColumn() string { return f.adapt.imageColumn() }
+
 // NumRows returns the rows in the file.
 func (f *File) NumRows() int64 { return f.pf.NumRows() }
 

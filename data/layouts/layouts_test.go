@@ -263,6 +263,12 @@ func TestLayouts(t *testing.T) {
 			},
 		},
 	}
+	// The column a stream names when an image fails to decode.
+	imageColumns := map[string]string{
+		"hf.parquet": "image", "hf2.parquet": "picture", "i2d.parquet": "jpg", "i2d-txt.parquet": "jpg",
+		"obelics.parquet": "images", "obelics-urls.parquet": "images", "obelics-structs.parquet": "images",
+		"text.parquet": "", "body.parquet": "", "shard-00000.parquet": "images",
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			path := writeArrow(t, t.TempDir(), tt.file, tt.fx)
@@ -273,6 +279,9 @@ func TestLayouts(t *testing.T) {
 			defer f.Close()
 			if f.Layout() != tt.layout {
 				t.Errorf("layout %q, want %q", f.Layout(), tt.layout)
+			}
+			if got, want := f.ImageColumn(), imageColumns[tt.file]; got != want {
+				t.Errorf("ImageColumn %q, want %q", got, want)
 			}
 			var sizes []int64
 			for i := range f.NumRowGroups() {

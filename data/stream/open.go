@@ -61,7 +61,7 @@ func Open(ctx context.Context, opts Options) (*Reader, error) {
 			if err != nil {
 				return nil, fmt.Errorf("stream: %w", err)
 			}
-			fi := fileInfo{path: path, rowGroups: make([]int64, f.NumRowGroups())}
+			fi := fileInfo{path: path, rowGroups: make([]int64, f.NumRowGroups()), imageColumn: f.ImageColumn()}
 			for i := range fi.rowGroups {
 				fi.rowGroups[i] = f.RowGroupRows(i)
 			}

@@ -7,6 +7,9 @@ import "math/rand/v2"
 type fileInfo struct {
 	path      string
 	rowGroups []int64
+	// imageColumn names the file's image column in errors about images
+	// that fail to decode ("images" when empty, the canonical name).
+	imageColumn string
 }
 
 func (f fileInfo) rows() int64 {

@@ -2,6 +2,7 @@ package stream
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -223,7 +224,8 @@ func (r *Reader) decodeRow(j *job) result {
 		}
 		im, err := r.decode(rec.Images[i].Bytes)
 		if err != nil {
-			return result{err: &data.RowError{File: path, RowGroup: j.u.rg, Row: j.s.row, Column: "images",
+			column := cmp.Or(r.files[j.u.file].imageColumn, "images")
+			return result{err: &data.RowError{File: path, RowGroup: j.u.rg, Row: j.s.row, Column: column,
 				Err: fmt.Errorf("segment %d: %w", i, err)}}
 		}
 		s.Segments[i].Image = im
