@@ -74,6 +74,10 @@ func writeSource(t testing.TB, dir, prefix string, kind data.Kind, n, px, rowGro
 	}
 }
 
+// testStreamOptions are the data/stream options of every test over real
+// shards; a resumed process must open its streams with the same ones.
+var testStreamOptions = stream.Options{Tokenizer: byteTokenizer{}, Seed: 1, ShuffleBuffer: 5, Workers: 2}
+
 // realSources writes three small datasets (images from enc) and returns cfg's sources
 // pointed at them and a function opening fresh Readers with OpenStreams.
 func realSources(t testing.TB, cfg Config, sizes map[string]int, px int, enc encodeFunc) (Config, func() map[string]data.Stream) {
@@ -88,7 +92,7 @@ func realSources(t testing.TB, cfg Config, sizes map[string]int, px int, enc enc
 	}
 	cfg.Sources = sources
 	return cfg, func() map[string]data.Stream {
-		streams, err := OpenStreams(context.Background(), cfg, stream.Options{Tokenizer: byteTokenizer{}, Seed: 1, ShuffleBuffer: 5, Workers: 2})
+		streams, err := OpenStreams(context.Background(), cfg, testStreamOptions)
 		if err != nil {
 			t.Fatal(err)
 		}
