@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -98,6 +99,15 @@ func runTokenizerTrain(ctx context.Context, stdout io.Writer, c tokenizerTrainCo
 		Specials: c.specials, AddPrefixSpace: c.addPrefixSpace})
 	if err != nil {
 		return &usageError{err}
+	}
+	// Counting and merging can take a while: find an unwritable --out first.
+	if st, err := os.Stat(filepath.Dir(c.out)); err != nil {
+		return fmt.Errorf("--out %s: %w", c.out, err)
+	} else if !st.IsDir() {
+		return fmt.Errorf("--out %s: %s is not a directory", c.out, filepath.Dir(c.out))
+	}
+	if st, err := os.Stat(c.out); err == nil && st.IsDir() {
+		return fmt.Errorf("--out %s is a directory; name the tokenizer.json to write", c.out)
 	}
 	start := time.Now()
 	var textBytes int64
