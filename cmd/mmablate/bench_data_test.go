@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -75,5 +76,33 @@ func TestBenchDatasetIsGeneratedOnceAndStreamed(t *testing.T) {
 	}
 	if res.Samples != m.Rows || res.Rows != m.Rows || res.SamplesPerSecond <= 0 || res.PeakRSSBytes < 1<<20 {
 		t.Fatalf("streamOnce = %+v, want every one of %d rows and a peak RSS", res, m.Rows)
+	}
+}
+
+// TestPrintBenchData pins the table `bench data` prints (UPDATE_GOLDEN=1
+// rewrites testdata/bench-data.golden).
+func TestPrintBenchData(t *testing.T) {
+	rep := benchDataReport{Resolution: 224, Workers: 2,
+		Decode: []decodeResult{{"stdlib", 55.25, 128.7}, {"libjpeg-turbo", 360.74, 696.9}},
+		Stream: []streamResult{
+			{Dataset: "100MB", Rows: 2181, Bytes: 100_100_000, SamplesPerSecond: 306.6, MBPerSecond: 14.07, PeakRSSBytes: 201 << 20},
+			{Dataset: "1GB", Rows: 21815, Bytes: 1_000_800_000, SamplesPerSecond: 410, MBPerSecond: 18.8, PeakRSSBytes: 215 << 20},
+		}}
+	var buf bytes.Buffer
+	if err := printBenchData(&buf, rep, 1000); err != nil {
+		t.Fatal(err)
+	}
+	golden := filepath.Join("testdata", "bench-data.golden")
+	if os.Getenv("UPDATE_GOLDEN") == "1" {
+		if err := os.WriteFile(golden, buf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if buf.String() != string(want) {
+		t.Errorf("got\n%s\nwant\n%s", buf.String(), want)
 	}
 }

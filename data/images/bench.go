@@ -13,31 +13,44 @@ import (
 	"time"
 )
 
+// DecodeRate is what BenchDecode measured: images per wall-clock second, and
+// per second of this process's CPU time (user + system; 0 where the platform
+// does not report it). On a machine shared with other work the wall-clock
+// rate drops with the load while the CPU-time rate mostly does not.
+type DecodeRate struct {
+	PerSecond    float64
+	PerCPUSecond float64
+}
+
 // BenchDecode decodes jpg into one reused buffer, on the calling goroutine,
-// for about d (at least once), and returns images per second. fast selects
+// for about d (at least once), and returns the rate. fast selects
 // libjpeg-turbo (an error if it is not compiled in) or the pure-Go path.
 // `mmablate bench data` calls it; pin GOMAXPROCS for a per-core figure.
-func BenchDecode(ctx context.Context, jpg []byte, opt Options, fast bool, d time.Duration) (float64, error) {
+func BenchDecode(ctx context.Context, jpg []byte, opt Options, fast bool, d time.Duration) (DecodeRate, error) {
 	if fast && !FastPathAvailable() {
-		return 0, errors.New("images: libjpeg-turbo fast path not compiled in (built with noturbojpeg or without cgo)")
+		return DecodeRate{}, errors.New("images: libjpeg-turbo fast path not compiled in (built with noturbojpeg or without cgo)")
 	}
 	if err := opt.Validate(); err != nil {
-		return 0, err
+		return DecodeRate{}, err
 	}
 	dst := make([]float32, 3*opt.Resolution*opt.Resolution)
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuTime()
 	n := 0
 	for {
 		if err := decodeInto(dst, jpg, opt, fast); err != nil {
-			return 0, fmt.Errorf("images: bench decode: %w", err)
+			return DecodeRate{}, fmt.Errorf("images: bench decode: %w", err)
 		}
 		n++
 		elapsed := time.Since(start)
 		if elapsed >= d {
-			return float64(n) / elapsed.Seconds(), nil
+			rate := DecodeRate{PerSecond: float64(n) / elapsed.Seconds()}
+			if cpu := cpuTime() - cpu0; cpu > 0 {
+				rate.PerCPUSecond = float64(n) / cpu.Seconds()
+			}
+			return rate, nil
 		}
 		if err := ctx.Err(); err != nil {
-			return 0, err
+			return DecodeRate{}, err
 		}
 	}
 }

@@ -4,5 +4,5 @@ package images
 
 import "time"
 
-// cpuTime is unavailable here; benchDecode then reports wall-clock only.
+// cpuTime is unavailable here; the benchmarks then report wall-clock rates only.
 func cpuTime() time.Duration { return 0 }
