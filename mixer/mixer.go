@@ -178,6 +178,9 @@ func (m *Mixer) next(ctx context.Context) (*Batch, error) {
 			}
 			n := m.pack.place(b, &w, d)
 			if n == 0 {
+				// layout refuses every sample an empty sequence cannot
+				// take; this guard turns a broken invariant into an error
+				// instead of an endless loop of empty rows.
 				if w.pos == 0 {
 					return nil, fmt.Errorf("mixer: sample %q does not fit an empty sequence (%s.packing)", d.id, KeyPrefix)
 				}

@@ -97,18 +97,22 @@ func resume(t *testing.T, m *Mixer, cfg Config, streams map[string]data.Stream) 
 
 // TestResumeIsExact stops after k batches, resumes from the JSON state in
 // a new Mixer over new streams, and compares every later batch with an
-// uninterrupted run, across the schedule change at step 6 and epoch ends.
+// uninterrupted run, across the schedule change at step 6 (constant, or
+// linear from step 0 to 6) and epoch ends.
 func TestResumeIsExact(t *testing.T) {
 	const total = 30
-	for _, tc := range []struct{ sampling, overflow, textPolicy string }{
-		{SamplingRandom, OverflowSplit, ExhaustedRepeat},
-		{SamplingRandom, OverflowCarry, ExhaustedStop},
-		{SamplingStratified, OverflowSplit, ExhaustedStop},
-		{SamplingStratified, OverflowCarry, ExhaustedRepeat},
+	for _, tc := range []struct{ sampling, overflow, textPolicy, interp string }{
+		{SamplingRandom, OverflowSplit, ExhaustedRepeat, InterpConstant},
+		{SamplingRandom, OverflowCarry, ExhaustedStop, InterpConstant},
+		{SamplingRandom, OverflowSplit, ExhaustedStop, InterpLinear},
+		{SamplingStratified, OverflowSplit, ExhaustedStop, InterpConstant},
+		{SamplingStratified, OverflowCarry, ExhaustedRepeat, InterpConstant},
+		{SamplingStratified, OverflowSplit, ExhaustedRepeat, InterpLinear},
 	} {
-		t.Run(tc.sampling+"/"+tc.overflow+"/"+tc.textPolicy, func(t *testing.T) {
+		t.Run(tc.sampling+"/"+tc.overflow+"/"+tc.textPolicy+"/"+tc.interp, func(t *testing.T) {
 			mix := newFakeMixture(2)
 			cfg := mixtureConfig(tc.sampling, tc.overflow, tc.textPolicy)
+			cfg.Interpolation = tc.interp
 			ref, err := New(cfg, mix.fresh(), testSpecials)
 			if err != nil {
 				t.Fatal(err)
@@ -167,43 +171,107 @@ func equalCounters(a, b map[string]Counters) bool {
 
 // TestNoSampleLostOrDuplicated runs every source once (exhausted: stop) to
 // io.EOF with a resume in the middle: every sample id comes exactly once,
-// in the order of the uninterrupted run.
+// in the order of the uninterrupted run, and the per-source counters add
+// up to what the batches hold. Stratified runs use overflow carry, so that
+// every document lies whole in one row and its id can be read back.
 func TestNoSampleLostOrDuplicated(t *testing.T) {
-	mix := newFakeMixture(2)
-	cfg := mixtureConfig(SamplingRandom, OverflowSplit, ExhaustedStop)
-	for name, s := range cfg.Sources {
-		s.Exhausted = ExhaustedStop
-		cfg.Sources[name] = s
+	for _, tc := range []struct{ sampling, overflow string }{
+		{SamplingRandom, OverflowSplit},
+		{SamplingRandom, OverflowCarry},
+		{SamplingStratified, OverflowCarry},
+	} {
+		t.Run(tc.sampling+"/"+tc.overflow, func(t *testing.T) {
+			mix := newFakeMixture(2)
+			cfg := mixtureConfig(tc.sampling, tc.overflow, ExhaustedStop)
+			for name, s := range cfg.Sources {
+				s.Exhausted = ExhaustedStop
+				cfg.Sources[name] = s
+			}
+			ref, err := New(cfg, mix.fresh(), testSpecials)
+			if err != nil {
+				t.Fatal(err)
+			}
+			batches := run(t, ref, 1000, cfg)
+			want := docIDs(t, batches, testSpecials)
+			var all []string
+			for _, s := range mix.samples {
+				for _, x := range s {
+					all = append(all, x.ID)
+				}
+			}
+			slices.Sort(all)
+			if got := slices.Sorted(slices.Values(want)); !slices.Equal(got, all) {
+				t.Fatalf("uninterrupted run gave %d ids, want the %d samples once each", len(got), len(all))
+			}
+			if _, err := ref.Next(context.Background()); err != io.EOF {
+				t.Fatalf("after every source stopped: %v, want io.EOF", err)
+			}
+			// Every sample was packed whole, so the counters are exactly
+			// the batches' documents, non-padding positions and images.
+			st := ref.Stats()
+			var samples, tokens, images, filled, numImages int64
+			for _, c := range st.Sources {
+				samples, tokens, images = samples+c.Samples, tokens+c.Tokens, images+c.Images
+			}
+			for _, b := range batches {
+				numImages += int64(b.NumImages)
+				for _, tok := range b.Tokens {
+					if tok != testSpecials.Pad {
+						filled++
+					}
+				}
+			}
+			if samples != int64(len(all)) || tokens != filled || images != numImages {
+				t.Fatalf("counters: %d samples, %d tokens, %d images; the batches hold %d, %d, %d", samples, tokens, images, len(all), filled, numImages)
+			}
+			if len(st.Stopped) != len(cfg.Sources) {
+				t.Fatalf("stopped sources %v, want all of them", st.Stopped)
+			}
+			for _, k := range []int{3, 9} {
+				m, err := New(cfg, mix.fresh(), testSpecials)
+				if err != nil {
+					t.Fatal(err)
+				}
+				first := run(t, m, k, cfg)
+				m2, _ := resume(t, m, cfg, mix.fresh())
+				got := docIDs(t, append(first, run(t, m2, 1000, cfg)...), testSpecials)
+				if !slices.Equal(got, want) {
+					t.Fatalf("resumed after %d batches: ids\n%v\nwant\n%v", k, got, want)
+				}
+			}
+		})
 	}
-	ref, err := New(cfg, mix.fresh(), testSpecials)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := docIDs(t, run(t, ref, 1000, cfg), testSpecials)
-	var all []string
-	for _, s := range mix.samples {
-		for _, x := range s {
-			all = append(all, x.ID)
-		}
-	}
-	slices.Sort(all)
-	if got := slices.Sorted(slices.Values(want)); !slices.Equal(got, all) {
-		t.Fatalf("uninterrupted run gave %d ids, want the %d samples once each", len(got), len(all))
-	}
-	if _, err := ref.Next(context.Background()); err != io.EOF {
-		t.Fatalf("after every source stopped: %v, want io.EOF", err)
-	}
-	for _, k := range []int{3, 9} {
-		m, err := New(cfg, mix.fresh(), testSpecials)
-		if err != nil {
-			t.Fatal(err)
-		}
-		first := run(t, m, k, cfg)
-		m2, _ := resume(t, m, cfg, mix.fresh())
-		got := docIDs(t, append(first, run(t, m2, 1000, cfg)...), testSpecials)
-		if !slices.Equal(got, want) {
-			t.Fatalf("resumed after %d batches: ids\n%v\nwant\n%v", k, got, want)
-		}
+}
+
+// TestPaddingFraction: Stats counts exactly the padding positions of the
+// batches, overall and for the last batch.
+func TestPaddingFraction(t *testing.T) {
+	for _, sampling := range []string{SamplingRandom, SamplingStratified} {
+		t.Run(sampling, func(t *testing.T) {
+			mix := newFakeMixture(2)
+			cfg := mixtureConfig(sampling, OverflowCarry, ExhaustedRepeat)
+			m, err := New(cfg, mix.fresh(), testSpecials)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pad, all, last := 0, 0, 0.0
+			for _, b := range run(t, m, 12, cfg) {
+				n := 0
+				for _, tok := range b.Tokens {
+					if tok == testSpecials.Pad {
+						n++
+					}
+				}
+				pad, all, last = pad+n, all+len(b.Tokens), float64(n)/float64(len(b.Tokens))
+			}
+			st := m.Stats()
+			if pad == 0 || st.PadTokens != int64(pad) || st.Tokens != int64(all) || st.PaddingFraction() != float64(pad)/float64(all) {
+				t.Fatalf("stats %d of %d padding (%v), the batches hold %d of %d", st.PadTokens, st.Tokens, st.PaddingFraction(), pad, all)
+			}
+			if st.LastPadding != last {
+				t.Fatalf("last padding %v, the last batch's is %v", st.LastPadding, last)
+			}
+		})
 	}
 }
 

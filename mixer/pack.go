@@ -83,10 +83,7 @@ func (p *packer) layout(d *doc, s data.Sample, source string) error {
 	d.tokens = append(d.tokens, p.sp.EndOfChunk)
 	d.instr = append(d.instr, false)
 	if !p.carry {
-		if len(d.images) > 0 && p.maxImages == 0 {
-			return fmt.Errorf("source %s, sample %q: has images but %s.packing.max_images allows none", source, s.ID, KeyPrefix)
-		}
-		return nil
+		return nil // split fits any length: max_images is at least 1 and image_tokens at most seq_len (checked above)
 	}
 	switch {
 	case len(d.tokens) > p.seqLen:

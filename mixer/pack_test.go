@@ -277,3 +277,46 @@ func TestPackRejectsSamplesThatCanNeverFit(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestDefaultMaxImagesIsSixteen: with max_images unset a sequence holds
+// MM1's 16 images; the 17th document's image goes to the next sequence
+// (split: after the document's <|bos|>; carry: the whole document).
+func TestDefaultMaxImagesIsSixteen(t *testing.T) {
+	var samples []data.Sample
+	for i := range 17 {
+		samples = append(samples, data.Sample{ID: fmt.Sprint("cap", i), Segments: []data.Segment{{Image: testImage(1, float32(i))}, textSeg("x")}})
+	}
+	for _, tc := range []struct {
+		overflow string
+		filled   int // tokens of the first sequence: 16 documents of 4, and a <|bos|> when split
+	}{{OverflowSplit, 65}, {OverflowCarry, 64}} {
+		t.Run(tc.overflow, func(t *testing.T) {
+			cfg := oneSource(1, 100, 1, 1)
+			cfg.Packing.Overflow = tc.overflow
+			m, err := New(cfg, map[string]data.Stream{"s": &fakeStream{samples: samples, ordered: true}}, testSpecials)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, want := range []int{16, 1} {
+				b, err := m.Next(context.Background())
+				if err != nil {
+					t.Fatal(err)
+				}
+				checkBatch(t, b, testSpecials, 1, 1, 16)
+				if b.NumImages != want {
+					t.Fatalf("batch %d holds %d images, want %d", i, b.NumImages, want)
+				}
+				if i == 0 {
+					if got := slices.Index(b.Tokens, testSpecials.Pad); got != tc.filled {
+						t.Fatalf("first sequence: padding from %d, want %d", got, tc.filled)
+					}
+					for j := range 16 {
+						if b.Images[3*j] != float32(j) {
+							t.Fatalf("image %d of the batch is sample %v's", j, b.Images[3*j])
+						}
+					}
+				}
+			}
+		})
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"image/color"
 	"image/png"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -161,5 +162,40 @@ func TestResumeWithStreamReaders(t *testing.T) {
 	}
 	if pending == 0 || epochsAfter == 0 {
 		t.Fatalf("%d snapshots with a partly packed sample, %d epoch ends after a snapshot: the test misses a case", pending, epochsAfter)
+	}
+}
+
+// TestRepeatStartsANewShuffledEpoch: a source with exhausted: repeat gives
+// every sample again in its next epoch, in a new order (data/stream's
+// per-epoch permutation), and counts its epochs.
+func TestRepeatStartsANewShuffledEpoch(t *testing.T) {
+	const n = 12
+	cfg := Config{Sources: map[string]Source{"text": {Weight: 1, Exhausted: ExhaustedRepeat}}, Packing: Packing{BatchSize: 2, SeqLen: 48}}
+	cfg, open := realSources(t, cfg, map[string]int{"text": n}, 8, encodePNG)
+	m, err := New(cfg, open(), testSpecials)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	var batches []Batch
+	for m.Stats().Sources["text"].Epochs < 2 {
+		batches = append(batches, run(t, m, 1, cfg)...)
+	}
+	ids := docIDs(t, batches, testSpecials)
+	if len(ids) < 2*n {
+		t.Fatalf("%d documents after two epochs of %d", len(ids), n)
+	}
+	first, second := ids[:n], ids[n:2*n]
+	sorted := slices.Sorted(slices.Values(first))
+	for i, id := range sorted {
+		if want := fmt.Sprintf("t-%03d", i); id != want {
+			t.Fatalf("epoch 0 holds %v, want each of t-000…t-%03d once", sorted, n-1)
+		}
+	}
+	if !slices.Equal(slices.Sorted(slices.Values(second)), sorted) {
+		t.Fatalf("epoch 1 holds %v, epoch 0 %v", second, first)
+	}
+	if slices.Equal(first, second) {
+		t.Fatalf("epoch 1 repeats epoch 0's order %v", first)
 	}
 }
