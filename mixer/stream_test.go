@@ -199,3 +199,25 @@ func TestRepeatStartsANewShuffledEpoch(t *testing.T) {
 		t.Fatalf("epoch 1 repeats epoch 0's order %v", first)
 	}
 }
+
+// TestEmptyDatasetIsAnError: a source whose shards hold no rows opens
+// (its manifest is valid) but fails the first draw from it with an error
+// naming its config key.
+func TestEmptyDatasetIsAnError(t *testing.T) {
+	cfg := mixtureConfig(SamplingRandom, OverflowSplit, ExhaustedRepeat)
+	cfg.Packing.Resolution = 8
+	cfg, open := realSources(t, cfg, map[string]int{"caption": 4, "interleaved": 4, "text": 0}, 8, encodePNG)
+	m, err := New(cfg, open(), testSpecials)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	for range 20 {
+		if _, err = m.Next(context.Background()); err != nil {
+			break
+		}
+	}
+	if want := "data.sources.text: the stream gave no samples in epoch 0: the source is empty"; err == nil || err.Error() != want {
+		t.Fatalf("error %v, want %q", err, want)
+	}
+}
