@@ -50,7 +50,10 @@ func (m *Model) placeholders(b *Batch) ([]int, error) {
 	}
 	V := int32(m.Config.Decoder.Vocab)
 	images := m.Config.Vision != nil
-	var places []int
+	if cap(m.slots) < n {
+		m.slots = make([]int, 0, n) // once per model: a placeholder per token at most
+	}
+	places := m.slots[:0]
 	for i, tok := range b.Tokens {
 		switch {
 		case images && tok == b.ImageTokenID:
@@ -65,6 +68,7 @@ func (m *Model) placeholders(b *Batch) ([]int, error) {
 			return nil, fmt.Errorf("batch Pos[%d] = %d outside [0, model.decoder.max_seq = %d)", i, p, m.Config.Decoder.MaxSeq)
 		}
 	}
+	m.slots = places
 	if !images {
 		if b.NumImages != 0 {
 			return nil, fmt.Errorf("batch has %d images but the model is text-only", b.NumImages)

@@ -46,6 +46,7 @@ type Model struct {
 	opt   *engine.AdamW[float32]
 	acts  *decoderActs
 	ids   []int32     // [B·T] token ids with placeholders replaced by 0 for the embedding
+	slots []int       // [≤ B·T] the last batch's placeholder positions; capacity B·T, so Forward does not allocate
 	imgs  []float32   // [maxImages·N, D] connector outputs
 	dimgs []float32   // [maxImages·N, D] their gradient
 	acc   Accelerator // nil: Step runs on the CPU engine

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/mmablate/mmablate/models/connector"
+	"github.com/mmablate/mmablate/models/engine"
 	"github.com/mmablate/mmablate/models/vision"
 )
 
@@ -259,5 +260,49 @@ func TestCopyWeightsAndLogits(t *testing.T) {
 	}
 	if err := one.CopyWeights(newTiny(t, tinyMultimodal(ConnMLP, 16, false), 1, 24, 1)); err == nil {
 		t.Error("copied weights from a model of another config")
+	}
+}
+
+// TestStepAllocatesNothing: once built (and after the first step's lazy
+// buffers), a training step of the real model, text-only and with each
+// connector, makes no heap allocation: activations, gradients and the
+// batch bookkeeping live in buffers sized once per (model, batch shape).
+func TestStepAllocatesNothing(t *testing.T) {
+	if engine.BLASName() != "openblas" {
+		t.Skip("gonum's pure-Go Sgemm starts goroutines of its own for large products")
+	}
+	for _, tc := range []struct {
+		name   string
+		cfg    Config
+		images int
+	}{
+		{"text", Config{Decoder: tinyDecoder()}, 0},
+		{"avgpool", tinyMultimodal(ConnAvgPool, 4, false), 2},
+		{"attnpool", tinyMultimodal(ConnAttnPool, 4, false), 2},
+		{"cabstractor", tinyMultimodal(ConnCAbstractor, 4, false), 2},
+		{"mlp", tinyMultimodal(ConnMLP, 16, false), 2},
+		{"cabstractor_frozen_vit", tinyMultimodal(ConnCAbstractor, 4, true), 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := New(tc.cfg, 2, 24, Options{Seed: 1, Workers: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			b := parityBatch(rand.New(rand.NewPCG(1, 2)), tc.cfg, 2, 24, tc.images)
+			var stepErr error
+			step := func() {
+				if _, err := m.Step(b, 1e-3); err != nil {
+					stepErr = err
+				}
+			}
+			step()
+			if allocs := testing.AllocsPerRun(3, step); allocs != 0 {
+				t.Errorf("a training step made %v allocations, want 0", allocs)
+			}
+			if stepErr != nil {
+				t.Fatal(stepErr)
+			}
+		})
 	}
 }
