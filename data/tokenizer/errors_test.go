@@ -97,6 +97,7 @@ func TestNewTrainerErrors(t *testing.T) {
 		{TrainOptions{VocabSize: 300, Specials: []string{"x"}}, "at least 2 bytes"},
 		{TrainOptions{VocabSize: maxID + 1}, "more than"},
 		{TrainOptions{VocabSize: 300, MinFrequency: -1}, "min frequency -1 is negative"},
+		{TrainOptions{VocabSize: 300, Specials: []string{"<\xff>"}}, "not valid UTF-8"},
 	}
 	for _, tt := range tests {
 		if _, err := NewTrainer(tt.opts); err == nil || !strings.Contains(err.Error(), tt.want) {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"flag"
 	"os"
 	"path/filepath"
 	"slices"
@@ -135,5 +136,42 @@ func TestHFTiny(t *testing.T) {
 	}
 	if len(configs) != 7 {
 		t.Fatalf("hf_tiny.jsonl has configs %v, want 7", configs)
+	}
+}
+
+var update = flag.Bool("update", false, "rewrite testdata/go_trained.json (then rerun testdata/gen_hf_golden.js)")
+
+// TestGoTrainedInHF: what Save writes is a tokenizer.json Hugging Face
+// tokenizers loads and encodes to the ids Go gives. testdata/go_trained.json
+// is the Marshal of smallTrained (a golden file: training and Marshal must
+// not drift), and go_trained_golden.jsonl holds the ids HF gave for it
+// (gen_hf_golden.js), for the hand-picked and the random texts.
+func TestGoTrainedInHF(t *testing.T) {
+	const path = "testdata/go_trained.json"
+	got := smallTrained(t).Marshal()
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("Marshal of the Go-trained tokenizer differs from %s (rerun with -update, then gen_hf_golden.js, if the change is meant)", path)
+	}
+	tok, err := Load(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := readGoldenFile(t, "testdata/go_trained_golden.jsonl", 650)
+	for _, g := range rows {
+		if ids := tok.EncodeWithSpecials(g.Text); !slices.Equal(ids, g.IDs) {
+			t.Errorf("EncodeWithSpecials(%q) = %v, HF on the saved file gives %v", g.Text, ids, g.IDs)
+		}
+		if text, err := tok.Decode(g.IDs); err != nil || text != g.Decoded {
+			t.Errorf("Decode(%v) = %q, %v; HF gives %q", g.IDs, text, err, g.Decoded)
+		}
 	}
 }

@@ -243,10 +243,13 @@ func loadModel(m json.RawMessage, s *spec) error {
 // Marshal returns t as a Hugging Face tokenizer.json (merges in the pair
 // form written by tokenizers ≥ 0.20), vocabulary in id order.
 func (t *Tokenizer) Marshal() []byte {
-	var b bytes.Buffer
+	var b, q bytes.Buffer
+	enc := json.NewEncoder(&q)
+	enc.SetEscapeHTML(false) // "<|image|>", as Hugging Face writes it, not "\u003c|image|\u003e"
 	str := func(s string) {
-		q, _ := json.Marshal(s) // a string always marshals
-		b.Write(q)
+		q.Reset()
+		_ = enc.Encode(s) // a string always encodes
+		b.Write(bytes.TrimSuffix(q.Bytes(), []byte("\n")))
 	}
 	b.WriteString("{\n  \"version\": \"1.0\",\n  \"truncation\": null,\n  \"padding\": null,\n  \"added_tokens\": [")
 	for i, a := range t.added {

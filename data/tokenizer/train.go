@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"unicode/utf8"
 )
 
 // TrainOptions configure Train.
@@ -47,6 +48,9 @@ func NewTrainer(opts TrainOptions) (*Trainer, error) {
 	for i, s := range specials {
 		if len(s) < 2 {
 			return nil, fmt.Errorf("tokenizer: train: special token %d (%q) must be at least 2 bytes, or it would be a byte token", i, s)
+		}
+		if !utf8.ValidString(s) {
+			return nil, fmt.Errorf("tokenizer: train: special token %d (%q) is not valid UTF-8, which tokenizer.json cannot hold", i, s)
 		}
 		if seen[s] {
 			return nil, fmt.Errorf("tokenizer: train: special token %q given twice", s)

@@ -25,6 +25,12 @@
 // digits, accents, combining marks, emoji, CJK, special-token text),
 // slices of hf_corpus.txt, and random code points from all of Unicode.
 //
+// go_trained_golden.jsonl holds {text, ids, decoded} from HF for
+// go_trained.json, a tokenizer.json written by mmablate's own Save (Go
+// training on hf_corpus.txt), for the same texts: HF reads what Go writes.
+// Regenerate go_trained.json first (go test ./data/tokenizer -run
+// TestGoTrainedInHF -update) when training or Marshal change on purpose.
+//
 // hf_tiny.jsonl covers what a trained file does not: a hand-made vocabulary
 // missing most bytes (unk_token, fuse_unk, or bytes dropped without one),
 // ignore_merges, and added tokens with lstrip/rstrip, special or not. Each
@@ -111,6 +117,7 @@ async function main() {
   fs.writeFileSync(path.join(outDir, 'hf_golden.jsonl'), lines.join('\n') + '\n');
   fs.rmSync(tmp, { recursive: true });
   const nRandom = await writeRandom(tok, plain, prefix);
+  await writeGoTrained();
   await writeTiny();
   console.log(`wrote ${file} (${Object.keys(full.model.vocab).length} model tokens, ${full.model.merges.length} merges), ${texts.length} golden rows and ${nRandom} random rows`);
 }
@@ -188,6 +195,20 @@ async function writeRandom(tok, plain, prefix) {
   }
   fs.writeFileSync(path.join(outDir, 'hf_random.jsonl'), lines.join('\n') + '\n');
   return texts.length;
+}
+
+// writeGoTrained writes go_trained_golden.jsonl: the ids HF gives, with
+// specials parsed, for go_trained.json (a tokenizer.json that mmablate
+// trained and saved; hf_test.go's -update writes it), on the hand-picked and
+// the random texts.
+async function writeGoTrained() {
+  const tok = Tokenizer.fromFile(path.join(outDir, 'go_trained.json'));
+  const lines = [];
+  for (const text of texts.concat(randomTexts(600))) {
+    const ids = (await tok.encode(text, null, { addSpecialTokens: true })).getIds();
+    lines.push(JSON.stringify({ text, ids, decoded: await tok.decode(ids, false) }));
+  }
+  fs.writeFileSync(path.join(outDir, 'go_trained_golden.jsonl'), lines.join('\n') + '\n');
 }
 
 async function writeTiny() {
