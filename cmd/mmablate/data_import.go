@@ -26,6 +26,8 @@ func newDataImportCmd() *cobra.Command {
 		onError      string
 		rowsPerShard int
 		rowGroupRows int
+		shardSize    string
+		rowGroupSize string
 		compression  string
 	)
 	cmd := &cobra.Command{
@@ -49,9 +51,14 @@ caption, a record breaking the aligned-list rule) are bad rows:
 img2dataset rows whose status is not "success" hold no image: they are
 always skipped and counted, whatever --on-error says.
 
-Progress goes to stderr: a progress line on a terminal, a log line every
-10 seconds otherwise. At the end the command prints the samples written
-and the rows skipped by reason.
+A shard ends at --rows-per-shard rows or --shard-size bytes, whichever
+comes first; a row group at --row-group-rows rows or --row-group-size
+bytes (a reader holds one row group per decode worker in memory).
+
+Progress goes to stderr: on a terminal a progress bar with rows read,
+rows/s, samples written and rows skipped; otherwise a log line every 10
+seconds. At the end the command prints the samples written and the rows
+skipped by reason.
 
 Example:
 
@@ -77,10 +84,19 @@ Example:
 			if rowsPerShard < 0 || rowGroupRows < 0 {
 				return usagef("--rows-per-shard and --row-group-rows must be ≥ 0")
 			}
+			shardBytes, err := optionalSize("--shard-size", shardSize)
+			if err != nil {
+				return err
+			}
+			rowGroupBytes, err := optionalSize("--row-group-size", rowGroupSize)
+			if err != nil {
+				return err
+			}
 			imp := importer{
 				layout: opts, onError: mode, stderr: cmd.ErrOrStderr(),
 				shardOpts: shards.Options{
 					MaxRowsPerShard: rowsPerShard, RowGroupRows: rowGroupRows,
+					MaxBytesPerShard: shardBytes, RowGroupBytes: rowGroupBytes,
 					Compression: compression, CreatedBy: "mmablate data import",
 				},
 			}
@@ -97,8 +113,22 @@ Example:
 	cmd.Flags().StringVar(&onError, "on-error", string(data.OnErrorFail), "what a bad row does: fail (stop, write nothing) or skip (drop and count)")
 	cmd.Flags().IntVar(&rowsPerShard, "rows-per-shard", 0, "most rows per shard (0: the shards default)")
 	cmd.Flags().IntVar(&rowGroupRows, "row-group-rows", 0, "most rows per row group (0: the shards default)")
+	cmd.Flags().StringVar(&shardSize, "shard-size", "", "approximate most bytes per shard, e.g. 256MB or 1GiB (default 512MiB)")
+	cmd.Flags().StringVar(&rowGroupSize, "row-group-size", "", "approximate most payload bytes per row group, e.g. 8MiB (default 16MiB)")
 	cmd.Flags().StringVar(&compression, "compression", shards.DefaultCompression, "shard compression: zstd, snappy or none")
 	return cmd
+}
+
+// optionalSize parses a size flag; "" means the shards default (0).
+func optionalSize(flag, s string) (int64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	n, err := parseSize(s)
+	if err != nil {
+		return 0, usagef("%s: %v", flag, err)
+	}
+	return n, nil
 }
 
 type importer struct {
@@ -163,28 +193,35 @@ func (imp *importer) importFile(ctx context.Context, w *shards.Writer, path stri
 	defer f.Close()
 	for g := range f.NumRowGroups() {
 		err := f.ReadRowGroup(ctx, g, func(row int64, rec *data.Record, rerr error) error {
-			prog.add(1, res)
-			if rerr == nil {
-				rerr = w.Write(rec)
-				if rerr == nil {
-					res.written++
-					return nil
-				}
-				if !errors.Is(rerr, data.ErrBadRecord) {
-					return rerr // the writer failed, not the row
-				}
-				rerr = &data.RowError{File: path, RowGroup: g, Row: row, Err: rerr}
-			}
-			if imp.onError == data.OnErrorFail && !errors.Is(rerr, data.ErrSkippedStatus) {
-				return fmt.Errorf("%w (use --on-error skip to drop such rows)", rerr)
-			}
-			res.skipped[data.Reason(rerr)]++
-			return nil
+			err := imp.importRow(w, path, g, row, rec, rerr, res)
+			prog.add(1, res) // after the row, so the counts shown include it
+			return err
 		})
 		if err != nil {
 			return err
 		}
 	}
+	return nil
+}
+
+// importRow writes one row read from path (rec, or the rerr that says why
+// it is no record) and counts it as written or skipped.
+func (imp *importer) importRow(w *shards.Writer, path string, g int, row int64, rec *data.Record, rerr error, res *importResult) error {
+	if rerr == nil {
+		rerr = w.Write(rec)
+		if rerr == nil {
+			res.written++
+			return nil
+		}
+		if !errors.Is(rerr, data.ErrBadRecord) {
+			return rerr // the writer failed, not the row
+		}
+		rerr = &data.RowError{File: path, RowGroup: g, Row: row, Err: rerr}
+	}
+	if imp.onError == data.OnErrorFail && !errors.Is(rerr, data.ErrSkippedStatus) {
+		return fmt.Errorf("%w (use --on-error skip to drop such rows)", rerr)
+	}
+	res.skipped[data.Reason(rerr)]++
 	return nil
 }
 
@@ -211,7 +248,7 @@ func (res *importResult) print(w io.Writer, out string) {
 	}
 }
 
-// importProgress reports rows read: a rewritten line on a terminal, a log line
+// importProgress reports rows read: a rewritten bar on a terminal, a log line
 // every logEvery otherwise (so logs stay readable when redirected).
 type importProgress struct {
 	w        io.Writer
@@ -236,23 +273,30 @@ func (p *importProgress) add(n int64, res *importResult) {
 	p.rows += n
 	now := time.Now()
 	switch {
-	case p.tty && now.Sub(p.last) >= 200*time.Millisecond:
+	case p.tty && (now.Sub(p.last) >= 200*time.Millisecond || p.rows == p.total):
 		p.last = now
-		pct := 100.0
+		frac := 1.0
 		if p.total > 0 {
-			pct = 100 * float64(p.rows) / float64(p.total)
+			frac = float64(p.rows) / float64(p.total)
 		}
-		rate := float64(p.rows) / now.Sub(p.start).Seconds()
-		fmt.Fprintf(p.w, "\rimport %d/%d rows %5.1f%%  %.0f rows/s  %d written  %d skipped ", p.rows, p.total, pct, rate, res.written, skippedTotal(res.skipped))
+		rate := float64(p.rows) / max(now.Sub(p.start).Seconds(), 1e-3)
+		fmt.Fprintf(p.w, "\rimport %s %5.1f%%  %d/%d rows  %.0f rows/s  %d written  %d skipped ",
+			progressBar(frac, 30), 100*frac, p.rows, p.total, rate, res.written, skippedTotal(res.skipped))
 	case !p.tty && now.Sub(p.last) >= p.logEvery:
 		p.last = now
 		slog.Info("import progress", "rows", p.rows, "total", p.total, "written", res.written, "skipped", skippedTotal(res.skipped))
 	}
 }
 
+// progressBar draws frac (0..1) of a width-cell bar: [#######.......].
+func progressBar(frac float64, width int) string {
+	n := int(min(max(frac, 0), 1) * float64(width))
+	return "[" + strings.Repeat("#", n) + strings.Repeat(".", width-n) + "]"
+}
+
 func (p *importProgress) done() {
 	if p.tty && p.rows > 0 {
-		fmt.Fprint(p.w, "\r"+strings.Repeat(" ", 100)+"\r")
+		fmt.Fprint(p.w, "\r"+strings.Repeat(" ", 120)+"\r")
 	}
 }
 

@@ -8,9 +8,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/parquet-go/parquet-go"
 
+	"github.com/mmablate/mmablate/data"
 	"github.com/mmablate/mmablate/data/shards"
 )
 
@@ -117,8 +119,34 @@ func TestDataImport(t *testing.T) {
 		}
 	})
 
+	t.Run("sizes", func(t *testing.T) {
+		// Each sample is over 10 bytes: every shard ends after one row.
+		out := filepath.Join(t.TempDir(), "ds")
+		got, err := runCLI("data", "import", "--on-error", "skip", "--shard-size", "10B", src, "--out", out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(got, "wrote 2 samples to "+out+" in 2 shards") {
+			t.Errorf("--shard-size 10B: output %q, want 2 samples in 2 shards", got)
+		}
+		// And every row group.
+		out = filepath.Join(t.TempDir(), "ds")
+		if _, err := runCLI("data", "import", "--on-error", "skip", "--row-group-size", "1B", src, "--out", out); err != nil {
+			t.Fatal(err)
+		}
+		m, err := shards.LoadManifest(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(m.Shards) != 1 || m.Shards[0].RowGroups != 2 {
+			t.Errorf("--row-group-size 1B: shards %+v, want one shard of 2 row groups", m.Shards)
+		}
+	})
+
 	t.Run("misuse", func(t *testing.T) {
 		for _, args := range [][]string{
+			{"data", "import", src, "--out", t.TempDir() + "/x", "--shard-size", "12"},
+			{"data", "import", src, "--out", t.TempDir() + "/x", "--row-group-size", "-1MB"},
 			{"data", "import", src},
 			{"data", "import", src, "--out", t.TempDir() + "/x", "--on-error", "ignore"},
 			{"data", "import", src, "--out", t.TempDir() + "/x", "--layout", "webdataset"},
@@ -146,6 +174,42 @@ func TestDataInspectText(t *testing.T) {
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("output lacks %q:\n%s", want, got)
+		}
+	}
+}
+
+// TestImportProgressBar checks the terminal progress line: a bar filled in
+// proportion to the rows read, the percentage, rows, written and skipped
+// counts, redrawn at the last row even within the redraw interval.
+func TestImportProgressBar(t *testing.T) {
+	var buf bytes.Buffer
+	p := newImportProgress(&buf, 4)
+	p.tty = true
+	p.start = p.start.Add(-1000 * time.Second) // 2 rows in 1000 s: "0 rows/s"
+	p.last = p.last.Add(-time.Second)
+	res := &importResult{written: 1, skipped: data.SkipCounts{data.ErrNullText.Error(): 1}}
+	p.add(2, res)
+	want := "\rimport [###############...............]  50.0%  2/4 rows  0 rows/s  1 written  1 skipped "
+	if got := buf.String(); got != want {
+		t.Fatalf("half way: %q, want %q", got, want)
+	}
+	buf.Reset()
+	res.written++
+	p.add(2, res)
+	if got := buf.String(); !strings.HasPrefix(got, "\rimport ["+strings.Repeat("#", 30)+"] 100.0%  4/4 rows") || !strings.HasSuffix(got, "2 written  1 skipped ") {
+		t.Fatalf("at the end: %q", got)
+	}
+	buf.Reset()
+	p.done()
+	if got := buf.String(); strings.Trim(got, "\r ") != "" {
+		t.Fatalf("done left %q on the line", got)
+	}
+	for _, tt := range []struct {
+		frac float64
+		want string
+	}{{-1, "[....]"}, {0, "[....]"}, {0.5, "[##..]"}, {0.99, "[###.]"}, {1, "[####]"}, {2, "[####]"}} {
+		if got := progressBar(tt.frac, 4); got != tt.want {
+			t.Errorf("progressBar(%v, 4) = %q, want %q", tt.frac, got, tt.want)
 		}
 	}
 }
