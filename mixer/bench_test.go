@@ -47,14 +47,16 @@ func benchBatches(b *testing.B, m *Mixer) {
 	b.ReportMetric(m.Stats().PaddingFraction(), "padding")
 }
 
-// BenchmarkMixerStreams is the end-to-end figure: 160 px images (PNG, and
-// JPEG as real shards hold) decoded, resized to 128 px and tokenized by
-// data/stream Readers, then mixed and packed.
+// BenchmarkMixerStreams is the end-to-end figure: images decoded, resized
+// to 128 px and tokenized by data/stream Readers (2 decode workers), then
+// mixed and packed. The images are 160 px PNG (the shapes world's kind) or
+// JPEG, and 640×480 JPEG photos as imported datasets hold (bench data's
+// test photos).
 func BenchmarkMixerStreams(b *testing.B) {
 	for _, f := range []struct {
 		name string
 		enc  encodeFunc
-	}{{"png", encodePNG}, {"jpeg", encodeJPEG}} {
+	}{{"png160", encodePNG}, {"jpeg160", encodeJPEG}, {"jpeg640x480", encodeJPEG640x480}} {
 		b.Run(f.name, func(b *testing.B) {
 			cfg, open := realSources(b, referenceConfig(), map[string]int{"caption": 48, "interleaved": 24, "text": 48}, 160, f.enc)
 			m, err := New(cfg, open(), testSpecials)

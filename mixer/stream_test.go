@@ -43,6 +43,11 @@ func encodeJPEG(_ testing.TB, px, seed int) []byte {
 	return images.SyntheticJPEG(px, px, uint64(seed), 85)
 }
 
+// encodeJPEG640x480 ignores px: a VGA photo, decoded and centre-cropped.
+func encodeJPEG640x480(_ testing.TB, _, seed int) []byte {
+	return images.SyntheticJPEG(640, 480, uint64(seed), 85)
+}
+
 // writeSource writes n records of kind to dir with shards.Writer: texts
 // begin with the record id, images are px×px.
 func writeSource(t testing.TB, dir, prefix string, kind data.Kind, n, px, rowGroupRows int, enc encodeFunc) {
