@@ -20,5 +20,8 @@
 //
 // A tokenizer.json written by the Hugging Face tokenizers library for a BPE
 // model with the ByteLevel pre-tokenizer and decoder loads and gives exactly
-// the ids that library gives (testdata/ holds golden ids produced by it).
+// the ids that library gives; the other way round, that library loads what
+// Save writes and gives the ids Encode gives; and Train learns the merges
+// its BpeTrainer learns from the same text. testdata/ holds the fixtures,
+// produced by the library itself (testdata/gen_hf_golden.js says how).
 package tokenizer
