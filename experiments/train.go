@@ -22,7 +22,6 @@ import (
 	"github.com/mmablate/mmablate/mixer"
 	"github.com/mmablate/mmablate/models"
 	"github.com/mmablate/mmablate/models/engine"
-	"github.com/mmablate/mmablate/models/engine/cuda"
 )
 
 // Run-directory file names.
@@ -47,6 +46,11 @@ type Options struct {
 	// redrawn in place: pass stderr when it is a terminal. When nil,
 	// progress goes to Log every train.log_every steps.
 	Bar io.Writer
+	// Device and Precision, when set, replace the config's device and
+	// precision (cpu or cuda; fp32, tf32 or bf16). Resume continues the run
+	// there without changing its config.resolved.yaml: checkpoints are the
+	// same files whichever device wrote them (device.go).
+	Device, Precision string
 }
 
 // Train runs cfg (from Load, or built in Go and then valid) into dir,
@@ -55,6 +59,10 @@ type Options struct {
 // returns an error wrapping ErrInterrupted that says how to resume.
 func Train(ctx context.Context, cfg Config, dir string, opts Options) error {
 	log := opts.logger()
+	cfg, err := opts.onDevice(cfg)
+	if err != nil {
+		return err
+	}
 	if err := cfg.Validate(); err != nil { // a Config built in Go skipped Load's checks
 		return err
 	}
@@ -121,6 +129,9 @@ func Resume(ctx context.Context, dir string, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("resume: %w", err)
 	}
+	if cfg, err = opts.onDevice(cfg); err != nil {
+		return fmt.Errorf("resume: %w", err)
+	}
 	if err := checkEvalPaths(cfg); err != nil {
 		return fmt.Errorf("resume: %w", err)
 	}
@@ -183,6 +194,7 @@ type metricsLine struct {
 	Tokens     map[string]int64 `json:"tokens"`
 	Images     map[string]int64 `json:"images"`
 	Time       time.Time        `json:"time"`
+	deviceLine
 }
 
 // run trains from checkpoint st (nil: from the start) to train.steps,
@@ -212,16 +224,9 @@ func (j *job) run(ctx context.Context, st *checkpointState) error {
 		return err
 	}
 	defer model.Close()
-	if c.Device == "cuda" {
-		tr, err := cuda.NewTrainer(model, cuda.Options{Precision: cuda.Precision(c.Precision)})
-		if err != nil {
-			return fmt.Errorf("device cuda: %w", err)
-		}
-		if err := model.SetAccelerator(tr); err != nil {
-			tr.Close()
-			return fmt.Errorf("device cuda: %w", err)
-		}
-		j.log.Info("training on the GPU", "gpu", tr.Device().Name, "arch", tr.Device().SM, "precision", tr.Precision())
+	dev, err := j.useDevice(model)
+	if err != nil {
+		return err
 	}
 	start := 0
 	if st != nil {
@@ -239,6 +244,9 @@ func (j *job) run(ctx context.Context, st *checkpointState) error {
 		return err
 	}
 	defer metrics.Close()
+	feed := newFeeder(dataCtx, mix, t.Steps-start)
+	defer feed.close() // before mix.Close
+	timer := newStepTimer(dev, feed, start)
 	tokensPerStep := float64(p.BatchSize * p.SeqLen)
 	bar := newProgress(j.opts.Bar, j.log, start, t.Steps, tokensPerStep)
 	lastLog, lastStep := time.Now(), start
@@ -246,11 +254,7 @@ func (j *job) run(ctx context.Context, st *checkpointState) error {
 		if err := metrics.Sync(); err != nil {
 			return fmt.Errorf("%s: %w", MetricsFile, err)
 		}
-		ms, err := mix.State()
-		if err != nil {
-			return err
-		}
-		return writeCheckpoint(j.dir, step, t.KeepCheckpoints, model, ms, j.hash, j.log)
+		return writeCheckpoint(j.dir, step, t.KeepCheckpoints, model, feed.state(), j.hash, j.log)
 	}
 	saved := -1 // the step of the newest committed checkpoint
 	if st != nil {
@@ -267,7 +271,7 @@ func (j *job) run(ctx context.Context, st *checkpointState) error {
 			}
 			return j.interrupted(step)
 		}
-		b, err := mix.Next(dataCtx)
+		b, err := feed.next()
 		if err == io.EOF {
 			return fmt.Errorf("step %d: the data ran out: every source of data.sources stopped (exhausted: stop) before train.steps %d", step, t.Steps)
 		}
@@ -285,7 +289,7 @@ func (j *job) run(ctx context.Context, st *checkpointState) error {
 			now := time.Now()
 			tps := tokensPerStep * float64(done-lastStep) / now.Sub(lastLog).Seconds()
 			lastLog, lastStep = now, done
-			if err := writeMetrics(metrics, done, ss, lr, tps, mix.Stats(), now); err != nil {
+			if err := writeMetrics(metrics, done, ss, lr, tps, feed.stats(), timer.line(done), now); err != nil {
 				return err
 			}
 			bar.logged(done, ss.Loss, tps)
@@ -368,9 +372,9 @@ func (j *job) openMetrics(step int) (*os.File, error) {
 	return f, nil
 }
 
-func writeMetrics(w io.Writer, step int, ss models.StepStats, lr, tps float64, st mixer.Stats, now time.Time) error {
+func writeMetrics(w io.Writer, step int, ss models.StepStats, lr, tps float64, st mixer.Stats, dl deviceLine, now time.Time) error {
 	m := metricsLine{Step: step, Loss: ss.Loss, LR: lr, GradNorm: ss.GradNorm, TokensPerS: tps,
-		Samples: map[string]int64{}, Tokens: map[string]int64{}, Images: map[string]int64{}, Time: now.UTC()}
+		Samples: map[string]int64{}, Tokens: map[string]int64{}, Images: map[string]int64{}, Time: now.UTC(), deviceLine: dl}
 	for name, c := range st.Sources {
 		m.Samples[name], m.Tokens[name], m.Images[name] = c.Samples, c.Tokens, c.Images
 	}

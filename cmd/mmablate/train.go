@@ -49,14 +49,18 @@ Example:
   mmablate train -c experiments/examples/tiny.yaml --out runs/tiny
   mmablate train -c experiments/examples/tiny.yaml --out runs/tiny-lr --set train.lr=1e-3
   mmablate train --resume runs/tiny
+  mmablate train --resume runs/tiny-gpu --device cpu    # a GPU run continues on the CPU
 
 Flags:
   -c, --config   the run config (YAML)
   --out          the run directory (default runs/<name>, <name> from the config)
   --set          override a config key, key.path=value (repeatable; the value is YAML)
-  --resume       continue the run in this directory (no other flag)
+  --resume       continue the run in this directory (no -c, --out or --set)
   --device       cpu or cuda: shorthand for --set device=…; cuda trains a text-only model on
-                 the GPU (a CGO_ENABLED=0 build, make build-cuda, runs where the NVIDIA driver is)
+                 the GPU (a CGO_ENABLED=0 build, make build-cuda, runs where the NVIDIA driver is).
+                 With --resume: continue on this device; the checkpoints are the same files
+                 whichever device wrote them, config.resolved.yaml is left as it is and
+                 metrics.jsonl's "device" field records where each step ran
   --precision    fp32, tf32 or bf16 (with --device cuda): shorthand for --set precision=…`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -65,9 +69,10 @@ Flags:
 				opts.Bar = cmd.ErrOrStderr()
 			}
 			if resume != "" {
-				if configPath != "" || out != "" || len(sets) > 0 || device != "" || precision != "" {
-					return usagef("--resume takes no -c, --out, --set, --device or --precision: the run directory holds its config")
+				if configPath != "" || out != "" || len(sets) > 0 {
+					return usagef("--resume takes no -c, --out or --set: the run directory holds its config (--device and --precision move it to another device)")
 				}
+				opts.Device, opts.Precision = device, precision
 				if err := experiments.Resume(cmd.Context(), resume, opts); err != nil {
 					return err
 				}
