@@ -40,9 +40,13 @@ type gpuBenchResult struct {
 	MFU        float64 `json:"mfu"` // of gpuPeakBF16
 	Loss       float64 `json:"loss"`
 	PeakGPUMB  float64 `json:"peak_gpu_mb,omitempty"`
-	CompileS   float64 `json:"compile_s,omitempty"`
-	Torch      string  `json:"torch,omitempty"`
-	Note       string  `json:"note,omitempty"`
+	// GPUIdleMS is the Go side's mean GPU idle time between consecutive
+	// timed steps (CUDA events, cuda.Trainer.IdleTime): the host's gap
+	// between handing over one step and the next, the same batch each time.
+	GPUIdleMS *float64 `json:"gpu_idle_ms_per_step,omitempty"`
+	CompileS  float64  `json:"compile_s,omitempty"`
+	Torch     string   `json:"torch,omitempty"`
+	Note      string   `json:"note,omitempty"`
 }
 
 // runBenchTrainCUDA times the reference decoder on GPU 0 through the CUDA
@@ -70,13 +74,24 @@ func runBenchTrainCUDA(ctx context.Context, out io.Writer, peer, python, ref str
 	}
 	b := models.SyntheticBatch(cfg, batch, seq, false, 1)
 	var results []gpuBenchResult
-	sec, loss, err := timeSteps(m, b, warmup, steps, tr.Device().Sync)
+	if _, _, err := timeSteps(m, b, warmup, 0, nil); err != nil {
+		return err
+	}
+	idle0, timed := tr.IdleTime()
+	sec, loss, err := timeSteps(m, b, 0, steps, tr.Device().Sync)
 	if err != nil {
 		return err
 	}
+	idle, _ := tr.IdleTime()
 	dev := tr.Device()
 	results = append(results, gpuResult(fmt.Sprintf("go cuda %s", prec), dev.Name, steps, sec, batch*seq, flop, loss))
 	results[0].Note = fmt.Sprintf("%s, NVRTC compile %v", dev.SM, dev.Compile.Round(time.Millisecond))
+	if timed && steps > 1 {
+		// The gaps between consecutive timed steps: steps−1 of them.
+		ms := float64(idle-idle0) / float64(time.Millisecond) / float64(steps-1)
+		results[0].GPUIdleMS = &ms
+		results[0].Note += fmt.Sprintf(", GPU idle between steps %.3f ms/step", ms)
+	}
 	if err := m.SetAccelerator(nil); err != nil { // frees the GPU memory for the peer
 		return err
 	}

@@ -21,6 +21,7 @@ type driver struct {
 	cuMemAlloc, cuMemFree, cuMemAllocHost                       uintptr
 	cuMemcpyHtoD, cuMemcpyDtoH, cuMemcpyDtoD, cuMemsetD32       uintptr
 	cuModuleLoadData, cuModuleGetFunction, cuLaunchKernel       uintptr
+	cuEventCreate, cuEventRecord, cuEventElapsedTime            uintptr
 }
 
 func loadDriver() (*driver, error) {
@@ -45,7 +46,25 @@ func loadDriver() (*driver, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Events only time the GPU's idle gaps (Trainer.IdleTime): a driver
+	// without them still trains. CUDA 12.8 added cuEventElapsedTime_v2;
+	// drivers keep the unversioned symbol for older binaries.
+	if d.events() != nil {
+		d.cuEventCreate, d.cuEventRecord, d.cuEventElapsedTime = 0, 0, 0
+	}
 	return d, nil
+}
+
+// events binds the event entry points, all or none.
+func (d *driver) events() error {
+	elapsed, err := d.lib.sym("cuEventElapsedTime_v2")
+	if err != nil {
+		if elapsed, err = d.lib.sym("cuEventElapsedTime"); err != nil {
+			return err
+		}
+	}
+	d.cuEventElapsedTime = elapsed
+	return d.lib.bind(map[string]*uintptr{"cuEventCreate": &d.cuEventCreate, "cuEventRecord": &d.cuEventRecord})
 }
 
 // check turns a CUresult into an *Error naming call.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/mmablate/mmablate/models"
 )
@@ -53,6 +54,8 @@ type Trainer struct {
 
 	hostIDs []int32
 	count   float64 // Σ mask of the current batch
+
+	gap gapTimer // the GPU's idle time between consecutive Steps
 }
 
 // layerParams are one block's parameter offsets in the arena (-1: absent).
@@ -103,6 +106,9 @@ func NewTrainer(m *models.Model, opts Options) (*Trainer, error) {
 		return nil, err
 	}
 	if err := tr.push(); err != nil {
+		return nil, err
+	}
+	if err := tr.gap.init(d); err != nil {
 		return nil, err
 	}
 	return tr, nil
@@ -274,6 +280,7 @@ func (tr *Trainer) Push() error {
 }
 
 func (tr *Trainer) push() error {
+	tr.gap.reset()
 	o := tr.m.Optimizer()
 	tr.t = o.T()
 	return errors.Join(upload(tr.d, tr.w, tr.m.Params.Data()), upload(tr.d, tr.mom, o.M()), upload(tr.d, tr.vel, o.V()))
@@ -282,6 +289,7 @@ func (tr *Trainer) push() error {
 // Pull implements models.Accelerator: GPU weights and AdamW state → host.
 func (tr *Trainer) Pull() error {
 	defer tr.d.enter()()
+	tr.gap.reset()
 	P := tr.m.Params.Len()
 	mom, vel := make([]float32, P), make([]float32, P)
 	if err := errors.Join(download(tr.d, tr.m.Params.Data(), tr.w), download(tr.d, mom, tr.mom), download(tr.d, vel, tr.vel)); err != nil {
@@ -323,9 +331,16 @@ func (tr *Trainer) all() []Buf {
 func (tr *Trainer) Step(b *models.Batch, lr float64) (models.StepStats, error) {
 	defer tr.d.enter()()
 	st := models.StepStats{Step: tr.t + 1}
+	if err := tr.gap.begin(); err != nil {
+		return st, fmt.Errorf("step %d: %w", st.Step, err)
+	}
 	loss, err := tr.forward(b)
 	st.Loss = loss
 	if err != nil {
+		return st, fmt.Errorf("step %d: %w", st.Step, err)
+	}
+	// forward's loss read-back waited for the GPU, so begin's event is done.
+	if err := tr.gap.measure(); err != nil {
 		return st, fmt.Errorf("step %d: %w", st.Step, err)
 	}
 	if math.IsNaN(loss) || math.IsInf(loss, 0) {
@@ -362,7 +377,20 @@ func (tr *Trainer) Step(b *models.Batch, lr float64) (models.StepStats, error) {
 	if err != nil {
 		return st, fmt.Errorf("step %d: %w", st.Step, err)
 	}
+	if err := tr.gap.end(); err != nil {
+		return st, fmt.Errorf("step %d: %w", st.Step, err)
+	}
 	return st, nil
+}
+
+// IdleTime is the GPU's total idle time between consecutive Steps so far,
+// timed by CUDA events: from the end of one step's last kernel (AdamW) to
+// the start of the next step's first copy, the time the device waited for
+// the host to hand it the next batch. A Pull or Push in between (a
+// checkpoint) starts a new run of steps: that gap is not counted. ok is
+// false where the driver has no event timing.
+func (tr *Trainer) IdleTime() (idle time.Duration, ok bool) {
+	return tr.gap.idle, tr.gap.evStart != 0
 }
 
 // ForwardBackward computes the batch's loss and fills the GPU gradients
