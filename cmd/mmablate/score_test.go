@@ -84,15 +84,59 @@ func TestScoreVQA(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got struct {
-		Accuracy *float64 `json:"accuracy"`
+	var got map[string]float64
+	if err := json.Unmarshal([]byte(out), &got); err != nil || len(got) != 1 {
+		t.Fatalf("output %q (%v): want exactly {\"accuracy\": x}", out, err)
 	}
-	if err := json.Unmarshal([]byte(out), &got); err != nil || got.Accuracy == nil {
-		t.Fatalf("output %q: %v", out, err)
+	if acc, want := got["accuracy"], (100+0+60)/3.0; math.Abs(acc-want) > 1e-9 {
+		t.Errorf("accuracy %v, want %v", acc, want)
 	}
-	if want := (100 + 0 + 60) / 3.0; math.Abs(*got.Accuracy-want) > 1e-9 {
-		t.Errorf("accuracy %v, want %v", *got.Accuracy, want)
-	}
+}
+
+// scoreKeys are the keys each score command prints, and nothing else.
+var scoreKeys = map[string][]string{
+	"caption": {"CIDEr", "BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4"},
+	"vqa":     {"accuracy"},
+}
+
+// FuzzScore feeds arbitrary bytes as the JSONL file of both score
+// commands: each either fails with an error that names the file, or
+// prints exactly its keys with finite values in range (CIDEr ≥ 0, BLEU in
+// [0, 1], accuracy in [0, 100]).
+func FuzzScore(f *testing.F) {
+	f.Add([]byte(`{"id": "1", "prediction": "A red circle.", "references": ["a red circle", "a small red circle"]}` + "\n" +
+		`{"id": 2, "prediction": "two squares", "references": ["two blue squares"]}`))
+	f.Add([]byte(`{"id": "q", "prediction": "Two", "answers": ["2","2","2","two","2","2","2","2","2","3"]}` + "\n\n"))
+	f.Add([]byte(`{"id": "a", "prediction": "x", "references": [], "answers": []}` + "\n" + `[1]`))
+	f.Add([]byte("{\"id\": 1e400, \"prediction\": \"\\ud800\"}\n{\"id\": \"1e400\"}"))
+	f.Fuzz(func(t *testing.T, content []byte) {
+		for kind, keys := range scoreKeys {
+			out, err := runScore(t, kind, string(content))
+			if err != nil {
+				if !strings.Contains(err.Error(), "preds.jsonl") {
+					t.Errorf("score %s: error %q does not name the file", kind, err)
+				}
+				continue
+			}
+			var got map[string]float64
+			if err := json.Unmarshal([]byte(out), &got); err != nil || len(got) != len(keys) {
+				t.Fatalf("score %s printed %q (%v), want exactly the keys %v", kind, out, err, keys)
+			}
+			for _, k := range keys {
+				v, ok := got[k]
+				hi := 1.0
+				switch k {
+				case "CIDEr":
+					hi = math.Inf(1)
+				case "accuracy":
+					hi = 100
+				}
+				if !ok || math.IsNaN(v) || v < 0 || v > hi {
+					t.Errorf("score %s: %s = %v (present %v), want a number in [0, %v]", kind, k, v, ok, hi)
+				}
+			}
+		}
+	})
 }
 
 func TestScoreErrors(t *testing.T) {
