@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -111,6 +113,7 @@ func runTokenizerTrain(ctx context.Context, stdout io.Writer, c tokenizerTrainCo
 	}
 	start := time.Now()
 	var textBytes int64
+	skippedAll := data.SkipCounts{}
 	for _, in := range inputs {
 		st, err := os.Stat(in)
 		if err != nil {
@@ -122,6 +125,9 @@ func runTokenizerTrain(ctx context.Context, stdout io.Writer, c tokenizerTrainCo
 				return err
 			}
 			slog.Info("tokenizer train: counted dataset", "path", in, "distinct_words", tr.Words(), "skipped", skipped)
+			for r, n := range skipped {
+				skippedAll[r] += n
+			}
 			continue
 		}
 		f, err := os.Open(in)
@@ -147,5 +153,14 @@ func runTokenizerTrain(ctx context.Context, stdout io.Writer, c tokenizerTrainCo
 	fmt.Fprintf(stdout, "wrote %s: %d tokens (%d distinct words; text files %.1f MB); counting %s, merging %s\n",
 		c.out, tok.VocabSize(), tr.Words(), float64(textBytes)/1e6,
 		counted.Sub(start).Round(time.Millisecond), time.Since(counted).Round(time.Millisecond))
+	if len(skippedAll) > 0 {
+		var n int64
+		reasons := make([]string, 0, len(skippedAll))
+		for _, r := range slices.Sorted(maps.Keys(skippedAll)) {
+			n += skippedAll[r]
+			reasons = append(reasons, fmt.Sprintf("%s: %d", r, skippedAll[r]))
+		}
+		fmt.Fprintf(stdout, "skipped %d dataset rows (%s)\n", n, strings.Join(reasons, ", "))
+	}
 	return nil
 }
