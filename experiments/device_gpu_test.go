@@ -36,7 +36,8 @@ func needGPU(t *testing.T) {
 // gpuCurveTol bounds |Δloss| between the fp32 GPU and the CPU engine at
 // every step of textYAML's 40: the two sum in different orders (cuBLAS vs
 // OpenBLAS or Go), differences of ~1e-7 per step that AdamW carries along.
-const gpuCurveTol = 1e-3
+// On an H200 the worst seen was 1.3e-6 (2026-12-01).
+const gpuCurveTol = 1e-4
 
 // compareCurves returns the largest |Δloss| over the steps both have,
 // failing when the steps differ.
