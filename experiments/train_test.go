@@ -327,38 +327,43 @@ func TestKillDuringCheckpoint(t *testing.T) {
 	}
 }
 
-// SIGTERM writes a checkpoint at the current step and exits with a
-// message saying how to resume; the resumed run ends with the same bytes.
-func TestSIGTERMCheckpointsAndResumes(t *testing.T) {
+// SIGINT (Ctrl-C) and SIGTERM each write a checkpoint at the current step
+// and exit with a message saying how to resume; the resumed run ends with
+// the same bytes.
+func TestSignalCheckpointsAndResumes(t *testing.T) {
 	want := referenceFinal(t)
-	dir := filepath.Join(t.TempDir(), "run")
-	cmd, stderr := startTrain(t, nil, "-c", configFile(t), "--out", dir)
-	var msgs []string
-	collected := make(chan struct{})
-	go func() {
-		for l := range stderr {
-			msgs = append(msgs, l)
-		}
-		close(collected)
-	}()
-	err := killAfterLines(t, cmd, dir, 5, syscall.SIGTERM)
-	<-collected
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
-		t.Fatalf("exit after SIGTERM: %v, want status 1", err)
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "run")
+			cmd, stderr := startTrain(t, nil, "-c", configFile(t), "--out", dir)
+			var msgs []string
+			collected := make(chan struct{})
+			go func() {
+				for l := range stderr {
+					msgs = append(msgs, l)
+				}
+				close(collected)
+			}()
+			err := killAfterLines(t, cmd, dir, 5, sig)
+			<-collected
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+				t.Fatalf("exit after %v: %v, want status 1", sig, err)
+			}
+			all := strings.Join(msgs, "\n")
+			if !strings.Contains(all, "resume with: mmablate train --resume "+dir) {
+				t.Fatalf("no resume instruction in stderr:\n%s", all)
+			}
+			steps, err := committedSteps(filepath.Join(dir, checkpointsDir))
+			if err != nil || len(steps) == 0 || steps[0] < 10 {
+				t.Fatalf("checkpoints after %v at step ≥ 10: %v (%v), want one at the step it stopped", sig, steps, err)
+			}
+			t.Logf("%v checkpoint at step %d", sig, steps[0])
+			assertUnfinished(t, dir)
+			resumeBinary(t, dir)
+			sameBytes(t, "final.safetensors after "+sig.String()+" and resume", readFile(t, filepath.Join(dir, FinalWeightsFile)), want)
+		})
 	}
-	all := strings.Join(msgs, "\n")
-	if !strings.Contains(all, "resume with: mmablate train --resume "+dir) {
-		t.Fatalf("no resume instruction in stderr:\n%s", all)
-	}
-	steps, err := committedSteps(filepath.Join(dir, checkpointsDir))
-	if err != nil || len(steps) == 0 || steps[0] < 10 {
-		t.Fatalf("checkpoints after SIGTERM at step ≥ 10: %v (%v), want one at the step it stopped", steps, err)
-	}
-	t.Logf("SIGTERM checkpoint at step %d", steps[0])
-	assertUnfinished(t, dir)
-	resumeBinary(t, dir)
-	sameBytes(t, "final.safetensors after SIGTERM and resume", readFile(t, filepath.Join(dir, FinalWeightsFile)), want)
 }
 
 // finishedRun trains runYAML into a fresh directory, in process.
