@@ -32,6 +32,7 @@ const (
 	cublasOpN              = 0
 	cublasOpT              = 1
 	cudaR32F               = 0
+	cudaR16BF              = 14
 	cublasCompute32F       = 68
 	cublasCompute32FFast16 = 75 // CUBLAS_COMPUTE_32F_FAST_16BF
 	cublasCompute32FTF32   = 77 // CUBLAS_COMPUTE_32F_FAST_TF32

@@ -26,10 +26,11 @@
 //	      accumulation; weights, master copy, optimizer state and every
 //	      non-product kernel stay fp32
 //
-// Attention materialises the full [B, H, T, T] score square (as the CPU
-// engine's FLOP count assumes): q·kᵀ and p·v are batched cuBLAS products
-// over (sequence, head), the causal and document mask and the softmax are
-// one fused kernel, and so is the softmax backward.
+// Attention materialises the [B, H, T, T] score square: q·kᵀ and p·v are
+// batched cuBLAS products over (sequence, head) in four causal row blocks
+// (block r computes only keys below its last row, skipping 3/8 of the
+// square), the causal and document mask and the softmax are one fused
+// single-pass kernel, and so is the softmax backward.
 //
 // # Threads
 //

@@ -164,39 +164,60 @@ __global__ void swiglu_bwd(float* dg, float* dh3, const float* h1, const float* 
 // Masked softmax in place over the score rows p [B·H, T, T] (already
 // scaled): row t of sequence b sees keys s ≤ t (causal) whose document id
 // equals its own (docs [B·T], null = one document); masked entries become
-// 0 and a row with no allowed key is all 0. grid (T, B·H).
-__global__ void attn_softmax(float* p, const int* docs, int T, int H, int causal) {
+// 0 and a row with no allowed key is all 0. One pass over memory: the row's
+// allowed scores are cached in shared memory (T floats). With causal row
+// blocks of bs rows the products read only the first (t/bs+1)·bs entries of
+// row t, so only those are written. grid (T, B·H).
+__global__ void attn_softmax(float* p, const int* docs, int T, int H, int causal, int bs) {
+    extern __shared__ float cache[];
     __shared__ float sh[32];
     int t = blockIdx.x, bh = blockIdx.y, b = bh / H;
     float* row = p + ((i64)bh * T + t) * T;
     const int* dc = docs ? docs + (i64)b * T : 0;
     int limit = causal ? t + 1 : T;
+    int wend = causal ? min(T, (t / bs + 1) * bs) : T;
     int mine = dc ? dc[t] : 0;
     float mx = NEG_INF;
-    for (int s = threadIdx.x; s < limit; s += blockDim.x)
-        if (!dc || dc[s] == mine) mx = fmaxf(mx, row[s]);
+    for (int s = threadIdx.x; s < limit; s += blockDim.x) {
+        float v = (!dc || dc[s] == mine) ? row[s] : NEG_INF;
+        cache[s] = v;
+        mx = fmaxf(mx, v);
+    }
     mx = block_max(mx, sh);
     float sum = 0.f;
-    for (int s = threadIdx.x; s < T; s += blockDim.x) {
-        float e = 0.f;
-        if (s < limit && (!dc || dc[s] == mine) && mx != NEG_INF) e = expf(row[s] - mx);
-        row[s] = e;
+    for (int s = threadIdx.x; s < limit; s += blockDim.x) {
+        float v = cache[s];
+        float e = (v == NEG_INF || mx == NEG_INF) ? 0.f : expf(v - mx);
+        cache[s] = e;
         sum += e;
     }
     sum = block_sum(sum, sh);
     float inv = sum > 0.f ? 1.f / sum : 0.f;
-    for (int s = threadIdx.x; s < limit; s += blockDim.x) row[s] *= inv;
+    for (int s = threadIdx.x; s < wend; s += blockDim.x) row[s] = s < limit ? cache[s] * inv : 0.f;
 }
-// Softmax backward in place: dp = p⊙(dp − Σ p·dp) per row; grid (T, B·H).
-__global__ void attn_softmax_bwd(float* dp, const float* p, int T) {
+// Softmax backward in place: dp = p⊙(dp − Σ p·dp) per row over the entries
+// the causal row blocks use (as attn_softmax); p and dp are read once into
+// shared memory (2·T floats). grid (T, B·H).
+__global__ void attn_softmax_bwd(float* dp, const float* p, int T, int causal, int bs) {
+    extern __shared__ float cache[];
     __shared__ float sh[32];
-    i64 off = ((i64)blockIdx.y * T + blockIdx.x) * T;
+    int t = blockIdx.x;
+    i64 off = ((i64)blockIdx.y * T + t) * T;
     float* dr = dp + off;
     const float* pr = p + off;
+    int limit = causal ? t + 1 : T;
+    int wend = causal ? min(T, (t / bs + 1) * bs) : T;
+    float* cp = cache;
+    float* cd = cache + T;
     float dot = 0.f;
-    for (int s = threadIdx.x; s < T; s += blockDim.x) dot += pr[s] * dr[s];
+    for (int s = threadIdx.x; s < limit; s += blockDim.x) {
+        float a = pr[s], g = dr[s];
+        cp[s] = a;
+        cd[s] = g;
+        dot += a * g;
+    }
     dot = block_sum(dot, sh);
-    for (int s = threadIdx.x; s < T; s += blockDim.x) dr[s] = pr[s] * (dr[s] - dot);
+    for (int s = threadIdx.x; s < wend; s += blockDim.x) dr[s] = s < limit ? cp[s] * (cd[s] - dot) : 0.f;
 }
 
 // ---------------------------------------------------------------- cross-entropy
@@ -208,18 +229,25 @@ __global__ void ce_fwd(float* stats, float* rowloss, const float* logits, const 
     __shared__ float sh[32];
     int i = blockIdx.x;
     const float* row = logits + (i64)i * V;
-    float mx = NEG_INF;
-    for (int j = threadIdx.x; j < V; j += blockDim.x) mx = fmaxf(mx, row[j]);
-    mx = block_max(mx, sh);
-    float s = 0.f;
-    for (int j = threadIdx.x; j < V; j += blockDim.x) s += expf(row[j] - mx);
-    s = block_sum(s, sh);
+    // Online max and sum (one read of the row): s is Σ exp(x − m) so far.
+    float m = NEG_INF, s = 0.f;
+    for (int j = threadIdx.x; j < V; j += blockDim.x) {
+        float v = row[j];
+        if (v > m) {
+            s = s * expf(m - v) + 1.f;
+            m = v;
+        } else {
+            s += expf(v - m);
+        }
+    }
+    float mx = block_max(m, sh);
+    s = block_sum(m == NEG_INF ? 0.f : s * expf(m - mx), sh);
     if (threadIdx.x == 0) {
         float ls = logf(s);
         stats[2 * i] = mx;
         stats[2 * i + 1] = ls;
-        float m = mask[i];
-        rowloss[i] = m == 0.f ? 0.f : m * ((mx - row[targets[i]]) + ls);
+        float mk = mask[i];
+        rowloss[i] = mk == 0.f ? 0.f : mk * ((mx - row[targets[i]]) + ls);
     }
 }
 // Sets dlogits = w·mask·(softmax − onehot(target)) (0 on unmasked rows).

@@ -68,10 +68,7 @@ func (d *Device) rmsBackward(dx, dw, dout, x, w, rstd Buf, n, dim int) error {
 }
 
 func (d *Device) ropeApply(out, x, pos, cs, sn Buf, n, heads, hd int, sign float32, accumulate bool) error {
-	acc := 0
-	if accumulate {
-		acc = 1
-	}
+	acc := b2i(accumulate)
 	total := n * heads * hd / 2
 	return d.launch("rope", d.k.rope, grid1((total+ewBlock-1)/ewBlock), block1(ewBlock), 0,
 		out, x, pos, cs, sn, n, heads, hd, sign, acc)
@@ -89,16 +86,24 @@ func (d *Device) swigluBackward(dg, dh3, h1, h3, s Buf, n int) error {
 	return d.launch("swiglu_bwd", d.k.swigluBwd, ewGrid(n), block1(ewBlock), 0, dg, dh3, h1, h3, s, i64(n))
 }
 
-func (d *Device) attnSoftmax(p, docs Buf, B, H, T int, causal bool) error {
-	c := 0
-	if causal {
-		c = 1
-	}
-	return d.launch("attn_softmax", d.k.softmax, [3]int{T, B * H, 1}, block1(softmaxBlock(T)), 0, p, docs, T, H, c)
+// maxSoftmaxT is the longest row the softmax kernels cache in 48 KiB of
+// shared memory (the backward caches two rows).
+const maxSoftmaxT = 48 << 10 / 8
+
+// attnSoftmax: bs is the causal row-block size of the products (T: none).
+func (d *Device) attnSoftmax(p, docs Buf, B, H, T, bs int, causal bool) error {
+	return d.launch("attn_softmax", d.k.softmax, [3]int{T, B * H, 1}, block1(softmaxBlock(T)), 4*T, p, docs, T, H, b2i(causal), bs)
 }
 
-func (d *Device) attnSoftmaxBackward(dp, p Buf, BH, T int) error {
-	return d.launch("attn_softmax_bwd", d.k.softmaxBwd, [3]int{T, BH, 1}, block1(softmaxBlock(T)), 0, dp, p, T)
+func (d *Device) attnSoftmaxBackward(dp, p Buf, BH, T, bs int, causal bool) error {
+	return d.launch("attn_softmax_bwd", d.k.softmaxBwd, [3]int{T, BH, 1}, block1(softmaxBlock(T)), 8*T, dp, p, T, b2i(causal), bs)
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // softmaxBlock: one thread per 4 keys, 32 to 1024 threads.

@@ -26,6 +26,7 @@ type Trainer struct {
 	prec Precision
 
 	B, T, n          int
+	nb, bs           int // causal row blocks of the attention products: nb blocks of bs rows
 	hd, qd, kvd, gh  int
 	t                int // AdamW updates taken
 	clip             float64
@@ -72,9 +73,13 @@ type layerActs struct {
 
 // attnPtrs are the device addresses of [B·H]-long arrays of operand
 // pointers, entry j = i·(B·KV) + b·KV + g for query head h = g·(H/KV) + i:
-// the first B·KV entries of group index i are the heads that share no kv
-// head, so a product accumulating into dk or dv runs once per i.
-type attnPtrs struct{ q, k, v, p, o uintptr }
+// the B·KV entries of group index i are heads that share no kv head, so a
+// product accumulating into dk or dv runs once per i. q, p and o have one
+// array per causal row block r, pointing r·bs rows in.
+type attnPtrs struct {
+	k, v    uintptr
+	q, p, o []uintptr
+}
 
 // NewTrainer opens GPU opts.GPU and copies m's weights and AdamW state
 // there. Only the text-only decoder runs on the GPU: a model with a vision
@@ -217,8 +222,18 @@ func (tr *Trainer) allocate() error {
 		tr.dqN, tr.dkN = take(n*qd), take(n*kvd)
 	}
 	tr.scratch, tr.dG, tr.dH3 = take(B*H*T*T), take(n*F), take(n*F)
-	BH := B * H
-	tr.ptrs = take(2 * BH * 5 * (c.Layers + 1))
+	if T > maxSoftmaxT {
+		return fmt.Errorf("cuda: sequence length %d: the GPU attention softmax handles at most %d", T, maxSoftmaxT)
+	}
+	// Row blocks let the causal products skip most of the masked upper
+	// triangle ((nb−1)/2nb of it) at nb times the calls.
+	tr.nb = 1
+	if T%4 == 0 && T >= 256 {
+		tr.nb = 4
+	}
+	tr.bs = T / tr.nb
+	BH, nb, bs := B*H, tr.nb, tr.bs
+	tr.ptrs = take(2 * BH * (2 + 3*nb) * (c.Layers + 1))
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
@@ -235,30 +250,35 @@ func (tr *Trainer) allocate() error {
 	errs = append(errs, upload(d, tr.cos, cs), upload(d, tr.sin, sn))
 	// Pointer arrays: per layer q, k, v, p, o; then the shared backward
 	// buffers dq, dk, dv, dS, dO in the same order.
-	host := make([]uint64, 0, BH*5*(c.Layers+1))
-	arrays := func(q, k, v, p, o Buf) attnPtrs {
+	host := make([]uint64, 0, BH*(2+3*nb)*(c.Layers+1))
+	// kind 0: [B, T, H·hd] (q, o); 1: [B, T, KV·hd] (k, v); 2: [B·H, T, T] (p).
+	array := func(buf Buf, kind, r int) uintptr {
 		base := tr.ptrs.P + uintptr(8*len(host))
-		for _, op := range []struct {
-			buf  Buf
-			kind int
-		}{{q, 0}, {k, 1}, {v, 1}, {p, 2}, {o, 0}} {
-			for j := range BH {
-				i, rem := j/(B*KV), j%(B*KV)
-				b, g := rem/KV, rem%KV
-				h := g*tr.gh + i
-				var off int
-				switch op.kind {
-				case 0: // [B, T, H·hd]
-					off = b*T*qd + h*tr.hd
-				case 1: // [B, T, KV·hd]
-					off = b*T*kvd + g*tr.hd
-				case 2: // [B·H, T, T]
-					off = (b*H + h) * T * T
-				}
-				host = append(host, uint64(op.buf.At(off)))
+		for j := range BH {
+			i, rem := j/(B*KV), j%(B*KV)
+			b, g := rem/KV, rem%KV
+			h := g*tr.gh + i
+			var off int
+			switch kind {
+			case 0:
+				off = b*T*qd + h*tr.hd + r*bs*qd
+			case 1:
+				off = b*T*kvd + g*tr.hd
+			case 2:
+				off = (b*H+h)*T*T + r*bs*T
 			}
+			host = append(host, uint64(buf.At(off)))
 		}
-		return attnPtrs{q: base, k: base + uintptr(8*BH), v: base + uintptr(16*BH), p: base + uintptr(24*BH), o: base + uintptr(32*BH)}
+		return base
+	}
+	arrays := func(q, k, v, p, o Buf) attnPtrs {
+		ap := attnPtrs{k: array(k, 1, 0), v: array(v, 1, 0)}
+		for r := range nb {
+			ap.q = append(ap.q, array(q, 0, r))
+			ap.p = append(ap.p, array(p, 2, r))
+			ap.o = append(ap.o, array(o, 0, r))
+		}
+		return ap
 	}
 	for l := range tr.acts {
 		a := &tr.acts[l]
@@ -518,48 +538,64 @@ func (tr *Trainer) forward(b *models.Batch) (float64, error) {
 	return total / tr.count, nil
 }
 
-// attention: probs = softmax(mask(q·kᵀ/√hd)), att = probs·v, per (b, h).
+// attention: probs = softmax(mask(q·kᵀ/√hd)), att = probs·v, per (b, h),
+// row block r computing only its first (r+1)·bs keys.
 func (tr *Trainer) attention(a *layerActs) error {
 	d, c := tr.d, tr.c
-	T, hd, BH := tr.T, tr.hd, tr.B*c.Heads
+	T, hd, BH, bs := tr.T, tr.hd, tr.B*c.Heads, tr.bs
 	scale := float32(1 / math.Sqrt(float64(hd)))
-	if err := d.gemmBatched(tr.prec, false, true, T, T, hd, scale, a.ptr.q, tr.qd, a.ptr.k, tr.kvd, 0, a.ptr.p, T, BH); err != nil {
+	for r := range tr.nb {
+		w := (r + 1) * bs
+		if err := d.gemmBatched(tr.prec, false, true, bs, w, hd, scale, a.ptr.q[r], tr.qd, a.ptr.k, tr.kvd, 0, a.ptr.p[r], T, BH); err != nil {
+			return err
+		}
+	}
+	if err := d.attnSoftmax(a.probs, tr.docs, tr.B, c.Heads, T, bs, true); err != nil {
 		return err
 	}
-	if err := d.attnSoftmax(a.probs, tr.docs, tr.B, c.Heads, T, true); err != nil {
-		return err
+	for r := range tr.nb {
+		w := (r + 1) * bs
+		if err := d.gemmBatched(tr.prec, false, false, bs, hd, w, 1, a.ptr.p[r], T, a.ptr.v, tr.kvd, 0, a.ptr.o[r], tr.qd, BH); err != nil {
+			return err
+		}
 	}
-	return d.gemmBatched(tr.prec, false, false, T, hd, T, 1, a.ptr.p, T, a.ptr.v, tr.kvd, 0, a.ptr.o, tr.qd, BH)
+	return nil
 }
 
 // attentionBack adds into dqRot, dkRot, dv (zeroed by the caller) from datt.
 func (tr *Trainer) attentionBack(a *layerActs) error {
 	d, c := tr.d, tr.c
-	T, hd, BH, BKV := tr.T, tr.hd, tr.B*c.Heads, tr.B*c.KVHeads
+	T, hd, BH, BKV, bs := tr.T, tr.hd, tr.B*c.Heads, tr.B*c.KVHeads, tr.bs
 	scale := float32(1 / math.Sqrt(float64(hd)))
 	g := tr.bwdPtrs
-	for i := range tr.gh {
-		o := uintptr(8 * i * BKV)
-		// dv_g += p_hᵀ·dO_h
-		if err := d.gemmBatched(tr.prec, true, false, T, hd, T, 1, a.ptr.p+o, T, g.o+o, tr.qd, 1, g.v+o, tr.kvd, BKV); err != nil {
+	for r := range tr.nb {
+		w := (r + 1) * bs
+		for i := range tr.gh {
+			o := uintptr(8 * i * BKV)
+			// dv_g += p_hᵀ·dO_h
+			if err := d.gemmBatched(tr.prec, true, false, w, hd, bs, 1, a.ptr.p[r]+o, T, g.o[r]+o, tr.qd, 1, g.v+o, tr.kvd, BKV); err != nil {
+				return err
+			}
+		}
+		// dS = dO·vᵀ (the softmax backward follows in place)
+		if err := d.gemmBatched(tr.prec, false, true, bs, w, hd, 1, g.o[r], tr.qd, a.ptr.v, tr.kvd, 0, g.p[r], T, BH); err != nil {
 			return err
 		}
 	}
-	// dS = dO·vᵀ, then the softmax backward in place.
-	if err := d.gemmBatched(tr.prec, false, true, T, T, hd, 1, g.o, tr.qd, a.ptr.v, tr.kvd, 0, g.p, T, BH); err != nil {
+	if err := d.attnSoftmaxBackward(tr.scratch, a.probs, BH, T, bs, true); err != nil {
 		return err
 	}
-	if err := d.attnSoftmaxBackward(tr.scratch, a.probs, BH, T); err != nil {
-		return err
-	}
-	if err := d.gemmBatched(tr.prec, false, false, T, hd, T, scale, g.p, T, a.ptr.k, tr.kvd, 1, g.q, tr.qd, BH); err != nil {
-		return err
-	}
-	for i := range tr.gh {
-		o := uintptr(8 * i * BKV)
-		// dk_g += scale·dSᵀ·q_h
-		if err := d.gemmBatched(tr.prec, true, false, T, hd, T, scale, g.p+o, T, a.ptr.q+o, tr.qd, 1, g.k+o, tr.kvd, BKV); err != nil {
+	for r := range tr.nb {
+		w := (r + 1) * bs
+		if err := d.gemmBatched(tr.prec, false, false, bs, hd, w, scale, g.p[r], T, a.ptr.k, tr.kvd, 1, g.q[r], tr.qd, BH); err != nil {
 			return err
+		}
+		for i := range tr.gh {
+			o := uintptr(8 * i * BKV)
+			// dk_g += scale·dSᵀ·q_h
+			if err := d.gemmBatched(tr.prec, true, false, w, hd, bs, scale, g.p[r]+o, T, a.ptr.q[r]+o, tr.qd, 1, g.k+o, tr.kvd, BKV); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
