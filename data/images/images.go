@@ -48,9 +48,10 @@ import (
 	"github.com/mmablate/mmablate/data"
 )
 
-// DefaultMaxPixels bounds width×height read from a header: 64 megapixels
-// (an 8000×8000 photo) costs at most ~256 MB of RGBA while decoding.
-const DefaultMaxPixels = 64 << 20
+// DefaultMaxPixels bounds width×height read from a header: 64 megapixels,
+// decimal as camera makers count them (an 8000×8000 photo is just within),
+// which costs at most ~256 MB of RGBA while decoding.
+const DefaultMaxPixels = 64_000_000
 
 // maxJPEGScans is libjpeg-turbo's TJFLAG_LIMITSCANS limit, applied to
 // image/jpeg too: each progressive scan revisits the whole image, so a few

@@ -436,6 +436,22 @@ func TestMaxPixelsOption(t *testing.T) {
 	}
 }
 
+// TestDefaultMaxPixels: the default limit is 64 megapixels. An 8000×8000
+// header passes the check (its decode then fails on the missing pixel data,
+// an ErrImageFormat); one more row is refused from the header.
+func TestDefaultMaxPixels(t *testing.T) {
+	for _, opt := range []Options{DefaultOptions(16), {Resolution: 16, Std: clipStd}} { // set, and 0 meaning the default
+		err := decodeInto(make([]float32, 3*16*16), pngHeader(8000, 8000), opt, false)
+		if !errors.Is(err, data.ErrImageFormat) || errors.Is(err, data.ErrImageTooLarge) {
+			t.Errorf("MaxPixels %d: 8000×8000: %v, want a format error past the size check", opt.MaxPixels, err)
+		}
+		err = decodeInto(make([]float32, 3*16*16), pngHeader(8000, 8001), opt, false)
+		if !errors.Is(err, data.ErrImageTooLarge) || !strings.Contains(err.Error(), "limit 64000000") {
+			t.Errorf("MaxPixels %d: 8000×8001: %v, want ErrImageTooLarge at limit 64000000", opt.MaxPixels, err)
+		}
+	}
+}
+
 func TestOptionsValidate(t *testing.T) {
 	ok := DefaultOptions(224)
 	for _, tc := range []struct {
