@@ -46,26 +46,51 @@ func writeDataset(t testing.TB, dir string, rows, shardRows, rgRows, badEvery in
 
 func TestOpenStreamsADataset(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "ds")
-	writeDataset(t, dir, 60, 25, 10, 0) // 3 shards: 25, 25, 10 rows
+	writeDataset(t, dir, 60, 25, 10, 0) // 3 shards: 25, 25, 10 rows; 7 row groups
 	opts := Options{Paths: []string{dir}, Image: images.DefaultOptions(32), Seed: 3, ShuffleBuffer: 8, Workers: 2}
-	var got []string
-	for rank := range 2 {
-		o := opts
-		o.Rank, o.WorldSize = rank, 2
-		r, err := Open(context.Background(), o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got = append(got, epoch(t, r)...)
-		r.Close()
-	}
-	slices.Sort(got)
 	var want []string
 	for i := range 60 {
 		want = append(want, fmt.Sprintf("row-%04d", i))
 	}
-	if !slices.Equal(got, want) {
-		t.Fatalf("two ranks read %v, want row-0000..row-0059 once each", got)
+	// 2 ranks split by shard; 4, with fewer shards than ranks, by row
+	// group; 9, with fewer row groups than ranks, by rows in each.
+	for _, world := range []int{2, 4, 9} {
+		for ep := range 2 {
+			var got []string
+			for rank := range world {
+				o := opts
+				o.Rank, o.WorldSize = rank, world
+				r, err := Open(context.Background(), o)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if ep == 1 {
+					epoch(t, r)
+				}
+				got = append(got, epoch(t, r)...)
+				r.Close()
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, want) {
+				t.Fatalf("world size %d, epoch %d: the ranks read %v, want row-0000..row-0059 once each", world, ep, got)
+			}
+		}
+	}
+
+	// The number of decode workers never changes the order.
+	var orders [][]string
+	for _, workers := range []int{1, 4} {
+		o := opts
+		o.Workers = workers
+		r, err := Open(context.Background(), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		orders = append(orders, events(t, r, 2*61))
+		r.Close()
+	}
+	if !slices.Equal(orders[0], orders[1]) {
+		t.Fatalf("1 worker read %v, 4 workers %v", orders[0], orders[1])
 	}
 
 	r, err := Open(context.Background(), opts)
