@@ -3,8 +3,11 @@ package images
 import (
 	"bytes"
 	"context"
+	"image"
 	"testing"
 	"time"
+
+	"github.com/disintegration/imaging"
 )
 
 // benchDecode measures decode + resize + crop + normalise of a 640×480
@@ -90,6 +93,38 @@ func BenchmarkResample320x240(b *testing.B) {
 	cpu0 := cpuTime()
 	for b.Loop() {
 		resample(dst, src, 320, 240, opt, s)
+	}
+	if cpu := cpuTime() - cpu0; cpu > 0 {
+		b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/op")
+	}
+}
+
+// BenchmarkResampleImaging320x240 is BenchmarkResample320x240's baseline:
+// the same 320×240 → 224×224 crop and normalisation through imaging.Resize
+// (Linear, shorter side to 224) and imaging.CropCenter, which resample
+// reproduces (TestStdMatchesImaging) at a fraction of the cost. Run both
+// with GOMAXPROCS=1 for a per-core comparison (imaging uses every P).
+func BenchmarkResampleImaging320x240(b *testing.B) {
+	src := image.NewRGBA(image.Rect(0, 0, 320, 240))
+	for i := range src.Pix {
+		src.Pix[i] = byte(i * 7)
+		if i%4 == 3 {
+			src.Pix[i] = 255
+		}
+	}
+	opt := DefaultOptions(224)
+	dst := make([]float32, 3*224*224)
+	cpu0 := cpuTime()
+	for b.Loop() {
+		crop := imaging.CropCenter(imaging.Resize(src, 0, 224, imaging.Linear), 224, 224)
+		for y := range 224 {
+			for x := range 224 {
+				for c := range 3 {
+					v := float32(crop.Pix[y*crop.Stride+4*x+c])
+					dst[c*224*224+y*224+x] = (v/255 - opt.Mean[c]) / opt.Std[c]
+				}
+			}
+		}
 	}
 	if cpu := cpuTime() - cpu0; cpu > 0 {
 		b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/op")

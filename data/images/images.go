@@ -19,8 +19,10 @@
 // mean |difference| under one 8-bit level per channel).
 //
 // Choices, so that results can be reproduced elsewhere:
-//   - Filter: the triangle (bilinear) kernel widened by the downscale factor
-//     (antialiased), i.e. imaging.Linear and torchvision's default Resize.
+//   - Filter: imaging.Linear, the triangle (bilinear) kernel, widened by the
+//     downscale factor (antialiased), as imaging.Resize and torchvision's
+//     default Resize apply it; only the kept crop is filtered (resample.go says
+//     why this is not a call to imaging.Resize).
 //     Output sizes and crop offsets match imaging.Resize (shorter side to
 //     Resolution) followed by imaging.CropCenter; TestStdMatchesImaging checks
 //     the values against imaging.
