@@ -22,6 +22,12 @@ import (
 // decodes a file over it.
 type Config struct {
 	Name string `yaml:"name"` // informational; the default run directory is runs/<name>
+	// Out is the run directory `mmablate train` writes when --out is not
+	// given. Like --out, and unlike the config's dataset paths, it is
+	// relative to the current directory, not to the config file; "" means
+	// runs/<name>. Train and sweeps take the directory as an argument and
+	// do not read it.
+	Out string `yaml:"out,omitempty"`
 	// Seed drives model init and the streams' order (and data.seed when
 	// that is 0).
 	Seed   uint64 `yaml:"seed"`

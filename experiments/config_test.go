@@ -48,7 +48,7 @@ func TestParseErrors(t *testing.T) {
 		{"two errors reported", strings.Replace(strings.Replace(base, "seed: 3", "seed: -1", 1), "name: t", "nam: t", 1), nil,
 			[]string{"t.yaml:1: nam: unknown key", "t.yaml:2: seed: cannot unmarshal !!int `-1` into uint64"}},
 		{"bad override key", base, []string{"train.lrr=1"}, []string{"--set train.lrr: unknown key (known under train: steps, lr"}},
-		{"bad top-level override key", base, []string{"trian.lr=1"}, []string{"--set trian: unknown key (known: name, seed"}},
+		{"bad top-level override key", base, []string{"trian.lr=1"}, []string{"--set trian: unknown key (known: name, out, seed"}},
 		{"override through a scalar", base, []string{"train.lr.x=1"}, []string{"--set train.lr.x: train.lr is a float64, not a section"}},
 		{"override of wrong type", base, []string{"train.steps=many"}, []string{"--set train.steps: cannot unmarshal !!str `many` into int"}},
 		{"override without =", base, []string{"train.steps"}, []string{`--set "train.steps": want key.path=value`}},
@@ -82,7 +82,7 @@ func TestParseErrors(t *testing.T) {
 }
 
 func TestParseDefaultsOverridesAndDerivation(t *testing.T) {
-	c, err := Parse([]byte(base), "t.yaml", "/base", []string{"train.lr=1e-3", "data.sources.text.paths=[/abs/text]", "data.sources.text.weight=2"})
+	c, err := Parse([]byte(base), "t.yaml", "/base", []string{"train.lr=1e-3", "data.sources.text.paths=[/abs/text]", "data.sources.text.weight=2", "out=runs/x"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,6 +103,7 @@ func TestParseDefaultsOverridesAndDerivation(t *testing.T) {
 		{"model.vision.freeze (default kept)", c.Model.Vision.Freeze, false},
 		{"model.decoder.vocab (derived later)", c.Model.Decoder.Vocab, 0},
 		{"eval.text (default, no shapes.dir)", c.Eval.Text, "/base/datasets/shapes/text"},
+		{"out (relative to the current directory, as --out)", c.Out, "runs/x"},
 	} {
 		if !reflect.DeepEqual(f.got, f.want) {
 			t.Errorf("%s = %v, want %v", f.name, f.got, f.want)

@@ -366,6 +366,21 @@ func TestSignalCheckpointsAndResumes(t *testing.T) {
 	}
 }
 
+// Without --out, `mmablate train -c` writes to the config's out; the key
+// changes where the run goes, not what it trains.
+func TestTrainOutFromConfig(t *testing.T) {
+	want := referenceFinal(t)
+	dir := filepath.Join(t.TempDir(), "run")
+	out, err := exec.Command(mmablate(t), "train", "-c", configFile(t), "--set", "out="+dir).CombinedOutput()
+	if err != nil {
+		t.Fatalf("train: %v\n%s", err, out)
+	}
+	sameBytes(t, "final.safetensors of a run placed by out", readFile(t, filepath.Join(dir, FinalWeightsFile)), want)
+	if !bytes.Contains(readFile(t, filepath.Join(dir, ResolvedConfigFile)), []byte("out: "+dir)) {
+		t.Errorf("%s lacks out: %s", ResolvedConfigFile, dir)
+	}
+}
+
 // finishedRun trains runYAML into a fresh directory, in process.
 func finishedRun(t *testing.T) string {
 	t.Helper()

@@ -53,7 +53,7 @@ Example:
 
 Flags:
   -c, --config   the run config (YAML)
-  --out          the run directory (default runs/<name>, <name> from the config)
+  --out          the run directory (default: the config's out, else runs/<name>)
   --set          override a config key, key.path=value (repeatable; the value is YAML)
   --resume       continue the run in this directory (no -c, --out or --set)
   --device       cpu or cuda: shorthand for --set device=…; cuda trains a text-only model on
@@ -93,8 +93,11 @@ Flags:
 				return err
 			}
 			if out == "" {
+				out = cfg.Out
+			}
+			if out == "" {
 				if cfg.Name == "" {
-					return usagef("the config has no name: pass --out DIR")
+					return usagef("the config has neither out nor name: pass --out DIR")
 				}
 				out = filepath.Join("runs", cfg.Name)
 			}
@@ -107,7 +110,7 @@ Flags:
 	}
 	f := cmd.Flags()
 	f.StringVarP(&configPath, "config", "c", "", "the run config (YAML)")
-	f.StringVar(&out, "out", "", "the run directory (default runs/<name>)")
+	f.StringVar(&out, "out", "", "the run directory (default: the config's out, else runs/<name>)")
 	f.StringArrayVar(&sets, "set", nil, "override a config key: key.path=value (repeatable)")
 	f.StringVar(&resume, "resume", "", "continue the run in this directory")
 	f.StringVar(&device, "device", "", "cpu or cuda (overrides the config's device)")
