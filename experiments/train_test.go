@@ -246,6 +246,67 @@ func TestSameConfigSameWeights(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "checkpoints/step-52.state.json")); err == nil {
 		t.Error("step-52 kept: keep_checkpoints is 2")
 	}
+	checkMetrics(t, dir)
+	// DONE comes last: after the weights and the evaluation it vouches for.
+	done, err := os.Stat(filepath.Join(dir, DoneFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{FinalWeightsFile, EvalFile, "checkpoints/step-60.state.json"} {
+		fi, err := os.Stat(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.ModTime().After(done.ModTime()) {
+			t.Errorf("%s was written after %s", f, DoneFile)
+		}
+	}
+}
+
+// checkMetrics reads metrics.jsonl: a line every train.log_every (2) steps
+// with the loss, the step's learning rate (train.RateAt of the step just
+// run), the gradient norm, tokens/s and the samples drawn per source so
+// far, the counts never falling (a long sample is split over rows, so
+// they need not reach batch_size a step) and every source drawn by the end.
+func checkMetrics(t *testing.T, dir string) {
+	t.Helper()
+	cfg, err := loadResolved(filepath.Join(dir, ResolvedConfigFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var prev int64
+	for i, line := range bytes.Split(bytes.TrimSpace(readFile(t, filepath.Join(dir, MetricsFile))), []byte("\n")) {
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(line, &m); err != nil {
+			t.Fatalf("metrics line %d: %v", i+1, err)
+		}
+		for _, k := range []string{"step", "loss", "lr", "grad_norm", "tokens_per_s", "samples"} {
+			if _, ok := m[k]; !ok {
+				t.Fatalf("metrics line %d lacks %q: %s", i+1, k, line)
+			}
+		}
+		var ml metricsLine
+		if err := json.Unmarshal(line, &ml); err != nil {
+			t.Fatalf("metrics line %d: %v", i+1, err)
+		}
+		var total int64
+		for _, src := range []string{"caption", "interleaved", "text"} {
+			total += ml.Samples[src]
+		}
+		switch {
+		case ml.Step != 2*(i+1):
+			t.Errorf("metrics line %d is step %d, want %d", i+1, ml.Step, 2*(i+1))
+		case ml.LR != cfg.Train.RateAt(ml.Step-1):
+			t.Errorf("step %d: lr %v, want RateAt(%d) = %v", ml.Step, ml.LR, ml.Step-1, cfg.Train.RateAt(ml.Step-1))
+		case !(ml.Loss > 0) || !(ml.GradNorm > 0) || !(ml.TokensPerS > 0):
+			t.Errorf("step %d: loss %v, grad norm %v, tokens/s %v: want positive numbers", ml.Step, ml.Loss, ml.GradNorm, ml.TokensPerS)
+		case total == 0 || total < prev:
+			t.Errorf("step %d: %d samples over the sources (%v), %d before: want a positive count that never falls", ml.Step, total, ml.Samples, prev)
+		case ml.Step == cfg.Train.Steps && (ml.Samples["caption"] == 0 || ml.Samples["interleaved"] == 0 || ml.Samples["text"] == 0):
+			t.Errorf("step %d: samples per source %v, want every source drawn", ml.Step, ml.Samples)
+		}
+		prev = total
+	}
 }
 
 // SIGKILL at several points, each time resumed, ends with the
