@@ -57,6 +57,19 @@ func (p *imagePath) forward(out, images []float32, k int) {
 	p.conn.Forward(out, grid)
 }
 
+// firstNonFinite names the first place on the image side, in forward
+// order, where the last forward's k images met a NaN or Inf: the images
+// themselves, a ViT layer, or the connector's output tokens [k·N, D].
+func (p *imagePath) firstNonFinite(images, tokens []float32, k int) error {
+	if err := engine.CheckFinite("batch Images", images); err != nil {
+		return err
+	}
+	if err := p.vit.FirstNonFinite(p.grid[:k*p.per]); err != nil {
+		return err
+	}
+	return engine.CheckFinite("connector ("+p.conn.Kind()+") output", tokens)
+}
+
 // backward adds the connector's and (unless frozen) the ViT's gradients
 // from dout [k·N, D], the gradient of the last forward's tokens.
 func (p *imagePath) backward(dout []float32, k int) {

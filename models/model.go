@@ -142,7 +142,7 @@ func (m *Model) Forward(b *Batch) (float64, error) {
 	}
 	loss := m.dec.forward(m.acts, b.Pos, b.DocIDs, b.Targets, b.LossMask)
 	if math.IsNaN(loss) || math.IsInf(loss, 0) {
-		return loss, m.firstNonFinite(b.NumImages * m.tokensPerImage())
+		return loss, m.firstNonFinite(b)
 	}
 	return loss, nil
 }
@@ -155,11 +155,13 @@ func (m *Model) tokensPerImage() int {
 }
 
 // firstNonFinite walks the saved activations in forward order and names the
-// first layer whose output holds a NaN or Inf.
-func (m *Model) firstNonFinite(imageRows int) error {
+// first layer whose output holds a NaN or Inf (on the image side: the
+// images, each ViT layer, the connector's tokens).
+func (m *Model) firstNonFinite(b *Batch) error {
 	D := m.Config.Decoder.Width
-	if m.img != nil {
-		if err := engine.CheckFinite("image tokens (vit + connector output)", m.imgs[:imageRows*D]); err != nil {
+	if m.img != nil && b.NumImages > 0 {
+		tokens := m.imgs[:b.NumImages*m.tokensPerImage()*D]
+		if err := m.img.firstNonFinite(b.Images, tokens, b.NumImages); err != nil {
 			return err
 		}
 	}

@@ -71,6 +71,46 @@ func TestNonFiniteNamesStepAndLayer(t *testing.T) {
 	}
 }
 
+// TestNonFiniteNamesImageLayer: on the image side the error names the ViT
+// layer, the connector or the images where the first NaN/Inf appeared.
+func TestNonFiniteNamesImageLayer(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		poison func(m *Model, b *Batch)
+		want   string
+	}{
+		{"image", func(m *Model, b *Batch) { b.Images[17] = float32(math.NaN()) }, "batch Images at element 17"},
+		{"patch embed", func(m *Model, b *Batch) { poison(m, "vit.patch_embed.weight") }, "vit.patch_embed output"},
+		{"vit attention", func(m *Model, b *Batch) { poison(m, "vit.blocks.1.attn.proj.weight") }, "vit.blocks.1 attention output"},
+		{"vit mlp", func(m *Model, b *Batch) { poison(m, "vit.blocks.0.mlp.fc2.weight") }, "vit.blocks.0 mlp output"},
+		{"vit norm", func(m *Model, b *Batch) { poison(m, "vit.norm.bias") }, "vit.norm output"},
+		{"connector", func(m *Model, b *Batch) { poison(m, "connector.proj.bias") }, "connector (cabstractor) output"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := tinyMultimodal(ConnCAbstractor, 4, false)
+			m := newTiny(t, cfg, 2, 24, 1)
+			b := parityBatch(rand.New(rand.NewPCG(1, 2)), cfg, 2, 24, 2)
+			if _, err := m.Step(b, 1e-3); err != nil {
+				t.Fatal(err)
+			}
+			tc.poison(m, b)
+			_, err := m.Step(b, 1e-3)
+			if err == nil || !strings.Contains(err.Error(), "step 2") || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want one naming step 2 and %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// poison sets one element of the named parameter to +Inf.
+func poison(m *Model, name string) {
+	p, ok := m.Params.Lookup(name)
+	if !ok {
+		panic("no parameter " + name)
+	}
+	p.Data()[1] = float32(math.Inf(1))
+}
+
 func TestBatchErrors(t *testing.T) {
 	cfg := tinyMultimodal(ConnAvgPool, 4, false)
 	m := newTiny(t, cfg, 2, 24, 1)

@@ -248,6 +248,32 @@ func (v *ViT[T]) Forward(out, images []T) {
 	v.Norm.Forward(out, s.meanF[:n], s.rstdF[:n], x)
 }
 
+// FirstNonFinite walks the activations of the last Forward in forward order
+// and returns an *engine.NonFiniteError naming the first that holds a NaN or
+// Inf (vit.patch_embed output, vit.blocks.{i} attention output,
+// vit.blocks.{i} mlp output), or nil. out is that Forward's output, checked
+// last as the vit.norm output. A training loop calls it after a non-finite
+// loss, to say where the values first went bad.
+func (v *ViT[T]) FirstNonFinite(out []T) error {
+	s, B := v.act, v.batch
+	if s == nil || B <= 0 {
+		return nil
+	}
+	n := B * v.Cfg.NumPatches() * v.Cfg.Width
+	if err := engine.CheckFinite(Prefix+".patch_embed output", s.xs[0][:n]); err != nil {
+		return err
+	}
+	for l := range v.Blocks {
+		if err := engine.CheckFinite(fmt.Sprintf("%s.blocks.%d attention output", Prefix, l), s.blocks[l].h[:n]); err != nil {
+			return err
+		}
+		if err := engine.CheckFinite(fmt.Sprintf("%s.blocks.%d mlp output", Prefix, l), s.xs[l+1][:n]); err != nil {
+			return err
+		}
+	}
+	return engine.CheckFinite(Prefix+".norm output", out)
+}
+
 // Backward adds every parameter gradient from dout [B, g, g, Dv], the
 // gradient of the last Forward's output. Images get no gradient. A frozen
 // encoder does nothing.
