@@ -42,7 +42,7 @@ It writes one canonical dataset (shards + manifest.json) per split under
 --out, plus synth.json with the parameters:
 
   captions/              [image, caption], captions from eight templates
-  interleaved/           documents of 2–8 images with text about and between them
+  interleaved/           documents of 2–5 images with text about and between them
   text/                  scene descriptions, short stories, and paragraph chunks
                          of English text (Go's Opticks by default, --text-file)
   eval/caption/query/    [image], 5 reference captions in meta

@@ -27,7 +27,7 @@
 // sha256s so that a rerun with the same parameters says "up to date":
 //
 //	captions/               caption pairs
-//	interleaved/            documents of 2–8 scenes with text about them
+//	interleaved/            documents of 2–5 scenes with text about them
 //	text/                   scene descriptions, stories and book chunks
 //	eval/caption/query/     captioning benchmark, 5 references per image
 //	eval/caption/support/   few-shot demonstrations for it

@@ -39,7 +39,7 @@ const (
 	numStyles
 )
 
-// Document writes an interleaved document about scenes (2–8 of them) in
+// Document writes an interleaved document about scenes (2–5 of them, MaxDocScenes) in
 // one of three styles. Narrative: each image is followed by text about it,
 // later images are compared with earlier ones by ordinal ("the first
 // image"), and the document may open with an introduction and close with a

@@ -32,8 +32,11 @@ var Splits = []string{
 	SplitEvalCaptionQuery, SplitEvalCaptionSupport, SplitEvalVQAQuery, SplitEvalVQASupport,
 }
 
-// MaxDocScenes is the most scenes an interleaved document holds.
-const MaxDocScenes = 8
+// MaxDocScenes is the most scenes an interleaved document holds: five, as
+// the design asks (issue #3). An 8-shot prompt holds nine images, more
+// than any document, so few-shot evaluation asks the model to carry its
+// in-context habit past the document lengths it was trained on.
+const MaxDocScenes = 5
 
 // References per caption-evaluation image, as in COCO.
 const NumReferences = 5
@@ -187,7 +190,6 @@ func (m *maker) record(w *worker, split string, row int) (*data.Record, error) {
 		}, nil
 
 	case SplitInterleaved:
-		// Up to 8 scenes: as many images as an 8-shot prompt holds.
 		scenes := make([]*Scene, 2+rng.IntN(MaxDocScenes-1))
 		meta := interleavedMeta{Split: split, Scenes: make([]SceneJSON, len(scenes))}
 		imgs := make([]*data.ImageRef, len(scenes))

@@ -23,7 +23,7 @@ const StampName = "synth.json"
 
 // GeneratorVersion changes whenever the same Config would give different
 // bytes, so an output from an older generator is never "up to date".
-const GeneratorVersion = 1
+const GeneratorVersion = 2 // 2: interleaved documents hold 2–5 scenes, not 2–8
 
 // Options control a run without changing its output.
 type Options struct {
