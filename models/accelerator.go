@@ -2,6 +2,8 @@ package models
 
 import (
 	"errors"
+	"slices"
+	"strings"
 
 	"github.com/mmablate/mmablate/models/engine"
 )
@@ -62,4 +64,51 @@ func (m *Model) push() error {
 		return nil
 	}
 	return m.acc.Push()
+}
+
+// ImageForward runs b's images through the ViT and connector on the host
+// engine, for an Accelerator that trains the decoder on its device: it
+// returns the image tokens [rows, D] (the model's buffer, valid until the
+// next call) and the flat positions b·T+t of the placeholders they replace,
+// in order (rows = len(places)). b is checked as Forward checks it; a
+// text-only model or a batch without images returns no rows.
+func (m *Model) ImageForward(b *Batch) (tokens []float32, places []int, err error) {
+	places, err = m.placeholders(b)
+	if err != nil || m.img == nil || b.NumImages == 0 {
+		return nil, nil, err
+	}
+	D := m.Config.Decoder.Width
+	tokens = m.imgs[:len(places)*D]
+	m.img.forward(tokens, b.Images, b.NumImages)
+	if err := engine.CheckFinite("image tokens (vit + connector output)", tokens); err != nil {
+		return nil, nil, err
+	}
+	return tokens, places, nil
+}
+
+// ImageBackward zeroes the image path's gradients and fills them from
+// dtokens [rows, D], the loss gradient of the last ImageForward's tokens
+// (the decoder's input gradient at the placeholders), as Backward does on
+// the host.
+func (m *Model) ImageBackward(b *Batch, dtokens []float32) {
+	lo, hi := m.ImageParams()
+	clear(m.Params.Grad()[lo:hi])
+	if m.img != nil && b.NumImages > 0 {
+		m.img.backward(dtokens, b.NumImages)
+	}
+}
+
+// ImageParams is the image path's span [lo, hi) of the Params arena (the
+// ViT and connector are built after the decoder, so they are its tail);
+// lo == hi for a text-only model.
+func (m *Model) ImageParams() (lo, hi int) {
+	hi = m.Params.Len()
+	lo = hi
+	for _, p := range slices.Backward(m.Params.All()) {
+		if strings.HasPrefix(p.Name, "llm.") {
+			break
+		}
+		lo = p.Offset
+	}
+	return lo, hi
 }
