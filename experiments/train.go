@@ -11,8 +11,10 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/mmablate/mmablate/data/images"
@@ -79,6 +81,9 @@ func Train(ctx context.Context, cfg Config, dir string, opts Options) error {
 		return fmt.Errorf("run directory: %w", err)
 	}
 	if err := prepareShapes(ctx, cfg, log); err != nil {
+		return err
+	}
+	if err := checkDataPaths(cfg); err != nil {
 		return err
 	}
 	if err := checkEvalPaths(cfg); err != nil {
@@ -322,6 +327,20 @@ func (j *job) run(ctx context.Context, st *checkpointState) error {
 		return err
 	}
 	return writeFileAtomic(filepath.Join(j.dir, DoneFile), []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), nil)
+}
+
+// checkDataPaths fails before the run directory is written when a
+// training dataset is missing: a directory holding the config of a run
+// that cannot start would refuse a corrected rerun (it is not empty).
+func checkDataPaths(c Config) error {
+	for _, name := range slices.Sorted(maps.Keys(c.Data.Sources)) {
+		for i, p := range c.Data.Sources[name].Paths {
+			if _, err := os.Stat(p); err != nil {
+				return fmt.Errorf("data.sources.%s.paths[%d]: %w", name, i, err)
+			}
+		}
+	}
+	return nil
 }
 
 // checkEvalPaths fails before training, not after it, when an evaluation

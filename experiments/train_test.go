@@ -572,8 +572,8 @@ func TestBadRuns(t *testing.T) {
 	}{
 		{"non-empty run directory", nonEmpty, nil, []string{"run directory " + nonEmpty + " is not empty", "--resume"}},
 		{"unwritable run directory", filepath.Join(file, "run"), nil, []string{file + "/run", "not a directory"}},
-		{"missing dataset", "", []string{"data.sources.caption.paths=[/nonexistent/captions]"},
-			[]string{"data.sources.caption.paths", "/nonexistent/captions"}},
+		{"missing dataset", "", []string{"data.sources.caption.paths=[" + worldDir() + "/captions, /nonexistent/captions]"},
+			[]string{"data.sources.caption.paths[1]", "/nonexistent/captions", "no such file"}},
 		{"missing eval dataset", "", []string{"eval.vqa=/nonexistent/vqa"}, []string{"eval.vqa", "/nonexistent/vqa"}},
 		{"vocab mismatch", "", []string{"model.decoder.vocab=299"}, []string{"model.decoder.vocab 299 differs", "tokenizer.json"}},
 	} {
@@ -589,6 +589,13 @@ func TestBadRuns(t *testing.T) {
 			for _, w := range tc.want {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error\n%v\ndoes not contain %q", err, w)
+				}
+			}
+			// A config that cannot start writes nothing, so the corrected
+			// config can be run into the same directory.
+			if tc.dir == "" {
+				if entries, _ := os.ReadDir(dir); len(entries) > 0 {
+					t.Errorf("the failed run left %d files in %s", len(entries), dir)
 				}
 			}
 		})
