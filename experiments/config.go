@@ -31,7 +31,7 @@ type Config struct {
 	// Seed drives model init and the streams' order (and data.seed when
 	// that is 0).
 	Seed   uint64 `yaml:"seed"`
-	Device string `yaml:"device"` // cpu, or cuda (text-only models; models/engine/cuda)
+	Device string `yaml:"device"` // cpu, or cuda (models/engine/cuda: the decoder on the GPU, the image path on the host)
 	// Precision of the GPU's matrix products: fp32 (the default), tf32 or
 	// bf16 (fp32 weights, optimizer state and every other kernel). Only
 	// with device cuda.
@@ -282,9 +282,6 @@ func (c Config) Validate() error {
 	case "cuda":
 		if _, err := cuda.ParsePrecision(c.Precision); err != nil {
 			bad("precision", "%v", err)
-		}
-		if c.Model.Vision != nil {
-			bad("device", "cuda: only text-only models (no model.vision) train on the GPU so far")
 		}
 		// Checked here, not only by models.SetAccelerator, so that the run
 		// fails before generating data and training a tokenizer.

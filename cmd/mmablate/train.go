@@ -56,8 +56,9 @@ Flags:
   --out          the run directory (default: the config's out, else runs/<name>)
   --set          override a config key, key.path=value (repeatable; the value is YAML)
   --resume       continue the run in this directory (no -c, --out or --set)
-  --device       cpu or cuda: shorthand for --set device=…; cuda trains a text-only model on
-                 the GPU (a CGO_ENABLED=0 build, make build-cuda, runs where the NVIDIA driver is).
+  --device       cpu or cuda: shorthand for --set device=…; cuda trains the decoder on the GPU
+                 and a multimodal model's ViT and connector on the CPU within each step (a
+                 CGO_ENABLED=0 build, make build-cuda, runs where the NVIDIA driver is).
                  With --resume: continue on this device; the checkpoints are the same files
                  whichever device wrote them, config.resolved.yaml is left as it is and
                  metrics.jsonl's "device" field records where each step ran

@@ -182,12 +182,16 @@ func TestParityGradients(t *testing.T) {
 }
 
 // relDiff is max|a−b| / max|b| (b the CPU reference).
-func relDiff(a, b []float32) float64 {
+func relDiff(a, b []float32) float64 { return relDiffFloor(a, b, 0) }
+
+// relDiffFloor is max|a−b| / max(max|b|, floor).
+func relDiffFloor(a, b []float32, floor float64) float64 {
 	var d, s float64
 	for i := range b {
 		d = max(d, math.Abs(float64(a[i])-float64(b[i])))
 		s = max(s, math.Abs(float64(b[i])))
 	}
+	s = max(s, floor)
 	if s == 0 {
 		return d
 	}
@@ -246,17 +250,131 @@ func TestParityTraining(t *testing.T) {
 	}
 }
 
-// TestRejectsImages: the GPU backend refuses what it does not implement
-// instead of training something else.
-func TestRejectsImages(t *testing.T) {
-	m, err := models.New(models.DefaultConfig(), 1, 128, models.Options{Seed: 1})
+// TestRejectsPruned: the GPU backend refuses what it does not implement
+// instead of training something else (before opening a GPU, so this runs
+// everywhere).
+func TestRejectsPruned(t *testing.T) {
+	cfg := models.Config{Decoder: models.DefaultDecoderConfig()}
+	cfg.Decoder.FFNPruning, cfg.Decoder.FFNActive = models.PruneStatic, 0.5
+	m, err := models.New(cfg, 1, 128, models.Options{Seed: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer m.Close()
 	_, err = NewTrainer(m, Options{})
-	if err == nil || !strings.Contains(err.Error(), "vision") {
-		t.Fatalf("NewTrainer with a vision model: %v", err)
+	if err == nil || !strings.Contains(err.Error(), "ffn_pruning") {
+		t.Fatalf("NewTrainer with a pruned decoder: %v", err)
+	}
+}
+
+// imageCases are the multimodal parity cases: the decoder of parityCases[0]
+// behind a small ViT (32 px, 8 px patches: a 4×4 grid) and each connector;
+// the image path runs on the host engine in both models, so the bounds are
+// the fp32 ones.
+var imageCases = []struct {
+	name   string
+	conn   models.ConnectorConfig
+	freeze bool
+}{
+	{"avgpool", models.ConnectorConfig{Type: models.ConnAvgPool, Tokens: 4}, false},
+	{"attnpool", models.ConnectorConfig{Type: models.ConnAttnPool, Tokens: 4}, false},
+	{"cabstractor", models.ConnectorConfig{Type: models.ConnCAbstractor, Tokens: 4, Depth: 1}, false},
+	{"mlp", models.ConnectorConfig{Type: models.ConnMLP, Tokens: 16}, false},
+	{"avgpool frozen vit", models.ConnectorConfig{Type: models.ConnAvgPool, Tokens: 4}, true},
+}
+
+// TestParityImages: multimodal models (decoder on the GPU, image path on
+// the host) agree with the CPU engine on the loss and every parameter's
+// gradient, the ViT's and the connector's included, and over five AdamW
+// steps on the loss curve and the weights.
+func TestParityImages(t *testing.T) {
+	needGPU(t)
+	pc := parityCases[0]
+	for _, ic := range imageCases {
+		t.Run(ic.name, func(t *testing.T) {
+			cfg := pc.config()
+			cfg.Vision = &models.VisionConfig{Resolution: 32, Patch: 8, Width: 48, Depth: 1, Heads: 4, Freeze: ic.freeze}
+			conn := ic.conn
+			cfg.Connector = &conn
+			cpu, err := models.New(cfg, pc.B, pc.T, models.Options{Seed: 11})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cpu.Close()
+			gpu, err := models.New(cfg, pc.B, pc.T, models.Options{Seed: 11})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer gpu.Close()
+			tr, err := NewTrainer(gpu, Options{Precision: FP32})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := gpu.SetAccelerator(tr); err != nil {
+				t.Fatal(err)
+			}
+			b := models.SyntheticBatch(cfg, pc.B, pc.T, true, 7)
+			want, err := cpu.Forward(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cpu.Backward(b)
+			got, err := tr.ForwardBackward(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			grads := make([]float32, cpu.Params.Len())
+			if err := tr.Grads(grads); err != nil {
+				t.Fatal(err)
+			}
+			// A tensor whose exact gradient is zero (attnpool's key bias:
+			// the softmax ignores a score shift shared by every key) holds
+			// only rounding noise on both sides, so each tensor's difference
+			// is judged against at least 1e-3 of the model's largest
+			// gradient.
+			floor := 0.0
+			for _, g := range cpu.Params.Grad() {
+				floor = max(floor, 1e-3*math.Abs(float64(g)))
+			}
+			worst, worstName, worstImg, worstImgName := 0.0, "", 0.0, ""
+			for _, p := range cpu.Params.All() {
+				r := relDiffFloor(grads[p.Offset:p.Offset+p.Size], p.Grad(), floor)
+				if strings.HasPrefix(p.Name, "llm.") {
+					if r > worst {
+						worst, worstName = r, p.Name
+					}
+				} else if r > worstImg {
+					worstImg, worstImgName = r, p.Name
+				}
+			}
+			var steps float64
+			for range 5 {
+				cs, err := cpu.Step(b, 3e-3)
+				if err != nil {
+					t.Fatal(err)
+				}
+				gs, err := gpu.Step(b, 3e-3)
+				if err != nil {
+					t.Fatal(err)
+				}
+				steps = max(steps, math.Abs(cs.Loss-gs.Loss))
+			}
+			if err := gpu.SetAccelerator(nil); err != nil { // pulls the GPU's weights
+				t.Fatal(err)
+			}
+			wr := relDiff(gpu.Params.Data(), cpu.Params.Data())
+			fmt.Printf("parity images %-18s loss cpu %.7f gpu %.7f |Δ| %.2e; grads worst rel %.2e in %s, image path %.2e in %s; 5 steps |Δloss| %.2e, weights rel %.2e\n",
+				ic.name, want, got, math.Abs(want-got), worst, worstName, worstImg, worstImgName, steps, wr)
+			if math.Abs(want-got) > pc.lossTol || steps > pc.lossTol {
+				t.Errorf("loss: cpu %v gpu %v; over 5 steps up to %.3g apart (bound %.0g)", want, got, steps, pc.lossTol)
+			}
+			if worst > pc.rel || worstImg > pc.rel {
+				t.Errorf("gradients: %s %.3g, %s %.3g (bound %.0g)", worstName, worst, worstImgName, worstImg, pc.rel)
+			}
+			if wr > pc.rel {
+				t.Errorf("weights after 5 steps differ by %.3g", wr)
+			}
+		})
 	}
 }
 

@@ -3,9 +3,15 @@
 // (libcuda.so.1), cuBLAS and NVRTC through purego, device memory, the
 // project's own CUDA C kernels (kernels.cu, embedded in the binary and
 // compiled by NVRTC to a CUBIN for the detected sm_XY on first use), matrix
-// products through cuBLAS, and Trainer: the text-only decoder of package
-// models trained on the GPU (forward, backward, gradient clipping, AdamW)
-// with the CPU engine's exact layer definitions.
+// products through cuBLAS, and Trainer: a models.Model trained on the GPU
+// (the decoder's forward and backward, gradient clipping and AdamW over
+// every parameter) with the CPU engine's exact layer definitions. A
+// multimodal model's image path (ViT and connector) still runs on the host
+// engine inside each step: its image tokens go to the GPU, where they
+// replace the placeholders' embeddings, and their gradient comes back for
+// the host's backward, whose gradients join the device arena before
+// clipping. Trainer.IdleTime reports the GPU's idle time between steps,
+// timed with CUDA events (gap.go).
 //
 // Nothing here needs a CUDA toolkit at build time. Where there is no GPU,
 // Open fails with an *Error naming the library or driver call that failed

@@ -70,6 +70,24 @@ __global__ void embed_bwd(float* dW, const float* dout, const int* ids, int n, i
     for (int j = threadIdx.x; j < D; j += blockDim.x) atomicAdd(&dw[j], g[j]);
 }
 
+// ---------------------------------------------------------------- image tokens
+// x[places[r]] = rows[r]: the connector's tokens (computed on the host)
+// replace the placeholders' embeddings. rows [nrows, D]; grid nrows.
+__global__ void rows_scatter(float* x, const float* rows, const int* places, int D) {
+    int r = blockIdx.x;
+    float* o = x + (i64)places[r] * D;
+    const float* s = rows + (i64)r * D;
+    for (int j = threadIdx.x; j < D; j += blockDim.x) o[j] = s[j];
+}
+// rows[r] = dx[places[r]], then dx[places[r]] = 0: the placeholders'
+// input gradient belongs to the image tokens, not to the embedding table.
+__global__ void rows_gather_clear(float* rows, float* dx, const int* places, int D) {
+    int r = blockIdx.x;
+    float* g = dx + (i64)places[r] * D;
+    float* o = rows + (i64)r * D;
+    for (int j = threadIdx.x; j < D; j += blockDim.x) { o[j] = g[j]; g[j] = 0.f; }
+}
+
 // ---------------------------------------------------------------- RMSNorm
 // One warp per row. x, out [n, d]; rstd [n] saved; w [d].
 __global__ void rmsnorm_fwd(float* out, float* rstd, const float* x, const float* w, int n, int d, float eps) {

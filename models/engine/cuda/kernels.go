@@ -9,6 +9,7 @@ import (
 type kernels struct {
 	embedFwd, embedBwd, rmsFwd, rmsBwd, rope, add, swigluFwd, swigluBwd uintptr
 	softmax, softmaxBwd, ceFwd, ceBwd, sumsq, sum, adamw                uintptr
+	rowsScatter, rowsGather                                             uintptr
 }
 
 func (d *Device) loadKernels(cubin []byte) error {
@@ -22,6 +23,7 @@ func (d *Device) loadKernels(cubin []byte) error {
 		"rope": &k.rope, "add": &k.add, "swiglu_fwd": &k.swigluFwd, "swiglu_bwd": &k.swigluBwd,
 		"attn_softmax": &k.softmax, "attn_softmax_bwd": &k.softmaxBwd, "ce_fwd": &k.ceFwd, "ce_bwd": &k.ceBwd,
 		"sumsq": &k.sumsq, "sum": &k.sum, "adamw": &k.adamw,
+		"rows_scatter": &k.rowsScatter, "rows_gather_clear": &k.rowsGather,
 	} {
 		cn := cString(name)
 		if err := d.drv.call("cuModuleGetFunction "+name, d.drv.cuModuleGetFunction, uintptr(unsafe.Pointer(dst)), mod, uintptr(unsafe.Pointer(&cn[0]))); err != nil {
@@ -50,6 +52,16 @@ func (d *Device) embedForward(out, w, ids Buf, n, D int) error {
 
 func (d *Device) embedBackward(dw, dout, ids Buf, n, D int) error {
 	return d.launch("embed_bwd", d.k.embedBwd, grid1(n), block1(rowBlock), 0, dw, dout, ids, n, D)
+}
+
+// rowsScatter copies rows [nrows, D] to x's rows places[r].
+func (d *Device) rowsScatter(x, rows, places Buf, nrows, D int) error {
+	return d.launch("rows_scatter", d.k.rowsScatter, grid1(nrows), block1(rowBlock), 0, x, rows, places, D)
+}
+
+// rowsGatherClear moves dx's rows places[r] into rows [nrows, D], zeroing them in dx.
+func (d *Device) rowsGatherClear(rows, dx, places Buf, nrows, D int) error {
+	return d.launch("rows_gather_clear", d.k.rowsGather, grid1(nrows), block1(rowBlock), 0, rows, dx, places, D)
 }
 
 func (d *Device) rmsForward(out, rstd, x, w Buf, n, dim int, eps float64) error {

@@ -15,9 +15,14 @@ type Options struct {
 	GPU       int       // device ordinal
 }
 
-// Trainer trains a text-only models.Model on the GPU: it implements
+// Trainer trains a models.Model on the GPU: it implements
 // models.Accelerator (Model.SetAccelerator), holding the weights, gradients
-// and AdamW moments in one device arena of the host Params' layout.
+// and AdamW moments in one device arena of the host Params' layout. The
+// decoder's forward and backward run on the GPU; a multimodal model's
+// image path (ViT and connector) runs on the host engine each step
+// (Model.ImageForward, Model.ImageBackward), its tokens and gradients
+// crossing to and from the GPU, while clipping and AdamW update every
+// parameter on the GPU.
 // It is not safe for concurrent use.
 type Trainer struct {
 	d    *Device
@@ -53,8 +58,21 @@ type Trainer struct {
 	ptrs                        Buf // device pointer arrays for the batched attention products
 	bwdPtrs                     attnPtrs
 
-	hostIDs []int32
+	hostIDs []int32 // the batch's tokens with each image placeholder replaced by 0
 	count   float64 // Σ mask of the current batch
+
+	// The image path (ViT and connector) trains on the host engine: its
+	// tokens are scattered into the embedding output, the gradient at the
+	// placeholders comes back to the host, and the host's image gradients
+	// go into the device arena's span [imgLo, imgHi), so clipping and AdamW
+	// stay one global pass on the GPU.
+	imgLo, imgHi      int
+	imgRows, dImgRows Buf // [≤ B·T, D]
+	places            Buf // int32 [≤ B·T]
+	hostPlaces        []int32
+	hostDImg          []float32
+	rows              int           // image tokens in the current batch
+	batch             *models.Batch // the current batch, for the image backward
 
 	gap gapTimer // the GPU's idle time between consecutive Steps
 }
@@ -82,13 +100,9 @@ type attnPtrs struct {
 }
 
 // NewTrainer opens GPU opts.GPU and copies m's weights and AdamW state
-// there. Only the text-only decoder runs on the GPU: a model with a vision
-// encoder, or with decoder parameters this backend does not know, is an
-// error.
+// there. A model with decoder parameters this backend does not know (ffn
+// pruning) is an error.
 func NewTrainer(m *models.Model, opts Options) (*Trainer, error) {
-	if m.Config.Vision != nil {
-		return nil, errors.New("cuda: the vision encoder and connectors do not run on the GPU yet: only text-only models (no model.vision) train with device cuda")
-	}
 	if m.Config.Decoder.Pruned() {
 		return nil, fmt.Errorf("cuda: model.decoder.ffn_pruning %s has no GPU kernels: train it with device cpu", m.Config.Decoder.FFNPruning)
 	}
@@ -160,6 +174,8 @@ func (tr *Trainer) layout() error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
+	tr.imgLo, tr.imgHi = tr.m.ImageParams()
+	total += tr.imgHi - tr.imgLo
 	if total != ps.Len() {
 		return fmt.Errorf("cuda: the model has %d parameters, the GPU decoder knows %d: a decoder feature (e.g. ffn pruning) this backend does not implement", ps.Len(), total)
 	}
@@ -287,6 +303,13 @@ func (tr *Trainer) allocate() error {
 	tr.bwdPtrs = arrays(tr.dqRot, tr.dkRot, tr.dv, tr.scratch, tr.datt)
 	errs = append(errs, upload(d, tr.ptrs, host))
 	tr.hostIDs = make([]int32, n)
+	if tr.imgHi > tr.imgLo {
+		tr.imgRows, tr.dImgRows, tr.places = take(n*D), take(n*D), take(n)
+		tr.hostPlaces, tr.hostDImg = make([]int32, 0, n), make([]float32, n*D)
+		if err := errors.Join(errs...); err != nil {
+			return err
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -337,6 +360,7 @@ func (tr *Trainer) all() []Buf {
 		tr.ids, tr.pos, tr.docs, tr.tgt, tr.mask, tr.fn, tr.frstd, tr.logits, tr.ceStats, tr.rowloss, tr.branch,
 		tr.partials, tr.dx, tr.dh, tr.dnorm, tr.dlogits, tr.datt, tr.dq, tr.dqRot, tr.dqN, tr.dk, tr.dkRot,
 		tr.dkN, tr.dv, tr.scratch, tr.dG, tr.dH3, tr.ptrs}
+	bs = append(bs, tr.imgRows, tr.dImgRows, tr.places)
 	bs = append(bs, tr.xs...)
 	for _, a := range tr.acts {
 		bs = append(bs, a.an, a.arstd, a.q, a.k, a.v, a.qN, a.kN, a.qrstd, a.krstd, a.qRot, a.kRot,
@@ -351,9 +375,6 @@ func (tr *Trainer) all() []Buf {
 func (tr *Trainer) Step(b *models.Batch, lr float64) (models.StepStats, error) {
 	defer tr.d.enter()()
 	st := models.StepStats{Step: tr.t + 1}
-	if err := tr.gap.begin(); err != nil {
-		return st, fmt.Errorf("step %d: %w", st.Step, err)
-	}
 	loss, err := tr.forward(b)
 	st.Loss = loss
 	if err != nil {
@@ -400,6 +421,12 @@ func (tr *Trainer) Step(b *models.Batch, lr float64) (models.StepStats, error) {
 	if err := tr.gap.end(); err != nil {
 		return st, fmt.Errorf("step %d: %w", st.Step, err)
 	}
+	// The host's image path reads its updated weights next step.
+	if tr.imgHi > tr.imgLo {
+		if err := download(tr.d, tr.m.Params.Data()[tr.imgLo:tr.imgHi], tr.w.Off(tr.imgLo)); err != nil {
+			return st, fmt.Errorf("step %d: %w", st.Step, err)
+		}
+	}
 	return st, nil
 }
 
@@ -438,21 +465,22 @@ func (tr *Trainer) Logits(dst []float32) error {
 
 // upload checks the batch against what the GPU kernels index with (an out
 // of range id would read outside a buffer) and copies it to the device.
-func (tr *Trainer) uploadBatch(b *models.Batch) error {
+func (tr *Trainer) uploadBatch(b *models.Batch, places []int) error {
 	if b.B != tr.B || b.T != tr.T {
 		return fmt.Errorf("batch %d×%d, the GPU model is built for %d×%d", b.B, b.T, tr.B, tr.T)
-	}
-	if b.NumImages > 0 {
-		return fmt.Errorf("batch holds %d images: images do not run on the GPU yet", b.NumImages)
 	}
 	n, V := tr.n, tr.c.Vocab
 	if len(b.Tokens) != n || len(b.Targets) != n || len(b.Pos) != n || len(b.DocIDs) != n || len(b.LossMask) != n {
 		return fmt.Errorf("batch: tokens %d, targets %d, pos %d, doc ids %d, loss mask %d; want %d each",
 			len(b.Tokens), len(b.Targets), len(b.Pos), len(b.DocIDs), len(b.LossMask), n)
 	}
+	copy(tr.hostIDs, b.Tokens)
+	for _, p := range places {
+		tr.hostIDs[p] = 0 // any valid row: the image token overwrites it
+	}
 	tr.count = 0
 	for i := range n {
-		if t := b.Tokens[i]; t < 0 || int(t) >= V {
+		if t := tr.hostIDs[i]; t < 0 || int(t) >= V {
 			return fmt.Errorf("batch: token %d at %d outside [0, %d)", t, i, V)
 		}
 		if p := b.Pos[i]; p < 0 || int(p) >= tr.c.MaxSeq {
@@ -466,7 +494,7 @@ func (tr *Trainer) uploadBatch(b *models.Batch) error {
 		tr.count += float64(b.LossMask[i])
 	}
 	d := tr.d
-	return errors.Join(upload(d, tr.ids, b.Tokens), upload(d, tr.pos, b.Pos), upload(d, tr.docs, b.DocIDs),
+	return errors.Join(upload(d, tr.ids, tr.hostIDs), upload(d, tr.pos, b.Pos), upload(d, tr.docs, b.DocIDs),
 		upload(d, tr.tgt, b.Targets), upload(d, tr.mask, b.LossMask))
 }
 
@@ -487,7 +515,16 @@ func (tr *Trainer) linearBack(dx, dout, x Buf, w, n, in, out int, beta float32) 
 const normEps = 1e-5 // models' normEps
 
 func (tr *Trainer) forward(b *models.Batch) (float64, error) {
-	if err := tr.uploadBatch(b); err != nil {
+	tokens, places, err := tr.m.ImageForward(b) // on the host; checks b as the CPU engine does
+	if err != nil {
+		return 0, err
+	}
+	// The step's first GPU work follows: the gap since the last step's end
+	// includes the host's image forward, which the GPU waits for.
+	if err := tr.gap.begin(); err != nil {
+		return 0, err
+	}
+	if err := tr.uploadBatch(b, places); err != nil {
 		return 0, err
 	}
 	c, d := tr.c, tr.d
@@ -495,6 +532,16 @@ func (tr *Trainer) forward(b *models.Batch) (float64, error) {
 	var errs []error
 	e := func(err error) { errs = append(errs, err) }
 	e(d.embedForward(tr.xs[0], tr.w.Off(tr.embed), tr.ids, n, D))
+	tr.batch, tr.rows = b, len(places)
+	if tr.rows > 0 {
+		tr.hostPlaces = tr.hostPlaces[:0]
+		for _, p := range places {
+			tr.hostPlaces = append(tr.hostPlaces, int32(p))
+		}
+		e(upload(d, tr.imgRows, tokens))
+		e(upload(d, tr.places, tr.hostPlaces))
+		e(d.rowsScatter(tr.xs[0], tr.imgRows, tr.places, tr.rows, D))
+	}
 	for l, lp := range tr.layers {
 		x, a := tr.xs[l], &tr.acts[l]
 		e(d.rmsForward(a.an, a.arstd, x, tr.w.Off(lp.attnNorm), n, D, normEps))
@@ -653,8 +700,30 @@ func (tr *Trainer) backward() error {
 			return fmt.Errorf("llm.layers.%d backward: %w", l, err)
 		}
 	}
+	if err := tr.imageBackward(); err != nil {
+		return fmt.Errorf("image path backward: %w", err)
+	}
 	if err := d.embedBackward(tr.g.Off(tr.embed), tr.dx, tr.ids, n, D); err != nil {
 		return fmt.Errorf("llm.tok_embed backward: %w", err)
 	}
 	return nil
+}
+
+// imageBackward takes the placeholders' rows of dx (∂L/∂ embedding output)
+// to the host, runs the image path's backward there and puts its
+// gradients into the device arena (zeroed, with the rest, by backward).
+func (tr *Trainer) imageBackward() error {
+	if tr.rows == 0 {
+		return nil
+	}
+	d, D := tr.d, tr.c.Width
+	dimg := tr.hostDImg[:tr.rows*D]
+	if err := d.rowsGatherClear(tr.dImgRows, tr.dx, tr.places, tr.rows, D); err != nil {
+		return err
+	}
+	if err := download(d, dimg, tr.dImgRows); err != nil {
+		return err
+	}
+	tr.m.ImageBackward(tr.batch, dimg)
+	return upload(d, tr.g.Off(tr.imgLo), tr.m.Params.Grad()[tr.imgLo:tr.imgHi])
 }
