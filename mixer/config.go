@@ -9,6 +9,9 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/mmablate/mmablate/data"
+	"github.com/mmablate/mmablate/data/layouts"
 )
 
 // KeyPrefix is where a cell's config nests Config; every error from
@@ -62,6 +65,18 @@ type Source struct {
 	// stream's next epoch, in a new order) or "stop" (the source leaves
 	// the mixture and the others share its weight).
 	Exhausted string `yaml:"exhausted"`
+	// Layout forces the datasets' layout (auto, mmablate, hf-image,
+	// img2dataset, obelics, text); "" detects it from each file's schema.
+	Layout string `yaml:"layout,omitempty"`
+	// CaptionColumn, ImageColumn and TextColumn rename the columns of the
+	// layouts that read them ("" keeps the layout's defaults).
+	CaptionColumn string `yaml:"caption_column,omitempty"`
+	ImageColumn   string `yaml:"image_column,omitempty"`
+	TextColumn    string `yaml:"text_column,omitempty"`
+	// OnError is what a bad row (a corrupt image, a null caption) does:
+	// "fail" (default) stops training naming the file, row group and row;
+	// "skip" drops it and counts it by reason (Stats.Skipped).
+	OnError string `yaml:"on_error,omitempty"`
 }
 
 // Phase sets weights from Step on.
@@ -180,6 +195,14 @@ func (c Config) Validate() error {
 		case "", ExhaustedRepeat, ExhaustedStop:
 		default:
 			bad(key+".exhausted", "%q: want repeat or stop", s.Exhausted)
+		}
+		if _, err := layouts.ParseLayout(s.Layout); err != nil {
+			bad(key+".layout", "%v", err)
+		}
+		switch data.OnError(s.OnError) {
+		case "", data.OnErrorFail, data.OnErrorSkip:
+		default:
+			bad(key+".on_error", "%q: want fail or skip", s.OnError)
 		}
 	}
 	switch c.Sampling {

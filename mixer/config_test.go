@@ -65,6 +65,10 @@ func TestValidateNamesTheKey(t *testing.T) {
 		{"empty source", func(c *Config) { c.Sources["text"] = Source{Weight: 1} }, "data.sources.text.paths: no dataset paths"},
 		{"no sources", func(c *Config) { c.Sources = nil; c.Schedule = nil }, "data.sources: no sources"},
 		{"bad policy", func(c *Config) { c.Sources["text"] = Source{Paths: []string{"x"}, Weight: 1, Exhausted: "loop"} }, "data.sources.text.exhausted"},
+		{"unknown layout", func(c *Config) {
+			c.Sources["text"] = Source{Paths: []string{"x"}, Weight: 1, Layout: "webdataset"}
+		}, `data.sources.text.layout: unknown layout "webdataset"`},
+		{"bad on_error", func(c *Config) { c.Sources["text"] = Source{Paths: []string{"x"}, Weight: 1, OnError: "ignore"} }, `data.sources.text.on_error: "ignore": want fail or skip`},
 		{"bad sampling", func(c *Config) { c.Sampling = "uniform" }, "data.sampling"},
 		{"bad interpolation", func(c *Config) { c.Interpolation = "cubic" }, "data.interpolation"},
 		{"batch size", func(c *Config) { c.Packing.BatchSize = 0 }, "data.packing.batch_size"},

@@ -69,6 +69,9 @@ type Stats struct {
 	// batch; LastPadding is the last batch's padding fraction.
 	PadTokens, Tokens int64
 	LastPadding       float64
+	// Skipped counts the rows each source's stream dropped with
+	// on_error: skip, by reason (sources that skipped nothing are absent).
+	Skipped map[string]data.SkipCounts
 }
 
 // PaddingFraction is the share of all positions so far that are padding.
@@ -336,6 +339,12 @@ func (m *Mixer) Stats() Stats {
 	st := Stats{Step: m.step, Sources: map[string]Counters{}, PadTokens: m.padTokens, Tokens: m.tokens, LastPadding: m.lastPadding}
 	for _, s := range m.srcs {
 		st.Sources[s.name] = s.counters
+		if sk := s.stream.State().Skipped; len(sk) > 0 {
+			if st.Skipped == nil {
+				st.Skipped = map[string]data.SkipCounts{}
+			}
+			st.Skipped[s.name] = sk
+		}
 		if s.stopped {
 			st.Stopped = append(st.Stopped, s.name)
 		}

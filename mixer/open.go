@@ -7,6 +7,7 @@ import (
 
 	"github.com/mmablate/mmablate/data"
 	"github.com/mmablate/mmablate/data/images"
+	"github.com/mmablate/mmablate/data/layouts"
 	"github.com/mmablate/mmablate/data/stream"
 )
 
@@ -32,7 +33,13 @@ func OpenStreams(ctx context.Context, cfg Config, opts stream.Options) (map[stri
 	out := map[string]data.Stream{}
 	for _, name := range cfg.names() {
 		o := opts
-		o.Paths = cfg.Sources[name].Paths
+		src := cfg.Sources[name]
+		o.Paths = src.Paths
+		o.Layout.Layout, _ = layouts.ParseLayout(src.Layout) // valid: checked above
+		o.Layout.CaptionColumn, o.Layout.ImageColumn, o.Layout.TextColumn = src.CaptionColumn, src.ImageColumn, src.TextColumn
+		if src.OnError != "" {
+			o.OnError = data.OnError(src.OnError)
+		}
 		h := fnv.New64a()
 		h.Write([]byte(name))
 		o.Seed = opts.Seed ^ int64(h.Sum64()>>1)

@@ -7,6 +7,7 @@ import (
 	"image"
 	"image/color"
 	"image/png"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -225,4 +226,80 @@ func TestEmptyDatasetIsAnError(t *testing.T) {
 	if want := "data.sources.text: the stream gave no samples in epoch 0: the source is empty"; err == nil || err.Error() != want {
 		t.Fatalf("error %v, want %q", err, want)
 	}
+}
+
+// TestSourceReadOptions: a source's on_error, layout and column keys reach
+// its stream: skip drops corrupt images and counts them in Stats.Skipped,
+// fail (the default) stops naming the row, and a forced layout is used.
+func TestSourceReadOptions(t *testing.T) {
+	corruptEveryThird := func(t testing.TB, px, seed int) []byte {
+		b := encodePNG(t, px, seed)
+		if seed%3 == 0 {
+			return b[:len(b)/2]
+		}
+		return b
+	}
+	draw := func(cfg Config, open func() map[string]data.Stream) (*Mixer, error) {
+		m, err := New(cfg, open(), testSpecials)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 10 {
+			if _, err := m.Next(context.Background()); err != nil {
+				return m, err
+			}
+		}
+		return m, nil
+	}
+	base := mixtureConfig(SamplingRandom, OverflowSplit, ExhaustedRepeat)
+	base.Packing.Resolution = 8
+	sizes := map[string]int{"caption": 12, "interleaved": 6, "text": 6}
+
+	t.Run("skip", func(t *testing.T) {
+		cfg := base
+		cfg.Sources = maps.Clone(base.Sources)
+		for _, name := range []string{"caption", "interleaved"} {
+			src := cfg.Sources[name]
+			src.OnError = "skip"
+			cfg.Sources[name] = src
+		}
+		cfg, open := realSources(t, cfg, sizes, 8, corruptEveryThird)
+		m, err := draw(cfg, open)
+		defer m.Close()
+		if err != nil {
+			t.Fatalf("on_error skip: %v", err)
+		}
+		var n int64
+		for _, c := range m.Stats().Skipped["caption"] {
+			n += c
+		}
+		if n == 0 {
+			t.Fatalf("Stats.Skipped = %v, want the corrupt caption images counted", m.Stats().Skipped)
+		}
+	})
+	t.Run("fail", func(t *testing.T) {
+		cfg, open := realSources(t, base, sizes, 8, corruptEveryThird)
+		m, err := draw(cfg, open)
+		defer m.Close()
+		if err == nil || !strings.Contains(err.Error(), "row") || !strings.Contains(err.Error(), ".parquet") {
+			t.Fatalf("on_error fail: %v, want an error naming the shard and row", err)
+		}
+	})
+	t.Run("layout", func(t *testing.T) {
+		cfg := base
+		cfg.Sources = maps.Clone(base.Sources)
+		src := cfg.Sources["text"]
+		src.Layout, src.TextColumn = "text", "body"
+		cfg.Sources["text"] = src
+		root := t.TempDir()
+		for name, s := range cfg.Sources {
+			writeSource(t, filepath.Join(root, name), name[:1], map[string]data.Kind{"caption": data.KindCaption, "interleaved": data.KindInterleaved, "text": data.KindText}[name], 6, 8, 4, encodePNG)
+			s.Paths = []string{filepath.Join(root, name)}
+			cfg.Sources[name] = s
+		}
+		_, err := OpenStreams(context.Background(), cfg, testStreamOptions)
+		if err == nil || !strings.Contains(err.Error(), "data.sources.text.paths") || !strings.Contains(err.Error(), "body") {
+			t.Fatalf("forced text layout with column body on canonical shards: %v, want an error naming the source and the column", err)
+		}
+	})
 }
