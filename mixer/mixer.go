@@ -71,7 +71,7 @@ type Stats struct {
 	LastPadding       float64
 	// Skipped counts the rows each source's stream dropped with
 	// on_error: skip, by reason (sources that skipped nothing are absent).
-	Skipped map[string]data.SkipCounts
+	Skipped map[string]data.SkipCounts `json:",omitempty"`
 }
 
 // PaddingFraction is the share of all positions so far that are padding.
