@@ -33,7 +33,6 @@ func TestTinyFraction(t *testing.T) {
 	}{{0, 0}, {0.15, 0.01}, {0.5, 0.015}, {1, 0}} {
 		t.Run(fmt.Sprint(tc.frac), func(t *testing.T) {
 			got, _ := sceneStats(4000, SceneOptions{MaxObjects: 8, TinyFraction: tc.frac, CrowdedFraction: 0.25})
-			t.Logf("tiny share %.4f (want %.2f ± %.3f)", got, tc.frac, tc.bound)
 			if math.Abs(got-tc.frac) > tc.bound {
 				t.Errorf("tiny share %.4f, want %.2f ± %.3f", got, tc.frac, tc.bound)
 			}
@@ -122,11 +121,11 @@ func TestKnobsReachRecords(t *testing.T) {
 			}
 			objs := meta.Scene.Objects
 			if len(objs) < tc.minObjects || len(objs) > cfg.MaxObjects {
-				t.Errorf("tiny %v crowded %v: %s has %d objects, want %d..%d", tc.tiny, tc.crowded, rec.ID, len(objs), tc.minObjects, cfg.MaxObjects)
+				t.Fatalf("tiny %v crowded %v: %s has %d objects, want %d..%d", tc.tiny, tc.crowded, rec.ID, len(objs), tc.minObjects, cfg.MaxObjects)
 			}
 			for _, o := range objs {
 				if (o.Size == "tiny") != tc.wantTiny {
-					t.Errorf("tiny %v: %s has a %s object", tc.tiny, rec.ID, o.Size)
+					t.Fatalf("tiny %v: %s has a %s object", tc.tiny, rec.ID, o.Size)
 				}
 			}
 		}

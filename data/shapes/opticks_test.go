@@ -34,9 +34,17 @@ func TestBookPath(t *testing.T) {
 	if got, err := BookPath(); err != nil || got != want {
 		t.Fatalf("without $GOROOT: %q, %v; want %q", got, err, want)
 	}
-	t.Setenv("GOROOT", filepath.Dir(filepath.Dir(filepath.Dir(want))))
-	if got, err := BookPath(); err != nil || got != want {
-		t.Fatalf("with $GOROOT: %q, %v; want %q", got, err, want)
+	fake := t.TempDir()
+	fakeBook := filepath.Join(fake, "src", "testdata", "Isaac.Newton-Opticks.txt")
+	if err := os.MkdirAll(filepath.Dir(fakeBook), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(fakeBook, []byte("OPTICKS"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("GOROOT", fake)
+	if got, err := BookPath(); err != nil || got != fakeBook {
+		t.Fatalf("with $GOROOT: %q, %v; want %q", got, err, fakeBook)
 	}
 	t.Setenv("GOROOT", t.TempDir())
 	if _, err := BookPath(); err == nil || !strings.Contains(err.Error(), "--no-book") {
