@@ -1,35 +1,20 @@
 package main
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
-	"gopkg.in/yaml.v3"
 
 	"github.com/mmablate/mmablate/data/images"
 	"github.com/mmablate/mmablate/data/tokenizer"
+	"github.com/mmablate/mmablate/experiments"
 	"github.com/mmablate/mmablate/experiments/eval"
 	"github.com/mmablate/mmablate/models"
 	"github.com/mmablate/mmablate/models/engine"
 )
-
-// Files of a run directory that eval reads (written by mmablate train).
-const (
-	runConfigFile    = "config.resolved.yaml"
-	runTokenizerFile = "tokenizer.json"
-	runWeightsFile   = "final.safetensors"
-	runEvalFile      = "eval.json"
-)
-
-// maxRunConfigBytes bounds config.resolved.yaml: a full config is a few
-// kilobytes.
-const maxRunConfigBytes = 1 << 20
 
 func newEvalCmd() *cobra.Command {
 	var (
@@ -97,19 +82,19 @@ Flags:
 				return &usageError{err}
 			}
 			if weights == "" {
-				weights = filepath.Join(dir, runWeightsFile)
+				weights = filepath.Join(dir, experiments.FinalWeightsFile)
 			}
 			if outPath == "" {
-				outPath = filepath.Join(dir, runEvalFile)
+				outPath = filepath.Join(dir, experiments.EvalFile)
 			}
-			tok, err := tokenizer.LoadFile(filepath.Join(dir, runTokenizerFile))
+			tok, err := tokenizer.LoadFile(filepath.Join(dir, experiments.TokenizerFile))
 			if err != nil {
 				return err
 			}
 			engine.SetBLASThreads(run.blasThreads)
 			m, err := models.New(run.model, run.batch, run.seqLen, models.Options{Workers: run.workers, MaxImages: run.maxImages})
 			if err != nil {
-				return fmt.Errorf("%s: %w", filepath.Join(dir, runConfigFile), err)
+				return fmt.Errorf("%s: %w", filepath.Join(dir, experiments.ResolvedConfigFile), err)
 			}
 			defer m.Close()
 			if _, err := m.LoadWeights(weights); err != nil {
@@ -150,91 +135,16 @@ type evalRun struct {
 	workers, blasThreads int
 }
 
-// loadRunForEval reads the sections of RUN_DIR/config.resolved.yaml that
-// evaluation needs. The model section is decoded over a zero config, not
-// the defaults, because the resolved file lists every key and a text-only
-// model has no vision section to be filled in.
+// loadRunForEval reads RUN_DIR/config.resolved.yaml as training wrote it;
+// errors name the file, line and key path.
 func loadRunForEval(dir string) (*evalRun, error) {
-	path := filepath.Join(dir, runConfigFile)
-	f, err := os.Open(path)
+	cfg, err := experiments.LoadResolved(filepath.Join(dir, experiments.ResolvedConfigFile))
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxRunConfigBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if len(b) > maxRunConfigBytes {
-		return nil, fmt.Errorf("%s: larger than %d bytes, not a run config", path, maxRunConfigBytes)
-	}
-	var doc struct {
-		Seed  uint64    `yaml:"seed"`
-		Model yaml.Node `yaml:"model"`
-		Eval  yaml.Node `yaml:"eval"`
-		Data  struct {
-			Packing struct {
-				BatchSize   int `yaml:"batch_size"`
-				SeqLen      int `yaml:"seq_len"`
-				MaxImages   int `yaml:"max_images"`
-				ImageTokens int `yaml:"image_tokens"`
-			} `yaml:"packing"`
-		} `yaml:"data"`
-		Train struct {
-			Threads struct {
-				BLAS    int `yaml:"blas"`
-				Workers int `yaml:"workers"`
-			} `yaml:"threads"`
-		} `yaml:"train"`
-	}
-	if err := yaml.Unmarshal(b, &doc); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if doc.Model.Kind == 0 || doc.Eval.Kind == 0 {
-		return nil, fmt.Errorf("%s: needs model and eval sections", path)
-	}
-	run := &evalRun{seed: doc.Seed, batch: doc.Data.Packing.BatchSize, seqLen: doc.Data.Packing.SeqLen,
-		workers: doc.Train.Threads.Workers, blasThreads: max(1, doc.Train.Threads.BLAS)}
-	if err := decodeStrict(&doc.Model, &run.model); err != nil {
-		return nil, fmt.Errorf("%s: model: %w", path, err)
-	}
-	if err := run.model.Validate(); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	evalYAML, err := yaml.Marshal(&doc.Eval)
-	if err != nil {
-		return nil, fmt.Errorf("%s: eval: %w", path, err)
-	}
-	if run.eval, err = eval.ParseConfig(evalYAML); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if run.batch <= 0 || run.seqLen <= 0 {
-		return nil, fmt.Errorf("%s: data.packing.batch_size %d and seq_len %d must be positive", path, run.batch, run.seqLen)
-	}
-	if p := doc.Data.Packing; p.ImageTokens > 0 {
-		perSeq := p.MaxImages
-		if perSeq == 0 {
-			perSeq = 16 // the mixer's default, MM1's cap
-		}
-		// The trainer's image budget, so that a model built here has the
-		// same shapes as the one trained.
-		run.maxImages = run.batch * max(1, min(perSeq, run.seqLen/p.ImageTokens))
-	}
-	return run, nil
-}
-
-// decodeStrict decodes a YAML node into out, rejecting unknown keys.
-func decodeStrict(n *yaml.Node, out any) error {
-	b, err := yaml.Marshal(n)
-	if err != nil {
-		return err
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(out); err != nil && !errors.Is(err, io.EOF) {
-		return err
-	}
-	return nil
+	p, t := cfg.Data.Packing, cfg.Train.Threads
+	return &evalRun{seed: cfg.Seed, model: cfg.Model, eval: cfg.Eval, batch: p.BatchSize, seqLen: p.SeqLen,
+		maxImages: cfg.MaxImages(), workers: t.Workers, blasThreads: t.BLAS}, nil
 }
 
 // printEvalSummary prints one line per benchmark and k, then the perplexity.

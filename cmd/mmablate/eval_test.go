@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,7 +14,9 @@ import (
 	"github.com/mmablate/mmablate/data/images"
 	"github.com/mmablate/mmablate/data/shapes"
 	"github.com/mmablate/mmablate/data/tokenizer"
+	"github.com/mmablate/mmablate/experiments"
 	"github.com/mmablate/mmablate/experiments/eval"
+	"github.com/mmablate/mmablate/mixer"
 	"github.com/mmablate/mmablate/models"
 )
 
@@ -60,17 +63,18 @@ func evalRunDir(t *testing.T) (dir string, m *models.Model, tok *tokenizer.Token
 	cfg = eval.Config{Caption: filepath.Join(world, "eval", "caption"), VQA: filepath.Join(world, "eval", "vqa"),
 		Text: filepath.Join(world, "text"), Shots: []int{0, 2}, Trials: 2, MaxQueries: 2, Batch: 2,
 		MaxNewTokens: eval.MaxNewTokens{Caption: 6, VQA: 3}, PerplexitySamples: 3}
-	model, err := json.Marshal(mc) // JSON is YAML, and the model config's json keys are its yaml keys
+	rc := experiments.Default()
+	rc.Name, rc.Seed = "t", 11
+	rc.Tokenizer.Path = filepath.Join(dir, "tokenizer.json")
+	rc.Data.Sources = map[string]mixer.Source{"text": {Paths: []string{filepath.Join(world, "text")}, Weight: 1}}
+	rc.Data.Packing = mixer.Packing{BatchSize: 2, SeqLen: 48, MaxImages: 16, ImageTokens: 4, Resolution: 16}
+	rc.Model, rc.Eval = mc, cfg
+	rc.Train.Threads = experiments.Threads{BLAS: 1, Workers: 1}
+	resolved, err := rc.Marshal()
 	if err != nil {
 		t.Fatal(err)
 	}
-	evalJSON, err := json.Marshal(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resolved := "name: t\nseed: 11\ndevice: cpu\ndata:\n  packing: {batch_size: 2, seq_len: 48, max_images: 16, image_tokens: 4, resolution: 16}\n" +
-		"model: " + string(model) + "\ntrain:\n  steps: 1\n  threads: {blas: 1, workers: 1}\neval: " + string(evalJSON) + "\n"
-	if err := os.WriteFile(filepath.Join(dir, "config.resolved.yaml"), []byte(resolved), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "config.resolved.yaml"), resolved, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return dir, m, tok, cfg
@@ -147,13 +151,28 @@ func TestEvalCmdErrors(t *testing.T) {
 			t.Errorf("eval %v: err %v (usage %v), want %q (usage %v)", tc.args, err, errors.As(err, &ue), tc.want, tc.usage)
 		}
 	}
-	// A config whose model section has an unknown key names it.
-	b, _ := os.ReadFile(filepath.Join(dir, "config.resolved.yaml"))
-	bad := strings.Replace(string(b), `"qk_norm":true`, `"qk_norm":true,"qk_nrom":1`, 1)
-	if err := os.WriteFile(filepath.Join(dir, "config.resolved.yaml"), []byte(bad), 0o644); err != nil {
+	// A config with an unknown key or a value of the wrong type names the
+	// file, the line and the key path.
+	path := filepath.Join(dir, "config.resolved.yaml")
+	good, err := os.ReadFile(path)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := runEvalCmd(dir); err == nil || !strings.Contains(err.Error(), "qk_nrom") {
-		t.Errorf("unknown model key: err %v", err)
+	for _, tc := range []struct{ old, new, want string }{
+		{"    qk_norm: true\n", "    qk_norm: true\n    qk_nrom: 1\n", "model.decoder.qk_nrom: unknown key"},
+		{"  trials: 2\n", "  trials: many\n", "eval.trials: cannot unmarshal !!str `many` into int"},
+	} {
+		bad := strings.Replace(string(good), tc.old, tc.new, 1)
+		if bad == string(good) {
+			t.Fatalf("%q is not in the resolved config:\n%s", tc.old, good)
+		}
+		line := strings.Count(bad[:strings.Index(bad, tc.new)+len(tc.new)-1], "\n") + 1 // the line of the last changed one
+		if err := os.WriteFile(path, []byte(bad), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		want := fmt.Sprintf("%s:%d: %s", path, line, tc.want)
+		if _, err := runEvalCmd(dir); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("err %v, want %q", err, want)
+		}
 	}
 }
