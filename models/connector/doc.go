@@ -38,6 +38,10 @@
 //
 //	"x": {xKind{}, newX[float32], newX[float64]},
 //
+// fifth_test.go does exactly that for a toy connector (the first N patches
+// through a Linear) and runs validation, counting and the gradient check on
+// it with nothing else changed.
+//
 // # Tensors (safetensors names; Dv = encoder width, D = decoder width)
 //
 //	type         name                                  shape
