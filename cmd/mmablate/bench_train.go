@@ -45,24 +45,37 @@ type benchResult struct {
 	Loss       float64 `json:"loss"`
 }
 
-// matmulResult compares the largest matrix product of a case through the
-// engine with a direct cblas_sgemm call on the same shape.
+// matmulResult is the largest layer of a case (by forward FLOPs): each of
+// its three products timed as the layer issues them in a training step
+// (engine.ParallelGemm: rows split over a pool of --threads workers, OpenBLAS
+// on one thread inside it) and through cblas_sgemm called directly with
+// --threads OpenBLAS threads on the same shape.
 type matmulResult struct {
-	Case        string  `json:"case"`
-	Layer       string  `json:"layer"`
-	M, N, K     int     `json:"-"`
+	Case     string          `json:"case"`
+	Layer    string          `json:"layer"`
+	Products []productResult `json:"products"`
+}
+
+// productResult is one product of a layer y = x·Wᵀ with x [rows, in] and
+// W [out, in]: forward (x·Wᵀ), input_grad (dy·W) or weight_grad (dyᵀ·x).
+type productResult struct {
+	Pass        string  `json:"pass"`
 	Shape       string  `json:"shape"`
 	EngineGFLOP float64 `json:"engine_gflop_per_s"`
 	RawGFLOP    float64 `json:"openblas_gflop_per_s,omitempty"`
 }
 
 type benchReport struct {
-	Threads int                `json:"threads"`
-	BLAS    string             `json:"blas"`
-	Core    string             `json:"blas_core,omitempty"` // OpenBLAS's kernel family for this CPU
-	Results []benchResult      `json:"results"`
-	Ratios  map[string]float64 `json:"go_over_pytorch_steps_per_s,omitempty"`
-	Matmul  []matmulResult     `json:"largest_matmul"`
+	Threads   int                `json:"threads"`
+	BLAS      string             `json:"blas"`
+	Core      string             `json:"blas_core,omitempty"` // OpenBLAS's kernel family for this CPU
+	Results   []benchResult      `json:"results"`
+	Ratios    map[string]float64 `json:"go_over_pytorch_steps_per_s,omitempty"` // = the tokens/s ratio (same batch)
+	RSSRatios map[string]float64 `json:"go_over_pytorch_peak_rss,omitempty"`
+	Matmul    []matmulResult     `json:"largest_matmul"`
+	// Sgemm1024 is cblas_sgemm's rate on a square 1024³ product with
+	// --threads threads: the CPU's practical peak through OpenBLAS.
+	Sgemm1024 float64 `json:"openblas_sgemm_1024_gflop_per_s,omitempty"`
 }
 
 func newBenchTrainCmd() *cobra.Command {
@@ -90,9 +103,12 @@ and OPENBLAS_NUM_THREADS=1 for the peer (otherwise PyTorch's and OpenBLAS's
 threads oversubscribe the cores), OpenBLAS threads = N and GOMAXPROCS = N for
 Go. The table then shows Go's steps/s over PyTorch's.
 
-It also times the largest matrix product of each case through the engine
-(gonum blas32 → OpenBLAS) and through cblas_sgemm called directly, on the same
-shape and threads, so engine overhead shows apart from model overhead.
+It also times the three products (forward, input gradient, weight gradient)
+of each case's largest layer as a training step issues them (rows split over
+a pool of N goroutines, OpenBLAS on one thread inside it), and cblas_sgemm
+called directly with N OpenBLAS threads on the same shape, plus a square
+1024³ cblas_sgemm: engine/raw is the engine's share of what OpenBLAS reaches
+on that shape.
 
 The OpenBLAS kernel family in use is printed with the matmul lines; on a
 virtual machine that hides its CPU model OpenBLAS may pick "Prescott" (SSE3)
@@ -102,25 +118,32 @@ GFLOP/s counts matrix products only, 2·m·n·k forward and twice that backward
 (models/README.md). Numbers from a shared machine are noisy: compare sides of
 one run, not runs.
 
-Example (output from a busy shared 2-core machine; the ratio there is noise):
+Example (an otherwise idle 16-core Xeon VM, OpenBLAS 0.3.26, peer PyTorch
+2.11 with MKL; shapes abbreviated):
 
-  mmablate bench train --peer pytorch --threads 2 --steps 10
+  mmablate bench train --peer pytorch --python python3 --threads 2 --steps 20 --warmup 3
 
   case    impl     threads  steps/s  tokens/s  peak RSS MB  GFLOP/s  go/pytorch
-  text    go       2        2.457    2516      221          54.4     3.55
-  text    pytorch  2        0.691    708       509          15.3
-  images  go       2        1.367    1399      405          48.1     1.72
-  images  pytorch  2        0.793    812       607          27.9
+  text    go       2        4.634    4745      232          102.6    1.17
+  text    pytorch  2        3.968    4064      831          87.9
+  images  go       2        2.549    2610      424          89.8     0.72
+  images  pytorch  2        3.521    3606      926          124.1
+  text: go/pytorch tokens/s 1.17, peak RSS 0.28
+  images: go/pytorch tokens/s 0.72, peak RSS 0.46
 
-  largest matmul per case (2 threads, BLAS openblas):
-    text    llm mlp.w1   [1024×256]·[704×256]ᵀ: engine 46.1 GFLOP/s, raw cblas_sgemm 46.1 GFLOP/s (engine/raw 1.00)
+  largest layer's products per case (2 threads, BLAS openblas Cooperlake; raw cblas_sgemm 1024³: 192.5 GFLOP/s):
+    case    layer                         pass         shape     engine GFLOP/s  raw sgemm GFLOP/s  engine/raw  engine/1024³
+    text    llm mlp.w1                    forward      x·Wᵀ      202.6           189.0              1.07        1.05
+    text    llm mlp.w1                    weight_grad  dyᵀ·x     171.6           176.0              0.97        0.89
+    images  cabstractor conv3x3 (im2col)  weight_grad  dyᵀ·x     220.9           262.4              0.84        1.15
     ...
 
 Flags:
   --peer pytorch   also run the PyTorch reference (needs --python with torch, --ref)
   --threads N      threads per side (default 2)
   --steps N        timed steps per case (default 10); --warmup N untimed steps first (default 2)
-  --json           one JSON object: results, go_over_pytorch_steps_per_s, largest_matmul
+  --json           one JSON object: results, go_over_pytorch_steps_per_s (= the tokens/s ratio),
+                   go_over_pytorch_peak_rss, largest_matmul, openblas_sgemm_1024_gflop_per_s
 
 On a GPU (a CGO_ENABLED=0 build, make build-cuda, runs anywhere the NVIDIA
 driver is):
@@ -192,11 +215,19 @@ func runBenchTrain(ctx context.Context, out io.Writer, peer, python, ref string,
 		}
 		defer os.Remove(cfgPath)
 	}
-	rep := benchReport{Threads: threads, BLAS: engine.BLASName(), Core: blasCore(), Ratios: map[string]float64{}}
+	rep := benchReport{Threads: threads, BLAS: engine.BLASName(), Core: blasCore(),
+		Ratios: map[string]float64{}, RSSRatios: map[string]float64{}}
 	common := []string{"--threads", fmt.Sprint(threads), "--steps", fmt.Sprint(steps), "--warmup", fmt.Sprint(warmup)}
 	for _, c := range benchCases {
 		slog.Info("bench train", "case", c, "impl", "go", "threads", threads, "steps", steps)
-		r, err := runBenchChild(ctx, exec.CommandContext(ctx, self, append([]string{"bench", "train", "--worker", c}, common...)...))
+		goCmd := exec.CommandContext(ctx, self, append([]string{"bench", "train", "--worker", c}, common...)...)
+		// OpenBLAS sizes its thread pool from the environment when the
+		// library loads, before SetBLASThreads runs: unset, it starts one
+		// thread per core, idle threads the measured side should not carry
+		// (models/engine's doc). The peer's count is fixed the same way
+		// (OPENBLAS_NUM_THREADS=1, torch.set_num_threads(N)).
+		goCmd.Env = append(os.Environ(), fmt.Sprintf("OPENBLAS_NUM_THREADS=%d", threads))
+		r, err := runBenchChild(ctx, goCmd)
 		if err != nil {
 			return fmt.Errorf("go %s: %w", c, err)
 		}
@@ -219,11 +250,19 @@ func runBenchTrain(ctx context.Context, out io.Writer, peer, python, ref string,
 		pr.GFLOPs = r.GFLOPs * pr.StepsPerS / r.StepsPerS // same model, same FLOP count
 		rep.Results = append(rep.Results, pr)
 		rep.Ratios[c] = r.StepsPerS / pr.StepsPerS
+		if pr.PeakRSSMB > 0 {
+			rep.RSSRatios[c] = r.PeakRSSMB / pr.PeakRSSMB
+		}
 	}
 	engine.SetBLASThreads(threads)
 	runtime.GOMAXPROCS(threads)
+	pool := engine.NewPool(threads)
+	defer pool.Close()
 	for _, c := range benchCases {
-		rep.Matmul = append(rep.Matmul, benchLargestMatmul(c))
+		rep.Matmul = append(rep.Matmul, benchLargestMatmul(c, pool, threads))
+	}
+	if rawSgemmAvailable {
+		rep.Sgemm1024 = benchSquareSgemm(threads)
 	}
 	if asJSON {
 		enc := json.NewEncoder(out)
@@ -329,18 +368,19 @@ func timeSteps(m *models.Model, b *models.Batch, warmup, steps int, sync func() 
 	return time.Since(start).Seconds(), loss, nil
 }
 
-// benchLargestMatmul times the case's largest forward product (by FLOPs)
-// through engine.Gemm, as the layer calls it, and through cblas_sgemm.
-func benchLargestMatmul(c string) matmulResult {
+// benchLargestMatmul times the three products of the case's largest layer
+// (by forward FLOPs) as a training step issues them, through the engine on
+// pool, and through cblas_sgemm with threads OpenBLAS threads.
+func benchLargestMatmul(c string, pool *engine.Pool, threads int) matmulResult {
 	cfg := benchConfig(c)
 	d := cfg.Decoder
 	n := benchBatch * benchSeq
-	// Forward products y = x·Wᵀ: rows m, outputs n, inputs k.
-	type product struct {
-		layer   string
-		m, n, k int
+	// A layer y = x·Wᵀ with x [rows, in], W [out, in].
+	type layer struct {
+		name          string
+		rows, out, in int
 	}
-	cands := []product{
+	cands := []layer{
 		{"llm attn.wq", n, d.Width, d.Width},
 		{"llm mlp.w1", n, d.FFNHidden, d.Width},
 		{"llm mlp.w2", n, d.Width, d.FFNHidden},
@@ -350,48 +390,102 @@ func benchLargestMatmul(c string) matmulResult {
 		g := v.Resolution / v.Patch
 		rows := benchBatch * g * g
 		cands = append(cands,
-			product{"vit attn.qkv", rows, 3 * v.Width, v.Width},
-			product{"vit mlp.fc1", rows, 4 * v.Width, v.Width},
-			product{"cabstractor conv3x3 (im2col)", rows, v.Width, 9 * v.Width})
+			layer{"vit attn.qkv", rows, 3 * v.Width, v.Width},
+			layer{"vit mlp.fc1", rows, 4 * v.Width, v.Width},
+			layer{"cabstractor conv3x3 (im2col)", rows, v.Width, 9 * v.Width})
 	}
 	best := cands[0]
-	for _, p := range cands[1:] {
-		if p.m*p.n*p.k > best.m*best.n*best.k {
-			best = p
+	for _, l := range cands[1:] {
+		if l.rows*l.out*l.in > best.rows*best.out*best.in {
+			best = l
 		}
 	}
+	r, o, i := best.rows, best.out, best.in
+	res := matmulResult{Case: c, Layer: best.name}
+	for _, p := range []struct {
+		pass    string
+		tA, tB  bool
+		m, n, k int
+		shape   string
+	}{
+		{"forward", false, true, r, o, i, fmt.Sprintf("x[%d×%d]·W[%d×%d]ᵀ", r, i, o, i)},
+		{"input_grad", false, false, r, i, o, fmt.Sprintf("dy[%d×%d]·W[%d×%d]", r, o, o, i)},
+		{"weight_grad", true, false, o, i, r, fmt.Sprintf("dy[%d×%d]ᵀ·x[%d×%d]", r, o, r, i)},
+	} {
+		eng, raw := timeProduct(pool, threads, p.tA, p.tB, p.m, p.n, p.k)
+		res.Products = append(res.Products, productResult{Pass: p.pass, Shape: p.shape, EngineGFLOP: eng, RawGFLOP: raw})
+	}
+	return res
+}
+
+// timeProduct measures C = op(A)·op(B) (op(A) m×k, op(B) k×n) through
+// engine.ParallelGemm on pool, as the layers call it, and (when available)
+// through cblas_sgemm with threads OpenBLAS threads, in GFLOP/s. The two
+// alternate and each keeps its best round, so clock-frequency drift and a
+// neighbour's load do not favour whichever runs first.
+func timeProduct(pool *engine.Pool, threads int, tA, tB bool, m, n, k int) (eng, raw float64) {
 	rng := rand.New(rand.NewPCG(2, 2))
-	fill := func(k int) []float32 {
-		s := make([]float32, k)
+	fill := func(size int) []float32 {
+		s := make([]float32, size)
 		for i := range s {
 			s[i] = float32(rng.NormFloat64())
 		}
 		return s
 	}
-	a, w, out := fill(best.m*best.k), fill(best.n*best.k), make([]float32, best.m*best.n)
-	flop := 2 * float64(best.m) * float64(best.n) * float64(best.k)
-	rate := func(f func()) float64 {
-		reps, start := 0, time.Now()
-		for time.Since(start) < 100*time.Millisecond || reps < 3 {
-			f()
-			reps++
-		}
-		return flop * float64(reps) / time.Since(start).Seconds() / 1e9
+	a, b, out := fill(m*k), fill(k*n), make([]float32, m*n)
+	lda, ldb := k, n
+	if tA {
+		lda = m
 	}
-	engineGemm := func() { engine.Gemm(false, true, best.m, best.n, best.k, 1, a, best.k, w, best.k, 0, out, best.n) }
-	raw := func() { rawSgemm(true, best.m, best.n, best.k, a, w, out) }
-	r := matmulResult{Case: c, Layer: best.layer, M: best.m, N: best.n, K: best.k,
-		Shape: fmt.Sprintf("[%d×%d]·[%d×%d]ᵀ", best.m, best.k, best.n, best.k)}
-	// Alternate the two and keep each one's best round, so clock-frequency
-	// drift and a neighbour's load do not favour whichever runs first.
+	if tB {
+		ldb = k
+	}
+	engineGemm := func() { engine.ParallelGemm(pool, tA, tB, m, n, k, 1, a, lda, b, ldb, 0, out, n) }
+	rawGemm := func() {
+		// The pool's regions leave OpenBLAS on one thread; the raw call gets
+		// the threads a product outside the engine would.
+		engine.SetBLASThreads(threads)
+		rawSgemm(tA, tB, m, n, k, a, b, out)
+	}
+	flop := 2 * float64(m) * float64(n) * float64(k)
 	engineGemm()
 	for range 5 {
-		r.EngineGFLOP = max(r.EngineGFLOP, rate(engineGemm))
+		eng = max(eng, gflopRate(flop, engineGemm))
 		if rawSgemmAvailable {
-			r.RawGFLOP = max(r.RawGFLOP, rate(raw))
+			raw = max(raw, gflopRate(flop, rawGemm))
 		}
 	}
-	return r
+	return eng, raw
+}
+
+// benchSquareSgemm is cblas_sgemm's best rate on a 1024³ product with
+// threads OpenBLAS threads.
+func benchSquareSgemm(threads int) float64 {
+	const n = 1024
+	engine.SetBLASThreads(threads)
+	rng := rand.New(rand.NewPCG(3, 3))
+	a, b, c := make([]float32, n*n), make([]float32, n*n), make([]float32, n*n)
+	for i := range a {
+		a[i], b[i] = float32(rng.NormFloat64()), float32(rng.NormFloat64())
+	}
+	f := func() { rawSgemm(false, false, n, n, n, a, b, c) }
+	f()
+	best := 0.0
+	for range 5 {
+		best = max(best, gflopRate(2*n*n*n, f))
+	}
+	return best
+}
+
+// gflopRate runs f for at least 100 ms (and 3 calls) and returns flop·calls
+// per second in GFLOP/s.
+func gflopRate(flop float64, f func()) float64 {
+	reps, start := 0, time.Now()
+	for time.Since(start) < 100*time.Millisecond || reps < 3 {
+		f()
+		reps++
+	}
+	return flop * float64(reps) / time.Since(start).Seconds() / 1e9
 }
 
 func printBenchReport(out io.Writer, rep benchReport) error {
@@ -407,13 +501,35 @@ func printBenchReport(out io.Writer, rep benchReport) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "\nlargest matmul per case (%d threads, BLAS %s %s):\n", rep.Threads, rep.BLAS, rep.Core)
-	for _, m := range rep.Matmul {
-		raw := "raw OpenBLAS n/a (pure-Go build)"
-		if m.RawGFLOP > 0 {
-			raw = fmt.Sprintf("raw cblas_sgemm %.1f GFLOP/s (engine/raw %.2f)", m.RawGFLOP, m.EngineGFLOP/m.RawGFLOP)
+	for _, c := range benchCases {
+		if x, ok := rep.RSSRatios[c]; ok {
+			fmt.Fprintf(out, "%s: go/pytorch tokens/s %.2f, peak RSS %.2f\n", c, rep.Ratios[c], x)
 		}
-		fmt.Fprintf(out, "  %-7s %-30s %s: engine %.1f GFLOP/s, %s\n", m.Case, m.Layer, m.Shape, m.EngineGFLOP, raw)
+	}
+	fmt.Fprintf(out, "\nlargest layer's products per case (%d threads, BLAS %s %s", rep.Threads, rep.BLAS, rep.Core)
+	if rep.Sgemm1024 > 0 {
+		fmt.Fprintf(out, "; raw cblas_sgemm 1024³: %.1f GFLOP/s", rep.Sgemm1024)
+	}
+	fmt.Fprintln(out, "):")
+	tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "  case\tlayer\tpass\tshape\tengine GFLOP/s\traw sgemm GFLOP/s\tengine/raw\tengine/1024³\n")
+	for _, m := range rep.Matmul {
+		for _, p := range m.Products {
+			raw, ratio, sq := "n/a", "n/a", "n/a"
+			if p.RawGFLOP > 0 {
+				raw, ratio = fmt.Sprintf("%.1f", p.RawGFLOP), fmt.Sprintf("%.2f", p.EngineGFLOP/p.RawGFLOP)
+			}
+			if rep.Sgemm1024 > 0 {
+				sq = fmt.Sprintf("%.2f", p.EngineGFLOP/rep.Sgemm1024)
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%.1f\t%s\t%s\t%s\n", m.Case, m.Layer, p.Pass, p.Shape, p.EngineGFLOP, raw, ratio, sq)
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if !rawSgemmAvailable {
+		fmt.Fprintln(out, "  (pure-Go build: no OpenBLAS to compare with)")
 	}
 	if rep.Core == "Prescott" {
 		fmt.Fprintln(out, "note: OpenBLAS fell back to its SSE3 (Prescott) kernels, as it does when a virtual machine hides\n"+

@@ -22,16 +22,21 @@ const (
 // rawSgemmAvailable says whether rawSgemm calls OpenBLAS directly.
 const rawSgemmAvailable = true
 
-// rawSgemm is C = A·op(B) through cblas_sgemm with no Go layer in between:
-// the baseline the engine's Gemm (gonum blas32 → netlib → OpenBLAS) is
-// compared against. A [m, k] row-major; B [n, k] when tB, else [k, n].
-func rawSgemm(tB bool, m, n, k int, a, b, c []float32) {
+// rawSgemm is C = op(A)·op(B) through cblas_sgemm with no Go layer in
+// between, row-major with packed leading dimensions: the baseline the
+// engine's products (gonum blas32 → netlib → OpenBLAS, rows split over the
+// engine's pool) are compared against. op(A) is m×k, op(B) is k×n.
+func rawSgemm(tA, tB bool, m, n, k int, a, b, c []float32) {
+	ta, lda := cblasNoTrans, k
+	if tA {
+		ta, lda = cblasTrans, m
+	}
 	tb, ldb := cblasNoTrans, n
 	if tB {
 		tb, ldb = cblasTrans, k
 	}
-	C.cblas_sgemm(cblasRowMajor, cblasNoTrans, C.int(tb), C.int(m), C.int(n), C.int(k),
-		1, (*C.float)(&a[0]), C.int(k), (*C.float)(&b[0]), C.int(ldb), 0, (*C.float)(&c[0]), C.int(n))
+	C.cblas_sgemm(cblasRowMajor, C.int(ta), C.int(tb), C.int(m), C.int(n), C.int(k),
+		1, (*C.float)(&a[0]), C.int(lda), (*C.float)(&b[0]), C.int(ldb), 0, (*C.float)(&c[0]), C.int(n))
 }
 
 // blasCore is the kernel family OpenBLAS picked for this CPU. "Prescott"

@@ -6,7 +6,7 @@ package main
 // compare the engine's matrix product with.
 const rawSgemmAvailable = false
 
-func rawSgemm(tB bool, m, n, k int, a, b, c []float32) {
+func rawSgemm(tA, tB bool, m, n, k int, a, b, c []float32) {
 	panic("rawSgemm: pure-Go build has no OpenBLAS")
 }
 

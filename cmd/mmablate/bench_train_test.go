@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/mmablate/mmablate/models/engine"
@@ -42,5 +43,41 @@ func TestBenchTrainUsage(t *testing.T) {
 	var ue *usageError
 	if err := cmd.Execute(); !errors.As(err, &ue) {
 		t.Errorf("--peer jax: error %v, want a usage error", err)
+	}
+}
+
+// TestPrintBenchReport: the table states each case's tokens/s and peak-RSS
+// ratios and each product's engine/raw and engine/1024³ shares.
+func TestPrintBenchReport(t *testing.T) {
+	rep := benchReport{Threads: 2, BLAS: "openblas", Core: "Haswell",
+		Results: []benchResult{
+			{Case: "text", Impl: "go", Threads: 2, StepsPerS: 5, TokensPerS: 5120, PeakRSSMB: 230},
+			{Case: "text", Impl: "pytorch", Threads: 2, StepsPerS: 4, TokensPerS: 4096, PeakRSSMB: 920},
+		},
+		Ratios:    map[string]float64{"text": 1.25},
+		RSSRatios: map[string]float64{"text": 0.25},
+		Matmul: []matmulResult{{Case: "text", Layer: "llm mlp.w1", Products: []productResult{
+			{Pass: "forward", Shape: "x[1024×256]·W[704×256]ᵀ", EngineGFLOP: 180, RawGFLOP: 200},
+		}}},
+		Sgemm1024: 240,
+	}
+	var out bytes.Buffer
+	if err := printBenchReport(&out, rep); err != nil {
+		t.Fatal(err)
+	}
+	// Column widths follow the content, so compare fields.
+	var rows []string
+	for _, line := range strings.Split(out.String(), "\n") {
+		rows = append(rows, strings.Join(strings.Fields(line), " "))
+	}
+	table := strings.Join(rows, "\n")
+	for _, want := range []string{
+		"text: go/pytorch tokens/s 1.25, peak RSS 0.25",
+		"raw cblas_sgemm 1024³: 240.0 GFLOP/s",
+		"text llm mlp.w1 forward x[1024×256]·W[704×256]ᵀ 180.0 200.0 0.90 0.75",
+	} {
+		if !strings.Contains(table, want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
 	}
 }
