@@ -104,6 +104,19 @@ func gradCases() []layerCase {
 				func(g []float64) { ps.ZeroGrad(); l.Backward(dx, g, x, mean, rstd) },
 				append(enginetest.ParamInputs(ps), enginetest.Input{Name: "x", X: x, DX: dx})
 		}},
+		{"LayerNorm2d", func(rng *rand.Rand) (func() []float64, func([]float64), []enginetest.Input) {
+			// The C-Abstractor's normalisation: channels at each position of
+			// an NHWC grid [B=2, H=3, W=2, C=4].
+			ps := engine.NewParams[float64]()
+			l := engine.NewLayerNorm2d(ps, "ln2d", 4, 1e-5)
+			enginetest.PerturbParams(rng, ps, 0.5)
+			pos := 2 * 3 * 2
+			x, dx := enginetest.Randn(rng, pos*4, 1), make([]float64, pos*4)
+			out, mean, rstd := make([]float64, pos*4), make([]float64, pos), make([]float64, pos)
+			return func() []float64 { l.Forward(out, mean, rstd, x); return out },
+				func(g []float64) { ps.ZeroGrad(); l.Backward(dx, g, x, mean, rstd) },
+				append(enginetest.ParamInputs(ps), enginetest.Input{Name: "x", X: x, DX: dx})
+		}},
 		{"RoPE", func(rng *rand.Rand) (func() []float64, func([]float64), []enginetest.Input) {
 			r := engine.NewRoPE[float64](6, 10000, 32)
 			pos := []int32{0, 5, 1, 31}
