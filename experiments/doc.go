@@ -60,5 +60,17 @@
 // 60 steps of examples/tiny.yaml with workers 1 and 2 end with different
 // bytes), another BLAS build or version (cgo OpenBLAS against the purego
 // build), and another CPU (its vector width and FMA change rounding).
-// metrics.jsonl's tokens_per_s and time are wall-clock and differ.
+// metrics.jsonl's tokens_per_s, time, data_wait_ms and gpu_idle_ms are
+// wall-clock and differ.
+//
+// # Metrics
+//
+// Each metrics.jsonl line holds step, loss, lr, grad_norm, tokens_per_s,
+// samples / tokens / images drawn per source (cumulative), padding (the
+// share of all sequence positions so far that are padding), skipped (rows
+// dropped with a source's on_error: skip, by source and reason; absent when
+// none), time, device and, on the GPU, precision; data_wait_ms is the mean
+// time per step the trainer waited for its batch (the next batch is drawn
+// while the current step runs) and gpu_idle_ms the GPU's mean idle gap
+// between steps.
 package experiments

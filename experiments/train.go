@@ -17,6 +17,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/mmablate/mmablate/data"
 	"github.com/mmablate/mmablate/data/images"
 	"github.com/mmablate/mmablate/data/tokenizer"
 	"github.com/mmablate/mmablate/experiments/eval"
@@ -198,7 +199,13 @@ type metricsLine struct {
 	Samples    map[string]int64 `json:"samples"`
 	Tokens     map[string]int64 `json:"tokens"`
 	Images     map[string]int64 `json:"images"`
-	Time       time.Time        `json:"time"`
+	// Padding is the share of all sequence positions so far that are
+	// padding (the packer's loss of throughput).
+	Padding float64 `json:"padding"`
+	// Skipped counts the rows each source dropped with on_error: skip,
+	// by reason; absent when none was.
+	Skipped map[string]data.SkipCounts `json:"skipped,omitempty"`
+	Time    time.Time                  `json:"time"`
 	deviceLine
 }
 
@@ -393,7 +400,8 @@ func (j *job) openMetrics(step int) (*os.File, error) {
 
 func writeMetrics(w io.Writer, step int, ss models.StepStats, lr, tps float64, st mixer.Stats, dl deviceLine, now time.Time) error {
 	m := metricsLine{Step: step, Loss: ss.Loss, LR: lr, GradNorm: ss.GradNorm, TokensPerS: tps,
-		Samples: map[string]int64{}, Tokens: map[string]int64{}, Images: map[string]int64{}, Time: now.UTC(), deviceLine: dl}
+		Samples: map[string]int64{}, Tokens: map[string]int64{}, Images: map[string]int64{},
+		Padding: st.PaddingFraction(), Skipped: st.Skipped, Time: now.UTC(), deviceLine: dl}
 	for name, c := range st.Sources {
 		m.Samples[name], m.Tokens[name], m.Images[name] = c.Samples, c.Tokens, c.Images
 	}

@@ -17,6 +17,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mmablate/mmablate/data"
+	"github.com/mmablate/mmablate/mixer"
+	"github.com/mmablate/mmablate/models"
 )
 
 // testRoot holds what the tests share: the shapes world, its tokenizer
@@ -280,7 +284,7 @@ func checkMetrics(t *testing.T, dir string) {
 		if err := json.Unmarshal(line, &m); err != nil {
 			t.Fatalf("metrics line %d: %v", i+1, err)
 		}
-		for _, k := range []string{"step", "loss", "lr", "grad_norm", "tokens_per_s", "samples"} {
+		for _, k := range []string{"step", "loss", "lr", "grad_norm", "tokens_per_s", "samples", "padding"} {
 			if _, ok := m[k]; !ok {
 				t.Fatalf("metrics line %d lacks %q: %s", i+1, k, line)
 			}
@@ -300,6 +304,8 @@ func checkMetrics(t *testing.T, dir string) {
 			t.Errorf("step %d: lr %v, want RateAt(%d) = %v", ml.Step, ml.LR, ml.Step-1, cfg.Train.RateAt(ml.Step-1))
 		case !(ml.Loss > 0) || !(ml.GradNorm > 0) || !(ml.TokensPerS > 0):
 			t.Errorf("step %d: loss %v, grad norm %v, tokens/s %v: want positive numbers", ml.Step, ml.Loss, ml.GradNorm, ml.TokensPerS)
+		case !(ml.Padding >= 0 && ml.Padding < 1):
+			t.Errorf("step %d: padding fraction %v, want one in [0, 1)", ml.Step, ml.Padding)
 		case total == 0 || total < prev:
 			t.Errorf("step %d: %d samples over the sources (%v), %d before: want a positive count that never falls", ml.Step, total, ml.Samples, prev)
 		case ml.Step == cfg.Train.Steps && (ml.Samples["caption"] == 0 || ml.Samples["interleaved"] == 0 || ml.Samples["text"] == 0):
@@ -602,5 +608,29 @@ func TestBadRuns(t *testing.T) {
 	}
 	if err := resumeInProcess(t.TempDir()); err == nil || !strings.Contains(err.Error(), "is not a run directory") && !strings.Contains(err.Error(), "a run directory?") {
 		t.Errorf("resume of an empty directory: %v", err)
+	}
+}
+
+// TestMetricsLinePaddingAndSkips: the mixer's padding fraction and its
+// skipped rows by source and reason reach metrics.jsonl.
+func TestMetricsLinePaddingAndSkips(t *testing.T) {
+	st := mixer.Stats{PadTokens: 25, Tokens: 100, Skipped: map[string]data.SkipCounts{"caption": {"invalid image": 3}}}
+	var b bytes.Buffer
+	if err := writeMetrics(&b, 7, models.StepStats{Loss: 1}, 0.1, 10, st, deviceLine{}, time.Unix(0, 0)); err != nil {
+		t.Fatal(err)
+	}
+	var ml metricsLine
+	if err := json.Unmarshal(b.Bytes(), &ml); err != nil {
+		t.Fatal(err)
+	}
+	if ml.Padding != 0.25 || ml.Skipped["caption"]["invalid image"] != 3 {
+		t.Fatalf("metrics line %s: want padding 0.25 and 3 skipped caption rows", b.Bytes())
+	}
+	b.Reset()
+	if err := writeMetrics(&b, 8, models.StepStats{Loss: 1}, 0.1, 10, mixer.Stats{}, deviceLine{}, time.Unix(0, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(b.Bytes(), []byte("skipped")) {
+		t.Fatalf("metrics line %s names skips where there were none", b.Bytes())
 	}
 }
