@@ -12,8 +12,6 @@ import (
 	"slices"
 	"syscall"
 
-	"github.com/mmablate/mmablate/data"
-	"github.com/mmablate/mmablate/data/layouts"
 	"github.com/mmablate/mmablate/data/shapes"
 	"github.com/mmablate/mmablate/data/tokenizer"
 	"github.com/mmablate/mmablate/internal/boundedfile"
@@ -77,8 +75,10 @@ func prepareTokenizer(ctx context.Context, cfg Config, log *slog.Logger) ([]byte
 		return nil, fmt.Errorf("tokenizer.vocab: %w", err)
 	}
 	for _, name := range slices.Sorted(maps.Keys(cfg.Data.Sources)) {
-		for _, p := range cfg.Data.Sources[name].Paths {
-			if _, err := tr.AddDataset(ctx, p, layouts.Options{}, data.OnErrorFail); err != nil {
+		src := cfg.Data.Sources[name]
+		layout, onError := src.ReadOptions()
+		for _, p := range src.Paths {
+			if _, err := tr.AddDataset(ctx, p, layout, onError); err != nil {
 				return nil, fmt.Errorf("training tokenizer.path %s from data.sources.%s: %w", path, name, err)
 			}
 		}

@@ -35,11 +35,7 @@ func OpenStreams(ctx context.Context, cfg Config, opts stream.Options) (map[stri
 		o := opts
 		src := cfg.Sources[name]
 		o.Paths = src.Paths
-		o.Layout.Layout, _ = layouts.ParseLayout(src.Layout) // valid: checked above
-		o.Layout.CaptionColumn, o.Layout.ImageColumn, o.Layout.TextColumn = src.CaptionColumn, src.ImageColumn, src.TextColumn
-		if src.OnError != "" {
-			o.OnError = data.OnError(src.OnError)
-		}
+		o.Layout, o.OnError = src.ReadOptions()
 		h := fnv.New64a()
 		h.Write([]byte(name))
 		o.Seed = opts.Seed ^ int64(h.Sum64()>>1)
@@ -53,4 +49,15 @@ func OpenStreams(ctx context.Context, cfg Config, opts stream.Options) (map[stri
 		out[name] = r
 	}
 	return out, nil
+}
+
+// ReadOptions are the layout, columns and bad-row policy of a valid
+// source, as data/stream and the tokenizer trainer take them.
+func (s Source) ReadOptions() (layouts.Options, data.OnError) {
+	l, _ := layouts.ParseLayout(s.Layout) // valid: Config.Validate checks it
+	onError := data.OnErrorFail
+	if s.OnError != "" {
+		onError = data.OnError(s.OnError)
+	}
+	return layouts.Options{Layout: l, CaptionColumn: s.CaptionColumn, ImageColumn: s.ImageColumn, TextColumn: s.TextColumn}, onError
 }
