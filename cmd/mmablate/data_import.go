@@ -6,13 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"github.com/mmablate/mmablate/data"
 	"github.com/mmablate/mmablate/data/layouts"
@@ -261,12 +259,8 @@ type importProgress struct {
 }
 
 func newImportProgress(w io.Writer, total int64) *importProgress {
-	tty := false
-	if f, ok := w.(*os.File); ok {
-		tty = term.IsTerminal(int(f.Fd()))
-	}
 	now := time.Now()
-	return &importProgress{w: w, tty: tty, total: total, start: now, last: now, logEvery: 10 * time.Second}
+	return &importProgress{w: w, tty: isTerminal(w), total: total, start: now, last: now, logEvery: 10 * time.Second}
 }
 
 func (p *importProgress) add(n int64, res *importResult) {
@@ -286,12 +280,6 @@ func (p *importProgress) add(n int64, res *importResult) {
 		p.last = now
 		slog.Info("import progress", "rows", p.rows, "total", p.total, "written", res.written, "skipped", skippedTotal(res.skipped))
 	}
-}
-
-// progressBar draws frac (0..1) of a width-cell bar: [#######.......].
-func progressBar(frac float64, width int) string {
-	n := int(min(max(frac, 0), 1) * float64(width))
-	return "[" + strings.Repeat("#", n) + strings.Repeat(".", width-n) + "]"
 }
 
 func (p *importProgress) done() {

@@ -204,12 +204,4 @@ func TestImportProgressBar(t *testing.T) {
 	if got := buf.String(); strings.Trim(got, "\r ") != "" {
 		t.Fatalf("done left %q on the line", got)
 	}
-	for _, tt := range []struct {
-		frac float64
-		want string
-	}{{-1, "[....]"}, {0, "[....]"}, {0.5, "[##..]"}, {0.99, "[###.]"}, {1, "[####]"}, {2, "[####]"}} {
-		if got := progressBar(tt.frac, 4); got != tt.want {
-			t.Errorf("progressBar(%v, 4) = %q, want %q", tt.frac, got, tt.want)
-		}
-	}
 }

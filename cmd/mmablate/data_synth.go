@@ -4,13 +4,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"runtime"
+	"math"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"github.com/mmablate/mmablate/data/shapes"
 	"github.com/mmablate/mmablate/data/shards"
@@ -58,8 +56,9 @@ record layout and meta fields. The same flags give the same bytes, whatever
 says it is up to date; a directory with other parameters or other files is
 refused unless --force, which replaces only synth's own files.
 
-Progress goes to stderr: a progress line on a terminal, a log line every
-10 seconds otherwise.
+Progress goes to stderr: on a terminal a progress bar with the rows
+written of all splits, the current split's rows and rows/s; otherwise a
+log line every 10 seconds.
 
 Flags:
   --out DIR              output directory (required)
@@ -174,43 +173,48 @@ func printSynthResult(w io.Writer, out string, res *shapes.Result, took time.Dur
 	}
 }
 
-// synthProgress reports records written: a rewritten line on a terminal,
-// a log line every logEvery otherwise.
+// synthProgress reports records written: on a terminal a bar over all
+// rows with the percentage, the rows, the current split's rows and the
+// rate, redrawn at most every redrawEvery and at the last row (so the
+// final line says 100%); otherwise a log line every logEvery.
 type synthProgress struct {
-	w        io.Writer
-	tty      bool
-	start    time.Time
-	last     time.Time
-	logEvery time.Duration
-	shown    bool
+	w           io.Writer
+	log         *slog.Logger
+	tty         bool
+	start       time.Time
+	last        time.Time
+	redrawEvery time.Duration
+	logEvery    time.Duration
+	shown       bool
 }
 
 func newSynthProgress(w io.Writer) *synthProgress {
-	tty := false
-	if f, ok := w.(*os.File); ok {
-		tty = term.IsTerminal(int(f.Fd()))
-	}
 	now := time.Now()
-	return &synthProgress{w: w, tty: tty, start: now, last: now, logEvery: 10 * time.Second}
+	return &synthProgress{w: w, log: slog.Default(), tty: isTerminal(w), start: now, last: now,
+		redrawEvery: 200 * time.Millisecond, logEvery: 10 * time.Second}
 }
 
 func (p *synthProgress) update(s shapes.Progress) {
 	now := time.Now()
+	rate := float64(s.Done) / max(now.Sub(p.start).Seconds(), 1e-3)
 	switch {
-	case p.tty && now.Sub(p.last) >= 200*time.Millisecond:
+	case p.tty && (now.Sub(p.last) >= p.redrawEvery || s.Done == s.TotalRows):
 		p.last, p.shown = now, true
-		rate := float64(s.Done) / now.Sub(p.start).Seconds()
-		fmt.Fprintf(p.w, "\rsynth %-20s %d/%d  all %d/%d rows %5.1f%%  %.0f rows/s ",
-			s.Split, s.SplitDone, s.SplitRows, s.Done, s.TotalRows, 100*float64(s.Done)/float64(max(s.TotalRows, 1)), rate)
+		frac := float64(s.Done) / float64(max(s.TotalRows, 1))
+		// \033[K erases what a longer earlier line left: a longer split
+		// name, or the previous split's larger counts.
+		fmt.Fprintf(p.w, "\rsynth %s %5.1f%%  %d/%d rows  %s %d/%d  %.0f rows/s\033[K",
+			progressBar(frac, 20), 100*frac, s.Done, s.TotalRows, s.Split, s.SplitDone, s.SplitRows, rate)
 	case !p.tty && now.Sub(p.last) >= p.logEvery:
 		p.last = now
-		slog.Info("synth progress", "split", s.Split, "split_rows", s.SplitDone, "of", s.SplitRows, "rows", s.Done, "total", s.TotalRows,
-			"workers", runtime.GOMAXPROCS(0))
+		p.log.Info("synth progress", "split", s.Split, "split_rows", s.SplitDone, "of", s.SplitRows,
+			"rows", s.Done, "total", s.TotalRows, "rows_per_s", int64(math.Round(rate)))
 	}
 }
 
+// done erases the bar, so the summary that follows starts a clean line.
 func (p *synthProgress) done() {
 	if p.shown {
-		fmt.Fprint(p.w, "\r"+strings.Repeat(" ", 100)+"\r")
+		fmt.Fprint(p.w, "\r\033[K")
 	}
 }
