@@ -403,7 +403,7 @@ func methodNotes(a *Analysis) []string {
 		avg = andList(avgNames(a.AvgMetrics))
 	}
 	return []string{
-		"Average: MM1's few-shot average, the mean of " + avg + " at each shot count. CIDEr and BLEU-4 are printed ×100 (eval.json holds them on pycocoevalcap's 0–1 scale, MM1 prints ×100); VQA accuracy is already a percentage. A cell lacking one of them has no average.",
+		"Average: MM1's few-shot average, the mean of " + avg + " at each shot count. CIDEr and BLEU-4 are printed ×100 (eval.json holds them as pycocoevalcap computes them: BLEU-4 in 0–1, CIDEr-D with its ×10 factor, about 0–10; MM1 prints both ×100); VQA accuracy is already a percentage. A cell lacking one of them has no average.",
 		"Marginal means: for each value of an axis, the mean over all finished cells with that value, whatever the other axes.",
 		"Noise (error bars, ±): the standard deviation over seeds of the per-seed means when two or more seeds have results; with one seed, the evaluation's spread over demonstration trials (combined as for a mean of independent values); none with one seed and one trial.",
 		"Baseline deltas: each cell minus the baseline cell of the same seed, averaged over seeds; ± is the standard deviation of those paired differences. Seeds without a partner are compared as means (Seeds paired = 0). A delta is within noise (≈) when |Δ| ≤ √(σ_setting² + σ_baseline²), each σ the setting's noise as above.",
