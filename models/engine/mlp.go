@@ -60,7 +60,7 @@ type MLP[T Float] struct {
 type MLPActs[T Float] struct {
 	N    int
 	H, A []T // [n, Hidden]: pre- and post-GELU
-	dA   []T // scratch [n, Hidden]
+	DA   []T // scratch [n, Hidden]: the gradient of A, then of H
 }
 
 // NewMLP registers name.fc1.weight [hidden, dim], name.fc1.bias,
@@ -76,7 +76,7 @@ func NewMLP[T Float](ps *Params[T], name string, dim, hidden, out int) *MLP[T] {
 // NewActs takes the buffers for n rows from a.
 func (m *MLP[T]) NewActs(a *Arena[T], n int) *MLPActs[T] {
 	k := n * m.Hidden
-	return &MLPActs[T]{N: n, H: a.Take(k), A: a.Take(k), dA: a.Take(k)}
+	return &MLPActs[T]{N: n, H: a.Take(k), A: a.Take(k), DA: a.Take(k)}
 }
 
 // Forward computes out [n, OutDim] from x [n, Dim].
@@ -88,10 +88,10 @@ func (m *MLP[T]) Forward(out, x []T, s *MLPActs[T]) {
 
 // Backward adds dx (may be nil) and the weight and bias gradients.
 func (m *MLP[T]) Backward(dx, dout, x []T, s *MLPActs[T]) {
-	clear(s.dA)
-	m.FC2.Backward(s.dA, dout, s.A)
-	m.ew.do(m.FC1.W.arena.Pool, ewGELUGrad, s.dA, s.H, nil, nil, nil)
-	m.FC1.Backward(dx, s.dA, x)
+	clear(s.DA)
+	m.FC2.Backward(s.DA, dout, s.A)
+	m.ew.do(m.FC1.W.arena.Pool, ewGELUGrad, s.DA, s.H, nil, nil, nil)
+	m.FC1.Backward(dx, s.DA, x)
 }
 
 // elementwiseJob runs one of the MLPs' elementwise steps in chunks over a

@@ -41,9 +41,9 @@ type Block[T engine.Float] struct {
 	Attn *engine.Attention[T]
 	Proj *engine.Linear[T]
 	LN2  *engine.LayerNorm[T]
-	// MLP registers fc1 [4Dv, Dv] and fc2 [Dv, 4Dv]; the encoder runs its
-	// two Linears and GELU itself because engine.MLPActs is sized for one
-	// row count, while the encoder takes any batch up to its Build size.
+	// MLP registers fc1 [4Dv, Dv] and fc2 [Dv, 4Dv]. The encoder takes any
+	// batch up to its Build size, so each call hands it an engine.MLPActs
+	// over the first B images' part of the block's buffers.
 	MLP *engine.MLP[T]
 }
 
@@ -60,8 +60,7 @@ type vitActs[T engine.Float] struct {
 	dx, da    []T // backward scratch [B·Np, Dv]
 	do        []T // [B·Np, Dv]
 	dqkv      []T // [B·Np, 3Dv]
-	dhid      []T // [B·Np, 4Dv] (two: MLP's post- and pre-GELU gradients)
-	dgelu     []T
+	dgelu     []T // [B·Np, 4Dv]: the MLP's hidden gradient
 	attnDelta []T // attention backward scratch [B, H, Np, Np]
 }
 
@@ -190,7 +189,7 @@ func (v *ViT[T]) Build(a *engine.Arena[T], maxImages int) {
 	if !c.Freeze {
 		s.dx, s.da, s.do = a.Take(n*d), a.Take(n*d), a.Take(n*d)
 		s.dqkv = a.Take(n * 3 * d)
-		s.dhid, s.dgelu = a.Take(n*f), a.Take(n*f)
+		s.dgelu = a.Take(n * f)
 		s.attnDelta = a.Take(maxImages * h * np * np)
 	}
 	v.act = s
@@ -239,9 +238,8 @@ func (v *ViT[T]) Forward(out, images []T) {
 		b.Proj.Forward(hres, o)
 		engine.AddTo(hres, x)
 		b.LN2.Forward(a2, mean2, rstd2, hres)
-		b.MLP.FC1.Forward(hid, a2)
-		engine.GELUForward(act, hid)
-		b.MLP.FC2.Forward(next, act)
+		// The MLP runs its GELU over the pool, like its products.
+		b.MLP.Forward(next, a2, &engine.MLPActs[T]{N: n, H: hid, A: act})
 		engine.AddTo(next, hres)
 		x = next
 	}
@@ -294,7 +292,7 @@ func (v *ViT[T]) Backward(dout []T) {
 		return
 	}
 	dx, da, do := s.dx[:n*d], s.da[:n*d], s.do[:n*d]
-	dqkv, dhid, dgelu := s.dqkv[:n*3*d], s.dhid[:n*f], s.dgelu[:n*f]
+	dqkv, dgelu := s.dqkv[:n*3*d], s.dgelu[:n*f]
 	delta := s.attnDelta[:B*h*np*np]
 
 	// dx carries the residual stream's gradient down through the blocks;
@@ -309,12 +307,8 @@ func (v *ViT[T]) Backward(dout []T) {
 		a2, mean2, rstd2 := ba.a2[:n*d], ba.mean2[:n], ba.rstd2[:n]
 		hid, act := ba.hid[:n*f], ba.act[:n*f]
 
-		clear(dgelu)
-		b.MLP.FC2.Backward(dgelu, dx, act)
-		clear(dhid)
-		engine.GELUBackward(dhid, dgelu, hid)
 		clear(da)
-		b.MLP.FC1.Backward(da, dhid, a2)
+		b.MLP.Backward(da, dx, a2, &engine.MLPActs[T]{N: n, H: hid, A: act, DA: dgelu})
 		b.LN2.Backward(dx, da, hres, mean2, rstd2) // dx is now d(h)
 
 		clear(do)
