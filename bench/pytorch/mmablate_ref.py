@@ -384,10 +384,10 @@ def cmd_bench(a):
 
     for _ in range(a.warmup):
         step()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()  # process_time: CPU of every thread
     for _ in range(a.steps):
         loss = step()
-    dt = time.perf_counter() - t0
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     json.dump(
         {
             "steps_per_s": a.steps / dt,
@@ -395,6 +395,7 @@ def cmd_bench(a):
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "loss": loss,
             "threads": torch.get_num_threads(),
+            "cpu_s": cpu,
         },
         sys.stdout,
     )

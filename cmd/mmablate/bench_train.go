@@ -43,6 +43,10 @@ type benchResult struct {
 	PeakRSSMB  float64 `json:"peak_rss_mb"`
 	GFLOPs     float64 `json:"gflop_per_s,omitempty"` // model FLOPs (README convention) per second
 	Loss       float64 `json:"loss"`
+	// CPUCores is the process's CPU time over wall time during the timed
+	// steps: the cores a side really used, to check equal thread counts.
+	CPUCores float64 `json:"cpu_cores,omitempty"`
+	CPUSec   float64 `json:"cpu_s,omitempty"` // the CPU seconds behind CPUCores (all threads)
 }
 
 // matmulResult is the largest layer of a case (by forward FLOPs): each of
@@ -247,6 +251,9 @@ func runBenchTrain(ctx context.Context, out io.Writer, peer, python, ref string,
 			return fmt.Errorf("pytorch %s (%s %s): %w", c, python, ref, err)
 		}
 		pr.Case, pr.Impl, pr.Steps = c, "pytorch", steps
+		if pr.StepsPerS > 0 {
+			pr.CPUCores = pr.CPUSec * pr.StepsPerS / float64(steps)
+		}
 		pr.GFLOPs = r.GFLOPs * pr.StepsPerS / r.StepsPerS // same model, same FLOP count
 		rep.Results = append(rep.Results, pr)
 		rep.Ratios[c] = r.StepsPerS / pr.StepsPerS
@@ -330,17 +337,32 @@ func benchWorker(out io.Writer, c string, threads, steps, warmup int) error {
 	}
 	defer m.Close()
 	b := models.SyntheticBatch(cfg, benchBatch, benchSeq, c == "images", 1)
-	sec, loss, err := timeSteps(m, b, warmup, steps, nil)
+	if _, _, err := timeSteps(m, b, warmup, 0, nil); err != nil {
+		return err
+	}
+	cpu0 := processCPU()
+	sec, loss, err := timeSteps(m, b, 0, steps, nil)
 	if err != nil {
 		return err
 	}
+	cpu := processCPU() - cpu0
 	fwd, bwd := m.FLOPs(b.NumImages)
 	r := benchResult{Case: c, Impl: "go", Threads: threads, Steps: steps,
 		StepsPerS:  float64(steps) / sec,
 		TokensPerS: float64(steps*benchBatch*benchSeq) / sec,
 		GFLOPs:     float64(fwd+bwd) * float64(steps) / sec / 1e9,
-		Loss:       loss}
+		Loss:       loss, CPUSec: cpu, CPUCores: cpu / sec}
 	return json.NewEncoder(out).Encode(r)
+}
+
+// processCPU is the CPU time, user and system, of every thread of this
+// process so far, in seconds.
+func processCPU() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
 // timeSteps runs warmup untimed training steps on b, then times steps more
@@ -490,13 +512,13 @@ func gflopRate(flop float64, f func()) float64 {
 
 func printBenchReport(out io.Writer, rep benchReport) error {
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "case\timpl\tthreads\tsteps/s\ttokens/s\tpeak RSS MB\tGFLOP/s\tgo/pytorch\n")
+	fmt.Fprintf(tw, "case\timpl\tthreads\tcores used\tsteps/s\ttokens/s\tpeak RSS MB\tGFLOP/s\tgo/pytorch\n")
 	for _, r := range rep.Results {
 		ratio := ""
 		if x, ok := rep.Ratios[r.Case]; ok && r.Impl == "go" {
 			ratio = fmt.Sprintf("%.2f", x)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%.3f\t%.0f\t%.0f\t%.1f\t%s\n", r.Case, r.Impl, r.Threads, r.StepsPerS, r.TokensPerS, r.PeakRSSMB, r.GFLOPs, ratio)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%.2f\t%.3f\t%.0f\t%.0f\t%.1f\t%s\n", r.Case, r.Impl, r.Threads, r.CPUCores, r.StepsPerS, r.TokensPerS, r.PeakRSSMB, r.GFLOPs, ratio)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -28,7 +28,7 @@ func TestBenchWorker(t *testing.T) {
 			if err := json.Unmarshal(out.Bytes(), &r); err != nil {
 				t.Fatalf("%v: %q", err, out.String())
 			}
-			if r.Case != c || r.StepsPerS <= 0 || r.TokensPerS != r.StepsPerS*benchBatch*benchSeq || r.GFLOPs <= 0 || r.Loss < 5 || r.Loss > 7 {
+			if r.Case != c || r.StepsPerS <= 0 || r.CPUCores <= 0 || r.TokensPerS != r.StepsPerS*benchBatch*benchSeq || r.GFLOPs <= 0 || r.Loss < 5 || r.Loss > 7 {
 				t.Errorf("result %+v: want positive rates and an initial loss near ln 511 ≈ 6.2", r)
 			}
 		})
