@@ -123,23 +123,25 @@ GFLOP/s counts matrix products only, 2·m·n·k forward and twice that backward
 one run, not runs.
 
 Example (an otherwise idle 16-core Xeon VM, OpenBLAS 0.3.26, peer PyTorch
-2.11 with MKL; shapes abbreviated):
+2.11 with MKL and oneDNN; shapes abbreviated). "cores used" is CPU time over
+wall time during the timed steps: the peer keeps both cores busy, the
+engine's serial stretches show as less than 2:
 
   mmablate bench train --peer pytorch --python python3 --threads 2 --steps 20 --warmup 3
 
-  case    impl     threads  steps/s  tokens/s  peak RSS MB  GFLOP/s  go/pytorch
-  text    go       2        4.634    4745      232          102.6    1.17
-  text    pytorch  2        3.968    4064      831          87.9
-  images  go       2        2.549    2610      424          89.8     0.72
-  images  pytorch  2        3.521    3606      926          124.1
-  text: go/pytorch tokens/s 1.17, peak RSS 0.28
-  images: go/pytorch tokens/s 0.72, peak RSS 0.46
+  case    impl     threads  cores used  steps/s  tokens/s  peak RSS MB  GFLOP/s  go/pytorch
+  text    go       2        1.86        4.932    5050      232          109.2    0.96
+  text    pytorch  2        2.00        5.154    5278      836          114.1
+  images  go       2        1.80        3.011    3084      411          106.1    0.74
+  images  pytorch  2        2.00        4.075    4173      934          143.6
+  text: go/pytorch tokens/s 0.96, peak RSS 0.28
+  images: go/pytorch tokens/s 0.74, peak RSS 0.44
 
-  largest layer's products per case (2 threads, BLAS openblas Cooperlake; raw cblas_sgemm 1024³: 192.5 GFLOP/s):
+  largest layer's products per case (2 threads, BLAS openblas Cooperlake; raw cblas_sgemm 1024³: 324.1 GFLOP/s):
     case    layer                         pass         shape     engine GFLOP/s  raw sgemm GFLOP/s  engine/raw  engine/1024³
-    text    llm mlp.w1                    forward      x·Wᵀ      202.6           189.0              1.07        1.05
-    text    llm mlp.w1                    weight_grad  dyᵀ·x     171.6           176.0              0.97        0.89
-    images  cabstractor conv3x3 (im2col)  weight_grad  dyᵀ·x     220.9           262.4              0.84        1.15
+    text    llm mlp.w1                    forward      x·Wᵀ      274.6           278.9              0.98        0.85
+    text    llm mlp.w1                    weight_grad  dyᵀ·x     241.8           230.4              1.05        0.75
+    images  cabstractor conv3x3 (im2col)  forward      x·Wᵀ      246.8           243.0              1.02        0.76
     ...
 
 Flags:
