@@ -176,15 +176,25 @@ func startTrain(t *testing.T, env []string, args ...string) (*exec.Cmd, <-chan s
 	t.Helper()
 	cmd := exec.Command(mmablate(t), append([]string{"train"}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
-	stderr, err := cmd.StderrPipe()
+	// A pipe of our own, not StderrPipe: Wait closes StderrPipe's read end
+	// as soon as the process exits, losing the last lines (the resume
+	// message) when Wait wins the race with the reader. This read end
+	// reaches EOF only after the child has exited and everything it wrote
+	// was read.
+	stderr, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
+	cmd.Stderr = w
+	err = cmd.Start()
+	w.Close()
+	if err != nil {
+		stderr.Close()
 		t.Fatal(err)
 	}
 	lines := make(chan string, 1000)
 	go func() {
+		defer stderr.Close()
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			lines <- sc.Text()
