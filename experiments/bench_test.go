@@ -4,9 +4,10 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mmablate/mmablate/internal/cputime"
 )
 
 // BenchmarkTinyExample is the target of examples/tiny.yaml: a first run on
@@ -39,11 +40,11 @@ func BenchmarkTinyExample(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		before := cpuTime(b)
+		before := cputime.Process()
 		if err := Train(context.Background(), cfg, filepath.Join(root, "runs", "tiny"), Options{Log: quietLog()}); err != nil {
 			b.Fatal(err)
 		}
-		cpu += cpuTime(b) - before
+		cpu += cputime.Process() - before
 		steps += cfg.Train.Steps
 		if _, err := os.Stat(filepath.Join(root, "runs", "tiny", DoneFile)); err != nil {
 			b.Fatal(err)
@@ -52,13 +53,4 @@ func BenchmarkTinyExample(b *testing.B) {
 	b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/run")
 	b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s/run")
 	b.ReportMetric(float64(steps)/b.Elapsed().Seconds(), "steps/s")
-}
-
-// cpuTime is the user + system time of this process so far.
-func cpuTime(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/mmablate/mmablate/data"
+	"github.com/mmablate/mmablate/internal/cputime"
 )
 
 // referenceConfig is the reference engine's shapes (batch 8, seq 128,
@@ -27,7 +28,7 @@ func benchBatches(b *testing.B, m *Mixer) {
 		b.Fatal(err)
 	}
 	images := 0
-	cpu0 := cpuTime()
+	cpu0 := cputime.Process()
 	b.ResetTimer()
 	for range b.N {
 		batch, err := m.Next(ctx)
@@ -38,7 +39,7 @@ func benchBatches(b *testing.B, m *Mixer) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "batches/s")
-	if cpu := cpuTime() - cpu0; cpu > 0 {
+	if cpu := cputime.Process() - cpu0; cpu > 0 {
 		// Batches per second of one core's CPU time: what the mixer and its
 		// decode workers cost, apart from other load on a shared machine.
 		b.ReportMetric(float64(b.N)/cpu.Seconds(), "batches/cpu-s")

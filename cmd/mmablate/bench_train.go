@@ -18,6 +18,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mmablate/mmablate/internal/cputime"
 	"github.com/mmablate/mmablate/models"
 	"github.com/mmablate/mmablate/models/engine"
 	"github.com/mmablate/mmablate/models/engine/cuda"
@@ -342,12 +343,12 @@ func benchWorker(out io.Writer, c string, threads, steps, warmup int) error {
 	if _, _, err := timeSteps(m, b, warmup, 0, nil); err != nil {
 		return err
 	}
-	cpu0 := processCPU()
+	cpu0 := cputime.Process().Seconds()
 	sec, loss, err := timeSteps(m, b, 0, steps, nil)
 	if err != nil {
 		return err
 	}
-	cpu := processCPU() - cpu0
+	cpu := cputime.Process().Seconds() - cpu0
 	fwd, bwd := m.FLOPs(b.NumImages)
 	r := benchResult{Case: c, Impl: "go", Threads: threads, Steps: steps,
 		StepsPerS:  float64(steps) / sec,
@@ -355,16 +356,6 @@ func benchWorker(out io.Writer, c string, threads, steps, warmup int) error {
 		GFLOPs:     float64(fwd+bwd) * float64(steps) / sec / 1e9,
 		Loss:       loss, CPUSec: cpu, CPUCores: cpu / sec}
 	return json.NewEncoder(out).Encode(r)
-}
-
-// processCPU is the CPU time, user and system, of every thread of this
-// process so far, in seconds.
-func processCPU() float64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
 // timeSteps runs warmup untimed training steps on b, then times steps more

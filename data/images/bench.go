@@ -11,6 +11,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"time"
+
+	"github.com/mmablate/mmablate/internal/cputime"
 )
 
 // DecodeRate is what BenchDecode measured: images per wall-clock second, and
@@ -34,7 +36,7 @@ func BenchDecode(ctx context.Context, jpg []byte, opt Options, fast bool, d time
 		return DecodeRate{}, err
 	}
 	dst := make([]float32, 3*opt.Resolution*opt.Resolution)
-	start, cpu0 := time.Now(), cpuTime()
+	start, cpu0 := time.Now(), cputime.Process()
 	n := 0
 	for {
 		if err := decodeInto(dst, jpg, opt, fast); err != nil {
@@ -44,7 +46,7 @@ func BenchDecode(ctx context.Context, jpg []byte, opt Options, fast bool, d time
 		elapsed := time.Since(start)
 		if elapsed >= d {
 			rate := DecodeRate{PerSecond: float64(n) / elapsed.Seconds()}
-			if cpu := cpuTime() - cpu0; cpu > 0 {
+			if cpu := cputime.Process() - cpu0; cpu > 0 {
 				rate.PerCPUSecond = float64(n) / cpu.Seconds()
 			}
 			return rate, nil

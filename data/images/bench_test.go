@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/disintegration/imaging"
+
+	"github.com/mmablate/mmablate/internal/cputime"
 )
 
 // benchDecode measures decode + resize + crop + normalise of a 640×480
@@ -22,7 +24,7 @@ func benchDecode(b *testing.B, fast bool) {
 	opt := DefaultOptions(224)
 	dst := make([]float32, 3*224*224)
 	b.SetBytes(int64(len(jpg)))
-	cpu0 := cpuTime()
+	cpu0 := cputime.Process()
 	b.ResetTimer()
 	for b.Loop() {
 		if err := decodeInto(dst, jpg, opt, fast); err != nil {
@@ -30,7 +32,7 @@ func benchDecode(b *testing.B, fast bool) {
 		}
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "images/s")
-	if cpu := cpuTime() - cpu0; cpu > 0 {
+	if cpu := cputime.Process() - cpu0; cpu > 0 {
 		b.ReportMetric(float64(b.N)/cpu.Seconds(), "images/cpu-s")
 	}
 }
@@ -66,7 +68,7 @@ func TestBenchDecode(t *testing.T) {
 			continue
 		}
 		// The CPU-time rate is there wherever the platform reports CPU time.
-		if err != nil || rate.PerSecond <= 0 || (rate.PerCPUSecond > 0) != (cpuTime() > 0) {
+		if err != nil || rate.PerSecond <= 0 || (rate.PerCPUSecond > 0) != (cputime.Process() > 0) {
 			t.Fatalf("fast=%v: rate %+v, err %v", fast, rate, err)
 		}
 	}
@@ -90,11 +92,11 @@ func BenchmarkResample320x240(b *testing.B) {
 	opt := DefaultOptions(224)
 	dst := make([]float32, 3*224*224)
 	s := new(scratch)
-	cpu0 := cpuTime()
+	cpu0 := cputime.Process()
 	for b.Loop() {
 		resample(dst, src, 320, 240, opt, s)
 	}
-	if cpu := cpuTime() - cpu0; cpu > 0 {
+	if cpu := cputime.Process() - cpu0; cpu > 0 {
 		b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/op")
 	}
 }
@@ -114,7 +116,7 @@ func BenchmarkResampleImaging320x240(b *testing.B) {
 	}
 	opt := DefaultOptions(224)
 	dst := make([]float32, 3*224*224)
-	cpu0 := cpuTime()
+	cpu0 := cputime.Process()
 	for b.Loop() {
 		crop := imaging.CropCenter(imaging.Resize(src, 0, 224, imaging.Linear), 224, 224)
 		for y := range 224 {
@@ -126,7 +128,7 @@ func BenchmarkResampleImaging320x240(b *testing.B) {
 			}
 		}
 	}
-	if cpu := cpuTime() - cpu0; cpu > 0 {
+	if cpu := cputime.Process() - cpu0; cpu > 0 {
 		b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/op")
 	}
 }

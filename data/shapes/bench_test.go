@@ -4,6 +4,8 @@ import (
 	"image"
 	"testing"
 	"time"
+
+	"github.com/mmablate/mmablate/internal/cputime"
 )
 
 // BenchmarkScene measures what one generated image costs at the default
@@ -15,7 +17,7 @@ func BenchmarkScene(b *testing.B) {
 	w := m.newWorker()
 	opts := cfg.sceneOptions()
 	i := 0
-	cpu0 := cpuTime()
+	cpu0 := cputime.Process()
 	for b.Loop() {
 		rng := recordRNG(cfg.Seed, SplitCaptions, i, 0)
 		s := NewScene(rng, opts)
@@ -32,7 +34,7 @@ func BenchmarkScene(b *testing.B) {
 // the second is the per-core figure.
 func reportRate(b *testing.B, cpu0 time.Duration) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "scenes/s")
-	if cpu := cpuTime() - cpu0; cpu > 0 {
+	if cpu := cputime.Process() - cpu0; cpu > 0 {
 		b.ReportMetric(float64(b.N)/cpu.Seconds(), "scenes/cpu-s")
 	}
 }
@@ -46,7 +48,7 @@ func BenchmarkRender(b *testing.B) {
 		scenes[i] = NewScene(recordRNG(cfg.Seed, SplitCaptions, i, 0), cfg.sceneOptions())
 	}
 	i := 0
-	cpu0 := cpuTime()
+	cpu0 := cputime.Process()
 	for b.Loop() {
 		Render(img, scenes[i%len(scenes)])
 		i++

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mmablate/mmablate/internal/cputime"
 )
 
 // benchCorpus is up to n bytes of real text: Newton's Opticks from the Go
@@ -78,7 +80,7 @@ func benchSetup(b *testing.B) (*Tokenizer, string) {
 // run with -cpu 1 (GOMAXPROCS=1) and MB/cpu-s is the per-core throughput
 // even on a loaded machine, where MB/s also counts waiting for a core.
 func reportCPU(b *testing.B, cpu0 time.Duration, bytesPerOp int) {
-	cpu := cpuTime() - cpu0
+	cpu := cputime.Process() - cpu0
 	if cpu <= 0 {
 		return
 	}
@@ -93,7 +95,7 @@ func BenchmarkEncode(b *testing.B) {
 	dst := tok.AppendEncode(nil, text)
 	b.SetBytes(int64(len(text)))
 	b.ReportAllocs()
-	cpu0 := cpuTime()
+	cpu0 := cputime.Process()
 	for b.Loop() {
 		dst = tok.AppendEncode(dst[:0], text)
 	}
@@ -108,7 +110,7 @@ func BenchmarkEncodeUncached(b *testing.B) {
 	var dst []int32
 	b.SetBytes(int64(len(text)))
 	b.ReportAllocs()
-	cpu0 := cpuTime()
+	cpu0 := cputime.Process()
 	for b.Loop() {
 		dst = dst[:0]
 		splitPieces(text, func(w string) { dst = tok.bpe(dst, w, st) })
@@ -121,7 +123,7 @@ func BenchmarkEncodeUncached(b *testing.B) {
 func BenchmarkTrain10MB(b *testing.B) {
 	corpus := benchCorpus(b, 10<<20)
 	b.SetBytes(int64(len(corpus)))
-	cpu0 := cpuTime()
+	cpu0 := cputime.Process()
 	for b.Loop() {
 		tr, err := NewTrainer(TrainOptions{VocabSize: 8192})
 		if err != nil {

@@ -1,15 +1,13 @@
 //go:build unix
 
-package shapes
+package cputime
 
 import (
 	"syscall"
 	"time"
 )
 
-// cpuTime is the process's user + system CPU time: on a shared machine it
-// measures the work, where wall-clock time also counts waiting for a core.
-func cpuTime() time.Duration {
+func process() time.Duration {
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
 		return 0
