@@ -123,20 +123,24 @@ GFLOP/s counts matrix products only, 2·m·n·k forward and twice that backward
 (models/README.md). Numbers from a shared machine are noisy: compare sides of
 one run, not runs.
 
-Example (an otherwise idle 16-core Xeon VM, OpenBLAS 0.3.26, peer PyTorch
-2.11 with MKL and oneDNN; shapes abbreviated). "cores used" is CPU time over
-wall time during the timed steps: the peer keeps both cores busy, the
-engine's serial stretches show as less than 2:
+Example (the project's 2-core development machine, otherwise idle, Debian's
+OpenBLAS and python3-torch 1.13; shapes abbreviated). "cores used" is CPU
+time over wall time during the timed steps; the engine's serial stretches
+show as less than 2:
 
-  mmablate bench train --peer pytorch --python python3 --threads 2 --steps 20 --warmup 3
+  mmablate bench train --peer pytorch --threads 2 --steps 20 --warmup 3
 
   case    impl     threads  cores used  steps/s  tokens/s  peak RSS MB  GFLOP/s  go/pytorch
-  text    go       2        1.86        4.932    5050      232          109.2    0.96
-  text    pytorch  2        2.00        5.154    5278      836          114.1
-  images  go       2        1.80        3.011    3084      411          106.1    0.74
-  images  pytorch  2        2.00        4.075    4173      934          143.6
-  text: go/pytorch tokens/s 0.96, peak RSS 0.28
-  images: go/pytorch tokens/s 0.74, peak RSS 0.44
+  text    go       2        1.76        4.593    4703      250          101.7    1.64
+  text    pytorch  2        1.85        2.793    2860      509          61.8
+  images  go       2        1.80        3.270    3348      440          115.2    1.51
+  images  pytorch  2        1.92        2.170    2223      611          76.5
+  text: go/pytorch tokens/s 1.64, peak RSS 0.49
+  images: go/pytorch tokens/s 1.51, peak RSS 0.72
+
+On an idle 16-core Xeon VM against PyTorch 2.11 with MKL and oneDNN the same
+command gave 0.96–1.17 (text) and 0.70–0.88 (images): the peer, not the
+engine, differs most between machines.
 
   largest layer's products per case (2 threads, BLAS openblas Cooperlake; raw cblas_sgemm 1024³: 324.1 GFLOP/s):
     case    layer                         pass         shape     engine GFLOP/s  raw sgemm GFLOP/s  engine/raw  engine/1024³
