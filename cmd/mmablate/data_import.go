@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -284,7 +283,9 @@ func (p *importProgress) add(n int64, res *importResult) {
 
 func (p *importProgress) done() {
 	if p.tty && p.rows > 0 {
-		fmt.Fprint(p.w, "\r"+strings.Repeat(" ", 120)+"\r")
+		// Erase to the end of the line: with large counts the bar is
+		// longer than any fixed run of spaces one could guess.
+		fmt.Fprint(p.w, "\r\033[K")
 	}
 }
 
