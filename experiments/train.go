@@ -224,13 +224,12 @@ func (j *job) run(ctx context.Context, st *checkpointState) error {
 	}
 	defer mix.Close()
 	p := c.Data.Packing
-	maxImages := p.BatchSize * imagesPerSeq(p)
 	clip := t.Clip
 	if clip == 0 {
 		clip = -1 // models: < 0 is off
 	}
 	model, err := models.New(c.Model, p.BatchSize, p.SeqLen, models.Options{Seed: c.Seed, Workers: t.Threads.Workers,
-		MaxImages: maxImages, ClipNorm: clip,
+		MaxImages: c.MaxImages(), ClipNorm: clip,
 		AdamW: engine.AdamWConfig{Beta1: t.Beta1, Beta2: t.Beta2, Eps: t.Eps, WeightDecay: t.WeightDecay}})
 	if err != nil {
 		return err
