@@ -154,13 +154,11 @@ func runTokenizerTrain(ctx context.Context, stdout io.Writer, c tokenizerTrainCo
 		c.out, tok.VocabSize(), tr.Words(), float64(textBytes)/1e6,
 		counted.Sub(start).Round(time.Millisecond), time.Since(counted).Round(time.Millisecond))
 	if len(skippedAll) > 0 {
-		var n int64
 		reasons := make([]string, 0, len(skippedAll))
 		for _, r := range slices.Sorted(maps.Keys(skippedAll)) {
-			n += skippedAll[r]
 			reasons = append(reasons, fmt.Sprintf("%s: %d", r, skippedAll[r]))
 		}
-		fmt.Fprintf(stdout, "skipped %d dataset rows (%s)\n", n, strings.Join(reasons, ", "))
+		fmt.Fprintf(stdout, "skipped %d dataset rows (%s)\n", skippedTotal(skippedAll), strings.Join(reasons, ", "))
 	}
 	return nil
 }
