@@ -55,9 +55,10 @@ reports=()
 for s in "${sweeps[@]}"; do
   say "sweep $s: $bin sweep run $examples/$s.yaml --out $runs/$s --parallel $parallel"
   # A failed cell makes sweep run exit 1 after the others finish; the report
-  # lists it, so go on and write the report before failing. A run that
-  # refuses to start (a DIR made from another sweep file) writes no
-  # sweep.json, and there is nothing to report.
+  # lists it, so go on and write the report before failing. A run refused
+  # before it wrote DIR (a bad sweep file, a non-empty DIR that is no sweep
+  # directory) leaves no sweep.json and nothing to report; one refused on a
+  # DIR made from another sweep file reports that older sweep as it stands.
   status=0
   "$bin" sweep run "$examples/$s.yaml" --out "$runs/$s" --parallel "$parallel" || status=$?
   if [[ -f $runs/$s/sweep.json ]]; then
