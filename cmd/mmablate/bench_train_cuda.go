@@ -86,9 +86,15 @@ func runBenchTrainCUDA(ctx context.Context, out io.Writer, peer, python, ref str
 	dev := tr.Device()
 	results = append(results, gpuResult(fmt.Sprintf("go cuda %s", prec), dev.Name, steps, sec, batch*seq, flop, loss))
 	results[0].Note = fmt.Sprintf("%s, NVRTC compile %v", dev.SM, dev.Compile.Round(time.Millisecond))
-	if timed && steps > 1 {
-		// The gaps between consecutive timed steps: steps−1 of them.
-		ms := float64(idle-idle0) / float64(time.Millisecond) / float64(steps-1)
+	// Each timed step adds the gap since the step before it: the last
+	// warmup step's counts for the first, so there are steps gaps after a
+	// warmup and steps−1 without one.
+	gaps := steps
+	if warmup == 0 {
+		gaps--
+	}
+	if timed && gaps > 0 {
+		ms := float64(idle-idle0) / float64(time.Millisecond) / float64(gaps)
 		results[0].GPUIdleMS = &ms
 		results[0].Note += fmt.Sprintf(", GPU idle between steps %.3f ms/step", ms)
 	}
