@@ -188,6 +188,10 @@ func (tr *Trainer) allocate() error {
 	tr.hd = c.HeadDim()
 	tr.qd, tr.kvd, tr.gh = c.Heads*tr.hd, c.KVHeads*tr.hd, c.Heads/c.KVHeads
 	qd, kvd, H, KV := tr.qd, tr.kvd, c.Heads, c.KVHeads
+	// Checked before any buffer is allocated.
+	if T > maxSoftmaxT {
+		return fmt.Errorf("cuda: sequence length %d: the GPU attention softmax handles at most %d", T, maxSoftmaxT)
+	}
 	var errs []error
 	take := func(k int) Buf {
 		b, err := d.alloc(k)
@@ -238,9 +242,6 @@ func (tr *Trainer) allocate() error {
 		tr.dqN, tr.dkN = take(n*qd), take(n*kvd)
 	}
 	tr.scratch, tr.dG, tr.dH3 = take(B*H*T*T), take(n*F), take(n*F)
-	if T > maxSoftmaxT {
-		return fmt.Errorf("cuda: sequence length %d: the GPU attention softmax handles at most %d", T, maxSoftmaxT)
-	}
 	// Row blocks let the causal products skip most of the masked upper
 	// triangle ((nb−1)/2nb of it) at nb times the calls.
 	tr.nb = 1
@@ -306,9 +307,6 @@ func (tr *Trainer) allocate() error {
 	if tr.imgHi > tr.imgLo {
 		tr.imgRows, tr.dImgRows, tr.places = take(n*D), take(n*D), take(n)
 		tr.hostPlaces, tr.hostDImg = make([]int32, 0, n), make([]float32, n*D)
-		if err := errors.Join(errs...); err != nil {
-			return err
-		}
 	}
 	return errors.Join(errs...)
 }
