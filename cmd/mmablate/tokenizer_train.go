@@ -102,7 +102,8 @@ func runTokenizerTrain(ctx context.Context, stdout io.Writer, c tokenizerTrainCo
 	if err != nil {
 		return &usageError{err}
 	}
-	// Counting and merging can take a while: find an unwritable --out first.
+	// Counting and merging can take a while: refuse an --out that names a
+	// directory, or sits in one that does not exist, before they start.
 	if st, err := os.Stat(filepath.Dir(c.out)); err != nil {
 		return fmt.Errorf("--out %s: %w", c.out, err)
 	} else if !st.IsDir() {
