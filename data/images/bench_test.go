@@ -25,8 +25,7 @@ func benchDecode(b *testing.B, fast bool) {
 	dst := make([]float32, 3*224*224)
 	b.SetBytes(int64(len(jpg)))
 	cpu0 := cputime.Process()
-	b.ResetTimer()
-	for b.Loop() {
+	for b.Loop() { // b.Loop resets the timer itself
 		if err := decodeInto(dst, jpg, opt, fast); err != nil {
 			b.Fatal(err)
 		}
