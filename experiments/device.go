@@ -119,6 +119,7 @@ func (s *stepTimer) line(step int) deviceLine {
 // drawn ahead. The prefetch changes no batch, only when it is drawn.
 type feeder struct {
 	ctx    context.Context
+	cancel context.CancelFunc // stops a draw in flight at close
 	mix    *mixer.Mixer
 	left   int // batches still to hand out: none is drawn past the last
 	bufs   [2]mixer.Batch
@@ -139,7 +140,8 @@ type fetched struct {
 // newFeeder feeds the next left batches of mix, which must not be used
 // elsewhere until close.
 func newFeeder(ctx context.Context, mix *mixer.Mixer, left int) *feeder {
-	return &feeder{ctx: ctx, mix: mix, left: left}
+	ctx, cancel := context.WithCancel(ctx)
+	return &feeder{ctx: ctx, cancel: cancel, mix: mix, left: left}
 }
 
 func (f *feeder) fetch(slot int) fetched {
@@ -182,8 +184,13 @@ func (f *feeder) state() mixer.State { return f.st }
 // stats are the mixer's counters after the batches handed out so far.
 func (f *feeder) stats() mixer.Stats { return f.counts }
 
-// close waits for a draw in flight: the mixer must not close under it.
+// close cancels a draw in flight and waits for it: the mixer must not
+// close under it. Nothing uses a batch drawn ahead once the loop has
+// stopped (an interrupt's checkpoint takes the snapshot in state), so an
+// interrupted or failed run does not wait for one more batch to be read,
+// decoded and packed; the mixer is left failed, which only Close follows.
 func (f *feeder) close() {
+	f.cancel()
 	if f.ahead != nil {
 		<-f.ahead
 		f.ahead = nil

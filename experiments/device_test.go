@@ -10,7 +10,9 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/mmablate/mmablate/data"
 	"github.com/mmablate/mmablate/data/tokenizer"
 	"github.com/mmablate/mmablate/mixer"
 )
@@ -317,4 +319,49 @@ func normBatch(b mixer.Batch) mixer.Batch {
 		b.Images = nil
 	}
 	return b
+}
+
+// stallStream serves serve text samples, then blocks in Next until its
+// context is cancelled, like a stream waiting on a slow disk.
+type stallStream struct{ serve, served int }
+
+func (s *stallStream) Next(ctx context.Context) (data.Sample, error) {
+	if s.served < s.serve {
+		s.served++
+		id := fmt.Sprint(s.served)
+		return data.Sample{ID: id, Kind: data.KindText, Segments: []data.Segment{{Text: id, Tokens: []int32{10, 11, 12}}}}, nil
+	}
+	<-ctx.Done()
+	return data.Sample{}, ctx.Err()
+}
+
+func (s *stallStream) State() data.State        { return data.State{WorldSize: 1} }
+func (s *stallStream) Restore(data.State) error { return nil }
+func (s *stallStream) Close() error             { return nil }
+
+// TestFeederCloseCancelsDraw: closing the feeder (an interrupt, a failed
+// step) does not wait for the batch being drawn ahead to finish.
+func TestFeederCloseCancelsDraw(t *testing.T) {
+	cfg := mixer.Config{Sources: map[string]mixer.Source{"text": {Weight: 1, Paths: []string{"unused"}}},
+		Packing: mixer.Packing{BatchSize: 1, SeqLen: 8}}
+	mix, err := mixer.New(cfg, map[string]data.Stream{"text": &stallStream{serve: 2}},
+		mixer.Specials{Pad: 0, Image: 1, EndOfChunk: 2, BOS: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mix.Close()
+	feed := newFeeder(context.Background(), mix, 10)
+	if _, err := feed.next(); err != nil { // two samples fill the first batch
+		t.Fatal(err)
+	}
+	if feed.ahead == nil {
+		t.Fatal("no draw in flight after the first batch")
+	}
+	closed := make(chan struct{})
+	go func() { feed.close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("close still waits for a draw the stream never finishes")
+	}
 }
