@@ -602,24 +602,12 @@ const (
 
 // logTail returns the last non-empty lines of a log, "" when there is none.
 func logTail(path string) string {
-	f, err := os.Open(path)
+	b, cut, err := boundedfile.Tail(path, logTailBytes)
 	if err != nil {
 		return ""
 	}
-	defer f.Close()
-	seeked := false
-	if st, err := f.Stat(); err == nil && st.Size() > logTailBytes {
-		if _, err := f.Seek(st.Size()-logTailBytes, io.SeekStart); err != nil {
-			return ""
-		}
-		seeked = true
-	}
-	b, err := io.ReadAll(io.LimitReader(f, logTailBytes))
-	if err != nil {
-		return ""
-	}
-	if i := bytes.IndexByte(b, '\n'); seeked && i >= 0 {
-		b = b[i+1:] // the first line was cut by the seek
+	if i := bytes.IndexByte(b, '\n'); cut && i >= 0 {
+		b = b[i+1:] // the first line was cut
 	}
 	var lines []string
 	for _, ln := range strings.Split(string(b), "\n") {

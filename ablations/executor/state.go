@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -13,6 +11,7 @@ import (
 
 	"github.com/mmablate/mmablate/ablations"
 	"github.com/mmablate/mmablate/experiments"
+	"github.com/mmablate/mmablate/internal/boundedfile"
 )
 
 // Cancelled is a cell whose Slurm task was cancelled before it ended; the
@@ -111,7 +110,7 @@ const tailBytes = 8 << 10
 // zero Progress when there is none yet. A line being written (no newline
 // yet, or cut short) is passed over for the one before it.
 func ReadProgress(runDir string) (Progress, error) {
-	buf, err := Tail(filepath.Join(runDir, experiments.MetricsFile), tailBytes)
+	buf, _, err := boundedfile.Tail(filepath.Join(runDir, experiments.MetricsFile), tailBytes)
 	if errors.Is(err, fs.ErrNotExist) {
 		return Progress{}, nil
 	}
@@ -119,27 +118,6 @@ func ReadProgress(runDir string) (Progress, error) {
 		return Progress{}, err
 	}
 	return lastProgress(buf), nil
-}
-
-// Tail is the last n bytes of the file at path (all of it when shorter),
-// so that a long log or metrics file costs no more than n to look into.
-// An error opening the file is returned as os.Open gives it.
-func Tail(path string, n int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	end, err := f.Seek(0, io.SeekEnd)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	start := max(0, end-n)
-	buf := make([]byte, end-start)
-	if _, err := f.ReadAt(buf, start); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return buf, nil
 }
 
 // lastProgress parses the last complete, well-formed line of b.

@@ -36,6 +36,7 @@ import (
 
 	"github.com/mmablate/mmablate/ablations"
 	"github.com/mmablate/mmablate/ablations/executor"
+	"github.com/mmablate/mmablate/internal/boundedfile"
 )
 
 // Executor runs cells as local processes. The zero value runs one at a time
@@ -284,7 +285,7 @@ func (e *Executor) command(dir, id string, workers int) (*exec.Cmd, error) {
 
 // panicLine finds the last "panic: …" line in the tail of a cell's log.
 func panicLine(path string) string {
-	b, err := executor.Tail(path, 64<<10)
+	b, _, err := boundedfile.Tail(path, 64<<10)
 	if err != nil {
 		return ""
 	}

@@ -1,10 +1,12 @@
-// Package boundedfile reads small files whole (configs, records, JSON
-// results) without trusting their size: a file over the caller's limit is
-// refused rather than read into memory. It is shared by the run, sweep and
-// report readers, which must not import each other.
+// Package boundedfile reads files without trusting their size: small files
+// whole (configs, records, JSON results), refused over the caller's limit
+// rather than read into memory (Read), and the end of a long log or
+// metrics file (Tail). It is shared by the run, sweep and report readers,
+// which must not import each other.
 package boundedfile
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -31,4 +33,26 @@ func Read(path string, limit int64) ([]byte, error) {
 		return nil, &fs.PathError{Op: "read", Path: path, Err: fmt.Errorf("larger than %d bytes", limit)}
 	}
 	return b, nil
+}
+
+// Tail returns the last n bytes of the file at path (all of it when
+// shorter) and whether the file held more, in which case the first line of
+// b is likely cut. A long file costs no more than n to look into. An error
+// opening the file is returned as os.Open gives it; every error names path.
+func Tail(path string, n int64) (b []byte, cut bool, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, false, err
+	}
+	defer f.Close()
+	end, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		return nil, false, &fs.PathError{Op: "seek", Path: path, Err: err}
+	}
+	start := max(0, end-n)
+	b = make([]byte, end-start)
+	if _, err := f.ReadAt(b, start); err != nil && !errors.Is(err, io.EOF) {
+		return nil, false, err // ReadAt's errors are *fs.PathError naming path
+	}
+	return b, start > 0, nil
 }

@@ -69,3 +69,35 @@ func TestReadDirectory(t *testing.T) {
 		t.Fatalf("err = %v (%T), want an *fs.PathError", err, err)
 	}
 }
+
+func TestTail(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name, body string
+		n          int64
+		want       string
+		cut        bool
+	}{
+		{"empty", "", 4, "", false},
+		{"shorter", "abc", 4, "abc", false},
+		{"exactly n", "abcd", 4, "abcd", false},
+		{"longer", "abcdef", 4, "cdef", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-"))
+			if err := os.WriteFile(path, []byte(tc.body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			b, cut, err := Tail(path, tc.n)
+			if err != nil || string(b) != tc.want || cut != tc.cut {
+				t.Fatalf("Tail = %q, %v, %v; want %q, %v", b, cut, err, tc.want, tc.cut)
+			}
+		})
+	}
+	if _, _, err := Tail(filepath.Join(dir, "missing"), 4); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("missing file: err = %v, want fs.ErrNotExist", err)
+	}
+	if _, _, err := Tail(dir, 4); err == nil || !strings.Contains(err.Error(), dir) {
+		t.Errorf("a directory: err = %v, want one naming %s", err, dir)
+	}
+}
