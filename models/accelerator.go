@@ -80,8 +80,10 @@ func (m *Model) ImageForward(b *Batch) (tokens []float32, places []int, err erro
 	D := m.Config.Decoder.Width
 	tokens = m.imgs[:len(places)*D]
 	m.img.forward(tokens, b.Images, b.NumImages)
-	if err := engine.CheckFinite("image tokens (vit + connector output)", tokens); err != nil {
-		return nil, nil, err
+	// The device sees only these tokens: a bad one is named here, down to
+	// the first image-side layer that went non-finite, as Forward would.
+	if engine.CheckFinite("image tokens", tokens) != nil {
+		return nil, nil, m.img.firstNonFinite(b.Images, tokens, b.NumImages)
 	}
 	return tokens, places, nil
 }

@@ -1,6 +1,7 @@
 package models
 
 import (
+	"math/rand/v2"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -158,5 +159,22 @@ func TestAcceleratorSeam(t *testing.T) {
 	}
 	if st, err := m.Step(b, 1e-3); err != nil || f.steps != 1 || st.Step != 1 {
 		t.Fatalf("CPU step after detaching: %+v %v (device steps %d)", st, err, f.steps)
+	}
+}
+
+// TestImageForwardNamesNonFiniteLayer: a non-finite image token stops
+// ImageForward (the device would only see a NaN loss) with an error naming
+// the first image-side layer that went bad, as the host Forward does.
+func TestImageForwardNamesNonFiniteLayer(t *testing.T) {
+	cfg := tinyMultimodal(ConnCAbstractor, 4, false)
+	m := newTiny(t, cfg, 2, 24, 1)
+	b := parityBatch(rand.New(rand.NewPCG(1, 2)), cfg, 2, 24, 2)
+	if _, _, err := m.ImageForward(b); err != nil {
+		t.Fatal(err)
+	}
+	poison(m, "vit.blocks.0.mlp.fc2.weight")
+	_, _, err := m.ImageForward(b)
+	if err == nil || !strings.Contains(err.Error(), "vit.blocks.0 mlp output") {
+		t.Fatalf("error %v, want one naming vit.blocks.0 mlp output", err)
 	}
 }
