@@ -140,10 +140,11 @@ type streamResult struct {
 }
 
 type benchDataReport struct {
-	Resolution int            `json:"resolution"`
-	Workers    int            `json:"workers"`
-	Decode     []decodeResult `json:"decode"`
-	Stream     []streamResult `json:"stream"`
+	Resolution    int            `json:"resolution"`
+	Workers       int            `json:"workers"`
+	ShuffleBuffer int            `json:"shuffle_buffer"`
+	Decode        []decodeResult `json:"decode"`
+	Stream        []streamResult `json:"stream"`
 }
 
 func runBenchData(ctx context.Context, out io.Writer, c benchDataConfig) error {
@@ -161,7 +162,7 @@ func runBenchData(ctx context.Context, out io.Writer, c benchDataConfig) error {
 	if c.workers == 0 {
 		c.workers = runtime.GOMAXPROCS(0)
 	}
-	rep := benchDataReport{Resolution: c.resolution, Workers: c.workers}
+	rep := benchDataReport{Resolution: c.resolution, Workers: c.workers, ShuffleBuffer: c.shuffleBuffer}
 
 	jpg := images.SyntheticJPEG(640, 480, 0, 85)
 	opt := images.DefaultOptions(c.resolution)
@@ -206,18 +207,18 @@ func runBenchData(ctx context.Context, out io.Writer, c benchDataConfig) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
 	}
-	return printBenchData(out, rep, c.shuffleBuffer)
+	return printBenchData(out, rep)
 }
 
 // printBenchData writes rep as the table `bench data` prints.
-func printBenchData(out io.Writer, rep benchDataReport, shuffleBuffer int) error {
+func printBenchData(out io.Writer, rep benchDataReport) error {
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "decode 640×480 JPEG → %d px, one core\timages/s\timages/cpu-s\t\n", rep.Resolution)
 	for _, d := range rep.Decode {
 		fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t\n", d.Path, d.ImagesPerSecond, d.ImagesPerCPUSecond)
 	}
 	fmt.Fprintln(tw)
-	fmt.Fprintf(tw, "stream (%d workers, shuffle buffer %d)\trows\tMB\tsamples/s\tMB/s\tpeak RSS MiB\t\n", rep.Workers, shuffleBuffer)
+	fmt.Fprintf(tw, "stream (%d workers, shuffle buffer %d)\trows\tMB\tsamples/s\tMB/s\tpeak RSS MiB\t\n", rep.Workers, rep.ShuffleBuffer)
 	for _, s := range rep.Stream {
 		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t\n", s.Dataset, s.Rows, float64(s.Bytes)/1e6,
 			s.SamplesPerSecond, s.MBPerSecond, float64(s.PeakRSSBytes)/(1<<20))

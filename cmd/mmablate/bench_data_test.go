@@ -82,14 +82,14 @@ func TestBenchDatasetIsGeneratedOnceAndStreamed(t *testing.T) {
 // TestPrintBenchData pins the table `bench data` prints (UPDATE_GOLDEN=1
 // rewrites testdata/bench-data.golden).
 func TestPrintBenchData(t *testing.T) {
-	rep := benchDataReport{Resolution: 224, Workers: 2,
+	rep := benchDataReport{Resolution: 224, Workers: 2, ShuffleBuffer: 1000,
 		Decode: []decodeResult{{"stdlib", 55.25, 128.7}, {"libjpeg-turbo", 360.74, 696.9}},
 		Stream: []streamResult{
 			{Dataset: "100MB", Rows: 2181, Bytes: 100_100_000, SamplesPerSecond: 306.6, MBPerSecond: 14.07, PeakRSSBytes: 201 << 20},
 			{Dataset: "1GB", Rows: 21815, Bytes: 1_000_800_000, SamplesPerSecond: 410, MBPerSecond: 18.8, PeakRSSBytes: 215 << 20},
 		}}
 	var buf bytes.Buffer
-	if err := printBenchData(&buf, rep, 1000); err != nil {
+	if err := printBenchData(&buf, rep); err != nil {
 		t.Fatal(err)
 	}
 	golden := filepath.Join("testdata", "bench-data.golden")
