@@ -273,7 +273,8 @@ func (p *importProgress) add(n int64, res *importResult) {
 			frac = float64(p.rows) / float64(p.total)
 		}
 		rate := float64(p.rows) / max(now.Sub(p.start).Seconds(), 1e-3)
-		fmt.Fprintf(p.w, "\rimport %s %5.1f%%  %d/%d rows  %.0f rows/s  %d written  %d skipped ",
+		// \033[K erases what a longer earlier line left (a rate with more digits).
+		fmt.Fprintf(p.w, "\rimport %s %5.1f%%  %d/%d rows  %.0f rows/s  %d written  %d skipped\033[K",
 			progressBar(frac, 30), 100*frac, p.rows, p.total, rate, res.written, skippedTotal(res.skipped))
 	case !p.tty && now.Sub(p.last) >= p.logEvery:
 		p.last = now

@@ -189,14 +189,14 @@ func TestImportProgressBar(t *testing.T) {
 	p.last = p.last.Add(-time.Second)
 	res := &importResult{written: 1, skipped: data.SkipCounts{data.ErrNullText.Error(): 1}}
 	p.add(2, res)
-	want := "\rimport [###############...............]  50.0%  2/4 rows  0 rows/s  1 written  1 skipped "
+	want := "\rimport [###############...............]  50.0%  2/4 rows  0 rows/s  1 written  1 skipped\033[K"
 	if got := buf.String(); got != want {
 		t.Fatalf("half way: %q, want %q", got, want)
 	}
 	buf.Reset()
 	res.written++
 	p.add(2, res)
-	if got := buf.String(); !strings.HasPrefix(got, "\rimport ["+strings.Repeat("#", 30)+"] 100.0%  4/4 rows") || !strings.HasSuffix(got, "2 written  1 skipped ") {
+	if got := buf.String(); !strings.HasPrefix(got, "\rimport ["+strings.Repeat("#", 30)+"] 100.0%  4/4 rows") || !strings.HasSuffix(got, "2 written  1 skipped\033[K") {
 		t.Fatalf("at the end: %q", got)
 	}
 	buf.Reset()
