@@ -344,11 +344,11 @@ func benchWorker(out io.Writer, c string, threads, steps, warmup int) error {
 	}
 	defer m.Close()
 	b := models.SyntheticBatch(cfg, benchBatch, benchSeq, c == "images", 1)
-	if _, _, err := timeSteps(m, b, warmup, 0, nil); err != nil {
+	if _, _, err := timeSteps(m, b, warmup, nil); err != nil {
 		return err
 	}
 	cpu0 := cputime.Process().Seconds()
-	sec, loss, err := timeSteps(m, b, 0, steps, nil)
+	sec, loss, err := timeSteps(m, b, steps, nil)
 	if err != nil {
 		return err
 	}
@@ -362,15 +362,11 @@ func benchWorker(out io.Writer, c string, threads, steps, warmup int) error {
 	return json.NewEncoder(out).Encode(r)
 }
 
-// timeSteps runs warmup untimed training steps on b, then times steps more
-// and returns their seconds and the last step's loss. sync, when not nil,
-// waits for work queued on a device before the clock stops.
-func timeSteps(m *models.Model, b *models.Batch, warmup, steps int, sync func() error) (sec, loss float64, err error) {
-	for range warmup {
-		if _, err := m.Step(b, benchLR); err != nil {
-			return 0, 0, err
-		}
-	}
+// timeSteps times steps training steps on b and returns their seconds and
+// the last step's loss (a warmup is a call whose results are dropped).
+// sync, when not nil, waits for work queued on a device before the clock
+// stops.
+func timeSteps(m *models.Model, b *models.Batch, steps int, sync func() error) (sec, loss float64, err error) {
 	start := time.Now()
 	for range steps {
 		st, err := m.Step(b, benchLR) // reads the loss back: on a device, one sync per step, as PyTorch's .item()

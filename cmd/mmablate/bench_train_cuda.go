@@ -74,11 +74,11 @@ func runBenchTrainCUDA(ctx context.Context, out io.Writer, peer, python, ref str
 	}
 	b := models.SyntheticBatch(cfg, batch, seq, false, 1)
 	var results []gpuBenchResult
-	if _, _, err := timeSteps(m, b, warmup, 0, nil); err != nil {
+	if _, _, err := timeSteps(m, b, warmup, nil); err != nil {
 		return err
 	}
 	idle0, timed := tr.IdleTime()
-	sec, loss, err := timeSteps(m, b, 0, steps, tr.Device().Sync)
+	sec, loss, err := timeSteps(m, b, steps, tr.Device().Sync)
 	if err != nil {
 		return err
 	}
