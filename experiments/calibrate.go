@@ -100,7 +100,7 @@ func Calibrate(ctx context.Context, cfg Config, steps int) (Cost, error) {
 	perSeq := 0
 	if c.Connector != nil && p.ImageTokens > 0 {
 		cost.ImageTokens = c.Connector.Tokens
-		perSeq = imagesPerSeq(p)
+		perSeq = p.ImagesPerSeq()
 		cost.ImagesPerStep = p.BatchSize * perSeq
 	}
 	engine.SetBLASThreads(t.Threads.BLAS)
@@ -180,20 +180,6 @@ func DataReady(cfg Config) bool {
 		}
 	}
 	return len(cfg.Data.Sources) > 0
-}
-
-// imagesPerSeq is the image slots of one packed sequence as the trainer
-// sizes the model: min(max_images, seq_len / image_tokens), at least 1;
-// 0 when packing carries no images.
-func imagesPerSeq(p mixer.Packing) int {
-	if p.ImageTokens <= 0 {
-		return 0
-	}
-	perSeq := p.MaxImages
-	if perSeq == 0 {
-		perSeq = 16 // mixer's default, MM1's cap
-	}
-	return max(1, min(perSeq, p.SeqLen/p.ImageTokens))
 }
 
 // openMixer opens cfg's streams and the mixer over them, for training and

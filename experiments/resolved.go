@@ -12,5 +12,5 @@ func LoadResolved(path string) (Config, error) { return loadResolved(path) }
 // model). A model built to evaluate the run needs the same budget, as its
 // shapes follow from it.
 func (c Config) MaxImages() int {
-	return c.Data.Packing.BatchSize * imagesPerSeq(c.Data.Packing)
+	return c.Data.Packing.BatchSize * c.Data.Packing.ImagesPerSeq()
 }

@@ -129,6 +129,21 @@ func ParseConfig(b []byte) (Config, error) {
 	return c, c.Validate()
 }
 
+// ImagesPerSeq is the image slots of one packed sequence, as the mixer
+// sizes its batches and the trainer its model: min(max_images, seq_len /
+// image_tokens), at least 1, with max_images 0 meaning its default (16);
+// 0 when the packing carries no images.
+func (p Packing) ImagesPerSeq() int {
+	if p.ImageTokens <= 0 {
+		return 0
+	}
+	n := p.MaxImages
+	if n == 0 {
+		n = defaultMaxImages
+	}
+	return max(1, min(n, p.SeqLen/p.ImageTokens))
+}
+
 // withDefaults fills the documented defaults.
 func (c Config) withDefaults() Config {
 	if c.Sampling == "" {

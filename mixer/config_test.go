@@ -120,3 +120,23 @@ func FuzzParseConfig(f *testing.F) {
 		}
 	})
 }
+
+// TestImagesPerSeq: the image slots of a sequence follow max_images (0: 16)
+// and how many image_tokens runs fit seq_len, at least one.
+func TestImagesPerSeq(t *testing.T) {
+	for _, c := range []struct {
+		p    Packing
+		want int
+	}{
+		{Packing{SeqLen: 64}, 0},
+		{Packing{SeqLen: 64, ImageTokens: 4}, 16},
+		{Packing{SeqLen: 64, ImageTokens: 4, MaxImages: 3}, 3},
+		{Packing{SeqLen: 64, ImageTokens: 16}, 4},
+		{Packing{SeqLen: 64, ImageTokens: 16, MaxImages: 2}, 2},
+		{Packing{SeqLen: 8, ImageTokens: 16}, 1},
+	} {
+		if got := c.p.ImagesPerSeq(); got != c.want {
+			t.Errorf("%+v: %d image slots, want %d", c.p, got, c.want)
+		}
+	}
+}

@@ -106,16 +106,10 @@ func New(cfg Config, streams map[string]data.Stream, sp Specials) (*Mixer, error
 	}
 	k := len(names)
 	pk := cfg.Packing
-	maxImages := pk.MaxImages
-	if pk.ImageTokens > 0 {
-		maxImages = min(maxImages, pk.SeqLen/pk.ImageTokens)
-	} else {
-		maxImages = 0
-	}
 	pcg := rand.NewPCG(cfg.Seed, cfg.Seed^0x6d69786572) // "mixer"
 	m := &Mixer{cfg: cfg, names: names, sched: newSchedule(cfg, names), samp: sampler{credit: make([]float64, k)},
 		pcg: pcg, rng: rand.New(pcg), pack: newPacker(pk, sp),
-		batch: newBatch(pk.BatchSize, pk.SeqLen, maxImages, pk.Resolution, sp.Image), cur: -1,
+		batch: newBatch(pk.BatchSize, pk.SeqLen, pk.ImagesPerSeq(), pk.Resolution, sp.Image), cur: -1,
 		weight: make([]float64, k), p: make([]float64, k), active: make([]bool, k), counts: make([]int, k),
 		rowSrc: make([]int, pk.BatchSize)}
 	for _, n := range names {
