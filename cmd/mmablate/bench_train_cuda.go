@@ -160,7 +160,7 @@ func runBenchTrainCUDA(ctx context.Context, out io.Writer, peer, python, ref str
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "MFU: model FLOPs per second over %.1f TFLOP/s (H100/H200 SXM dense bf16 peak); model FLOPs count the full T×T attention square (the CUDA backend computes 5/8 of it in causal row blocks when T ≥ 256, the peer all of it)\n", gpuPeakBF16/1e12)
+	fmt.Fprintf(out, "MFU: model FLOPs per second over %.1f TFLOP/s (H100/H200 SXM dense bf16 peak); model FLOPs count the full T×T attention square (the CUDA backend computes 5/8 of it in causal row blocks when T ≥ 256 is a multiple of 4, the peer all of it)\n", gpuPeakBF16/1e12)
 	return nil
 }
 

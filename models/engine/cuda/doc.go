@@ -33,10 +33,11 @@
 //	      non-product kernel stay fp32
 //
 // Attention materialises the [B, H, T, T] score square: q·kᵀ and p·v are
-// batched cuBLAS products over (sequence, head) in four causal row blocks
-// (block r computes only keys below its last row, skipping 3/8 of the
-// square), the causal and document mask and the softmax are one fused
-// single-pass kernel, and so is the softmax backward.
+// batched cuBLAS products over (sequence, head), in four causal row blocks
+// when T is a multiple of 4 and at least 256 (block r computes only keys
+// below its last row, skipping 3/8 of the square), the causal and document
+// mask and the softmax are one fused single-pass kernel, and so is the
+// softmax backward.
 //
 // # Threads
 //
