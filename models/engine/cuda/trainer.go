@@ -121,14 +121,17 @@ func NewTrainer(m *models.Model, opts Options) (*Trainer, error) {
 		return nil, err
 	}
 	defer d.enter()()
-	if err := tr.allocate(); err != nil {
-		return nil, err
+	err = tr.allocate()
+	if err == nil {
+		err = tr.push()
 	}
-	if err := tr.push(); err != nil {
-		return nil, err
+	if err == nil {
+		err = tr.gap.init(d)
 	}
-	if err := tr.gap.init(d); err != nil {
-		return nil, err
+	if err != nil {
+		// A failed NewTrainer holds no GPU memory: free what allocate took
+		// (Close skips the buffers it never got).
+		return nil, errors.Join(err, tr.Close())
 	}
 	return tr, nil
 }
