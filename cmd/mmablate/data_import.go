@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"sort"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -248,45 +246,28 @@ func (res *importResult) print(w io.Writer, out string) {
 // importProgress reports rows read: a rewritten bar on a terminal, a log line
 // every logEvery otherwise (so logs stay readable when redirected).
 type importProgress struct {
-	w        io.Writer
-	tty      bool
-	total    int64
-	rows     int64
-	start    time.Time
-	last     time.Time
-	logEvery time.Duration
+	progressLine
+	total int64
+	rows  int64
 }
 
 func newImportProgress(w io.Writer, total int64) *importProgress {
-	now := time.Now()
-	return &importProgress{w: w, tty: isTerminal(w), total: total, start: now, last: now, logEvery: 10 * time.Second}
+	return &importProgress{progressLine: newProgressLine(w), total: total}
 }
 
 func (p *importProgress) add(n int64, res *importResult) {
 	p.rows += n
-	now := time.Now()
+	draw, log, rate := p.due(p.rows, p.total)
 	switch {
-	case p.tty && (now.Sub(p.last) >= 200*time.Millisecond || p.rows == p.total):
-		p.last = now
+	case draw:
 		frac := 1.0
 		if p.total > 0 {
 			frac = float64(p.rows) / float64(p.total)
 		}
-		rate := float64(p.rows) / max(now.Sub(p.start).Seconds(), 1e-3)
-		// \033[K erases what a longer earlier line left (a rate with more digits).
-		fmt.Fprintf(p.w, "\rimport %s %5.1f%%  %d/%d rows  %.0f rows/s  %d written  %d skipped\033[K",
+		p.draw("import %s %5.1f%%  %d/%d rows  %.0f rows/s  %d written  %d skipped",
 			progressBar(frac, 30), 100*frac, p.rows, p.total, rate, res.written, skippedTotal(res.skipped))
-	case !p.tty && now.Sub(p.last) >= p.logEvery:
-		p.last = now
-		slog.Info("import progress", "rows", p.rows, "total", p.total, "written", res.written, "skipped", skippedTotal(res.skipped))
-	}
-}
-
-func (p *importProgress) done() {
-	if p.tty && p.rows > 0 {
-		// Erase to the end of the line: with large counts the bar is
-		// longer than any fixed run of spaces one could guess.
-		fmt.Fprint(p.w, "\r\033[K")
+	case log:
+		p.log.Info("import progress", "rows", p.rows, "total", p.total, "written", res.written, "skipped", skippedTotal(res.skipped))
 	}
 }
 

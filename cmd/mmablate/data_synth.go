@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"log/slog"
 	"math"
 	"strings"
 	"time"
@@ -177,44 +176,21 @@ func printSynthResult(w io.Writer, out string, res *shapes.Result, took time.Dur
 // rows with the percentage, the rows, the current split's rows and the
 // rate, redrawn at most every redrawEvery and at the last row (so the
 // final line says 100%); otherwise a log line every logEvery.
-type synthProgress struct {
-	w           io.Writer
-	log         *slog.Logger
-	tty         bool
-	start       time.Time
-	last        time.Time
-	redrawEvery time.Duration
-	logEvery    time.Duration
-	shown       bool
-}
+type synthProgress struct{ progressLine }
 
 func newSynthProgress(w io.Writer) *synthProgress {
-	now := time.Now()
-	return &synthProgress{w: w, log: slog.Default(), tty: isTerminal(w), start: now, last: now,
-		redrawEvery: 200 * time.Millisecond, logEvery: 10 * time.Second}
+	return &synthProgress{newProgressLine(w)}
 }
 
 func (p *synthProgress) update(s shapes.Progress) {
-	now := time.Now()
-	rate := float64(s.Done) / max(now.Sub(p.start).Seconds(), 1e-3)
+	draw, log, rate := p.due(s.Done, s.TotalRows)
 	switch {
-	case p.tty && (now.Sub(p.last) >= p.redrawEvery || s.Done == s.TotalRows):
-		p.last, p.shown = now, true
+	case draw:
 		frac := float64(s.Done) / float64(max(s.TotalRows, 1))
-		// \033[K erases what a longer earlier line left: a longer split
-		// name, or the previous split's larger counts.
-		fmt.Fprintf(p.w, "\rsynth %s %5.1f%%  %d/%d rows  %s %d/%d  %.0f rows/s\033[K",
+		p.draw("synth %s %5.1f%%  %d/%d rows  %s %d/%d  %.0f rows/s",
 			progressBar(frac, 20), 100*frac, s.Done, s.TotalRows, s.Split, s.SplitDone, s.SplitRows, rate)
-	case !p.tty && now.Sub(p.last) >= p.logEvery:
-		p.last = now
+	case log:
 		p.log.Info("synth progress", "split", s.Split, "split_rows", s.SplitDone, "of", s.SplitRows,
 			"rows", s.Done, "total", s.TotalRows, "rows_per_s", int64(math.Round(rate)))
-	}
-}
-
-// done erases the bar, so the summary that follows starts a clean line.
-func (p *synthProgress) done() {
-	if p.shown {
-		fmt.Fprint(p.w, "\r\033[K")
 	}
 }
