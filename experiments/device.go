@@ -149,7 +149,7 @@ func (f *feeder) fetch(slot int) fetched {
 	if err != nil {
 		return fetched{err: err} // io.EOF unwrapped: the caller tests for it
 	}
-	copyBatch(&f.bufs[slot], b)
+	f.bufs[slot].CopyFrom(b)
 	st, err := f.mix.State()
 	return fetched{b: &f.bufs[slot], st: st, stats: f.mix.Stats(), err: err}
 }
@@ -195,17 +195,4 @@ func (f *feeder) close() {
 		<-f.ahead
 		f.ahead = nil
 	}
-}
-
-// copyBatch makes dst a copy of src in dst's own buffers.
-func copyBatch(dst, src *mixer.Batch) {
-	dst.B, dst.T = src.B, src.T
-	dst.Tokens = append(dst.Tokens[:0], src.Tokens...)
-	dst.Targets = append(dst.Targets[:0], src.Targets...)
-	dst.LossMask = append(dst.LossMask[:0], src.LossMask...)
-	dst.Pos = append(dst.Pos[:0], src.Pos...)
-	dst.DocIDs = append(dst.DocIDs[:0], src.DocIDs...)
-	dst.Instruction = append(dst.Instruction[:0], src.Instruction...)
-	dst.Images = append(dst.Images[:0], src.Images...)
-	dst.NumImages, dst.ImageTokenID = src.NumImages, src.ImageTokenID
 }

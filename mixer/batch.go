@@ -33,3 +33,15 @@ func newBatch(b, t, maxImages, resolution int, imageID int32) Batch {
 		Pos: make([]int32, n), DocIDs: make([]int32, n), Instruction: make([]bool, n),
 		Images: make([]float32, 0, b*maxImages*3*resolution*resolution), ImageTokenID: imageID}
 }
+
+// CopyFrom makes b a copy of src in b's own buffers, grown as needed and
+// reused across calls: how a caller keeps a batch past the next Next (the
+// trainer's feeder draws one batch ahead) without allocating per step.
+func (b *Batch) CopyFrom(src *Batch) {
+	tokens, targets, mask := b.Tokens[:0], b.Targets[:0], b.LossMask[:0]
+	pos, docs, instr, imgs := b.Pos[:0], b.DocIDs[:0], b.Instruction[:0], b.Images[:0]
+	*b = *src // the scalars, so that a field added to Batch is not missed
+	b.Tokens, b.Targets, b.LossMask = append(tokens, src.Tokens...), append(targets, src.Targets...), append(mask, src.LossMask...)
+	b.Pos, b.DocIDs, b.Instruction = append(pos, src.Pos...), append(docs, src.DocIDs...), append(instr, src.Instruction...)
+	b.Images = append(imgs, src.Images...)
+}
