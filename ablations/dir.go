@@ -14,12 +14,12 @@ import (
 	"regexp"
 	"runtime/debug"
 	"slices"
-	"syscall"
 	"time"
 
 	"github.com/mmablate/mmablate/experiments"
 	"github.com/mmablate/mmablate/internal/atomicfile"
 	"github.com/mmablate/mmablate/internal/boundedfile"
+	"github.com/mmablate/mmablate/internal/proc"
 )
 
 // Sweep-directory file names.
@@ -332,7 +332,7 @@ func (d *Dir) CellState(id string) (CellState, error) {
 		st.Failed = &f
 	}
 	switch {
-	case st.Running != nil && (st.Running.SlurmJob != "" || st.Running.Host != Hostname() || Alive(st.Running.PID)):
+	case st.Running != nil && (st.Running.SlurmJob != "" || st.Running.Host != proc.Hostname() || proc.Alive(st.Running.PID)):
 		st.State = Running
 	case st.Failed != nil:
 		st.State = Failed
@@ -404,20 +404,4 @@ func readJSON(path string, v any) (bool, error) {
 		return false, fmt.Errorf("%s: %w", path, err)
 	}
 	return true, nil
-}
-
-// Hostname is this machine's name as RUNNING records it ("" if unknown).
-func Hostname() string {
-	h, _ := os.Hostname()
-	return h
-}
-
-// Alive reports whether pid names a live process on this host. A process
-// of another user answers EPERM and is alive too.
-func Alive(pid int) bool {
-	if pid <= 0 {
-		return false
-	}
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
 }

@@ -16,11 +16,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/mmablate/mmablate/internal/boundedfile"
+	"github.com/mmablate/mmablate/internal/proc"
 )
 
 // Files of a sweep directory (see the sweep-directory contract in the
@@ -585,12 +585,10 @@ func hostSuffix(h string) string {
 // processAlive checks a pid on this host; a pid on another host cannot be
 // checked.
 func processAlive(host string, pid int) (alive, known bool) {
-	me, err := os.Hostname()
-	if err != nil || host != me || pid <= 0 {
+	if me := proc.Hostname(); me == "" || host != me || pid <= 0 {
 		return false, false
 	}
-	err = syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM), true
+	return proc.Alive(pid), true
 }
 
 // Bounds of a failed cell's log tail in the report.

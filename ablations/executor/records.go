@@ -13,6 +13,7 @@ import (
 	"github.com/mmablate/mmablate/ablations"
 	"github.com/mmablate/mmablate/internal/atomicfile"
 	"github.com/mmablate/mmablate/internal/boundedfile"
+	"github.com/mmablate/mmablate/internal/proc"
 )
 
 // Record is executor.json: what ran the sweep last.
@@ -68,8 +69,8 @@ func ReadRecord(d *ablations.Dir) (*Record, error) {
 // process, that is still running the sweep on this host: a second executor
 // would start the same pending cells.
 func (r *Record) LocalRunning() bool {
-	return r != nil && r.Local != nil && r.Ended == nil && r.Local.Host == ablations.Hostname() &&
-		r.Local.PID != os.Getpid() && ablations.Alive(r.Local.PID)
+	return r != nil && r.Local != nil && r.Ended == nil && r.Local.Host == proc.Hostname() &&
+		r.Local.PID != os.Getpid() && proc.Alive(r.Local.PID)
 }
 
 // WriteRecord writes DIR/executor.json atomically.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/mmablate/mmablate/ablations"
 	"github.com/mmablate/mmablate/experiments"
+	"github.com/mmablate/mmablate/internal/proc"
 )
 
 // ExitInterrupted is run-cell's exit status when a signal stopped the cell
@@ -70,7 +71,7 @@ func RunCell(ctx context.Context, d *ablations.Dir, id string, opts RunCellOptio
 	// A RUNNING of a live process here means two runs of one cell. One of
 	// another host or Slurm task cannot be checked here; when a scheduler
 	// reruns the cell it is stale, so it is replaced.
-	if r := prev.Running; prev.State == ablations.Running && r.PID != os.Getpid() && r.Host == ablations.Hostname() && r.SlurmJob == "" {
+	if r := prev.Running; prev.State == ablations.Running && r.PID != os.Getpid() && r.Host == proc.Hostname() && r.SlurmJob == "" {
 		return fmt.Errorf("cell %s is already running (pid %d, see %s)", c.Name, r.PID, filepath.Join(d.CellDir(id), ablations.RunningFile))
 	}
 	attempt := 1
@@ -80,7 +81,7 @@ func RunCell(ctx context.Context, d *ablations.Dir, id string, opts RunCellOptio
 	if err := d.ClearFailed(id); err != nil {
 		return err
 	}
-	if err := d.MarkRunning(id, ablations.RunningInfo{PID: os.Getpid(), Host: ablations.Hostname(), Started: Now(),
+	if err := d.MarkRunning(id, ablations.RunningInfo{PID: os.Getpid(), Host: proc.Hostname(), Started: Now(),
 		Executor: opts.Executor, SlurmJob: opts.SlurmJob}); err != nil {
 		return err
 	}
@@ -168,7 +169,7 @@ func Main(ctx context.Context, dir, id string, opts RunCellOptions, stderr io.Wr
 			return fail(err)
 		}
 		defer f.Close()
-		fmt.Fprintf(f, "==== %s: run-cell (%s %s, pid %d on %s)\n", time.Now().UTC().Format(time.RFC3339), opts.Executor, opts.SlurmJob, os.Getpid(), ablations.Hostname())
+		fmt.Fprintf(f, "==== %s: run-cell (%s %s, pid %d on %s)\n", time.Now().UTC().Format(time.RFC3339), opts.Executor, opts.SlurmJob, os.Getpid(), proc.Hostname())
 		out = io.MultiWriter(stderr, f)
 	}
 	if opts.Log == nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/mmablate/mmablate/ablations/executor"
 	"github.com/mmablate/mmablate/ablations/executor/executortest"
 	"github.com/mmablate/mmablate/experiments"
+	"github.com/mmablate/mmablate/internal/proc"
 )
 
 func TestRunCellRecords(t *testing.T) {
@@ -28,7 +29,7 @@ func TestRunCellRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = sleep.Process.Kill(); _ = sleep.Wait() }()
-	if err := d.MarkRunning(busy, ablations.RunningInfo{PID: sleep.Process.Pid, Host: ablations.Hostname(), Executor: "local"}); err != nil {
+	if err := d.MarkRunning(busy, ablations.RunningInfo{PID: sleep.Process.Pid, Host: proc.Hostname(), Executor: "local"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := d.MarkFailed(busy, ablations.FailedInfo{Reason: "earlier", Attempts: 1}); err != nil {

@@ -37,6 +37,7 @@ import (
 	"github.com/mmablate/mmablate/ablations"
 	"github.com/mmablate/mmablate/ablations/executor"
 	"github.com/mmablate/mmablate/internal/boundedfile"
+	"github.com/mmablate/mmablate/internal/proc"
 )
 
 // Executor runs cells as local processes. The zero value runs one at a time
@@ -102,7 +103,7 @@ func (e *Executor) Run(ctx context.Context, d *ablations.Dir) error {
 		return fmt.Errorf("sweep %s is already being run by pid %d (since %s); wait for it, or `mmablate sweep cancel %s`", dir, p.Local.PID, p.Started.Format(time.RFC3339), dir)
 	}
 	rec := executor.Record{Executor: "local", Started: time.Now().UTC(),
-		Local: &executor.LocalRecord{PID: os.Getpid(), Host: ablations.Hostname()}}
+		Local: &executor.LocalRecord{PID: os.Getpid(), Host: proc.Hostname()}}
 	if err := executor.WriteRecord(d, rec); err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/mmablate/mmablate/ablations/executor"
 	"github.com/mmablate/mmablate/ablations/executor/executortest"
 	"github.com/mmablate/mmablate/experiments"
+	"github.com/mmablate/mmablate/internal/proc"
 )
 
 // world is the shapes world every test cell shares, made by the first cell.
@@ -177,10 +178,10 @@ func TestCancelSignalsLocalProcesses(t *testing.T) {
 		return cmd
 	}
 	exe, cell := start(), start()
-	if err := executor.WriteRecord(d, executor.Record{Executor: "local", Local: &executor.LocalRecord{PID: exe.Process.Pid, Host: ablations.Hostname()}}); err != nil {
+	if err := executor.WriteRecord(d, executor.Record{Executor: "local", Local: &executor.LocalRecord{PID: exe.Process.Pid, Host: proc.Hostname()}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.MarkRunning(b.ID, ablations.RunningInfo{PID: cell.Process.Pid, Host: ablations.Hostname()}); err != nil {
+	if err := d.MarkRunning(b.ID, ablations.RunningInfo{PID: cell.Process.Pid, Host: proc.Hostname()}); err != nil {
 		t.Fatal(err)
 	}
 	if st, _ := d.CellState(b.ID); st.State != ablations.Running {

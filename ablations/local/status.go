@@ -8,6 +8,7 @@ import (
 
 	"github.com/mmablate/mmablate/ablations"
 	"github.com/mmablate/mmablate/ablations/executor"
+	"github.com/mmablate/mmablate/internal/proc"
 )
 
 // Status reads every cell's state from its directory.
@@ -21,7 +22,7 @@ func (e *Executor) Status(_ context.Context, d *ablations.Dir) ([]executor.CellS
 // next run. Processes on other hosts are named in the error.
 func (e *Executor) Cancel(_ context.Context, d *ablations.Dir) error {
 	log := e.log()
-	host := ablations.Hostname()
+	host := proc.Hostname()
 	rec, err := executor.ReadRecord(d)
 	if err != nil {
 		return err
@@ -33,7 +34,7 @@ func (e *Executor) Cancel(_ context.Context, d *ablations.Dir) error {
 			elsewhere = append(elsewhere, fmt.Sprintf("%s (pid %d on %s)", what, pid, on))
 			return
 		}
-		if !ablations.Alive(pid) {
+		if !proc.Alive(pid) {
 			return
 		}
 		if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {

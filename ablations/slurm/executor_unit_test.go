@@ -15,6 +15,7 @@ import (
 	"github.com/mmablate/mmablate/ablations/executor"
 	"github.com/mmablate/mmablate/ablations/executor/executortest"
 	"github.com/mmablate/mmablate/experiments"
+	"github.com/mmablate/mmablate/internal/proc"
 )
 
 // fakeSweep is a three-cell sweep directory whose first cell is done.
@@ -178,7 +179,7 @@ func TestReconcileSettlesAKilledTask(t *testing.T) {
 	if err := executor.WriteRecord(d, executor.Record{Executor: "slurm", Slurm: &executor.SlurmRecord{JobID: "42", Script: script}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.MarkRunning(cells[1].ID, ablations.RunningInfo{PID: 1 << 30, Host: ablations.Hostname(), SlurmJob: "42_0"}); err != nil {
+	if err := d.MarkRunning(cells[1].ID, ablations.RunningInfo{PID: 1 << 30, Host: proc.Hostname(), SlurmJob: "42_0"}); err != nil {
 		t.Fatal(err)
 	}
 	r := &fakeRunner{replies: map[string]reply{"scontrol show job -o 42": {out: "" +
