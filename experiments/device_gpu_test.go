@@ -127,9 +127,9 @@ func TestGPUResumeAcrossDevices(t *testing.T) {
 }
 
 // TestGPUTrainMatchesCPUImages: runYAML (captions, interleaved documents
-// and text; a ViT and an avgpool connector) trained on the GPU (decoder)
-// and the host (image path) follows the CPU run's loss curve within
-// gpuCurveTol at every logged step.
+// and text; a ViT and an avgpool connector) trained on the GPU, image path
+// included, follows the CPU run's loss curve within gpuCurveTol at every
+// logged step.
 func TestGPUTrainMatchesCPUImages(t *testing.T) {
 	needGPU(t)
 	run := func(device string) []curvePoint {
@@ -147,7 +147,7 @@ func TestGPUTrainMatchesCPUImages(t *testing.T) {
 			idle += *p.GPUIdleMS
 		}
 	}
-	fmt.Printf("multimodal gpu vs cpu, %d logged steps: loss %.4f → %.4f (cpu) / %.4f (gpu); worst |Δloss| %.2e (bound %.0e); gpu idle between steps %.3f ms/step (the host's image forward included)\n",
+	fmt.Printf("multimodal gpu vs cpu, %d logged steps: loss %.4f → %.4f (cpu) / %.4f (gpu); worst |Δloss| %.2e (bound %.0e); gpu idle between steps %.3f ms/step (the host's patchify included)\n",
 		len(cpu), cpu[0].Loss, cpu[len(cpu)-1].Loss, gpu[len(gpu)-1].Loss, worst, gpuCurveTol, idle/float64(len(gpu)))
 	if worst > gpuCurveTol {
 		t.Errorf("the multimodal GPU loss curve differs from the CPU one by %.3g > %.0e", worst, gpuCurveTol)

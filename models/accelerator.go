@@ -67,11 +67,13 @@ func (m *Model) push() error {
 }
 
 // ImageForward runs b's images through the ViT and connector on the host
-// engine, for an Accelerator that trains the decoder on its device: it
-// returns the image tokens [rows, D] (the model's buffer, valid until the
-// next call) and the flat positions b·T+t of the placeholders they replace,
-// in order (rows = len(places)). b is checked as Forward checks it; a
-// text-only model or a batch without images returns no rows.
+// engine: it returns the image tokens [rows, D] (the model's buffer, valid
+// until the next call) and the flat positions b·T+t of the placeholders
+// they replace, in order (rows = len(places)). A non-finite token is an
+// error naming the first image-side layer that went non-finite, as Forward
+// names it: an Accelerator whose device loss went non-finite calls it on
+// the image path's weights to say where. b is checked as Forward checks
+// it; a text-only model or a batch without images returns no rows.
 func (m *Model) ImageForward(b *Batch) (tokens []float32, places []int, err error) {
 	places, err = m.placeholders(b)
 	if err != nil || m.img == nil || b.NumImages == 0 {
@@ -80,25 +82,21 @@ func (m *Model) ImageForward(b *Batch) (tokens []float32, places []int, err erro
 	D := m.Config.Decoder.Width
 	tokens = m.imgs[:len(places)*D]
 	m.img.forward(tokens, b.Images, b.NumImages)
-	// The device sees only these tokens: a bad one is named here, down to
-	// the first image-side layer that went non-finite, as Forward would.
 	if engine.CheckFinite("image tokens", tokens) != nil {
 		return nil, nil, m.img.firstNonFinite(b.Images, tokens, b.NumImages)
 	}
 	return tokens, places, nil
 }
 
-// ImageBackward zeroes the image path's gradients and fills them from
-// dtokens [rows, D], the loss gradient of the last ImageForward's tokens
-// (the decoder's input gradient at the placeholders), as Backward does on
-// the host.
-func (m *Model) ImageBackward(b *Batch, dtokens []float32) {
-	lo, hi := m.ImageParams()
-	clear(m.Params.Grad()[lo:hi])
-	if m.img != nil && b.NumImages > 0 {
-		m.img.backward(dtokens, b.NumImages)
-	}
-}
+// ImagePlaces checks b as Forward checks it and returns the flat positions
+// b·T+t of its image placeholders, in order (NumImages·tokens of them; none
+// for a text-only model), for an Accelerator that runs the image path on
+// its device. The slice is the model's buffer, valid until the next call.
+func (m *Model) ImagePlaces(b *Batch) ([]int, error) { return m.placeholders(b) }
+
+// MaxImages is the number of images per batch the model was built for (0
+// for a text-only model).
+func (m *Model) MaxImages() int { return m.maxImages }
 
 // ImageParams is the image path's span [lo, hi) of the Params arena (the
 // ViT and connector are built after the decoder, so they are its tail);

@@ -6,12 +6,15 @@
 // products through cuBLAS, and Trainer: a models.Model trained on the GPU
 // (the decoder's forward and backward, gradient clipping and AdamW over
 // every parameter) with the CPU engine's exact layer definitions. A
-// multimodal model's image path (ViT and connector) still runs on the host
-// engine inside each step: its image tokens go to the GPU, where they
-// replace the placeholders' embeddings, and their gradient comes back for
-// the host's backward, whose gradients join the device arena before
-// clipping. Trainer.IdleTime reports the GPU's idle time between steps,
-// timed with CUDA events (gap.go).
+// multimodal model's image path runs there too (image.go, connector.go):
+// the ViT (patch embedding, position embedding, pre-norm blocks with
+// LayerNorm, bidirectional attention and a GELU MLP, final norm; no
+// backward when frozen) and each connector (avgpool, mlp, attnpool,
+// cabstractor with its 3×3 convolutions as im2col + one product); its
+// tokens replace the placeholders' embeddings on the device and their
+// gradient feeds its backward there. Only patchify, cutting the images
+// into patches, stays on the host. Trainer.IdleTime reports the GPU's idle
+// time between steps, timed with CUDA events (gap.go).
 //
 // Nothing here needs a CUDA toolkit at build time. Where there is no GPU,
 // Open fails with an *Error naming the library or driver call that failed
@@ -38,6 +41,10 @@
 // below its last row, skipping 3/8 of the square), the causal and document
 // mask and the softmax are one fused single-pass kernel, and so is the
 // softmax backward.
+//
+// The image path's attention (the ViT's and attnpool's) is the same
+// batched-product scheme without a mask: q·kᵀ and p·v over (image, head)
+// pairs through pointer arrays, and an unmasked row softmax kernel.
 //
 // # Threads
 //

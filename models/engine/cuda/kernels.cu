@@ -330,4 +330,237 @@ __global__ void adamw(float* w, float* g, float* m, float* v, const i64* lo, con
     }
 }
 
+// ---------------------------------------------------------------- image path
+// The ViT's and the connectors' layers (models/vision, models/connector):
+// LayerNorm (the ViT's and LayerNorm2d, channels-last), broadcast adds
+// (biases, the position embedding), GELU (erf), SiLU, a plain row softmax
+// (bidirectional and cross attention), adaptive average pooling and the
+// im2col / col2im of a convolution on NHWC grids.
+
+// LayerNorm over the last dimension, one warp per row: out = (x − mean)·rstd
+// ⊙ w + b (biased variance); mean, rstd [n] saved. x, out [n, d].
+__global__ void layernorm_fwd(float* out, float* mean, float* rstd, const float* x, const float* w,
+                              const float* b, int n, int d, float eps) {
+    int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
+    if (row >= n) return;
+    const float* xr = x + (i64)row * d;
+    float s = 0.f;
+    for (int j = lane; j < d; j += 32) s += xr[j];
+    float mu = warp_sum(s) / (float)d;
+    float ss = 0.f;
+    for (int j = lane; j < d; j += 32) {
+        float e = xr[j] - mu;
+        ss += e * e;
+    }
+    float r = 1.f / sqrtf(warp_sum(ss) / (float)d + eps);
+    if (lane == 0) {
+        mean[row] = mu;
+        rstd[row] = r;
+    }
+    float* o = out + (i64)row * d;
+    for (int j = lane; j < d; j += 32) o[j] = (xr[j] - mu) * r * w[j] + b[j];
+}
+// With x̂ = (x − mean)·r and g = dout ⊙ w: dx += r·(g − mean(g) − x̂·mean(g ⊙ x̂)),
+// dw += Σrows dout ⊙ x̂, db += Σrows dout. Blocks of warps over rows
+// [blockIdx.x·rows, +rows), one row per warp at a time; dynamic shared
+// memory 2·d floats for the block's dw and db partials. dx may be null.
+__global__ void layernorm_bwd(float* dx, float* dw, float* db, const float* dout, const float* x, const float* w,
+                              const float* mean, const float* rstd, int n, int d, int rows) {
+    extern __shared__ float sdw[];
+    float* sdb = sdw + d;
+    for (int j = threadIdx.x; j < 2 * d; j += blockDim.x) sdw[j] = 0.f;
+    __syncthreads();
+    int lane = threadIdx.x & 31, nw = blockDim.x >> 5;
+    int r0 = blockIdx.x * rows, r1 = min(r0 + rows, n);
+    for (int row = r0 + (threadIdx.x >> 5); row < r1; row += nw) {
+        const float* xr = x + (i64)row * d;
+        const float* g = dout + (i64)row * d;
+        float m = mean[row], r = rstd[row], sg = 0.f, sgx = 0.f;
+        for (int j = lane; j < d; j += 32) {
+            float gw = g[j] * w[j];
+            sg += gw;
+            sgx += gw * (xr[j] - m) * r;
+        }
+        sg = warp_sum(sg) / (float)d;
+        sgx = warp_sum(sgx) / (float)d;
+        for (int j = lane; j < d; j += 32) {
+            float xh = (xr[j] - m) * r;
+            atomicAdd(&sdw[j], g[j] * xh);
+            atomicAdd(&sdb[j], g[j]);
+            if (dx) dx[(i64)row * d + j] += r * (g[j] * w[j] - sg - xh * sgx);
+        }
+    }
+    __syncthreads();
+    for (int j = threadIdx.x; j < d; j += blockDim.x) {
+        atomicAdd(&dw[j], sdw[j]);
+        atomicAdd(&db[j], sdb[j]);
+    }
+}
+
+// y[i] += row[i mod period] over y [n]: a bias on every row of [n/period,
+// period], or the position embedding [Np·D] on every image of [K, Np, D].
+__global__ void add_bcast(float* y, const float* row, i64 n, int period) {
+    for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x)
+        y[i] += row[i % period];
+}
+
+// GELU, the exact form: a = h·Φ(h) = 0.5·h·(1 + erf(h/√2)) (sets).
+__global__ void gelu_fwd(float* a, const float* h, i64 n) {
+    for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x) {
+        float v = h[i];
+        a[i] = 0.5f * v * (1.f + erff(v * 0.70710678118654752f));
+    }
+}
+// In place: d ⊙= GELU'(h) = Φ(h) + h·φ(h).
+__global__ void gelu_bwd(float* d, const float* h, i64 n) {
+    for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x) {
+        float v = h[i];
+        float g = 0.5f * (1.f + erff(v * 0.70710678118654752f)) + v * 0.39894228040143268f * expf(-0.5f * v * v);
+        d[i] *= g;
+    }
+}
+
+// SiLU: out = x·σ(x) (sets).
+__global__ void silu_fwd(float* out, const float* x, i64 n) {
+    for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x) {
+        float v = x[i];
+        out[i] = v / (1.f + expf(-v));
+    }
+}
+// dx = dout·σ(x)·(1 + x·(1 − σ(x))) (sets).
+__global__ void silu_bwd(float* dx, const float* dout, const float* x, i64 n) {
+    for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x) {
+        float v = x[i], s = 1.f / (1.f + expf(-v));
+        dx[i] = dout[i] * s * (1.f + v * (1.f - s));
+    }
+}
+
+// Unmasked softmax in place over each row of p [rows, L] (the scores,
+// already scaled), the row cached in shared memory (L floats). grid rows.
+__global__ void softmax_rows(float* p, int L) {
+    extern __shared__ float cache[];
+    __shared__ float sh[32];
+    float* row = p + (i64)blockIdx.x * L;
+    float mx = NEG_INF;
+    for (int s = threadIdx.x; s < L; s += blockDim.x) {
+        float v = row[s];
+        cache[s] = v;
+        mx = fmaxf(mx, v);
+    }
+    mx = block_max(mx, sh);
+    float sum = 0.f;
+    for (int s = threadIdx.x; s < L; s += blockDim.x) {
+        float e = expf(cache[s] - mx);
+        cache[s] = e;
+        sum += e;
+    }
+    sum = block_sum(sum, sh);
+    float inv = 1.f / sum;
+    for (int s = threadIdx.x; s < L; s += blockDim.x) row[s] = cache[s] * inv;
+}
+// Its backward in place: dp = p ⊙ (dp − Σ p·dp) per row. grid rows.
+__global__ void softmax_rows_bwd(float* dp, const float* p, int L) {
+    __shared__ float sh[32];
+    i64 off = (i64)blockIdx.x * L;
+    float* dr = dp + off;
+    const float* pr = p + off;
+    float dot = 0.f;
+    for (int s = threadIdx.x; s < L; s += blockDim.x) dot += pr[s] * dr[s];
+    dot = block_sum(dot, sh);
+    for (int s = threadIdx.x; s < L; s += blockDim.x) dr[s] = pr[s] * (dr[s] - dot);
+}
+
+// Adaptive average pooling of x [B, H, W, C] (NHWC) into out [B, oh, ow, C]
+// with PyTorch's cells: output row i spans input rows [⌊i·H/oh⌋,
+// ⌈(i+1)·H/oh⌉), likewise columns (sets).
+__global__ void avgpool_fwd(float* out, const float* x, int B, int H, int W, int C, int oh, int ow) {
+    i64 n = (i64)B * oh * ow * C;
+    for (i64 idx = (i64)blockIdx.x * blockDim.x + threadIdx.x; idx < n; idx += (i64)gridDim.x * blockDim.x) {
+        int c = idx % C;
+        i64 t = idx / C;
+        int j = t % ow;
+        t /= ow;
+        int i = t % oh;
+        int b = t / oh;
+        int y0 = i * H / oh, y1 = ((i + 1) * H + oh - 1) / oh;
+        int x0 = j * W / ow, x1 = ((j + 1) * W + ow - 1) / ow;
+        float w = 1.f / (float)((y1 - y0) * (x1 - x0)), s = 0.f;
+        for (int y = y0; y < y1; y++)
+            for (int xx = x0; xx < x1; xx++) s += w * x[(((i64)b * H + y) * W + xx) * C + c];
+        out[idx] = s;
+    }
+}
+// dx [B, H, W, C] += each output cell's gradient share at every input
+// position of the cell (cells may overlap), gathered per input element.
+__global__ void avgpool_bwd(float* dx, const float* dout, int B, int H, int W, int C, int oh, int ow) {
+    i64 n = (i64)B * H * W * C;
+    for (i64 idx = (i64)blockIdx.x * blockDim.x + threadIdx.x; idx < n; idx += (i64)gridDim.x * blockDim.x) {
+        int c = idx % C;
+        i64 t = idx / C;
+        int xx = t % W;
+        t /= W;
+        int y = t % H;
+        int b = t / H;
+        float s = 0.f;
+        for (int i = 0; i < oh; i++) {
+            int y0 = i * H / oh, y1 = ((i + 1) * H + oh - 1) / oh;
+            if (y < y0 || y >= y1) continue;
+            for (int j = 0; j < ow; j++) {
+                int x0 = j * W / ow, x1 = ((j + 1) * W + ow - 1) / ow;
+                if (xx < x0 || xx >= x1) continue;
+                float w = 1.f / (float)((y1 - y0) * (x1 - x0));
+                s += w * dout[(((i64)b * oh + i) * ow + j) * C + c];
+            }
+        }
+        dx[idx] += s;
+    }
+}
+
+// im2col of a K×K convolution (stride, zero padding pad) on x [B, H, W, C]:
+// cols [B·Ho·Wo, C·K·K], each row one output position's receptive field in
+// (channel, ky, kx) order, the order of a weight row [Out, C, K, K] (sets).
+__global__ void im2col(float* cols, const float* x, int B, int H, int W, int C, int K, int stride, int pad,
+                       int Ho, int Wo) {
+    int row = C * K * K;
+    i64 n = (i64)B * Ho * Wo * row;
+    for (i64 idx = (i64)blockIdx.x * blockDim.x + threadIdx.x; idx < n; idx += (i64)gridDim.x * blockDim.x) {
+        int col = idx % row;
+        i64 r = idx / row;
+        int ox = r % Wo;
+        i64 t = r / Wo;
+        int oy = t % Ho;
+        int b = t / Ho;
+        int c = col / (K * K), kk = col % (K * K);
+        int y = oy * stride - pad + kk / K, xx = ox * stride - pad + kk % K;
+        cols[idx] = (y >= 0 && y < H && xx >= 0 && xx < W) ? x[(((i64)b * H + y) * W + xx) * C + c] : 0.f;
+    }
+}
+// col2im: dx [B, H, W, C] += every cols entry that im2col read from it,
+// gathered per dx element (no atomics).
+__global__ void col2im(float* dx, const float* cols, int B, int H, int W, int C, int K, int stride, int pad,
+                       int Ho, int Wo) {
+    int row = C * K * K;
+    i64 n = (i64)B * H * W * C;
+    for (i64 idx = (i64)blockIdx.x * blockDim.x + threadIdx.x; idx < n; idx += (i64)gridDim.x * blockDim.x) {
+        int c = idx % C;
+        i64 t = idx / C;
+        int xx = t % W;
+        t /= W;
+        int y = t % H;
+        int b = t / H;
+        float s = 0.f;
+        for (int ky = 0; ky < K; ky++) {
+            int sy = y + pad - ky;
+            if (sy < 0 || sy % stride != 0 || sy / stride >= Ho) continue;
+            for (int kx = 0; kx < K; kx++) {
+                int sx = xx + pad - kx;
+                if (sx < 0 || sx % stride != 0 || sx / stride >= Wo) continue;
+                i64 r = ((i64)b * Ho + sy / stride) * Wo + sx / stride;
+                s += cols[r * row + c * K * K + ky * K + kx];
+            }
+        }
+        dx[idx] += s;
+    }
+}
+
 } // extern "C"

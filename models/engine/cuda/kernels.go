@@ -10,6 +10,9 @@ type kernels struct {
 	embedFwd, embedBwd, rmsFwd, rmsBwd, rope, add, swigluFwd, swigluBwd uintptr
 	softmax, softmaxBwd, ceFwd, ceBwd, sumsq, sum, adamw                uintptr
 	rowsScatter, rowsGather                                             uintptr
+	// the image path (image.go)
+	lnFwd, lnBwd, addBcast, geluFwd, geluBwd, siluFwd, siluBwd    uintptr
+	softmaxRows, softmaxRowsBwd, poolFwd, poolBwd, im2col, col2im uintptr
 }
 
 func (d *Device) loadKernels(cubin []byte) error {
@@ -24,6 +27,10 @@ func (d *Device) loadKernels(cubin []byte) error {
 		"attn_softmax": &k.softmax, "attn_softmax_bwd": &k.softmaxBwd, "ce_fwd": &k.ceFwd, "ce_bwd": &k.ceBwd,
 		"sumsq": &k.sumsq, "sum": &k.sum, "adamw": &k.adamw,
 		"rows_scatter": &k.rowsScatter, "rows_gather_clear": &k.rowsGather,
+		"layernorm_fwd": &k.lnFwd, "layernorm_bwd": &k.lnBwd, "add_bcast": &k.addBcast,
+		"gelu_fwd": &k.geluFwd, "gelu_bwd": &k.geluBwd, "silu_fwd": &k.siluFwd, "silu_bwd": &k.siluBwd,
+		"softmax_rows": &k.softmaxRows, "softmax_rows_bwd": &k.softmaxRowsBwd,
+		"avgpool_fwd": &k.poolFwd, "avgpool_bwd": &k.poolBwd, "im2col": &k.im2col, "col2im": &k.col2im,
 	} {
 		cn := cString(name)
 		if err := d.drv.call("cuModuleGetFunction "+name, d.drv.cuModuleGetFunction, uintptr(unsafe.Pointer(dst)), mod, uintptr(unsafe.Pointer(&cn[0]))); err != nil {
@@ -150,6 +157,82 @@ func (d *Device) reduce(partials, x Buf, n int, squares bool) (float64, error) {
 		s += v
 	}
 	return s, nil
+}
+
+// layerNorm: out = LayerNorm(x) over rows [n, dim]; mean, rstd [n] saved.
+func (d *Device) layerNorm(out, mean, rstd, x, w, b Buf, n, dim int, eps float64) error {
+	return d.launch("layernorm_fwd", d.k.lnFwd, grid1((n+warpsBlock-1)/warpsBlock), block1(32*warpsBlock), 0,
+		out, mean, rstd, x, w, b, n, dim, float32(eps))
+}
+
+// layerNormBackward adds dx (the zero Buf: none), dw and db.
+func (d *Device) layerNormBackward(dx, dw, db, dout, x, w, mean, rstd Buf, n, dim int) error {
+	if 8*dim > 48<<10 {
+		return fmt.Errorf("cuda: layernorm backward: width %d needs more than 48 KiB of shared memory", dim)
+	}
+	rows := 64
+	return d.launch("layernorm_bwd", d.k.lnBwd, grid1((n+rows-1)/rows), block1(32*warpsBlock), 8*dim,
+		dx, dw, db, dout, x, w, mean, rstd, n, dim, rows)
+}
+
+// addBcast adds row [period] to every period-long stretch of y [n].
+func (d *Device) addBcast(y, row Buf, n, period int) error {
+	return d.launch("add_bcast", d.k.addBcast, ewGrid(n), block1(ewBlock), 0, y, row, i64(n), period)
+}
+
+func (d *Device) gelu(a, h Buf, n int) error {
+	return d.launch("gelu_fwd", d.k.geluFwd, ewGrid(n), block1(ewBlock), 0, a, h, i64(n))
+}
+
+// geluBackward multiplies dd in place by GELU'(h).
+func (d *Device) geluBackward(dd, h Buf, n int) error {
+	return d.launch("gelu_bwd", d.k.geluBwd, ewGrid(n), block1(ewBlock), 0, dd, h, i64(n))
+}
+
+func (d *Device) silu(out, x Buf, n int) error {
+	return d.launch("silu_fwd", d.k.siluFwd, ewGrid(n), block1(ewBlock), 0, out, x, i64(n))
+}
+
+// siluBackward sets dx = dout·SiLU'(x).
+func (d *Device) siluBackward(dx, dout, x Buf, n int) error {
+	return d.launch("silu_bwd", d.k.siluBwd, ewGrid(n), block1(ewBlock), 0, dx, dout, x, i64(n))
+}
+
+// softmaxRows: unmasked softmax in place over rows [rows, L].
+func (d *Device) softmaxRows(p Buf, rows, L int) error {
+	if L > maxSoftmaxT {
+		return fmt.Errorf("cuda: softmax over %d keys: at most %d", L, maxSoftmaxT)
+	}
+	return d.launch("softmax_rows", d.k.softmaxRows, grid1(rows), block1(softmaxBlock(L)), 4*L, p, L)
+}
+
+func (d *Device) softmaxRowsBackward(dp, p Buf, rows, L int) error {
+	return d.launch("softmax_rows_bwd", d.k.softmaxRowsBwd, grid1(rows), block1(softmaxBlock(L)), 0, dp, p, L)
+}
+
+// avgPool sets out [B, oh, ow, C] to x [B, H, W, C]'s adaptive average pool.
+func (d *Device) avgPool(out, x Buf, B, H, W, C, oh, ow int) error {
+	return d.launch("avgpool_fwd", d.k.poolFwd, ewGrid(B*oh*ow*C), block1(ewBlock), 0, out, x, B, H, W, C, oh, ow)
+}
+
+// avgPoolBackward adds dx [B, H, W, C] from dout [B, oh, ow, C].
+func (d *Device) avgPoolBackward(dx, dout Buf, B, H, W, C, oh, ow int) error {
+	return d.launch("avgpool_bwd", d.k.poolBwd, ewGrid(B*H*W*C), block1(ewBlock), 0, dx, dout, B, H, W, C, oh, ow)
+}
+
+// conv is a K×K convolution's geometry on NHWC grids (engine.Conv2d).
+type conv struct{ B, H, W, C, K, stride, pad, Ho, Wo int }
+
+// im2col sets cols [B·Ho·Wo, C·K·K] from x.
+func (d *Device) im2colFwd(cols, x Buf, g conv) error {
+	return d.launch("im2col", d.k.im2col, ewGrid(g.B*g.Ho*g.Wo*g.C*g.K*g.K), block1(ewBlock), 0,
+		cols, x, g.B, g.H, g.W, g.C, g.K, g.stride, g.pad, g.Ho, g.Wo)
+}
+
+// col2im adds cols' entries into dx [B, H, W, C].
+func (d *Device) col2imAdd(dx, cols Buf, g conv) error {
+	return d.launch("col2im", d.k.col2im, ewGrid(g.B*g.H*g.W*g.C), block1(ewBlock), 0,
+		dx, cols, g.B, g.H, g.W, g.C, g.K, g.stride, g.pad, g.Ho, g.Wo)
 }
 
 // i64 marks a kernel argument of C type long long.

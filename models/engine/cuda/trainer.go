@@ -18,11 +18,10 @@ type Options struct {
 // Trainer trains a models.Model on the GPU: it implements
 // models.Accelerator (Model.SetAccelerator), holding the weights, gradients
 // and AdamW moments in one device arena of the host Params' layout. The
-// decoder's forward and backward run on the GPU; a multimodal model's
-// image path (ViT and connector) runs on the host engine each step
-// (Model.ImageForward, Model.ImageBackward), its tokens and gradients
-// crossing to and from the GPU, while clipping and AdamW update every
-// parameter on the GPU.
+// whole step runs on the GPU: a multimodal model's image path (ViT and
+// connector, image.go and connector.go) as well as the decoder, clipping
+// and AdamW; only patchify (cutting the images into patches) stays on the
+// host.
 // It is not safe for concurrent use.
 type Trainer struct {
 	d    *Device
@@ -61,18 +60,15 @@ type Trainer struct {
 	hostIDs []int32 // the batch's tokens with each image placeholder replaced by 0
 	count   float64 // Σ mask of the current batch
 
-	// The image path (ViT and connector) trains on the host engine: its
-	// tokens are scattered into the embedding output, the gradient at the
-	// placeholders comes back to the host, and the host's image gradients
-	// go into the device arena's span [imgLo, imgHi), so clipping and AdamW
-	// stay one global pass on the GPU.
-	imgLo, imgHi      int
-	imgRows, dImgRows Buf // [≤ B·T, D]
-	places            Buf // int32 [≤ B·T]
-	hostPlaces        []int32
-	hostDImg          []float32
-	rows              int           // image tokens in the current batch
-	batch             *models.Batch // the current batch, for the image backward
+	// The image path (ViT and connector) on the GPU: its tokens replace
+	// the placeholders' rows of the embedding output, and the gradient at
+	// those rows is its backward's input. Its parameters are the arena's
+	// span [imgLo, imgHi).
+	imgLo, imgHi int
+	img          *imagePath // nil for a text-only model
+	places       Buf        // int32 [≤ B·T]
+	hostPlaces   []int32
+	rows, images int // image tokens and images in the current batch
 
 	gap gapTimer // the GPU's idle time between consecutive Steps
 }
@@ -122,6 +118,9 @@ func NewTrainer(m *models.Model, opts Options) (*Trainer, error) {
 	}
 	defer d.enter()()
 	err = tr.allocate()
+	if err == nil && tr.imgHi > tr.imgLo {
+		err = newImagePath(tr)
+	}
 	if err == nil {
 		err = tr.push()
 	}
@@ -308,8 +307,8 @@ func (tr *Trainer) allocate() error {
 	errs = append(errs, upload(d, tr.ptrs, host))
 	tr.hostIDs = make([]int32, n)
 	if tr.imgHi > tr.imgLo {
-		tr.imgRows, tr.dImgRows, tr.places = take(n*D), take(n*D), take(n)
-		tr.hostPlaces, tr.hostDImg = make([]int32, 0, n), make([]float32, n*D)
+		tr.places = take(n)
+		tr.hostPlaces = make([]int32, 0, n)
 	}
 	return errors.Join(errs...)
 }
@@ -361,7 +360,10 @@ func (tr *Trainer) all() []Buf {
 		tr.ids, tr.pos, tr.docs, tr.tgt, tr.mask, tr.fn, tr.frstd, tr.logits, tr.ceStats, tr.rowloss, tr.branch,
 		tr.partials, tr.dx, tr.dh, tr.dnorm, tr.dlogits, tr.datt, tr.dq, tr.dqRot, tr.dqN, tr.dk, tr.dkRot,
 		tr.dkN, tr.dv, tr.scratch, tr.dG, tr.dH3, tr.ptrs}
-	bs = append(bs, tr.imgRows, tr.dImgRows, tr.places)
+	bs = append(bs, tr.places)
+	if tr.img != nil {
+		bs = append(bs, tr.img.bufs...)
+	}
 	bs = append(bs, tr.xs...)
 	for _, a := range tr.acts {
 		bs = append(bs, a.an, a.arstd, a.q, a.k, a.v, a.qN, a.kN, a.qrstd, a.krstd, a.qRot, a.kRot,
@@ -386,6 +388,9 @@ func (tr *Trainer) Step(b *models.Batch, lr float64) (models.StepStats, error) {
 		return st, fmt.Errorf("step %d: %w", st.Step, err)
 	}
 	if math.IsNaN(loss) || math.IsInf(loss, 0) {
+		if err := tr.nonFiniteImages(b); err != nil {
+			return st, fmt.Errorf("step %d: %w", st.Step, err)
+		}
 		return st, fmt.Errorf("step %d: loss %v on the GPU (run the same config with device cpu to find the layer)", st.Step, loss)
 	}
 	if err := tr.backward(); err != nil {
@@ -421,12 +426,6 @@ func (tr *Trainer) Step(b *models.Batch, lr float64) (models.StepStats, error) {
 	}
 	if err := tr.gap.end(); err != nil {
 		return st, fmt.Errorf("step %d: %w", st.Step, err)
-	}
-	// The host's image path reads its updated weights next step.
-	if tr.imgHi > tr.imgLo {
-		if err := download(tr.d, tr.m.Params.Data()[tr.imgLo:tr.imgHi], tr.w.Off(tr.imgLo)); err != nil {
-			return st, fmt.Errorf("step %d: %w", st.Step, err)
-		}
 	}
 	return st, nil
 }
@@ -516,12 +515,17 @@ func (tr *Trainer) linearBack(dx, dout, x Buf, w, n, in, out int, beta float32) 
 const normEps = 1e-5 // models' normEps
 
 func (tr *Trainer) forward(b *models.Batch) (float64, error) {
-	tokens, places, err := tr.m.ImageForward(b) // on the host; checks b as the CPU engine does
+	places, err := tr.m.ImagePlaces(b) // checks b as the CPU engine does
 	if err != nil {
 		return 0, err
 	}
+	tr.rows, tr.images = len(places), 0
+	if tr.rows > 0 {
+		tr.images = b.NumImages
+		tr.img.patchifyHost(b.Images, tr.images)
+	}
 	// The step's first GPU work follows: the gap since the last step's end
-	// includes the host's image forward, which the GPU waits for.
+	// includes the host's patchify, which the GPU waits for.
 	if err := tr.gap.begin(); err != nil {
 		return 0, err
 	}
@@ -533,15 +537,20 @@ func (tr *Trainer) forward(b *models.Batch) (float64, error) {
 	var errs []error
 	e := func(err error) { errs = append(errs, err) }
 	e(d.embedForward(tr.xs[0], tr.w.Off(tr.embed), tr.ids, n, D))
-	tr.batch, tr.rows = b, len(places)
 	if tr.rows > 0 {
 		tr.hostPlaces = tr.hostPlaces[:0]
 		for _, p := range places {
 			tr.hostPlaces = append(tr.hostPlaces, int32(p))
 		}
-		e(upload(d, tr.imgRows, tokens))
 		e(upload(d, tr.places, tr.hostPlaces))
-		e(d.rowsScatter(tr.xs[0], tr.imgRows, tr.places, tr.rows, D))
+		e(tr.img.uploadPatches(tr.images))
+		if err := errors.Join(errs...); err != nil {
+			return 0, err
+		}
+		if err := tr.img.forward(tr.images); err != nil {
+			return 0, err
+		}
+		e(d.rowsScatter(tr.xs[0], tr.img.tokens, tr.places, tr.rows, D))
 	}
 	for l, lp := range tr.layers {
 		x, a := tr.xs[l], &tr.acts[l]
@@ -710,21 +719,31 @@ func (tr *Trainer) backward() error {
 	return nil
 }
 
-// imageBackward takes the placeholders' rows of dx (∂L/∂ embedding output)
-// to the host, runs the image path's backward there and puts its
-// gradients into the device arena (zeroed, with the rest, by backward).
+// nonFiniteImages names the first image-side layer that goes non-finite
+// on b when the host engine runs the image path with the device's weights
+// (nil when none does, or b has no images), since the device loss alone
+// cannot say.
+func (tr *Trainer) nonFiniteImages(b *models.Batch) error {
+	if tr.rows == 0 {
+		return nil
+	}
+	if err := download(tr.d, tr.m.Params.Data()[tr.imgLo:tr.imgHi], tr.w.Off(tr.imgLo)); err != nil {
+		return err
+	}
+	_, _, err := tr.m.ImageForward(b)
+	return err
+}
+
+// imageBackward moves the placeholders' rows of dx (∂L/∂ embedding
+// output) into the image tokens' gradient and runs the image path's
+// backward, which adds its gradients into the arena (zeroed, with the
+// rest, by backward).
 func (tr *Trainer) imageBackward() error {
 	if tr.rows == 0 {
 		return nil
 	}
-	d, D := tr.d, tr.c.Width
-	dimg := tr.hostDImg[:tr.rows*D]
-	if err := d.rowsGatherClear(tr.dImgRows, tr.dx, tr.places, tr.rows, D); err != nil {
+	if err := tr.d.rowsGatherClear(tr.img.dtokens, tr.dx, tr.places, tr.rows, tr.c.Width); err != nil {
 		return err
 	}
-	if err := download(d, dimg, tr.dImgRows); err != nil {
-		return err
-	}
-	tr.m.ImageBackward(tr.batch, dimg)
-	return upload(d, tr.g.Off(tr.imgLo), tr.m.Params.Grad()[tr.imgLo:tr.imgHi])
+	return tr.img.backward(tr.images)
 }

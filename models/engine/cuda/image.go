@@ -1,0 +1,369 @@
+package cuda
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/mmablate/mmablate/models"
+	"github.com/mmablate/mmablate/models/engine"
+	"github.com/mmablate/mmablate/models/vision"
+)
+
+// imagePath is a multimodal model's image side on the GPU: the ViT of
+// models/vision and a connector of models/connector, with the host
+// engine's layer definitions, reading weights from and adding gradients to
+// the trainer's arena. Only patchify runs on the host (the images arrive
+// there); the patches go to the device and everything after runs there.
+type imagePath struct {
+	tr   *Trainer
+	d    *Device
+	maxK int // images per batch the buffers hold
+
+	// ViT sizes: resolution, patch, grid side, patches per image, width,
+	// heads, head dim, MLP hidden, depth.
+	R, P, g, np, dv, H, hd, F, depth int
+	frozen                           bool
+	N, D                             int // tokens per image, decoder width
+
+	patchW, patchB, pos, normW, normB int // arena offsets
+	blocks                            []vitBlock
+
+	hostPatches     []float32 // [maxK·np, 3P²]
+	bufs            []Buf     // every allocation, for Close
+	allocErr        error     // failed allocations
+	ones            Buf       // [max rows] the column sums' ones vector
+	patches         Buf
+	xs              []Buf // residual stream [maxK·np, dv], depth+1
+	acts            []vitActs
+	meanF, rstdF    Buf
+	grid, dgrid     Buf // ViT output and its gradient [maxK·np, dv]
+	tokens, dtokens Buf // connector output and its gradient [maxK·N, D]
+	// ViT backward scratch
+	dx, da, do, dqkv, dgelu, dp Buf
+	vitBwd                      attnArrays
+	ptrs                        Buf // the attention products' pointer arrays
+	hostPtrs                    []uint64
+
+	conn deviceConnector
+}
+
+// vitBlock is one ViT block's arena offsets (weight, bias pairs).
+type vitBlock struct{ ln1W, ln1B, qkvW, qkvB, projW, projB, ln2W, ln2B, fc1W, fc1B, fc2W, fc2B int }
+
+// vitActs is one ViT block's saved activations; its input is xs[l].
+type vitActs struct {
+	a1, mean1, rstd1, qkv, o, probs, h, a2, mean2, rstd2, hid, act Buf
+	ptr                                                            attnArrays
+}
+
+// attnArrays are the device addresses of [maxK·H] arrays of operand
+// pointers for the batched attention products, entry b·H+h pointing at
+// head h of image b (p: its [Tq, Tk] score block).
+type attnArrays struct{ q, k, v, p, o uintptr }
+
+// deviceConnector is a connector's forward and backward on the GPU: from
+// ip.grid to ip.tokens, and from ip.dtokens to the connector's gradients
+// and, with dgrid, adding into ip.dgrid.
+type deviceConnector interface {
+	forward(K int) error
+	backward(K int, dgrid bool) error
+}
+
+// offsets finds tensors in the host arena by name, collecting every miss.
+type offsets struct {
+	ps   *engine.Params[float32]
+	errs []error
+}
+
+func (o *offsets) get(name string) int {
+	p, ok := o.ps.Lookup(name)
+	if !ok {
+		o.errs = append(o.errs, fmt.Errorf("cuda: parameter %s missing from the model", name))
+		return 0
+	}
+	return p.Offset
+}
+
+// linear returns name.weight's and name.bias's offsets.
+func (o *offsets) linear(name string) (w, b int) {
+	return o.get(name + ".weight"), o.get(name + ".bias")
+}
+
+// newImagePath lays out m's image path on the GPU (tr.img is set first, so
+// a failure's Close frees what was taken).
+func newImagePath(tr *Trainer) error {
+	m := tr.m
+	vc, cc := m.Config.Vision, m.Config.Connector
+	ip := &imagePath{tr: tr, d: tr.d, maxK: m.MaxImages(),
+		R: vc.Resolution, P: vc.Patch, g: vc.Resolution / vc.Patch, dv: vc.Width, H: vc.Heads,
+		hd: vc.Width / vc.Heads, F: vision.DefaultMLPRatio * vc.Width, depth: vc.Depth, frozen: vc.Freeze,
+		N: cc.Tokens, D: tr.c.Width}
+	ip.np = ip.g * ip.g
+	tr.img = ip
+	o := &offsets{ps: m.Params}
+	ip.patchW, ip.patchB = o.linear("vit.patch_embed")
+	ip.pos = o.get("vit.pos_embed")
+	ip.normW, ip.normB = o.linear("vit.norm")
+	for l := range ip.depth {
+		pre := fmt.Sprintf("vit.blocks.%d.", l)
+		var b vitBlock
+		b.ln1W, b.ln1B = o.linear(pre + "ln1")
+		b.qkvW, b.qkvB = o.linear(pre + "attn.qkv")
+		b.projW, b.projB = o.linear(pre + "attn.proj")
+		b.ln2W, b.ln2B = o.linear(pre + "ln2")
+		b.fc1W, b.fc1B = o.linear(pre + "mlp.fc1")
+		b.fc2W, b.fc2B = o.linear(pre + "mlp.fc2")
+		ip.blocks = append(ip.blocks, b)
+	}
+	if err := errors.Join(o.errs...); err != nil {
+		return err
+	}
+	K, n, dv, F := ip.maxK, ip.maxK*ip.np, ip.dv, ip.F
+	pp := vision.Channels * ip.P * ip.P
+	ip.hostPatches = make([]float32, n*pp)
+	ip.patches = ip.take(n * pp)
+	// Pointer arrays: 5 per ViT block, 5 for the ViT backward, 10 for attnpool.
+	ip.ptrs = ip.take(2 * K * ip.H * (5*ip.depth + 15))
+	for range ip.depth + 1 {
+		ip.xs = append(ip.xs, ip.take(n*dv))
+	}
+	for range ip.depth {
+		a := vitActs{a1: ip.take(n * dv), mean1: ip.take(n), rstd1: ip.take(n), qkv: ip.take(3 * n * dv),
+			o: ip.take(n * dv), probs: ip.take(K * ip.H * ip.np * ip.np), h: ip.take(n * dv),
+			a2: ip.take(n * dv), mean2: ip.take(n), rstd2: ip.take(n), hid: ip.take(n * F), act: ip.take(n * F)}
+		a.ptr = ip.arrays(a.qkv, 3*dv, a.qkv.Off(dv), a.qkv.Off(2*dv), 3*dv, a.probs, a.o, dv, ip.np, ip.np, false)
+		ip.acts = append(ip.acts, a)
+	}
+	ip.meanF, ip.rstdF, ip.grid = ip.take(n), ip.take(n), ip.take(n*dv)
+	ip.tokens, ip.dtokens = ip.take(K*ip.N*ip.D), ip.take(K*ip.N*ip.D)
+	if !ip.frozen {
+		ip.dgrid, ip.dx, ip.da, ip.do = ip.take(n*dv), ip.take(n*dv), ip.take(n*dv), ip.take(n*dv)
+		ip.dqkv, ip.dgelu, ip.dp = ip.take(3*n*dv), ip.take(n*F), ip.take(K*ip.H*ip.np*ip.np)
+		ip.vitBwd = ip.arrays(ip.dqkv, 3*dv, ip.dqkv.Off(dv), ip.dqkv.Off(2*dv), 3*dv, ip.dp, ip.do, dv, ip.np, ip.np, false)
+	}
+	switch cc.Type {
+	case models.ConnAvgPool:
+		ip.conn = newAvgPool(ip, o)
+	case models.ConnMLP:
+		ip.conn = newMLPConnector(ip, o)
+	case models.ConnAttnPool:
+		ip.conn = newAttnPool(ip, o)
+	case models.ConnCAbstractor:
+		ip.conn = newCAbstractor(ip, o, cc.Depth)
+	default:
+		return fmt.Errorf("cuda: model.connector.type %q has no GPU kernels", cc.Type)
+	}
+	// The longest column sum: the biases of the largest product's rows.
+	rows := max(n, K*ip.N, K)
+	ip.ones = ip.take(rows)
+	if err := errors.Join(ip.allocErr, errors.Join(o.errs...)); err != nil {
+		return err
+	}
+	one := make([]float32, rows)
+	for i := range one {
+		one[i] = 1
+	}
+	return errors.Join(upload(ip.d, ip.ones, one), upload(ip.d, ip.ptrs, ip.hostPtrs))
+}
+
+// take allocates n elements, recording the buffer (a zero Buf after a
+// failure, which the caller's error check reports).
+func (ip *imagePath) take(n int) Buf {
+	b, err := ip.d.alloc(n)
+	if err != nil {
+		ip.allocErr = errors.Join(ip.allocErr, err)
+		return Buf{}
+	}
+	ip.bufs = append(ip.bufs, b)
+	return b
+}
+
+// arrays appends the pointer arrays of one attention: q rows [Tq] with
+// stride ldq per image (shared: every image reads the same q), k and v rows
+// [Tk] with stride ldkv, p [maxK·H, Tq, Tk], o rows [Tq] with stride ldo.
+func (ip *imagePath) arrays(q Buf, ldq int, k, v Buf, ldkv int, p, o Buf, ldo, Tq, Tk int, shared bool) attnArrays {
+	array := func(base Buf, rows, ld int, probs bool) uintptr {
+		addr := ip.ptrs.P + uintptr(8*len(ip.hostPtrs))
+		for j := range ip.maxK * ip.H {
+			b, h := j/ip.H, j%ip.H
+			off := b*rows*ld + h*ip.hd
+			if probs {
+				off = j * Tq * Tk
+			}
+			ip.hostPtrs = append(ip.hostPtrs, uint64(base.At(off)))
+		}
+		return addr
+	}
+	qrows := Tq
+	if shared {
+		qrows = 0
+	}
+	return attnArrays{q: array(q, qrows, ldq, false), k: array(k, Tk, ldkv, false), v: array(v, Tk, ldkv, false),
+		p: array(p, 0, 0, true), o: array(o, Tq, ldo, false)}
+}
+
+// attention: p = softmax(q·kᵀ/√hd) over [K·H] (image, head) pairs, o = p·v.
+func (ip *imagePath) attention(a attnArrays, probs Buf, K, Tq, Tk, ldq, ldkv, ldo int) error {
+	d, prec, count := ip.d, ip.tr.prec, K*ip.H
+	scale := float32(1 / math.Sqrt(float64(ip.hd)))
+	return errors.Join(
+		d.gemmBatched(prec, false, true, Tq, Tk, ip.hd, scale, a.q, ldq, a.k, ldkv, 0, a.p, Tk, count),
+		d.softmaxRows(probs, count*Tq, Tk),
+		d.gemmBatched(prec, false, false, Tq, ip.hd, Tk, 1, a.p, Tk, a.v, ldkv, 0, a.o, ldo, count))
+}
+
+// attentionBack sets g.q, g.k, g.v (each image's own rows: beta 0) from
+// g.o, with g.p (dp, [K·H, Tq, Tk]) as scratch; f are the forward's arrays.
+func (ip *imagePath) attentionBack(f, g attnArrays, probs, dp Buf, K, Tq, Tk, ldq, ldkv, ldo int) error {
+	d, prec, count, hd := ip.d, ip.tr.prec, K*ip.H, ip.hd
+	scale := float32(1 / math.Sqrt(float64(hd)))
+	return errors.Join(
+		d.gemmBatched(prec, true, false, Tk, hd, Tq, 1, f.p, Tk, g.o, ldo, 0, g.v, ldkv, count),      // dv = pᵀ·do
+		d.gemmBatched(prec, false, true, Tq, Tk, hd, 1, g.o, ldo, f.v, ldkv, 0, g.p, Tk, count),      // dp = do·vᵀ
+		d.softmaxRowsBackward(dp, probs, count*Tq, Tk),                                               // ds
+		d.gemmBatched(prec, false, false, Tq, hd, Tk, scale, g.p, Tk, f.k, ldkv, 0, g.q, ldq, count), // dq = ds·k/√hd
+		d.gemmBatched(prec, true, false, Tk, hd, Tq, scale, g.p, Tk, f.q, ldq, 0, g.k, ldkv, count))  // dk = dsᵀ·q/√hd
+}
+
+// affine: y [n, out] = x [n, in]·Wᵀ + b, W and b arena offsets (b < 0:
+// no bias).
+func (ip *imagePath) affine(y, x Buf, w, b, n, in, out int) error {
+	tr := ip.tr
+	if err := tr.d.gemm(tr.prec, false, true, n, out, in, 1, x.P, in, tr.w.At(w), in, 0, y.P, out); err != nil {
+		return err
+	}
+	if b < 0 {
+		return nil
+	}
+	return tr.d.addBcast(y, tr.w.Off(b), n*out, out)
+}
+
+// affineBack: dx = beta·dx + dout·W (the zero Buf: no input gradient),
+// dW += doutᵀ·x, db += Σrows dout (b < 0: no bias).
+func (ip *imagePath) affineBack(dx Buf, beta float32, dout, x Buf, w, b, n, in, out int) error {
+	tr := ip.tr
+	if dx.P != 0 {
+		if err := tr.d.gemm(tr.prec, false, false, n, in, out, 1, dout.P, out, tr.w.At(w), in, beta, dx.P, in); err != nil {
+			return err
+		}
+	}
+	if err := tr.d.gemm(tr.prec, true, false, out, in, n, 1, dout.P, out, x.P, in, 1, tr.g.At(w), in); err != nil {
+		return err
+	}
+	if b < 0 {
+		return nil
+	}
+	return ip.colsum(tr.g.Off(b), dout, n, out, 1)
+}
+
+// colsum: dst [cols] = beta·dst + Σ_r src [rows, cols], a product with the
+// ones vector in fp32 (bias gradients are sums, not worth rounding).
+func (ip *imagePath) colsum(dst, src Buf, rows, cols int, beta float32) error {
+	return ip.d.gemm(FP32, false, false, 1, cols, rows, 1, ip.ones.P, rows, src.P, cols, beta, dst.P, cols)
+}
+
+// forward runs the batch's K images (their patches uploaded) through the
+// ViT and the connector into ip.tokens [K·N, D].
+func (ip *imagePath) forward(K int) error {
+	if err := ip.vitForward(K); err != nil {
+		return fmt.Errorf("vit forward: %w", err)
+	}
+	if err := ip.conn.forward(K); err != nil {
+		return fmt.Errorf("connector forward: %w", err)
+	}
+	return nil
+}
+
+// patchifyHost cuts the batch's K images into patches on the host (the
+// images arrive there); uploadPatches sends them to the device.
+func (ip *imagePath) patchifyHost(images []float32, K int) {
+	pp := vision.Channels * ip.P * ip.P
+	engine.Patchify(ip.hostPatches[:K*ip.np*pp], images, K, vision.Channels, ip.R, ip.P)
+}
+
+func (ip *imagePath) uploadPatches(K int) error {
+	return upload(ip.d, ip.patches, ip.hostPatches[:K*ip.np*vision.Channels*ip.P*ip.P])
+}
+
+func (ip *imagePath) vitForward(K int) error {
+	d, n, dv, F := ip.d, K*ip.np, ip.dv, ip.F
+	pp := vision.Channels * ip.P * ip.P
+	tr := ip.tr
+	x := ip.xs[0]
+	if err := errors.Join(ip.affine(x, ip.patches, ip.patchW, ip.patchB, n, pp, dv),
+		d.addBcast(x, tr.w.Off(ip.pos), n*dv, ip.np*dv)); err != nil {
+		return fmt.Errorf("vit.patch_embed: %w", err)
+	}
+	for l, b := range ip.blocks {
+		a, next := &ip.acts[l], ip.xs[l+1]
+		err := errors.Join(
+			d.layerNorm(a.a1, a.mean1, a.rstd1, x, tr.w.Off(b.ln1W), tr.w.Off(b.ln1B), n, dv, normEps),
+			ip.affine(a.qkv, a.a1, b.qkvW, b.qkvB, n, dv, 3*dv),
+			ip.attention(a.ptr, a.probs, K, ip.np, ip.np, 3*dv, 3*dv, dv),
+			ip.affine(a.h, a.o, b.projW, b.projB, n, dv, dv),
+			d.addInto(a.h, a.h, x, n*dv),
+			d.layerNorm(a.a2, a.mean2, a.rstd2, a.h, tr.w.Off(b.ln2W), tr.w.Off(b.ln2B), n, dv, normEps),
+			ip.affine(a.hid, a.a2, b.fc1W, b.fc1B, n, dv, F),
+			d.gelu(a.act, a.hid, n*F),
+			ip.affine(next, a.act, b.fc2W, b.fc2B, n, F, dv),
+			d.addInto(next, next, a.h, n*dv))
+		if err != nil {
+			return fmt.Errorf("vit.blocks.%d: %w", l, err)
+		}
+		x = next
+	}
+	return d.layerNorm(ip.grid, ip.meanF, ip.rstdF, x, tr.w.Off(ip.normW), tr.w.Off(ip.normB), n, dv, normEps)
+}
+
+// backward fills the connector's and (unless frozen) the ViT's gradients
+// from ip.dtokens.
+func (ip *imagePath) backward(K int) error {
+	if !ip.frozen {
+		if err := ip.d.zero(Buf{P: ip.dgrid.P, N: K * ip.np * ip.dv}); err != nil {
+			return err
+		}
+	}
+	if err := ip.conn.backward(K, !ip.frozen); err != nil {
+		return fmt.Errorf("connector backward: %w", err)
+	}
+	if ip.frozen {
+		return nil
+	}
+	if err := ip.vitBackward(K); err != nil {
+		return fmt.Errorf("vit backward: %w", err)
+	}
+	return nil
+}
+
+func (ip *imagePath) vitBackward(K int) error {
+	d, n, dv, F, tr := ip.d, K*ip.np, ip.dv, ip.F, ip.tr
+	pp := vision.Channels * ip.P * ip.P
+	g := tr.g
+	// dx carries the residual stream's gradient down through the blocks;
+	// each branch adds its input gradient into it.
+	if err := errors.Join(d.zero(Buf{P: ip.dx.P, N: n * dv}),
+		d.layerNormBackward(ip.dx, g.Off(ip.normW), g.Off(ip.normB), ip.dgrid, ip.xs[ip.depth], tr.w.Off(ip.normW), ip.meanF, ip.rstdF, n, dv)); err != nil {
+		return fmt.Errorf("vit.norm: %w", err)
+	}
+	for l := ip.depth - 1; l >= 0; l-- {
+		b, a, x := ip.blocks[l], &ip.acts[l], ip.xs[l]
+		err := errors.Join(
+			ip.affineBack(ip.dgelu, 0, ip.dx, a.act, b.fc2W, b.fc2B, n, F, dv),
+			d.geluBackward(ip.dgelu, a.hid, n*F),
+			ip.affineBack(ip.da, 0, ip.dgelu, a.a2, b.fc1W, b.fc1B, n, dv, F),
+			d.layerNormBackward(ip.dx, g.Off(b.ln2W), g.Off(b.ln2B), ip.da, a.h, tr.w.Off(b.ln2W), a.mean2, a.rstd2, n, dv),
+			ip.affineBack(ip.do, 0, ip.dx, a.o, b.projW, b.projB, n, dv, dv),
+			ip.attentionBack(a.ptr, ip.vitBwd, a.probs, ip.dp, K, ip.np, ip.np, 3*dv, 3*dv, dv),
+			ip.affineBack(ip.da, 0, ip.dqkv, a.a1, b.qkvW, b.qkvB, n, dv, 3*dv),
+			d.layerNormBackward(ip.dx, g.Off(b.ln1W), g.Off(b.ln1B), ip.da, x, tr.w.Off(b.ln1W), a.mean1, a.rstd1, n, dv))
+		if err != nil {
+			return fmt.Errorf("vit.blocks.%d: %w", l, err)
+		}
+	}
+	if err := errors.Join(ip.colsum(g.Off(ip.pos), ip.dx, K, ip.np*dv, 1),
+		ip.affineBack(Buf{}, 0, ip.dx, ip.patches, ip.patchW, ip.patchB, n, pp, dv)); err != nil {
+		return fmt.Errorf("vit.patch_embed: %w", err)
+	}
+	return nil
+}
