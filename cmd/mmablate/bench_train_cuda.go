@@ -9,6 +9,9 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"regexp"
+	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -125,7 +128,7 @@ func runBenchTrainCUDA(ctx context.Context, out io.Writer, peer, python, ref str
 			c := exec.CommandContext(ctx, python, args...)
 			c.Stdout, c.Stderr = &stdout, &stderr
 			if err := c.Run(); err != nil {
-				results = append(results, gpuBenchResult{Impl: v.name, Note: fmt.Sprintf("failed: %v: %s", err, lastLine(stderr.Bytes()))})
+				results = append(results, gpuBenchResult{Impl: v.name, Note: fmt.Sprintf("failed: %v: %s", err, peerFailure(stderr.Bytes()))})
 				continue
 			}
 			var pr gpuBenchResult
@@ -170,10 +173,19 @@ func gpuResult(impl, device string, steps int, sec float64, tokens int, flop, lo
 		MFU: flop * float64(steps) / sec / gpuPeakBF16, Loss: loss}
 }
 
-func lastLine(b []byte) string {
-	b = bytes.TrimSpace(b)
-	if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
-		return string(b[i+1:])
+// pyException matches the line of a Python traceback that names the
+// exception ("RuntimeError: …", "torch._dynamo.exc.Unsupported: …").
+var pyException = regexp.MustCompile(`^[A-Za-z_][\w.]*(Error|Exception|Unsupported|Interrupt)\b`)
+
+// peerFailure is what a failed peer's stderr says went wrong: the last line
+// naming a Python exception (torch.compile prints hints after it), else
+// the last non-empty line.
+func peerFailure(b []byte) string {
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	for _, l := range slices.Backward(lines) {
+		if l = strings.TrimSpace(l); pyException.MatchString(l) {
+			return l
+		}
 	}
-	return string(b)
+	return strings.TrimSpace(lines[len(lines)-1])
 }

@@ -40,3 +40,19 @@ func TestGPUBenchReference(t *testing.T) {
 		t.Errorf("gpuResult = %+v", r)
 	}
 }
+
+// TestPeerFailure: a failed peer is summarised by its exception line, not
+// by the hints torch.compile prints after it.
+func TestPeerFailure(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"Traceback (most recent call last):\n  File \"x.py\", line 1\ntorch._dynamo.exc.Unsupported: data-dependent branch\n\nSet TORCHDYNAMO_VERBOSE=1 for the internal stack trace\n",
+			"torch._dynamo.exc.Unsupported: data-dependent branch"},
+		{"RuntimeError: CUDA out of memory\n", "RuntimeError: CUDA out of memory"},
+		{"Killed\n\n", "Killed"},
+		{"", ""},
+	} {
+		if got := peerFailure([]byte(tc.in)); got != tc.want {
+			t.Errorf("peerFailure(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
