@@ -226,7 +226,7 @@ func decodeChecked(b []byte, name string, overrides []string, out *Config) error
 	return nil
 }
 
-// absPaths makes every dataset path absolute, relative to dir.
+// absPaths makes every dataset and weights path absolute, relative to dir.
 func (c *Config) absPaths(dir string) {
 	abs := func(p string) string {
 		if p == "" || filepath.IsAbs(p) {
@@ -239,6 +239,9 @@ func (c *Config) absPaths(dir string) {
 		c.Shapes.TextFiles[i] = abs(p)
 	}
 	c.Tokenizer.Path = abs(c.Tokenizer.Path)
+	if c.Model.Vision != nil {
+		c.Model.Vision.Init = abs(c.Model.Vision.Init)
+	}
 	srcs := make(map[string]mixer.Source, len(c.Data.Sources))
 	for n, s := range c.Data.Sources {
 		paths := make([]string, len(s.Paths))

@@ -235,6 +235,12 @@ func (j *job) run(ctx context.Context, st *checkpointState) error {
 		return err
 	}
 	defer model.Close()
+	if v := c.Model.Vision; v != nil && v.Init != "" && st == nil {
+		if err := model.LoadEncoder(v.Init); err != nil {
+			return fmt.Errorf("model.vision.init: %w", err)
+		}
+		j.log.Info("encoder loaded", "from", v.Init)
+	}
 	dev, err := j.useDevice(model)
 	if err != nil {
 		return err
@@ -336,9 +342,14 @@ func (j *job) run(ctx context.Context, st *checkpointState) error {
 }
 
 // checkDataPaths fails before the run directory is written when a
-// training dataset is missing: a directory holding the config of a run
+// training dataset or the encoder's initial weights are missing: a directory holding the config of a run
 // that cannot start would refuse a corrected rerun (it is not empty).
 func checkDataPaths(c Config) error {
+	if v := c.Model.Vision; v != nil && v.Init != "" {
+		if _, err := os.Stat(v.Init); err != nil {
+			return fmt.Errorf("model.vision.init: %w", err)
+		}
+	}
 	for _, name := range slices.Sorted(maps.Keys(c.Data.Sources)) {
 		for i, p := range c.Data.Sources[name].Paths {
 			if _, err := os.Stat(p); err != nil {

@@ -591,6 +591,7 @@ func TestBadRuns(t *testing.T) {
 		{"missing dataset", "", []string{"data.sources.caption.paths=[" + worldDir() + "/captions, /nonexistent/captions]"},
 			[]string{"data.sources.caption.paths[1]", "/nonexistent/captions", "no such file"}},
 		{"missing eval dataset", "", []string{"eval.vqa=/nonexistent/vqa"}, []string{"eval.vqa", "/nonexistent/vqa"}},
+		{"missing encoder weights", "", []string{"model.vision.init=/nonexistent/vit.safetensors"}, []string{"model.vision.init", "/nonexistent/vit.safetensors", "no such file"}},
 		{"vocab mismatch", "", []string{"model.decoder.vocab=299"}, []string{"model.decoder.vocab 299 differs", "tokenizer.json"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/mmablate/mmablate/models/safetensors"
 	"github.com/mmablate/mmablate/models/vision"
@@ -74,21 +75,9 @@ func (m *Model) LoadWeights(path string) (map[string]string, error) {
 		if !ok {
 			return nil, fmt.Errorf("%s: tensor %s missing", path, p.Name)
 		}
-		if slices.Equal(t.Shape, p.Shape) {
-			copy(p.Data(), t.Data)
-			continue
+		if err := m.loadTensor(p.Name, p.Shape, p.Data(), t); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
 		}
-		if p.Name == "vit.pos_embed" && len(t.Shape) == 2 && t.Shape[1] == p.Shape[1] {
-			from := int(math.Round(math.Sqrt(float64(t.Shape[0]))))
-			to := m.Config.Vision.Resolution / m.Config.Vision.Patch
-			if from*from == t.Shape[0] {
-				if err := vision.ResizePosEmbed(p.Data(), t.Data, from, to, p.Shape[1]); err != nil {
-					return nil, fmt.Errorf("%s: tensor %s: %w", path, p.Name, err)
-				}
-				continue
-			}
-		}
-		return nil, fmt.Errorf("%s: tensor %s has shape %v, the model needs %v", path, p.Name, t.Shape, p.Shape)
 	}
 	for name := range f.Tensors {
 		if _, ok := m.Params.Lookup(name); !ok {
@@ -96,6 +85,67 @@ func (m *Model) LoadWeights(path string) (map[string]string, error) {
 		}
 	}
 	return f.Metadata, m.push()
+}
+
+// LoadEncoder replaces the ViT's parameters (vit.*) with those of the
+// weights file at path and leaves every other parameter as it is. The file
+// must hold exactly this encoder's tensors under vit.* (same width and
+// depth); vit.pos_embed from another resolution is interpolated onto this
+// model's patch grid, as in LoadWeights.
+func (m *Model) LoadEncoder(path string) error {
+	if m.Config.Vision == nil {
+		return fmt.Errorf("%s: the model has no image encoder to load", path)
+	}
+	f, err := safetensors.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if got := f.Metadata[formatKey]; got != weightsFormat {
+		return fmt.Errorf("%s: metadata format %q, want %q", path, got, weightsFormat)
+	}
+	prefix := vision.Prefix + "."
+	want := 0
+	for _, p := range m.Params.All() {
+		if !strings.HasPrefix(p.Name, prefix) {
+			continue
+		}
+		want++
+		t, ok := f.Tensors[p.Name]
+		if !ok {
+			return fmt.Errorf("%s: tensor %s missing (not an encoder of this depth?)", path, p.Name)
+		}
+		if err := m.loadTensor(p.Name, p.Shape, p.Data(), t); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	for name := range f.Tensors {
+		if strings.HasPrefix(name, prefix) {
+			if _, ok := m.Params.Lookup(name); !ok {
+				return fmt.Errorf("%s: tensor %s is not a parameter of this encoder (deeper encoder?)", path, name)
+			}
+		}
+	}
+	return m.push()
+}
+
+// loadTensor copies t into dst of shape want, resizing vit.pos_embed from
+// another patch grid.
+func (m *Model) loadTensor(name string, want []int, dst []float32, t safetensors.Tensor) error {
+	if slices.Equal(t.Shape, want) {
+		copy(dst, t.Data)
+		return nil
+	}
+	if name == vision.Prefix+".pos_embed" && len(t.Shape) == 2 && t.Shape[1] == want[1] {
+		from := int(math.Round(math.Sqrt(float64(t.Shape[0]))))
+		to := m.Config.Vision.Resolution / m.Config.Vision.Patch
+		if from*from == t.Shape[0] {
+			if err := vision.ResizePosEmbed(dst, t.Data, from, to, want[1]); err != nil {
+				return fmt.Errorf("tensor %s: %w", name, err)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("tensor %s has shape %v, the model needs %v", name, t.Shape, want)
 }
 
 // SaveOptimizer writes AdamW's step count and moments (m.<name>, v.<name>

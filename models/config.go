@@ -131,6 +131,12 @@ type VisionConfig struct {
 	Depth      int  `yaml:"depth" json:"depth"`           // number of blocks
 	Heads      int  `yaml:"heads" json:"heads"`           // Hv
 	Freeze     bool `yaml:"freeze" json:"freeze"`         // no gradient, no optimiser update
+	// Init names a weights file (a run's final.safetensors or a
+	// checkpoint's weights) whose vit.* tensors start the encoder instead
+	// of a random draw: a pretrained encoder, as MM1's ablations start from
+	// a pretrained CLIP ViT. Only a fresh run reads it; a resumed run takes
+	// every weight from its checkpoint.
+	Init string `yaml:"init,omitempty" json:"init,omitempty"`
 }
 
 // ConnectorConfig picks the vision-language connector (MODEL-SPEC "Connectors").
