@@ -140,7 +140,8 @@ func (c *attnPool) backward(K int, dgrid bool) error {
 		ip.affineBack(c.do, 0, c.dy, c.o, c.woW, c.woB, rowsN, dv, dv),
 		ip.attentionBack(c.fwd, c.bwd, c.probs, c.dp, K, N, P, dv, dv, dv),
 		// Every image used the same projected queries.
-		ip.colsum(c.dq1, c.dq, K, N*dv, 0),
+		d.zero(c.dq1),
+		d.colsumAdd(c.dq1, c.dq, K, N*dv),
 		ip.affineBack(tr.g.Off(c.queries), 1, c.dq1, tr.w.Off(c.queries), c.wqW, c.wqB, N, dv, dv),
 		ip.affineBack(c.da, 0, c.dk, c.a, c.wkW, c.wkB, rowsP, dv, dv),
 		ip.affineBack(c.da, 1, c.dv, c.a, c.wvW, c.wvB, rowsP, dv, dv),

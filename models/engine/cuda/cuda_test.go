@@ -513,6 +513,38 @@ func TestImageStepRate(t *testing.T) {
 		fmt.Printf("multimodal bf16 %s (%d tokens): %.1f ms/step, %.0f tokens/s, %.0f images/s, %.1f model TFLOP/s, MFU %.1f%%, GPU idle %.2f ms/step, loss %.4f (%s)\n",
 			conn.Type, conn.Tokens, 1e3*sec, B*T/sec, B/sec, flop/sec/1e12, 100*flop/sec/peak,
 			float64(idle-idle0)/float64(time.Millisecond)/steps, loss, tr.Device().Name)
+		// Where the image path's time goes: each part alone, repeated and
+		// synchronised, and the same model's step on a batch without images.
+		phase := func(f func() error) float64 {
+			defer tr.d.enter()()
+			start := time.Now()
+			for range steps {
+				if err := f(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := tr.d.sync(); err != nil {
+				t.Fatal(err)
+			}
+			return 1e3 * time.Since(start).Seconds() / steps
+		}
+		ip := tr.img
+		vf := phase(func() error { return ip.vitForward(B) })
+		cf := phase(func() error { return ip.conn.forward(B) })
+		cb := phase(func() error { return ip.conn.backward(B, true) })
+		vb := phase(func() error { return ip.vitBackward(B) })
+		text := models.SyntheticBatch(cfg, B, T, false, 1)
+		start = time.Now()
+		for range steps {
+			if _, err := m.Step(text, 1e-4); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := tr.Device().Sync(); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Printf("  image path parts (ms): vit forward %.2f, connector forward %.2f, connector backward %.2f, vit backward %.2f; the same model's step without images %.1f ms\n",
+			vf, cf, cb, vb, 1e3*time.Since(start).Seconds()/steps)
 		if err := m.SetAccelerator(nil); err != nil {
 			t.Fatal(err)
 		}

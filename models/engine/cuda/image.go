@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
+	"sync"
 
 	"github.com/mmablate/mmablate/models"
 	"github.com/mmablate/mmablate/models/engine"
@@ -32,7 +34,6 @@ type imagePath struct {
 	hostPatches     []float32 // [maxK·np, 3P²]
 	bufs            []Buf     // every allocation, for Close
 	allocErr        error     // failed allocations
-	ones            Buf       // [max rows] the column sums' ones vector
 	patches         Buf
 	xs              []Buf // residual stream [maxK·np, dv], depth+1
 	acts            []vitActs
@@ -154,17 +155,10 @@ func newImagePath(tr *Trainer) error {
 	default:
 		return fmt.Errorf("cuda: model.connector.type %q has no GPU kernels", cc.Type)
 	}
-	// The longest column sum: the biases of the largest product's rows.
-	rows := max(n, K*ip.N, K)
-	ip.ones = ip.take(rows)
 	if err := errors.Join(ip.allocErr, errors.Join(o.errs...)); err != nil {
 		return err
 	}
-	one := make([]float32, rows)
-	for i := range one {
-		one[i] = 1
-	}
-	return errors.Join(upload(ip.d, ip.ones, one), upload(ip.d, ip.ptrs, ip.hostPtrs))
+	return upload(ip.d, ip.ptrs, ip.hostPtrs)
 }
 
 // take allocates n elements, recording the buffer (a zero Buf after a
@@ -254,13 +248,7 @@ func (ip *imagePath) affineBack(dx Buf, beta float32, dout, x Buf, w, b, n, in, 
 	if b < 0 {
 		return nil
 	}
-	return ip.colsum(tr.g.Off(b), dout, n, out, 1)
-}
-
-// colsum: dst [cols] = beta·dst + Σ_r src [rows, cols], a product with the
-// ones vector in fp32 (bias gradients are sums, not worth rounding).
-func (ip *imagePath) colsum(dst, src Buf, rows, cols int, beta float32) error {
-	return ip.d.gemm(FP32, false, false, 1, cols, rows, 1, ip.ones.P, rows, src.P, cols, beta, dst.P, cols)
+	return tr.d.colsumAdd(tr.g.Off(b), dout, n, out)
 }
 
 // forward runs the batch's K images (their patches uploaded) through the
@@ -276,10 +264,21 @@ func (ip *imagePath) forward(K int) error {
 }
 
 // patchifyHost cuts the batch's K images into patches on the host (the
-// images arrive there); uploadPatches sends them to the device.
+// images arrive there), one image per task over GOMAXPROCS goroutines: it
+// is host time the GPU waits for between steps. uploadPatches sends them
+// to the device.
 func (ip *imagePath) patchifyHost(images []float32, K int) {
-	pp := vision.Channels * ip.P * ip.P
-	engine.Patchify(ip.hostPatches[:K*ip.np*pp], images, K, vision.Channels, ip.R, ip.P)
+	per, out := vision.Channels*ip.R*ip.R, ip.np*vision.Channels*ip.P*ip.P
+	w := min(K, runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
+	for g := range w {
+		wg.Go(func() {
+			for k := g; k < K; k += w {
+				engine.Patchify(ip.hostPatches[k*out:(k+1)*out], images[k*per:(k+1)*per], 1, vision.Channels, ip.R, ip.P)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 func (ip *imagePath) uploadPatches(K int) error {
@@ -361,7 +360,7 @@ func (ip *imagePath) vitBackward(K int) error {
 			return fmt.Errorf("vit.blocks.%d: %w", l, err)
 		}
 	}
-	if err := errors.Join(ip.colsum(g.Off(ip.pos), ip.dx, K, ip.np*dv, 1),
+	if err := errors.Join(d.colsumAdd(g.Off(ip.pos), ip.dx, K, ip.np*dv),
 		ip.affineBack(Buf{}, 0, ip.dx, ip.patches, ip.patchW, ip.patchB, n, pp, dv)); err != nil {
 		return fmt.Errorf("vit.patch_embed: %w", err)
 	}

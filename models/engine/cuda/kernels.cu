@@ -404,6 +404,19 @@ __global__ void add_bcast(float* y, const float* row, i64 n, int period) {
         y[i] += row[i % period];
 }
 
+// dst [cols] += Σ_r src [rows, cols]: block (x, y) sums columns
+// [x·blockDim, +blockDim) over rows [y·chunk, +chunk), reading rows
+// coalesced, and adds its partial atomically (bias gradients, the position
+// embedding's gradient over images, attnpool's query gradient).
+__global__ void colsum(float* dst, const float* src, int rows, int cols, int chunk) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= cols) return;
+    int r0 = blockIdx.y * chunk, r1 = min(r0 + chunk, rows);
+    float s = 0.f;
+    for (int r = r0; r < r1; r++) s += src[(i64)r * cols + c];
+    atomicAdd(&dst[c], s);
+}
+
 // GELU, the exact form: a = h·Φ(h) = 0.5·h·(1 + erf(h/√2)) (sets).
 __global__ void gelu_fwd(float* a, const float* h, i64 n) {
     for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x) {

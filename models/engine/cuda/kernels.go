@@ -11,8 +11,8 @@ type kernels struct {
 	softmax, softmaxBwd, ceFwd, ceBwd, sumsq, sum, adamw                uintptr
 	rowsScatter, rowsGather                                             uintptr
 	// the image path (image.go)
-	lnFwd, lnBwd, addBcast, geluFwd, geluBwd, siluFwd, siluBwd    uintptr
-	softmaxRows, softmaxRowsBwd, poolFwd, poolBwd, im2col, col2im uintptr
+	lnFwd, lnBwd, addBcast, geluFwd, geluBwd, siluFwd, siluBwd            uintptr
+	softmaxRows, softmaxRowsBwd, poolFwd, poolBwd, im2col, col2im, colsum uintptr
 }
 
 func (d *Device) loadKernels(cubin []byte) error {
@@ -30,7 +30,7 @@ func (d *Device) loadKernels(cubin []byte) error {
 		"layernorm_fwd": &k.lnFwd, "layernorm_bwd": &k.lnBwd, "add_bcast": &k.addBcast,
 		"gelu_fwd": &k.geluFwd, "gelu_bwd": &k.geluBwd, "silu_fwd": &k.siluFwd, "silu_bwd": &k.siluBwd,
 		"softmax_rows": &k.softmaxRows, "softmax_rows_bwd": &k.softmaxRowsBwd,
-		"avgpool_fwd": &k.poolFwd, "avgpool_bwd": &k.poolBwd, "im2col": &k.im2col, "col2im": &k.col2im,
+		"avgpool_fwd": &k.poolFwd, "avgpool_bwd": &k.poolBwd, "im2col": &k.im2col, "col2im": &k.col2im, "colsum": &k.colsum,
 	} {
 		cn := cString(name)
 		if err := d.drv.call("cuModuleGetFunction "+name, d.drv.cuModuleGetFunction, uintptr(unsafe.Pointer(dst)), mod, uintptr(unsafe.Pointer(&cn[0]))); err != nil {
@@ -170,9 +170,19 @@ func (d *Device) layerNormBackward(dx, dw, db, dout, x, w, mean, rstd Buf, n, di
 	if 8*dim > 48<<10 {
 		return fmt.Errorf("cuda: layernorm backward: width %d needs more than 48 KiB of shared memory", dim)
 	}
-	rows := 64
+	// 16 rows a block: the image path's row counts (images × patches) are
+	// small enough that 64 would leave most of the GPU idle.
+	rows := 16
 	return d.launch("layernorm_bwd", d.k.lnBwd, grid1((n+rows-1)/rows), block1(32*warpsBlock), 8*dim,
 		dx, dw, db, dout, x, w, mean, rstd, n, dim, rows)
+}
+
+// colsumAdd adds the column sums of src [rows, cols] into dst [cols].
+func (d *Device) colsumAdd(dst, src Buf, rows, cols int) error {
+	// Chunks of rows such that the grid has a few thousand blocks.
+	xb := (cols + ewBlock - 1) / ewBlock
+	chunk := max(16, rows*xb/2048)
+	return d.launch("colsum", d.k.colsum, [3]int{xb, (rows + chunk - 1) / chunk, 1}, block1(ewBlock), 0, dst, src, rows, cols, chunk)
 }
 
 // addBcast adds row [period] to every period-long stretch of y [n].
