@@ -86,8 +86,8 @@ const (
 	encoderFormatKey  = "format"
 	EncoderVisionKey  = "vision"  // the model.vision config JSON
 	EncoderResultKey  = "encoder" // EncoderResult JSON
-	encoderInitStream = 0x656e63 // "enc": the head and ViT init stream of the seed
-	encoderDataStream = 0x646174 // "dat": the batch order's stream
+	encoderInitStream = 0x656e63  // "enc": the head and ViT init stream of the seed
+	encoderDataStream = 0x646174  // "dat": the batch order's stream
 )
 
 // attribute is one supervised head: a class vocabulary and how a scene

@@ -40,7 +40,7 @@ HTML, Markdown and Parquet.`,
 	}
 	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false, "log debug detail to stderr")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return &usageError{err} })
-	root.AddCommand(newDataCmd(), newBenchCmd(), newTokenizerCmd(), newScoreCmd(), newTrainCmd(), newEvalCmd(), newSweepCmd(), newReportCmd())
+	root.AddCommand(newDataCmd(), newBenchCmd(), newTokenizerCmd(), newScoreCmd(), newTrainCmd(), newEvalCmd(), newSweepCmd(), newReportCmd(), newEncoderCmd())
 	return root
 }
 
