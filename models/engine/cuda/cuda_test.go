@@ -551,3 +551,112 @@ func TestImageStepRate(t *testing.T) {
 		m.Close()
 	}
 }
+
+// TestDecoderStepBreakdown times the parts of a text step of the GPU
+// reference decoder (bench train --device cuda: width 1024, 12 layers,
+// 16/4 heads, SwiGLU 2816, vocab 32768, batch 16 × 1024, bf16), each alone,
+// repeated and synchronised, scaled to one step (MMABLATE_GPU_BENCH=1 only:
+// a measurement, not a check), to show where the step's time goes.
+func TestDecoderStepBreakdown(t *testing.T) {
+	needGPU(t)
+	if os.Getenv("MMABLATE_GPU_BENCH") == "" {
+		t.Skip("set MMABLATE_GPU_BENCH=1 to measure")
+	}
+	const B, T, reps = 16, 1024, 10
+	d := models.DefaultDecoderConfig()
+	d.Vocab, d.Width, d.Layers, d.Heads, d.KVHeads, d.FFNHidden, d.MaxSeq = 32768, 1024, 12, 16, 4, 2816, T
+	cfg := models.Config{Decoder: d}
+	m, err := models.New(cfg, B, T, models.Options{Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	tr, err := NewTrainer(m, Options{Precision: BF16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	b := models.SyntheticBatch(cfg, B, T, false, 1)
+	for range 2 {
+		if _, err := tr.Step(b, 1e-4); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := time.Now()
+	for range reps {
+		if _, err := tr.Step(b, 1e-4); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tr.d.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	step := 1e3 * time.Since(start).Seconds() / reps
+	n, D, F, V, L := tr.n, d.Width, d.FFNHidden, d.Vocab, d.Layers
+	a, lp, dd := &tr.acts[0], tr.layers[0], tr.d
+	parts := []struct {
+		name  string
+		times int // per step
+		f     func() error
+	}{
+		{"attention q·kᵀ and p·v products", L, func() error { return tr.attention(a) }}, // less the softmax below
+		{"attention softmax forward", L, func() error { return dd.attnSoftmax(a.probs, tr.docs, B, d.Heads, T, tr.bs, true) }},
+		{"attention backward products", L, func() error { return tr.attentionBack(a) }}, // less the softmax below
+		{"attention softmax backward", L, func() error { return dd.attnSoftmaxBackward(tr.scratch, a.probs, B*d.Heads, T, tr.bs, true) }},
+		{"7 linear forward products", L, func() error {
+			return errors.Join(tr.linear(a.q, a.an, lp.wq, n, D, tr.qd), tr.linear(a.k, a.an, lp.wk, n, D, tr.kvd),
+				tr.linear(a.v, a.an, lp.wv, n, D, tr.kvd), tr.linear(tr.branch, a.att, lp.wo, n, tr.qd, D),
+				tr.linear(a.h1, a.mn, lp.w1, n, D, F), tr.linear(a.h3, a.mn, lp.w3, n, D, F), tr.linear(tr.branch, a.gg, lp.w2, n, F, D))
+		}},
+		{"7 linear backward products (dx and dW)", L, func() error {
+			return errors.Join(tr.linearBack(tr.dG, tr.dx, a.gg, lp.w2, n, F, D, 0), tr.linearBack(tr.dnorm, tr.dG, a.mn, lp.w1, n, D, F, 0),
+				tr.linearBack(tr.dnorm, tr.dH3, a.mn, lp.w3, n, D, F, 1), tr.linearBack(tr.datt, tr.dh, a.att, lp.wo, n, tr.qd, D, 0),
+				tr.linearBack(tr.dnorm, tr.dq, a.an, lp.wq, n, D, tr.qd, 0), tr.linearBack(tr.dnorm, tr.dk, a.an, lp.wk, n, D, tr.kvd, 1),
+				tr.linearBack(tr.dnorm, tr.dv, a.an, lp.wv, n, D, tr.kvd, 1))
+		}},
+		{"norms, rope, swiglu, residual forward", L, func() error {
+			return errors.Join(dd.rmsForward(a.an, a.arstd, tr.xs[0], tr.w.Off(lp.attnNorm), n, D, normEps),
+				dd.rmsForward(a.qN, a.qrstd, a.q, tr.w.Off(lp.qNorm), n*d.Heads, tr.hd, normEps),
+				dd.rmsForward(a.kN, a.krstd, a.k, tr.w.Off(lp.kNorm), n*d.KVHeads, tr.hd, normEps),
+				dd.ropeApply(a.qRot, a.qN, tr.pos, tr.cos, tr.sin, n, d.Heads, tr.hd, 1, false),
+				dd.ropeApply(a.kRot, a.kN, tr.pos, tr.cos, tr.sin, n, d.KVHeads, tr.hd, 1, false),
+				dd.addInto(a.h, tr.xs[0], tr.branch, n*D), dd.rmsForward(a.mn, a.mrstd, a.h, tr.w.Off(lp.mlpNorm), n, D, normEps),
+				dd.swigluForward(a.gg, a.s, a.h1, a.h3, n*F), dd.addInto(tr.xs[1], a.h, tr.branch, n*D))
+		}},
+		{"head: logits product and cross-entropy forward", 1, func() error {
+			return errors.Join(tr.linear(tr.logits, tr.fn, tr.embed, n, D, V), dd.ceForward(tr.ceStats, tr.rowloss, tr.logits, tr.tgt, tr.mask, n, V))
+		}},
+		{"head: cross-entropy backward and logits products", 1, func() error {
+			return errors.Join(dd.ceBackward(tr.dlogits, tr.logits, tr.ceStats, tr.tgt, tr.mask, n, V, 1e-5),
+				tr.linearBack(tr.dnorm, tr.dlogits, tr.fn, tr.embed, n, D, V, 0))
+		}},
+		{"gradient norm and AdamW", 1, func() error {
+			_, err := dd.reduce(tr.partials, tr.g, tr.g.N, true)
+			return errors.Join(err, dd.launch("adamw", dd.k.adamw, grid1(tr.chunks), block1(ewBlock), 0,
+				tr.w, tr.g, tr.mom, tr.vel, tr.chunkLo, tr.chunkHi, tr.chunkFlags, float32(1),
+				float32(0.9), float32(0.95), float32(1e-8), float32(0), float32(1), float32(1)))
+		}},
+	}
+	defer tr.d.enter()()
+	total := 0.0
+	var ms []float64
+	for _, p := range parts {
+		start := time.Now()
+		for range reps {
+			if err := p.f(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := tr.d.sync(); err != nil {
+			t.Fatal(err)
+		}
+		ms = append(ms, 1e3*time.Since(start).Seconds()/reps*float64(p.times))
+	}
+	ms[0] -= ms[1] // the products alone
+	ms[2] -= ms[3]
+	for i, p := range parts {
+		total += ms[i]
+		fmt.Printf("  %-48s %7.2f ms/step\n", p.name, ms[i])
+	}
+	fmt.Printf("decoder step %.1f ms (%s, bf16); the parts above sum to %.1f ms\n", step, tr.d.Name, total)
+}
