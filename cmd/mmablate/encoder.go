@@ -32,7 +32,8 @@ func newEncoderPretrainCmd() *cobra.Command {
 		Long: `pretrain trains a ViT of exactly the run config's model.vision shape
 (resolution, patch, width, depth, heads) to name what each shapes-world
 image shows, the miniature of the CLIP/ImageNet pretraining MM1's encoders
-come from: one linear head per attribute on the mean-pooled patch grid,
+come from: one linear head per attribute on the pooled patch grid (its
+sum over √patches: the mean scaled so that one object moves it by O(1)),
 softmax cross-entropy summed over
 
   background   the background colour (5 classes)
