@@ -89,6 +89,10 @@ var parityCases = []parityCase{
 	{name: "fp32 gqa qknorm", B: 2, T: 64, heads: 4, kv: 2, qkNorm: true, docsPerSeq: 2, prec: FP32, lossTol: 1e-4, rel: 1e-3},
 	{name: "fp32 mha", B: 3, T: 256, heads: 4, kv: 4, qkNorm: false, docsPerSeq: 1, prec: FP32, lossTol: 1e-4, rel: 1e-3},
 	{name: "fp32 mqa packed", B: 2, T: 256, heads: 4, kv: 1, qkNorm: true, docsPerSeq: 3, prec: FP32, lossTol: 1e-4, rel: 1e-3},
+	// The longest rows of the one-warp softmax kernels, then rows longer
+	// than that: the block kernels.
+	{name: "fp32 gqa 1024", B: 1, T: 1024, heads: 4, kv: 2, qkNorm: true, docsPerSeq: 2, prec: FP32, lossTol: 1e-4, rel: 1e-3},
+	{name: "fp32 gqa 1280", B: 1, T: 1280, heads: 4, kv: 2, qkNorm: true, docsPerSeq: 2, prec: FP32, lossTol: 1e-4, rel: 1e-3},
 	// Reduced-precision products: bounds stated in the package README.
 	{name: "tf32", B: 2, T: 64, heads: 4, kv: 2, qkNorm: true, docsPerSeq: 2, prec: TF32, lossTol: 1e-2, rel: 5e-2},
 	{name: "bf16", B: 2, T: 64, heads: 4, kv: 2, qkNorm: true, docsPerSeq: 2, prec: BF16, lossTol: 3e-2, rel: 1.5e-1},
@@ -96,7 +100,7 @@ var parityCases = []parityCase{
 
 func (pc parityCase) config() models.Config {
 	d := models.DefaultDecoderConfig()
-	d.Vocab, d.Width, d.Layers, d.Heads, d.KVHeads, d.FFNHidden, d.QKNorm, d.MaxSeq = 96, 64, 2, pc.heads, pc.kv, 176, pc.qkNorm, 512
+	d.Vocab, d.Width, d.Layers, d.Heads, d.KVHeads, d.FFNHidden, d.QKNorm, d.MaxSeq = 96, 64, 2, pc.heads, pc.kv, 176, pc.qkNorm, max(512, pc.T)
 	return models.Config{Decoder: d}
 }
 

@@ -39,8 +39,8 @@
 // batched cuBLAS products over (sequence, head), in four causal row blocks
 // when T is a multiple of 4 and at least 256 (block r computes only keys
 // below its last row, skipping 3/8 of the square), the causal and document
-// mask and the softmax are one fused single-pass kernel, and so is the
-// softmax backward.
+// mask and the softmax are one fused single-pass kernel (one warp per row,
+// the row in registers, up to 1024 keys), and so is the softmax backward.
 //
 // The image path's attention (the ViT's and attnpool's) is the same
 // batched-product scheme without a mask: q·kᵀ and p·v over (image, head)

@@ -238,6 +238,77 @@ __global__ void attn_softmax_bwd(float* dp, const float* p, int T, int causal, i
     for (int s = threadIdx.x; s < wend; s += blockDim.x) dr[s] = s < limit ? cp[s] * (cd[s] - dot) : 0.f;
 }
 
+// attn_softmax and attn_softmax_bwd for rows of T ≤ 1024 keys: one warp
+// per row, its 32 scores a lane in registers, 8 rows a block, so no shared
+// memory and no block barriers (the block kernels above spend most of
+// their time there at T = 1024). rows = B·H·T; grid ⌈rows/8⌉, block 256.
+__global__ void attn_softmax_warp(float* p, const int* docs, int T, int H, int causal, int bs, i64 rows) {
+    int lane = threadIdx.x & 31;
+    i64 r = (i64)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    if (r >= rows) return;
+    int t = r % T, b = (r / T) / H;
+    float* row = p + r * T;
+    const int* dc = docs ? docs + (i64)b * T : 0;
+    int limit = causal ? t + 1 : T;
+    int wend = causal ? min(T, (t / bs + 1) * bs) : T;
+    int mine = dc ? dc[t] : 0;
+    float v[32];
+    float mx = NEG_INF;
+#pragma unroll
+    for (int i = 0; i < 32; i++) {
+        int s = lane + 32 * i;
+        float x = NEG_INF;
+        if (s < limit && (!dc || dc[s] == mine)) x = row[s];
+        v[i] = x;
+        mx = fmaxf(mx, x);
+    }
+    mx = warp_max(mx);
+    float sum = 0.f;
+#pragma unroll
+    for (int i = 0; i < 32; i++) {
+        float e = (v[i] == NEG_INF || mx == NEG_INF) ? 0.f : expf(v[i] - mx);
+        v[i] = e;
+        sum += e;
+    }
+    sum = warp_sum(sum);
+    float inv = sum > 0.f ? 1.f / sum : 0.f;
+#pragma unroll
+    for (int i = 0; i < 32; i++) {
+        int s = lane + 32 * i;
+        if (s < wend) row[s] = s < limit ? v[i] * inv : 0.f;
+    }
+}
+__global__ void attn_softmax_bwd_warp(float* dp, const float* p, int T, int causal, int bs, i64 rows) {
+    int lane = threadIdx.x & 31;
+    i64 r = (i64)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    if (r >= rows) return;
+    int t = r % T;
+    float* dr = dp + r * T;
+    const float* pr = p + r * T;
+    int limit = causal ? t + 1 : T;
+    int wend = causal ? min(T, (t / bs + 1) * bs) : T;
+    float pv[32], gv[32];
+    float dot = 0.f;
+#pragma unroll
+    for (int i = 0; i < 32; i++) {
+        int s = lane + 32 * i;
+        float a = 0.f, g = 0.f;
+        if (s < limit) {
+            a = pr[s];
+            g = dr[s];
+        }
+        pv[i] = a;
+        gv[i] = g;
+        dot += a * g;
+    }
+    dot = warp_sum(dot);
+#pragma unroll
+    for (int i = 0; i < 32; i++) {
+        int s = lane + 32 * i;
+        if (s < wend) dr[s] = s < limit ? pv[i] * (gv[i] - dot) : 0.f;
+    }
+}
+
 // ---------------------------------------------------------------- cross-entropy
 // Per row i of logits [n, V]: stats[2i] = max, stats[2i+1] = log Σ exp(x −
 // max); rowloss[i] = mask[i]·(max − x[target] + logsum) (0 where mask is 0).

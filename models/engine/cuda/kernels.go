@@ -9,6 +9,7 @@ import (
 type kernels struct {
 	embedFwd, embedBwd, rmsFwd, rmsBwd, rope, add, swigluFwd, swigluBwd uintptr
 	softmax, softmaxBwd, ceFwd, ceBwd, sumsq, sum, adamw                uintptr
+	softmaxWarp, softmaxBwdWarp                                         uintptr
 	rowsScatter, rowsGather                                             uintptr
 	// the image path (image.go)
 	lnFwd, lnBwd, addBcast, geluFwd, geluBwd, siluFwd, siluBwd            uintptr
@@ -24,7 +25,8 @@ func (d *Device) loadKernels(cubin []byte) error {
 	for name, dst := range map[string]*uintptr{
 		"embed_fwd": &k.embedFwd, "embed_bwd": &k.embedBwd, "rmsnorm_fwd": &k.rmsFwd, "rmsnorm_bwd": &k.rmsBwd,
 		"rope": &k.rope, "add": &k.add, "swiglu_fwd": &k.swigluFwd, "swiglu_bwd": &k.swigluBwd,
-		"attn_softmax": &k.softmax, "attn_softmax_bwd": &k.softmaxBwd, "ce_fwd": &k.ceFwd, "ce_bwd": &k.ceBwd,
+		"attn_softmax": &k.softmax, "attn_softmax_bwd": &k.softmaxBwd,
+		"attn_softmax_warp": &k.softmaxWarp, "attn_softmax_bwd_warp": &k.softmaxBwdWarp, "ce_fwd": &k.ceFwd, "ce_bwd": &k.ceBwd,
 		"sumsq": &k.sumsq, "sum": &k.sum, "adamw": &k.adamw,
 		"rows_scatter": &k.rowsScatter, "rows_gather_clear": &k.rowsGather,
 		"layernorm_fwd": &k.lnFwd, "layernorm_bwd": &k.lnBwd, "add_bcast": &k.addBcast,
@@ -109,12 +111,26 @@ func (d *Device) swigluBackward(dg, dh3, h1, h3, s Buf, n int) error {
 // shared memory (the backward caches two rows).
 const maxSoftmaxT = 48 << 10 / 8
 
+// warpSoftmaxT is the longest row the one-warp-per-row softmax kernels
+// hold in registers (32 scores a lane); longer rows take the block kernels.
+const warpSoftmaxT = 1024
+
 // attnSoftmax: bs is the causal row-block size of the products (T: none).
 func (d *Device) attnSoftmax(p, docs Buf, B, H, T, bs int, causal bool) error {
+	if T <= warpSoftmaxT {
+		rows := B * H * T
+		return d.launch("attn_softmax_warp", d.k.softmaxWarp, grid1((rows+warpsBlock-1)/warpsBlock), block1(32*warpsBlock), 0,
+			p, docs, T, H, b2i(causal), bs, i64(rows))
+	}
 	return d.launch("attn_softmax", d.k.softmax, [3]int{T, B * H, 1}, block1(softmaxBlock(T)), 4*T, p, docs, T, H, b2i(causal), bs)
 }
 
 func (d *Device) attnSoftmaxBackward(dp, p Buf, BH, T, bs int, causal bool) error {
+	if T <= warpSoftmaxT {
+		rows := BH * T
+		return d.launch("attn_softmax_bwd_warp", d.k.softmaxBwdWarp, grid1((rows+warpsBlock-1)/warpsBlock), block1(32*warpsBlock), 0,
+			dp, p, T, b2i(causal), bs, i64(rows))
+	}
 	return d.launch("attn_softmax_bwd", d.k.softmaxBwd, [3]int{T, BH, 1}, block1(softmaxBlock(T)), 8*T, dp, p, T, b2i(causal), bs)
 }
 
