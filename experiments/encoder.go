@@ -85,12 +85,18 @@ type EncoderResult struct {
 const (
 	// weightsFormat is models' weights-file format (models/checkpoint.go,
 	// unexported there): LoadEncoder accepts only files that carry it.
-	weightsFormat     = "mmablate.weights.v1"
-	encoderFormatKey  = "format"
-	EncoderVisionKey  = "vision"  // the model.vision config JSON
-	EncoderResultKey  = "encoder" // EncoderResult JSON
-	encoderInitStream = 0x656e63  // "enc": the head and ViT init stream of the seed
-	encoderDataStream = 0x646174  // "dat": the batch order's stream
+	weightsFormat    = "mmablate.weights.v1"
+	encoderFormatKey = "format"
+	EncoderVisionKey = "vision"  // the model.vision config JSON
+	EncoderResultKey = "encoder" // EncoderResult JSON
+)
+
+// The random streams of an encoder seed, apart so that the batch order
+// does not shift when the model's size changes how many initial draws it
+// takes.
+const (
+	encoderInitStream = 0x656e63 // "enc": the ViT's and the heads' initial weights
+	encoderDataStream = 0x646174 // "dat": the order of the training rows
 )
 
 // attribute is one supervised head: a class vocabulary and how a scene
