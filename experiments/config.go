@@ -43,6 +43,21 @@ type Config struct {
 	Model     models.Config   `yaml:"model"`
 	Train     TrainConfig     `yaml:"train"`
 	Eval      eval.Config     `yaml:"eval"`
+	// Encoder, when set, pretrains model.vision.init on first use, as
+	// tokenizer.path is trained on first use: the file is made once, by the
+	// first run that needs it, and every later run loads it.
+	Encoder *EncoderPretrain `yaml:"encoder,omitempty"`
+}
+
+// EncoderPretrain holds `mmablate encoder pretrain`'s settings (zero: its
+// defaults). The seed is the encoder's own, not the run's, so every cell
+// of a sweep that names the same file gets the same encoder whichever cell
+// makes it.
+type EncoderPretrain struct {
+	Steps int     `yaml:"steps"`
+	Batch int     `yaml:"batch"`
+	LR    float64 `yaml:"lr"`
+	Seed  uint64  `yaml:"seed"`
 }
 
 // ShapesConfig mirrors data/shapes.Config plus where to write it.
@@ -319,6 +334,14 @@ func (c Config) Validate() error {
 	}
 	if vocab < 0 {
 		bad("model.decoder.vocab", "%d is negative (0: take the tokenizer's)", vocab)
+	}
+	if e := c.Encoder; e != nil {
+		if m.Vision == nil || m.Vision.Init == "" {
+			bad("encoder", "needs model.vision.init: the file it makes and the run loads")
+		}
+		if e.Steps < 0 || e.Batch < 0 || e.LR < 0 {
+			bad("encoder", "steps %d, batch %d, lr %v: want positive values (0: the defaults)", e.Steps, e.Batch, e.LR)
+		}
 	}
 	p := c.Data.Packing
 	if p.SeqLen > m.Decoder.MaxSeq {

@@ -47,6 +47,39 @@ func prepareShapes(ctx context.Context, cfg Config, log *slog.Logger) error {
 	return nil
 }
 
+// prepareEncoder makes sure model.vision.init exists when it is set:
+// pretrained first (PretrainEncoder) when the config has an encoder:
+// section, an error before anything is written otherwise. Cells of a sweep
+// that share the file wait on its lock; the first makes it.
+func prepareEncoder(ctx context.Context, cfg Config, log *slog.Logger) error {
+	v := cfg.Model.Vision
+	if v == nil || v.Init == "" {
+		return nil
+	}
+	unlock, err := lockBeside(v.Init)
+	if err != nil {
+		return fmt.Errorf("model.vision.init: %w", err)
+	}
+	defer unlock()
+	_, err = os.Stat(v.Init)
+	if err == nil {
+		return nil
+	}
+	if cfg.Encoder == nil || !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("model.vision.init: %w (an encoder: section pretrains it on first use; or run mmablate encoder pretrain)", err)
+	}
+	e := cfg.Encoder
+	log.Info("pretraining the image encoder", "out", v.Init, "resolution", v.Resolution)
+	res, err := PretrainEncoder(ctx, cfg, v.Init, EncoderOptions{Steps: e.Steps, Batch: e.Batch, LR: e.LR, Seed: e.Seed, Log: log})
+	if err != nil {
+		return fmt.Errorf("encoder: pretraining %s: %w", v.Init, err)
+	}
+	for _, a := range res.Attributes {
+		log.Info("encoder held-out accuracy", "attribute", a.Name, "accuracy", a.Accuracy, "chance", a.Chance)
+	}
+	return nil
+}
+
 // maxTokenizerBytes bounds a tokenizer.json read (a 256k vocabulary is
 // about 10 MB).
 const maxTokenizerBytes = 256 << 20

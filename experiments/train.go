@@ -90,6 +90,9 @@ func Train(ctx context.Context, cfg Config, dir string, opts Options) error {
 	if err := checkEvalPaths(cfg); err != nil {
 		return err
 	}
+	if err := prepareEncoder(ctx, cfg, log); err != nil {
+		return err
+	}
 	tokBytes, err := prepareTokenizer(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -342,14 +345,9 @@ func (j *job) run(ctx context.Context, st *checkpointState) error {
 }
 
 // checkDataPaths fails before the run directory is written when a
-// training dataset or the encoder's initial weights are missing: a directory holding the config of a run
+// training dataset is missing: a directory holding the config of a run
 // that cannot start would refuse a corrected rerun (it is not empty).
 func checkDataPaths(c Config) error {
-	if v := c.Model.Vision; v != nil && v.Init != "" {
-		if _, err := os.Stat(v.Init); err != nil {
-			return fmt.Errorf("model.vision.init: %w", err)
-		}
-	}
 	for _, name := range slices.Sorted(maps.Keys(c.Data.Sources)) {
 		for i, p := range c.Data.Sources[name].Paths {
 			if _, err := os.Stat(p); err != nil {
