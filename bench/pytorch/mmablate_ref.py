@@ -123,7 +123,7 @@ class Model:
     def rope(self, x, pos):
         # x [B, T, heads, hd]; pos [B, T]
         hd = self.hd
-        inv = self.rope_base ** (-torch.arange(0, hd // 2, dtype=torch.float64) * 2 / hd)
+        inv = self.rope_base ** (-torch.arange(0, hd // 2, dtype=torch.float64, device=pos.device) * 2 / hd)
         ang = pos.to(torch.float64)[..., None] * inv  # [B, T, hd/2]
         cos = torch.cat([ang.cos(), ang.cos()], -1).to(x.dtype)[:, :, None, :]
         sin = torch.cat([ang.sin(), ang.sin()], -1).to(x.dtype)[:, :, None, :]
@@ -156,7 +156,7 @@ class Model:
         p = self.p
         pos, doc = batch["pos"], batch["doc_ids"]
         T = x.shape[1]
-        causal = torch.ones(T, T, dtype=torch.bool).tril()
+        causal = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
         mask = causal[None] & (doc[:, :, None] == doc[:, None, :])  # [B, Tq, Tk]
         for i in range(self.L):
             h = x + self.attn(i, rmsnorm(x, p[f"llm.layers.{i}.attn_norm.weight"]), pos, mask)
