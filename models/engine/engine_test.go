@@ -1,10 +1,12 @@
 package engine
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -786,5 +788,62 @@ func TestActivationsFloat32(t *testing.T) {
 		if !math.IsNaN(float64(out[0])) {
 			t.Errorf("%s(NaN) = %v, want NaN", name, out[0])
 		}
+	}
+}
+
+// TestParallelGemmConcurrent runs split products from several pools at once,
+// float32 and float64, with block counts that change from call to call: only
+// one product at a time takes the split path, the others run whole, and every
+// result must equal Gemm's.
+func TestParallelGemmConcurrent(t *testing.T) {
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(g), 9))
+			pool := NewPool(2 + g%3)
+			defer pool.Close()
+			for it := range 40 {
+				m, n, k := 64+rng.IntN(60), 40+rng.IntN(50), 70+rng.IntN(40)
+				tA, tB := it%2 == 1, it%3 == 0
+				lda, ldb := k, n
+				if tA {
+					lda = m
+				}
+				if tB {
+					ldb = k
+				}
+				a, b := randn(rng, m*k, 1), randn(rng, k*n, 1)
+				if g%2 == 0 {
+					want, got := make([]float64, m*n), make([]float64, m*n)
+					Gemm(tA, tB, m, n, k, 1, a, lda, b, ldb, 0, want, n)
+					ParallelGemm(pool, tA, tB, m, n, k, 1, a, lda, b, ldb, 0, got, n)
+					for i := range got {
+						if math.Abs(got[i]-want[i]) > 1e-9 {
+							errs <- fmt.Errorf("float64 %d×%d×%d tA=%v tB=%v: element %d = %v, want %v", m, n, k, tA, tB, i, got[i], want[i])
+							return
+						}
+					}
+					continue
+				}
+				a32, b32 := f32(a), f32(b)
+				want, got := make([]float32, m*n), make([]float32, m*n)
+				Gemm(tA, tB, m, n, k, 1, a32, lda, b32, ldb, 0, want, n)
+				ParallelGemm(pool, tA, tB, m, n, k, 1, a32, lda, b32, ldb, 0, got, n)
+				for i := range got {
+					if math.Abs(float64(got[i]-want[i])) > 1e-4*(1+math.Abs(float64(want[i]))) {
+						errs <- fmt.Errorf("float32 %d×%d×%d tA=%v tB=%v: element %d = %v, want %v", m, n, k, tA, tB, i, got[i], want[i])
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }
