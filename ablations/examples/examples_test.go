@@ -6,8 +6,10 @@ package examples_test
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/mmablate/mmablate/ablations"
@@ -24,7 +26,7 @@ func TestExamples(t *testing.T) {
 		cells int
 		first string // name of cell 0: the axis order and labels
 	}{
-		{"quickstart.yaml", 16, "res=32,tokens=4,connector=avgpool,seed=0"},
+		{"quickstart.yaml", 16, "tokens=4,connector=avgpool,res=32,seed=0"},
 		{"resolution.yaml", 6, "res=16,seed=0"},
 		{"image_tokens.yaml", 6, "tokens=1,seed=0"},
 		{"connector.yaml", 8, "connector=avgpool,seed=0"},
@@ -58,6 +60,12 @@ func TestExamples(t *testing.T) {
 					t.Errorf("%s: shapes %+v, want base.yaml's %+v (scripts/demo.sh makes only that world)", c.Name, c.Config.Shapes, base.Shapes)
 				}
 				m := c.Config.Model
+				// Each resolution has its own pretrained encoder: a zip that
+				// paired a 64 px cell with the 32 px file would still run
+				// (pos_embed is resized) but compare the wrong encoders.
+				if v := m.Vision; v == nil || c.Config.Encoder == nil || !strings.HasSuffix(v.Init, fmt.Sprintf("-p%d-w%d-d%d-r%d.safetensors", v.Patch, v.Width, v.Depth, v.Resolution)) {
+					t.Errorf("%s: model.vision.init %q is not the pretrained encoder of this vision config (or no encoder: section)", c.Name, m.Vision.Init)
+				}
 				m.Decoder.Vocab = base.Tokenizer.Vocab // set from the tokenizer at training time
 				if err := m.Validate(); err != nil {
 					t.Errorf("%s: %v", c.Name, err)
