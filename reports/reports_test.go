@@ -495,3 +495,35 @@ func TestUnreadableStateFiles(t *testing.T) {
 		}
 	}
 }
+
+// TestSummaryEveryAxis: with three axes, the summary names the one that
+// moved the average most and says for each other axis whether it moved it
+// beyond the noise, barely did, or cannot be judged.
+func TestSummaryEveryAxis(t *testing.T) {
+	str := func(s string) Value { return Value{Kind: KindString, S: s} }
+	sw := &Sweep{Axes: []Axis{
+		{Name: "res", Values: []Value{str("32"), str("64")}},
+		{Name: "tokens", Values: []Value{str("4"), str("16")}},
+		{Name: "connector", Values: []Value{str("avgpool"), str("cabstractor")}},
+		{Name: "lr", Values: []Value{str("a"), str("b")}},
+	}}
+	a := &Analysis{Sweep: sw, Shots: []int{0}, Counts: map[State]int{StateDone: 4}, Scored: 4,
+		AvgMetrics: []Metric{{Task: "caption", Metric: "cider"}},
+		Effects: []AxisEffect{
+			{Axis: 0, Range: 16.19, Spread: 8, HasSpread: true, BySeeds: true, Lo: 0, Hi: 1, LoMean: 73.62, HiMean: 89.81},
+			{Axis: 1, Range: 0.85, Spread: 7.73, HasSpread: true, BySeeds: true},
+			{Axis: 2, Range: 18.44, Spread: 8.29, HasSpread: true, BySeeds: true, Lo: 1, Hi: 0, LoMean: 72.5, HiMean: 90.93},
+			{Axis: 3, Range: 2, Lo: 0, Hi: 1},
+		}}
+	summary := Summary(a)
+	for _, want := range []string{
+		"Axis connector moved it most: its marginal means span 18.44 points, from 72.50 at connector=cabstractor to 90.93 at connector=avgpool, 2.2× the seed spread of 8.29.",
+		"Axis res (range 16.19, 2.0× the seed spread of 8.00) also moved it.",
+		"Axis tokens (range 0.85, seed spread 7.73) barely moved it.",
+		"Axis lr (range 2.00) cannot be told from noise (one seed, one trial).",
+	} {
+		if !strings.Contains(summary, want) {
+			t.Errorf("summary lacks %q:\n%s", want, summary)
+		}
+	}
+}

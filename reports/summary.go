@@ -10,8 +10,9 @@ import (
 
 // Summary is the report's one-paragraph reading of the numbers: how far the
 // sweep got, which axis moved the average most (the range of its marginal
-// means against their seed spread), which barely moved it (a range within
-// the seed spread), and the best setting.
+// means against their seed spread), how far each other axis moved it or
+// that it barely did (a range within the seed spread), and the best
+// setting.
 func Summary(a *Analysis) string {
 	sw := a.Sweep
 	var b strings.Builder
@@ -50,24 +51,32 @@ func Summary(a *Analysis) string {
 		fmt.Fprintf(&b, " Axis %s moved it most: its marginal means span %s points, from %s at %s to %s at %s, %s.",
 			ax.Name, num(top.Range), num(top.LoMean), ax.Name+"="+ax.Values[top.Lo].String(),
 			num(top.HiMean), ax.Name+"="+ax.Values[top.Hi].String(), noisePhrase(top))
-		var barely []string
+		// Every other axis gets its sentence too: a reader comparing lessons
+		// needs each axis's range against the noise, not only the extremes.
+		var also, barely, unknown []string
 		for _, e := range effects[1:] {
-			if e.HasSpread && e.Range <= e.Spread {
-				barely = append(barely, fmt.Sprintf("%s (range %s, %s %s)", sw.Axes[e.Axis].Name, num(e.Range), e.spreadName(), num(e.Spread)))
+			name := sw.Axes[e.Axis].Name
+			switch {
+			case !e.HasSpread:
+				unknown = append(unknown, fmt.Sprintf("%s (range %s)", name, num(e.Range)))
+			case e.Range <= e.Spread:
+				barely = append(barely, fmt.Sprintf("%s (range %s, %s %s)", name, num(e.Range), e.spreadName(), num(e.Spread)))
+			default:
+				also = append(also, fmt.Sprintf("%s (range %s, %s)", name, num(e.Range), noisePhrase(e)))
 			}
 		}
-		switch {
-		case top.HasSpread && top.Range <= top.Spread:
+		if top.HasSpread && top.Range <= top.Spread {
 			b.WriteString(" No axis moved it beyond the noise.")
-		case len(barely) > 0:
-			word := "Axis"
-			if len(barely) > 1 {
-				word = "Axes"
+		} else {
+			if len(also) > 0 {
+				fmt.Fprintf(&b, " %s %s also moved it.", axisWord(also), andList(also))
 			}
-			fmt.Fprintf(&b, " %s %s barely moved it.", word, andList(barely))
-		case len(effects) > 1:
-			low := effects[len(effects)-1]
-			fmt.Fprintf(&b, " Axis %s moved it least: %s points, %s.", sw.Axes[low.Axis].Name, num(low.Range), noisePhrase(low))
+			if len(barely) > 0 {
+				fmt.Fprintf(&b, " %s %s barely moved it.", axisWord(barely), andList(barely))
+			}
+			if len(unknown) > 0 {
+				fmt.Fprintf(&b, " %s %s cannot be told from noise (one seed, one trial).", axisWord(unknown), andList(unknown))
+			}
 		}
 	}
 	if best, st := a.bestSetting(); best != nil && len(sw.Axes) > 0 {
@@ -82,6 +91,13 @@ func Summary(a *Analysis) string {
 		b.WriteString(".")
 	}
 	return b.String()
+}
+
+func axisWord(list []string) string {
+	if len(list) > 1 {
+		return "Axes"
+	}
+	return "Axis"
 }
 
 // bestSetting is the setting with the highest overall average.
