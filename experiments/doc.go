@@ -1,7 +1,9 @@
 // Package experiments runs one cell of an ablation: it owns the run config
 // (the YAML file that names the data mixture, the model, the training
 // schedule and the evaluation), and the training job that turns it into a
-// run directory: shapes world and tokenizer prepared on first use, AdamW
+// run directory: shapes world, tokenizer and pretrained image encoder
+// (model.vision.init with an encoder: section; PretrainEncoder) prepared
+// on first use, AdamW
 // with a warm-up + cosine learning rate, metrics.jsonl, atomic checkpoints,
 // exact resume, and DONE once everything else is written.
 //
