@@ -83,10 +83,6 @@ type EncoderResult struct {
 
 // Metadata keys of an encoder file beyond those every weights file has.
 const (
-	// weightsFormat is models' weights-file format (models/checkpoint.go,
-	// unexported there): LoadEncoder accepts only files that carry it.
-	weightsFormat    = "mmablate.weights.v1"
-	encoderFormatKey = "format"
 	EncoderVisionKey = "vision"  // the model.vision config JSON
 	EncoderResultKey = "encoder" // EncoderResult JSON
 )
@@ -610,7 +606,7 @@ func saveEncoder(n *encoderNet[float32], path string, mv models.VisionConfig, re
 			tensors[p.Name] = safetensors.Tensor{Shape: p.Shape, Data: p.Data()}
 		}
 	}
-	meta := map[string]string{encoderFormatKey: weightsFormat, EncoderVisionKey: string(vj), EncoderResultKey: string(rj),
+	meta := map[string]string{models.FormatKey: models.WeightsFormat, EncoderVisionKey: string(vj), EncoderResultKey: string(rj),
 		"steps": strconv.Itoa(res.Steps), "seed": strconv.FormatUint(res.Seed, 10), "world": res.World}
 	if err := safetensors.WriteFile(path, tensors, meta); err != nil {
 		return fmt.Errorf("encoder file: %w", err)

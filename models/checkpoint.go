@@ -13,10 +13,12 @@ import (
 )
 
 // Checkpoint file formats, recorded in each file's metadata so a weights
-// file is never loaded as optimiser state or vice versa.
+// file is never loaded as optimiser state or vice versa. A file written
+// outside this package that LoadWeights or LoadEncoder should accept (a
+// pretrained encoder) carries FormatKey = WeightsFormat.
 const (
-	formatKey        = "format"
-	weightsFormat    = "mmablate.weights.v1"
+	FormatKey        = "format"
+	WeightsFormat    = "mmablate.weights.v1"
 	optimizerFormat  = "mmablate.adamw.v1"
 	configKey        = "config"
 	stepKey          = "step"
@@ -31,7 +33,7 @@ func (m *Model) SaveWeights(path string, extra map[string]string) error {
 	if err := m.pull(); err != nil {
 		return err
 	}
-	meta, err := m.metadata(weightsFormat, extra)
+	meta, err := m.metadata(WeightsFormat, extra)
 	if err != nil {
 		return err
 	}
@@ -47,7 +49,7 @@ func (m *Model) metadata(format string, extra map[string]string) (map[string]str
 	if err != nil {
 		return nil, err
 	}
-	meta := map[string]string{formatKey: format, configKey: string(cfg)}
+	meta := map[string]string{FormatKey: format, configKey: string(cfg)}
 	for k, v := range extra {
 		if _, reserved := meta[k]; reserved {
 			return nil, fmt.Errorf("metadata key %q is reserved", k)
@@ -67,8 +69,8 @@ func (m *Model) LoadWeights(path string) (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	if got := f.Metadata[formatKey]; got != weightsFormat {
-		return nil, fmt.Errorf("%s: metadata format %q, want %q", path, got, weightsFormat)
+	if got := f.Metadata[FormatKey]; got != WeightsFormat {
+		return nil, fmt.Errorf("%s: metadata format %q, want %q", path, got, WeightsFormat)
 	}
 	for _, p := range m.Params.All() {
 		t, ok := f.Tensors[p.Name]
@@ -100,8 +102,8 @@ func (m *Model) LoadEncoder(path string) error {
 	if err != nil {
 		return err
 	}
-	if got := f.Metadata[formatKey]; got != weightsFormat {
-		return fmt.Errorf("%s: metadata format %q, want %q", path, got, weightsFormat)
+	if got := f.Metadata[FormatKey]; got != WeightsFormat {
+		return fmt.Errorf("%s: metadata format %q, want %q", path, got, WeightsFormat)
 	}
 	prefix := vision.Prefix + "."
 	want := 0
@@ -174,7 +176,7 @@ func (m *Model) LoadOptimizer(path string) error {
 	if err != nil {
 		return err
 	}
-	if got := f.Metadata[formatKey]; got != optimizerFormat {
+	if got := f.Metadata[FormatKey]; got != optimizerFormat {
 		return fmt.Errorf("%s: metadata format %q, want %q", path, got, optimizerFormat)
 	}
 	step, err := strconv.Atoi(f.Metadata[stepKey])
