@@ -395,29 +395,6 @@ func (n *encoderNet[T]) lossGrad(B int, labels [][]int32) (float64, error) {
 	return loss, nil
 }
 
-// pixelCache decodes each row's image once, as training decodes it
-// (images.DefaultOptions at the model's resolution, which is what
-// mixer.OpenStreams uses).
-type pixelCache struct {
-	opts images.Options
-	per  int
-	pix  map[int][]float32
-}
-
-func (p *pixelCache) fill(dst []float32, rows []labelledImage, i int) error {
-	if px, ok := p.pix[i]; ok {
-		copy(dst, px)
-		return nil
-	}
-	px := make([]float32, p.per)
-	if err := images.DecodeInto(px, rows[i].image, p.opts); err != nil {
-		return fmt.Errorf("%s: %w", rows[i].where, err)
-	}
-	p.pix[i] = px
-	copy(dst, px)
-	return nil
-}
-
 // PretrainEncoder trains a ViT of cfg.Model.Vision's shape to name each
 // shapes-world image's background colour and its largest object's colour,
 // shape, size and position (a linear head per attribute on the pooled
@@ -479,8 +456,13 @@ func PretrainEncoder(ctx context.Context, cfg Config, out string, opts EncoderOp
 	if err != nil {
 		return nil, err
 	}
+	// Each image is decoded when its batch is drawn, as training decodes
+	// it (images.DefaultOptions at the model's resolution, what
+	// mixer.OpenStreams uses): a 64 px shapes image decodes in tens of
+	// microseconds, and keeping every decoded image would hold rows × 3·R²
+	// floats (150 MB for the demo world at 64 px, gigabytes at 224 px).
 	per := vision.Channels * vc.Resolution * vc.Resolution
-	trainPix := &pixelCache{opts: images.DefaultOptions(vc.Resolution), per: per, pix: map[int][]float32{}}
+	imgOpts := images.DefaultOptions(vc.Resolution)
 	// A warm-up of a tenth of the run, then a cosine to a tenth of the peak:
 	// the run config's schedule shape at this run's length.
 	sched := TrainConfig{Steps: opts.Steps, LR: opts.LR, MinLR: opts.LR / 10, Warmup: max(1, opts.Steps/10)}
@@ -500,8 +482,8 @@ func PretrainEncoder(ctx context.Context, cfg Config, out string, opts EncoderOp
 			}
 			i := order[0]
 			order = order[1:]
-			if err := trainPix.fill(net.pix[b*per:(b+1)*per], trainRows, i); err != nil {
-				return nil, fmt.Errorf("caption rows: %w", err)
+			if err := images.DecodeInto(net.pix[b*per:(b+1)*per], trainRows[i].image, imgOpts); err != nil {
+				return nil, fmt.Errorf("caption rows: %s: %w", trainRows[i].where, err)
 			}
 			labels[b] = trainRows[i].labels
 		}
@@ -526,7 +508,7 @@ func PretrainEncoder(ctx context.Context, cfg Config, out string, opts EncoderOp
 	res := &EncoderResult{World: trainDir, HeldOut: heldDir, Train: len(trainRows), Eval: len(heldRows),
 		Steps: opts.Steps, Batch: opts.Batch, LR: opts.LR, Seed: opts.Seed,
 		Loss: tail / float64(min(logEvery, opts.Steps))}
-	if res.Attributes, err = evaluateEncoder(net, heldRows, trainRows, images.DefaultOptions(vc.Resolution)); err != nil {
+	if res.Attributes, err = evaluateEncoder(net, heldRows, trainRows, imgOpts); err != nil {
 		return nil, fmt.Errorf("held-out rows: %w", err)
 	}
 	if err := saveEncoder(net, out, *mv, res); err != nil {
