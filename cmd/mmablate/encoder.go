@@ -50,6 +50,10 @@ a warm-up of a tenth of the steps and a cosine to a tenth of --lr. The
 shapes world is generated first when the config sets shapes.dir, as train
 does.
 
+Settings the flags leave unset come from the config's encoder: section, and
+--out defaults to model.vision.init, so that the command makes the very file
+a run of that config would make on first use.
+
 It writes FILE atomically: the vit.* tensors only, as a weights file that
 model.vision.init loads (the heads are dropped), with the vision config
 ("vision"), the world, steps, seed and held-out results ("encoder", JSON)
@@ -59,17 +63,15 @@ table of held-out accuracy per attribute beside its chance level (always
 answering the most frequent training class). The same config, flags and
 train.threads give the same file, byte for byte.
 
-Example (the demo's encoders):
+Example:
 
-  mmablate encoder pretrain -c ablations/examples/base.yaml --set model.vision.patch=4 \
-      --set model.vision.resolution=64 --out runs/encoders/vit-64.safetensors
-  mmablate train -c ablations/examples/base.yaml --set model.vision.patch=4 \
-      --set model.vision.resolution=64 --set model.vision.init=runs/encoders/vit-64.safetensors
+  mmablate encoder pretrain -c ablations/examples/base.yaml --out /tmp/vit-r32.safetensors
+  mmablate train -c ablations/examples/base.yaml --set model.vision.init=/tmp/vit-r32.safetensors
 
 Flags:
   -c, --config   the run config (YAML)
   --set          override a config key, key.path=value (repeatable; the value is YAML)
-  --out          the encoder file to write (required)
+  --out          the encoder file to write (default: model.vision.init)
   --steps        optimiser steps
   --batch        images per step
   --lr           peak learning rate
@@ -79,15 +81,38 @@ Flags:
 			if configPath == "" {
 				return usagef("encoder pretrain needs -c run.yaml (see --help)")
 			}
-			if out == "" {
-				return usagef("encoder pretrain needs --out FILE (see --help)")
-			}
-			if opts.Steps <= 0 || opts.Batch <= 0 || !(opts.LR > 0) {
-				return usagef("--steps, --batch and --lr must be positive")
-			}
 			cfg, err := experiments.Load(configPath, sets)
 			if err != nil {
 				return err
+			}
+			// The file a run would make on first use, with the settings it
+			// would use: the config's encoder: section and model.vision.init
+			// fill what the flags leave unset.
+			if e := cfg.Encoder; e != nil {
+				f := cmd.Flags()
+				for _, v := range []struct {
+					flag string
+					set  func()
+					zero bool
+				}{
+					{"steps", func() { opts.Steps = e.Steps }, e.Steps == 0},
+					{"batch", func() { opts.Batch = e.Batch }, e.Batch == 0},
+					{"lr", func() { opts.LR = e.LR }, e.LR == 0},
+					{"seed", func() { opts.Seed = e.Seed }, false},
+				} {
+					if !f.Changed(v.flag) && !v.zero {
+						v.set()
+					}
+				}
+			}
+			if out == "" && cfg.Model.Vision != nil {
+				out = cfg.Model.Vision.Init
+			}
+			if out == "" {
+				return usagef("encoder pretrain needs --out FILE, or model.vision.init in the config (see --help)")
+			}
+			if opts.Steps <= 0 || opts.Batch <= 0 || !(opts.LR > 0) {
+				return usagef("--steps, --batch and --lr must be positive")
 			}
 			opts.Log = slog.Default()
 			res, err := experiments.PretrainEncoder(cmd.Context(), cfg, out, opts)

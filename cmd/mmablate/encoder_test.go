@@ -62,6 +62,22 @@ func TestEncoderPretrainCmd(t *testing.T) {
 	if b, _ := run("b.safetensors"); !bytes.Equal(a, b) {
 		t.Error("the same config and seed wrote different files")
 	}
+
+	// With an encoder: section and model.vision.init, no flags: the file
+	// is the one those settings make, written where the config says.
+	init := filepath.Join(dir, "init.safetensors")
+	withSection := filepath.Join(dir, "section.yaml")
+	src, _ := os.ReadFile(cfg)
+	src = append(src, []byte("encoder: {steps: 3, batch: 2, seed: 4}\n")...)
+	if err := os.WriteFile(withSection, src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runCLI("encoder", "pretrain", "-c", withSection, "--set", "model.vision.init="+init); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if c, err := os.ReadFile(init); err != nil || !bytes.Equal(a, c) {
+		t.Errorf("the encoder: section's settings did not make the same file as the flags (err %v)", err)
+	}
 }
 
 func TestEncoderPretrainCmdErrors(t *testing.T) {
