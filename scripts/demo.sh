@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # demo.sh runs mmablate's example ablations end to end: it generates the
-# shapes world if missing, runs the sweeps with the local executor and
-# writes their reports. `make demo` and `make demo-full` call it after
+# shapes world if missing, runs the sweeps with the local executor (the
+# first cell at each resolution pretrains that resolution's image encoder:
+# base.yaml's encoder: section) and writes their reports. `make demo` and `make demo-full` call it after
 # building bin/mmablate.
 #
 #   scripts/demo.sh quick   ablations/examples/quickstart.yaml (≈10 min on 2 cores)
