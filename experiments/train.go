@@ -242,7 +242,13 @@ func (j *job) run(ctx context.Context, st *checkpointState) error {
 		if err := model.LoadEncoder(v.Init); err != nil {
 			return fmt.Errorf("model.vision.init: %w", err)
 		}
-		j.log.Info("encoder loaded", "from", v.Init)
+		// The run's config names the file, not its bytes: the log keeps
+		// which encoder this run started from.
+		sum, err := fileSHA256(v.Init)
+		if err != nil {
+			return fmt.Errorf("model.vision.init: %w", err)
+		}
+		j.log.Info("encoder loaded", "from", v.Init, "sha256", sum)
 	}
 	dev, err := j.useDevice(model)
 	if err != nil {
