@@ -56,8 +56,8 @@ Flags:
   --out          the run directory (default: the config's out, else runs/<name>)
   --set          override a config key, key.path=value (repeatable; the value is YAML)
   --resume       continue the run in this directory (no -c, --out or --set)
-  --device       cpu or cuda: shorthand for --set device=…; cuda trains the decoder on the GPU
-                 and a multimodal model's ViT and connector on the CPU within each step (a
+  --device       cpu or cuda: shorthand for --set device=…; cuda trains the whole model on the GPU
+                 (decoder, ViT, connector and AdamW; only patchify stays on the CPU; a
                  CGO_ENABLED=0 build, make build-cuda, runs where the NVIDIA driver is).
                  With --resume: continue on this device; the checkpoints are the same files
                  whichever device wrote them, config.resolved.yaml is left as it is and
