@@ -91,6 +91,7 @@ func newBenchTrainCmd() *cobra.Command {
 		device, precision         string
 		gpuBatch, gpuSeq          int
 		compile                   bool
+		gpuCases                  []string
 	)
 	cmd := &cobra.Command{
 		Use:   "train",
@@ -161,13 +162,24 @@ driver is):
 
   mmablate bench train --device cuda --peer pytorch --python python3 [--compile]
 
-times a GPU-sized text-only decoder (width 1024, 12 layers, 16 heads with 4
-kv heads, SwiGLU 2816, vocab 32768; --gpu-batch 16 × --gpu-seq 1024 tokens)
-through the CUDA backend (--precision bf16|tf32|fp32, default bf16), then
+times two cases (--gpu-cases text,images selects them) through the CUDA
+backend (--precision bf16|tf32|fp32, default bf16), each followed by
 bench/pytorch/mmablate_ref_cuda.py (the same model in PyTorch eager with bf16
-autocast; with --compile also under torch.compile) on the same GPU in the
-same invocation, and prints tokens/s, model TFLOP/s and MFU against the
-H100/H200 dense bf16 peak (989 TFLOP/s).`,
+autocast; with --compile also under torch.compile; random weights on both
+sides) on the same GPU in the same invocation:
+
+  text    a GPU-sized decoder: width 1024, 12 layers, 16 heads with 4 kv
+          heads, SwiGLU 2816, vocab 32768; --gpu-batch 16 × --gpu-seq 1024
+          tokens
+  images  the same decoder behind a ViT-B/16 at 224 px (width 768, 12
+          blocks, 12 heads, 196 patches; trained, not frozen) and the
+          C-Abstractor (MM1's base connector, depth 1) with 144 image
+          tokens: one image per sequence, whose 144 placeholders open it
+
+It prints tokens/s (every token of the batch, B×T per step, the images
+case's placeholders included), model TFLOP/s and MFU (the model's own FLOP
+count, decoder + ViT + connector, over the H100/H200 dense bf16 peak, 989
+TFLOP/s) and Go's tokens/s over each peer's, per case.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if threads < 1 || steps < 1 || warmup < 0 {
@@ -186,10 +198,14 @@ H100/H200 dense bf16 peak (989 TFLOP/s).`,
 				if err != nil || gpuBatch < 1 || gpuSeq < 1 {
 					return usagef("--precision %q, --gpu-batch %d, --gpu-seq %d: want fp32|tf32|bf16 and positive sizes", precision, gpuBatch, gpuSeq)
 				}
+				if err := checkGPUCases(gpuCases, gpuSeq); err != nil {
+					return err
+				}
 				if !cmd.Flags().Changed("ref") {
 					ref = filepath.Join("bench", "pytorch", "mmablate_ref_cuda.py")
 				}
-				return runBenchTrainCUDA(cmd.Context(), cmd.OutOrStdout(), peer, python, ref, prec, gpuBatch, gpuSeq, steps, warmup, compile, asJSON)
+				return runBenchTrainCUDA(cmd.Context(), cmd.OutOrStdout(), gpuBenchOpts{Cases: gpuCases, Peer: peer, Python: python, Ref: ref,
+					Precision: prec, Batch: gpuBatch, Seq: gpuSeq, Steps: steps, Warmup: warmup, Compile: compile, JSON: asJSON})
 			default:
 				return usagef("--device %q: want cpu or cuda", device)
 			}
@@ -209,6 +225,7 @@ H100/H200 dense bf16 peak (989 TFLOP/s).`,
 	f.IntVar(&gpuBatch, "gpu-batch", 16, "with --device cuda: sequences per batch")
 	f.IntVar(&gpuSeq, "gpu-seq", 1024, "with --device cuda: tokens per sequence")
 	f.BoolVar(&compile, "compile", false, "with --device cuda --peer pytorch: also time the peer under torch.compile")
+	f.StringSliceVar(&gpuCases, "gpu-cases", gpuBenchCases, "with --device cuda: the cases to time, text and/or images")
 	f.StringVar(&worker, "worker", "", "internal: run one case in this process and print its JSON result")
 	f.MarkHidden("worker")
 	return cmd
