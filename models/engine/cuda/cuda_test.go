@@ -5,14 +5,10 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
-	"time"
-
-	"github.com/ebitengine/purego"
 
 	"github.com/mmablate/mmablate/models"
 )
@@ -26,12 +22,16 @@ var (
 
 // needGPU skips (with the reason printed) where no GPU, driver or CUDA
 // library is present, as in CI.
-func needGPU(t *testing.T) {
+func needGPU(t testing.TB) {
 	t.Helper()
 	gpuOnce.Do(func() {
 		d, err := Open(0)
 		if err == nil {
 			fmt.Printf("cuda: %s (%s), driver API %d, kernels compiled in %v\n", d.Name, d.SM, d.Driver, d.Compile)
+		} else {
+			// Printed as well as skipped with: a skipped benchmark says
+			// nothing without -test.v.
+			fmt.Printf("cuda: no usable GPU, the GPU tests and benchmarks skip: %v\n", err)
 		}
 		gpuErr = err
 	})
@@ -401,266 +401,4 @@ func TestParityImages(t *testing.T) {
 			}
 		})
 	}
-}
-
-// TestGemmRates prints cuBLAS throughput per precision on the reference
-// model's largest product and on 4096³ (MMABLATE_GPU_BENCH=1 only: a
-// measurement, not a check).
-func TestGemmRates(t *testing.T) {
-	needGPU(t)
-	if os.Getenv("MMABLATE_GPU_BENCH") == "" {
-		t.Skip("set MMABLATE_GPU_BENCH=1 to measure")
-	}
-	d, err := Open(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.enter()()
-	for _, sh := range [][3]int{{16384, 2816, 1024}, {4096, 4096, 4096}} {
-		m, n, k := sh[0], sh[1], sh[2]
-		a, _ := d.alloc(m * k)
-		b, _ := d.alloc(n * k)
-		c, _ := d.alloc(m * n)
-		for _, mode := range []string{"fp32", "tf32", "bf16 (fp32 in, FAST_16BF)", "bf16 native (bf16 in, fp32 out)"} {
-			run := func() error {
-				switch mode {
-				case "bf16 native (bf16 in, fp32 out)":
-					d.scalars[0], d.scalars[1] = 1, 0
-					al, be := d.host+2*maxArgs*8, d.host+2*maxArgs*8+4
-					r, _, _ := purego.SyscallN(d.blas.gemmEx, d.blas.handle, cublasOpT, cublasOpN, uintptr(n), uintptr(m), uintptr(k),
-						al, b.P, cudaR16BF, uintptr(k), a.P, cudaR16BF, uintptr(k), be, c.P, cudaR32F, uintptr(n), cublasCompute32F, cublasGemmDefault)
-					return d.blas.check("cublasGemmEx bf16", r)
-				case "fp32":
-					return d.gemm(FP32, false, true, m, n, k, 1, a.P, k, b.P, k, 0, c.P, n)
-				case "tf32":
-					return d.gemm(TF32, false, true, m, n, k, 1, a.P, k, b.P, k, 0, c.P, n)
-				}
-				return d.gemm(BF16, false, true, m, n, k, 1, a.P, k, b.P, k, 0, c.P, n)
-			}
-			for range 3 {
-				if err := run(); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if err := d.sync(); err != nil {
-				t.Fatal(err)
-			}
-			start, reps := time.Now(), 20
-			for range reps {
-				run()
-			}
-			if err := d.sync(); err != nil {
-				t.Fatal(err)
-			}
-			sec := time.Since(start).Seconds()
-			fmt.Printf("gemm %5d×%5d×%5d %-32s %6.1f TFLOP/s (zero data)\n", m, n, k, mode, 2*float64(m)*float64(n)*float64(k)*float64(reps)/sec/1e12)
-		}
-		for _, x := range []Buf{a, b, c} {
-			d.drv.call("cuMemFree", d.drv.cuMemFree, x.P)
-		}
-	}
-}
-
-// TestImageStepRate times training steps of the GPU-sized multimodal
-// reference on the GPU in bf16 (MMABLATE_GPU_BENCH=1 only: a measurement,
-// not a check): the decoder of `bench train --device cuda` (width 1024, 12
-// layers, sequence 1024, batch 16) behind a ViT-B/16 at 224 px (width 768,
-// 12 blocks, 196 patches) and each connector with 144 image tokens, one
-// image per sequence. MFU is over the H100/H200 dense bf16 peak.
-func TestImageStepRate(t *testing.T) {
-	needGPU(t)
-	if os.Getenv("MMABLATE_GPU_BENCH") == "" {
-		t.Skip("set MMABLATE_GPU_BENCH=1 to measure")
-	}
-	const B, T, steps, peak = 16, 1024, 10, 989.4e12
-	for _, conn := range []models.ConnectorConfig{
-		{Type: models.ConnCAbstractor, Tokens: 144, Depth: 1},
-		{Type: models.ConnAvgPool, Tokens: 144},
-	} {
-		d := models.DefaultDecoderConfig()
-		d.Vocab, d.Width, d.Layers, d.Heads, d.KVHeads, d.FFNHidden, d.MaxSeq = 32768, 1024, 12, 16, 4, 2816, T
-		cfg := models.Config{Decoder: d, Vision: &models.VisionConfig{Resolution: 224, Patch: 16, Width: 768, Depth: 12, Heads: 12}, Connector: &conn}
-		m, err := models.New(cfg, B, T, models.Options{Seed: 1, MaxImages: B})
-		if err != nil {
-			t.Fatal(err)
-		}
-		tr, err := NewTrainer(m, Options{Precision: BF16})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := m.SetAccelerator(tr); err != nil {
-			t.Fatal(err)
-		}
-		b := models.SyntheticBatch(cfg, B, T, true, 1)
-		for range 2 {
-			if _, err := m.Step(b, 1e-4); err != nil {
-				t.Fatal(err)
-			}
-		}
-		idle0, _ := tr.IdleTime()
-		start := time.Now()
-		var loss float64
-		for range steps {
-			st, err := m.Step(b, 1e-4)
-			if err != nil {
-				t.Fatal(err)
-			}
-			loss = st.Loss
-		}
-		if err := tr.Device().Sync(); err != nil {
-			t.Fatal(err)
-		}
-		sec := time.Since(start).Seconds() / steps
-		idle, _ := tr.IdleTime()
-		fwd, bwd := m.FLOPs(B)
-		flop := float64(fwd + bwd)
-		fmt.Printf("multimodal bf16 %s (%d tokens): %.1f ms/step, %.0f tokens/s, %.0f images/s, %.1f model TFLOP/s, MFU %.1f%%, GPU idle %.2f ms/step, loss %.4f (%s)\n",
-			conn.Type, conn.Tokens, 1e3*sec, B*T/sec, B/sec, flop/sec/1e12, 100*flop/sec/peak,
-			float64(idle-idle0)/float64(time.Millisecond)/steps, loss, tr.Device().Name)
-		// Where the image path's time goes: each part alone, repeated and
-		// synchronised, and the same model's step on a batch without images.
-		phase := func(f func() error) float64 {
-			defer tr.d.enter()()
-			start := time.Now()
-			for range steps {
-				if err := f(); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if err := tr.d.sync(); err != nil {
-				t.Fatal(err)
-			}
-			return 1e3 * time.Since(start).Seconds() / steps
-		}
-		ip := tr.img
-		vf := phase(func() error { return ip.vitForward(B) })
-		cf := phase(func() error { return ip.conn.forward(B) })
-		cb := phase(func() error { return ip.conn.backward(B, true) })
-		vb := phase(func() error { return ip.vitBackward(B) })
-		text := models.SyntheticBatch(cfg, B, T, false, 1)
-		start = time.Now()
-		for range steps {
-			if _, err := m.Step(text, 1e-4); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := tr.Device().Sync(); err != nil {
-			t.Fatal(err)
-		}
-		fmt.Printf("  image path parts (ms): vit forward %.2f, connector forward %.2f, connector backward %.2f, vit backward %.2f; the same model's step without images %.1f ms\n",
-			vf, cf, cb, vb, 1e3*time.Since(start).Seconds()/steps)
-		if err := m.SetAccelerator(nil); err != nil {
-			t.Fatal(err)
-		}
-		m.Close()
-	}
-}
-
-// TestDecoderStepBreakdown times the parts of a text step of the GPU
-// reference decoder (bench train --device cuda: width 1024, 12 layers,
-// 16/4 heads, SwiGLU 2816, vocab 32768, batch 16 × 1024, bf16), each alone,
-// repeated and synchronised, scaled to one step (MMABLATE_GPU_BENCH=1 only:
-// a measurement, not a check), to show where the step's time goes.
-func TestDecoderStepBreakdown(t *testing.T) {
-	needGPU(t)
-	if os.Getenv("MMABLATE_GPU_BENCH") == "" {
-		t.Skip("set MMABLATE_GPU_BENCH=1 to measure")
-	}
-	const B, T, reps = 16, 1024, 10
-	d := models.DefaultDecoderConfig()
-	d.Vocab, d.Width, d.Layers, d.Heads, d.KVHeads, d.FFNHidden, d.MaxSeq = 32768, 1024, 12, 16, 4, 2816, T
-	cfg := models.Config{Decoder: d}
-	m, err := models.New(cfg, B, T, models.Options{Seed: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	tr, err := NewTrainer(m, Options{Precision: BF16})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Close()
-	b := models.SyntheticBatch(cfg, B, T, false, 1)
-	for range 2 {
-		if _, err := tr.Step(b, 1e-4); err != nil {
-			t.Fatal(err)
-		}
-	}
-	start := time.Now()
-	for range reps {
-		if _, err := tr.Step(b, 1e-4); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tr.d.Sync(); err != nil {
-		t.Fatal(err)
-	}
-	step := 1e3 * time.Since(start).Seconds() / reps
-	n, D, F, V, L := tr.n, d.Width, d.FFNHidden, d.Vocab, d.Layers
-	a, lp, dd := &tr.acts[0], tr.layers[0], tr.d
-	parts := []struct {
-		name  string
-		times int // per step
-		f     func() error
-	}{
-		{"attention q·kᵀ and p·v products", L, func() error { return tr.attention(a) }}, // less the softmax below
-		{"attention softmax forward", L, func() error { return dd.attnSoftmax(a.probs, tr.docs, B, d.Heads, T, tr.bs, true) }},
-		{"attention backward products", L, func() error { return tr.attentionBack(a) }}, // less the softmax below
-		{"attention softmax backward", L, func() error { return dd.attnSoftmaxBackward(tr.scratch, a.probs, B*d.Heads, T, tr.bs, true) }},
-		{"7 linear forward products", L, func() error {
-			return errors.Join(tr.linear(a.q, a.an, lp.wq, n, D, tr.qd), tr.linear(a.k, a.an, lp.wk, n, D, tr.kvd),
-				tr.linear(a.v, a.an, lp.wv, n, D, tr.kvd), tr.linear(tr.branch, a.att, lp.wo, n, tr.qd, D),
-				tr.linear(a.h1, a.mn, lp.w1, n, D, F), tr.linear(a.h3, a.mn, lp.w3, n, D, F), tr.linear(tr.branch, a.gg, lp.w2, n, F, D))
-		}},
-		{"7 linear backward products (dx and dW)", L, func() error {
-			return errors.Join(tr.linearBack(tr.dG, tr.dx, a.gg, lp.w2, n, F, D, 0), tr.linearBack(tr.dnorm, tr.dG, a.mn, lp.w1, n, D, F, 0),
-				tr.linearBack(tr.dnorm, tr.dH3, a.mn, lp.w3, n, D, F, 1), tr.linearBack(tr.datt, tr.dh, a.att, lp.wo, n, tr.qd, D, 0),
-				tr.linearBack(tr.dnorm, tr.dq, a.an, lp.wq, n, D, tr.qd, 0), tr.linearBack(tr.dnorm, tr.dk, a.an, lp.wk, n, D, tr.kvd, 1),
-				tr.linearBack(tr.dnorm, tr.dv, a.an, lp.wv, n, D, tr.kvd, 1))
-		}},
-		{"norms, rope, swiglu, residual forward", L, func() error {
-			return errors.Join(dd.rmsForward(a.an, a.arstd, tr.xs[0], tr.w.Off(lp.attnNorm), n, D, normEps),
-				dd.rmsForward(a.qN, a.qrstd, a.q, tr.w.Off(lp.qNorm), n*d.Heads, tr.hd, normEps),
-				dd.rmsForward(a.kN, a.krstd, a.k, tr.w.Off(lp.kNorm), n*d.KVHeads, tr.hd, normEps),
-				dd.ropeApply(a.qRot, a.qN, tr.pos, tr.cos, tr.sin, n, d.Heads, tr.hd, 1, false),
-				dd.ropeApply(a.kRot, a.kN, tr.pos, tr.cos, tr.sin, n, d.KVHeads, tr.hd, 1, false),
-				dd.addInto(a.h, tr.xs[0], tr.branch, n*D), dd.rmsForward(a.mn, a.mrstd, a.h, tr.w.Off(lp.mlpNorm), n, D, normEps),
-				dd.swigluForward(a.gg, a.s, a.h1, a.h3, n*F), dd.addInto(tr.xs[1], a.h, tr.branch, n*D))
-		}},
-		{"head: logits product and cross-entropy forward", 1, func() error {
-			return errors.Join(tr.linear(tr.logits, tr.fn, tr.embed, n, D, V), dd.ceForward(tr.ceStats, tr.rowloss, tr.logits, tr.tgt, tr.mask, n, V))
-		}},
-		{"head: cross-entropy backward and logits products", 1, func() error {
-			return errors.Join(dd.ceBackward(tr.dlogits, tr.logits, tr.ceStats, tr.tgt, tr.mask, n, V, 1e-5),
-				tr.linearBack(tr.dnorm, tr.dlogits, tr.fn, tr.embed, n, D, V, 0))
-		}},
-		{"gradient norm and AdamW", 1, func() error {
-			_, err := dd.reduce(tr.partials, tr.g, tr.g.N, true)
-			return errors.Join(err, dd.launch("adamw", dd.k.adamw, grid1(tr.chunks), block1(ewBlock), 0,
-				tr.w, tr.g, tr.mom, tr.vel, tr.chunkLo, tr.chunkHi, tr.chunkFlags, float32(1),
-				float32(0.9), float32(0.95), float32(1e-8), float32(0), float32(1), float32(1)))
-		}},
-	}
-	defer tr.d.enter()()
-	total := 0.0
-	var ms []float64
-	for _, p := range parts {
-		start := time.Now()
-		for range reps {
-			if err := p.f(); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := tr.d.sync(); err != nil {
-			t.Fatal(err)
-		}
-		ms = append(ms, 1e3*time.Since(start).Seconds()/reps*float64(p.times))
-	}
-	ms[0] -= ms[1] // the products alone
-	ms[2] -= ms[3]
-	for i, p := range parts {
-		total += ms[i]
-		fmt.Printf("  %-48s %7.2f ms/step\n", p.name, ms[i])
-	}
-	fmt.Printf("decoder step %.1f ms (%s, bf16); the parts above sum to %.1f ms\n", step, tr.d.Name, total)
 }

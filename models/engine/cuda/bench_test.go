@@ -1,0 +1,301 @@
+package cuda
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/ebitengine/purego"
+
+	"github.com/mmablate/mmablate/models"
+)
+
+// The benchmarks below measure the GPU; they skip, printing why, where
+// there is none. Run them on the device with
+//
+//	go test -c -o cuda.test ./models/engine/cuda && ./cuda.test -test.run '^$' -test.bench . -test.benchtime 3x
+//
+// Each reports ns/op for its unit of work (one product, one training step,
+// one part of a step) and the rates named by its metrics.
+
+// gpuPeakBF16 is the H100/H200 SXM dense bf16 tensor-core peak (NVIDIA's
+// datasheet), the denominator of the benchmarks' MFU.
+const gpuPeakBF16 = 989.4e12
+
+// benchDecoderConfig is `mmablate bench train --device cuda`'s reference
+// decoder: width 1024, 12 layers, 16 heads (4 kv), SwiGLU 2816, vocab
+// 32768, sequence T.
+func benchDecoderConfig(T int) models.Config {
+	d := models.DefaultDecoderConfig()
+	d.Vocab, d.Width, d.Layers, d.Heads, d.KVHeads, d.FFNHidden, d.MaxSeq = 32768, 1024, 12, 16, 4, 2816, T
+	return models.Config{Decoder: d}
+}
+
+// timeOps runs f b.N times on a warm device and returns the seconds from
+// the first call until the device has finished the last (the timer covers
+// the same span), for rates per op.
+func timeOps(b *testing.B, d *Device, f func() error) float64 {
+	b.Helper()
+	if err := f(); err != nil { // warm: first-touch, cuBLAS heuristics
+		b.Fatal(err)
+	}
+	if err := d.Sync(); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for range b.N {
+		if err := f(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := d.Sync(); err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	return b.Elapsed().Seconds()
+}
+
+// BenchmarkGemm: cuBLAS throughput per precision on the reference model's
+// largest product (tokens × SwiGLU hidden × width) and on 4096³, zero
+// data. bf16-native feeds bf16 inputs (what a bf16 weight copy would give);
+// bf16 is the backend's mode, fp32 inputs converted by cuBLAS.
+func BenchmarkGemm(b *testing.B) {
+	needGPU(b)
+	d, err := Open(0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, sh := range [][3]int{{16384, 2816, 1024}, {4096, 4096, 4096}} {
+		m, n, k := sh[0], sh[1], sh[2]
+		exit := d.enter()
+		a, errA := d.alloc(m * k)
+		w, errW := d.alloc(n * k)
+		c, errC := d.alloc(m * n)
+		exit()
+		if err := errors.Join(errA, errW, errC); err != nil {
+			b.Fatal(err)
+		}
+		for _, mode := range []string{"fp32", "tf32", "bf16", "bf16-native"} {
+			b.Run(fmt.Sprintf("%dx%dx%d/%s", m, n, k, mode), func(b *testing.B) {
+				defer d.enter()()
+				run := func() error {
+					switch mode {
+					case "bf16-native":
+						d.scalars[0], d.scalars[1] = 1, 0
+						al, be := d.host+2*maxArgs*8, d.host+2*maxArgs*8+4
+						r, _, _ := purego.SyscallN(d.blas.gemmEx, d.blas.handle, cublasOpT, cublasOpN, uintptr(n), uintptr(m), uintptr(k),
+							al, w.P, cudaR16BF, uintptr(k), a.P, cudaR16BF, uintptr(k), be, c.P, cudaR32F, uintptr(n), cublasCompute32F, cublasGemmDefault)
+						return d.blas.check("cublasGemmEx bf16", r)
+					case "fp32":
+						return d.gemm(FP32, false, true, m, n, k, 1, a.P, k, w.P, k, 0, c.P, n)
+					case "tf32":
+						return d.gemm(TF32, false, true, m, n, k, 1, a.P, k, w.P, k, 0, c.P, n)
+					}
+					return d.gemm(BF16, false, true, m, n, k, 1, a.P, k, w.P, k, 0, c.P, n)
+				}
+				sec := timeOps(b, d, run)
+				b.ReportMetric(2*float64(m)*float64(n)*float64(k)*float64(b.N)/sec/1e12, "TFLOP/s")
+			})
+		}
+		exit = d.enter()
+		for _, x := range []Buf{a, w, c} {
+			d.drv.call("cuMemFree", d.drv.cuMemFree, x.P)
+		}
+		exit()
+	}
+}
+
+// BenchmarkImageStep: bf16 training steps of the GPU-sized multimodal
+// reference, the decoder of BenchmarkDecoderStep (batch 16 × 1024) behind
+// a ViT-B/16 at 224 px (width 768, 12 blocks, 196 patches, trained) and
+// each connector with 144 image tokens, one image per sequence; then where
+// the image path's time goes (each part alone, repeated and synchronised)
+// and the same model's step on a batch without images. MFU is the model's
+// FLOPs (models.Model.FLOPs) per second over the H100/H200 dense bf16 peak.
+func BenchmarkImageStep(b *testing.B) {
+	needGPU(b)
+	const B, T = 16, 1024
+	for _, conn := range []models.ConnectorConfig{
+		{Type: models.ConnCAbstractor, Tokens: 144, Depth: 1},
+		{Type: models.ConnAvgPool, Tokens: 144},
+	} {
+		b.Run(conn.Type, func(b *testing.B) {
+			cfg := benchDecoderConfig(T)
+			cfg.Vision, cfg.Connector = &models.VisionConfig{Resolution: 224, Patch: 16, Width: 768, Depth: 12, Heads: 12}, &conn
+			m, err := models.New(cfg, B, T, models.Options{Seed: 1, MaxImages: B})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer m.Close()
+			tr, err := NewTrainer(m, Options{Precision: BF16})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := m.SetAccelerator(tr); err != nil {
+				tr.Close()
+				b.Fatal(err)
+			}
+			defer m.SetAccelerator(nil)
+			batch := models.SyntheticBatch(cfg, B, T, true, 1)
+			// Two steps first, so that the parts below run on a real step's
+			// activations whichever sub-benchmarks -test.bench selects.
+			for range 2 {
+				if _, err := m.Step(batch, 1e-4); err != nil {
+					b.Fatal(err)
+				}
+			}
+			fwd, bwd := m.FLOPs(B)
+			flop := float64(fwd + bwd)
+			b.Run("step", func(b *testing.B) {
+				idle0, _ := tr.IdleTime()
+				var loss float64
+				sec := timeOps(b, tr.Device(), func() error {
+					st, err := m.Step(batch, 1e-4)
+					loss = st.Loss
+					return err
+				})
+				idle, _ := tr.IdleTime()
+				b.ReportMetric(float64(B*T*b.N)/sec, "tokens/s")
+				b.ReportMetric(float64(B*b.N)/sec, "images/s")
+				b.ReportMetric(flop*float64(b.N)/sec/1e12, "TFLOP/s")
+				b.ReportMetric(100*flop*float64(b.N)/sec/gpuPeakBF16, "MFU%")
+				// The warm-up step's gap counts too: b.N+1 gaps.
+				b.ReportMetric(float64(idle-idle0)/float64(time.Millisecond)/float64(b.N+1), "idle-ms/step")
+				b.Logf("%s, %s with %d image tokens: loss %.4f", tr.Device().Name, conn.Type, conn.Tokens, loss)
+			})
+			ip := tr.img
+			for _, part := range []struct {
+				name string
+				f    func() error
+			}{
+				{"vit-forward", func() error { return ip.vitForward(B) }},
+				{"connector-forward", func() error { return ip.conn.forward(B) }},
+				{"connector-backward", func() error { return ip.conn.backward(B, true) }},
+				{"vit-backward", func() error { return ip.vitBackward(B) }},
+			} {
+				b.Run(part.name, func(b *testing.B) {
+					defer tr.d.enter()()
+					sec := timeOps(b, tr.d, part.f)
+					b.ReportMetric(1e3*sec/float64(b.N), "ms/step")
+				})
+			}
+			text := models.SyntheticBatch(cfg, B, T, false, 1)
+			b.Run("step-without-images", func(b *testing.B) {
+				sec := timeOps(b, tr.Device(), func() error {
+					_, err := m.Step(text, 1e-4)
+					return err
+				})
+				b.ReportMetric(1e3*sec/float64(b.N), "ms/step")
+			})
+		})
+	}
+}
+
+// BenchmarkDecoderStep: bf16 training steps of the GPU reference decoder
+// (batch 16 × 1024, text only), then each part of the step alone, repeated
+// and synchronised, reported as ms/step (a per-layer part times the 12
+// layers). The attention forward and backward parts include their softmax,
+// which is also timed alone; the summary it logs subtracts it, so the
+// parts there add up to a step.
+func BenchmarkDecoderStep(b *testing.B) {
+	needGPU(b)
+	const B, T = 16, 1024
+	cfg := benchDecoderConfig(T)
+	d := cfg.Decoder
+	m, err := models.New(cfg, B, T, models.Options{Seed: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	tr, err := NewTrainer(m, Options{Precision: BF16})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tr.Close()
+	batch := models.SyntheticBatch(cfg, B, T, false, 1)
+	// Two steps first, so that the parts below run on a real step's
+	// activations whichever sub-benchmarks -test.bench selects.
+	for range 2 {
+		if _, err := tr.Step(batch, 1e-4); err != nil {
+			b.Fatal(err)
+		}
+	}
+	fwd, bwd := m.FLOPs(0)
+	flop := float64(fwd + bwd)
+	var stepMS float64
+	b.Run("step", func(b *testing.B) {
+		sec := timeOps(b, tr.Device(), func() error {
+			_, err := tr.Step(batch, 1e-4)
+			return err
+		})
+		stepMS = 1e3 * sec / float64(b.N)
+		b.ReportMetric(float64(B*T*b.N)/sec, "tokens/s")
+		b.ReportMetric(flop*float64(b.N)/sec/1e12, "TFLOP/s")
+		b.ReportMetric(100*flop*float64(b.N)/sec/gpuPeakBF16, "MFU%")
+	})
+	n, D, F, V, L := tr.n, d.Width, d.FFNHidden, d.Vocab, d.Layers
+	a, lp, dd := &tr.acts[0], tr.layers[0], tr.d
+	parts := []struct {
+		name  string
+		times int // per step
+		f     func() error
+	}{
+		{"attention-products-and-softmax", L, func() error { return tr.attention(a) }},
+		{"attention-softmax", L, func() error { return dd.attnSoftmax(a.probs, tr.docs, B, d.Heads, T, tr.bs, true) }},
+		{"attention-backward-products-and-softmax", L, func() error { return tr.attentionBack(a) }},
+		{"attention-softmax-backward", L, func() error { return dd.attnSoftmaxBackward(tr.scratch, a.probs, B*d.Heads, T, tr.bs, true) }},
+		{"linear-forward-products", L, func() error {
+			return errors.Join(tr.linear(a.q, a.an, lp.wq, n, D, tr.qd), tr.linear(a.k, a.an, lp.wk, n, D, tr.kvd),
+				tr.linear(a.v, a.an, lp.wv, n, D, tr.kvd), tr.linear(tr.branch, a.att, lp.wo, n, tr.qd, D),
+				tr.linear(a.h1, a.mn, lp.w1, n, D, F), tr.linear(a.h3, a.mn, lp.w3, n, D, F), tr.linear(tr.branch, a.gg, lp.w2, n, F, D))
+		}},
+		{"linear-backward-products", L, func() error { // dx and dW of the 7 products
+			return errors.Join(tr.linearBack(tr.dG, tr.dx, a.gg, lp.w2, n, F, D, 0), tr.linearBack(tr.dnorm, tr.dG, a.mn, lp.w1, n, D, F, 0),
+				tr.linearBack(tr.dnorm, tr.dH3, a.mn, lp.w3, n, D, F, 1), tr.linearBack(tr.datt, tr.dh, a.att, lp.wo, n, tr.qd, D, 0),
+				tr.linearBack(tr.dnorm, tr.dq, a.an, lp.wq, n, D, tr.qd, 0), tr.linearBack(tr.dnorm, tr.dk, a.an, lp.wk, n, D, tr.kvd, 1),
+				tr.linearBack(tr.dnorm, tr.dv, a.an, lp.wv, n, D, tr.kvd, 1))
+		}},
+		{"norms-rope-swiglu-residual-forward", L, func() error {
+			return errors.Join(dd.rmsForward(a.an, a.arstd, tr.xs[0], tr.w.Off(lp.attnNorm), n, D, normEps),
+				dd.rmsForward(a.qN, a.qrstd, a.q, tr.w.Off(lp.qNorm), n*d.Heads, tr.hd, normEps),
+				dd.rmsForward(a.kN, a.krstd, a.k, tr.w.Off(lp.kNorm), n*d.KVHeads, tr.hd, normEps),
+				dd.ropeApply(a.qRot, a.qN, tr.pos, tr.cos, tr.sin, n, d.Heads, tr.hd, 1, false),
+				dd.ropeApply(a.kRot, a.kN, tr.pos, tr.cos, tr.sin, n, d.KVHeads, tr.hd, 1, false),
+				dd.addInto(a.h, tr.xs[0], tr.branch, n*D), dd.rmsForward(a.mn, a.mrstd, a.h, tr.w.Off(lp.mlpNorm), n, D, normEps),
+				dd.swigluForward(a.gg, a.s, a.h1, a.h3, n*F), dd.addInto(tr.xs[1], a.h, tr.branch, n*D))
+		}},
+		{"head-logits-and-cross-entropy-forward", 1, func() error {
+			return errors.Join(tr.linear(tr.logits, tr.fn, tr.embed, n, D, V), dd.ceForward(tr.ceStats, tr.rowloss, tr.logits, tr.tgt, tr.mask, n, V))
+		}},
+		{"head-cross-entropy-and-logits-backward", 1, func() error {
+			return errors.Join(dd.ceBackward(tr.dlogits, tr.logits, tr.ceStats, tr.tgt, tr.mask, n, V, 1e-5),
+				tr.linearBack(tr.dnorm, tr.dlogits, tr.fn, tr.embed, n, D, V, 0))
+		}},
+		{"gradient-norm-and-adamw", 1, func() error {
+			_, err := dd.reduce(tr.partials, tr.g, tr.g.N, true)
+			return errors.Join(err, dd.launch("adamw", dd.k.adamw, grid1(tr.chunks), block1(ewBlock), 0,
+				tr.w, tr.g, tr.mom, tr.vel, tr.chunkLo, tr.chunkHi, tr.chunkFlags, float32(1),
+				float32(0.9), float32(0.95), float32(1e-8), float32(0), float32(1), float32(1)))
+		}},
+	}
+	ms := make([]float64, len(parts))
+	for i, p := range parts {
+		b.Run(p.name, func(b *testing.B) {
+			defer dd.enter()()
+			sec := timeOps(b, dd, p.f)
+			ms[i] = 1e3 * sec / float64(b.N) * float64(p.times)
+			b.ReportMetric(ms[i], "ms/step")
+		})
+	}
+	// The summary: the attention parts less their softmax, and their sum
+	// against the whole step's time.
+	ms[0] -= ms[1]
+	ms[2] -= ms[3]
+	total := 0.0
+	for i, p := range parts {
+		total += ms[i]
+		b.Logf("  %-48s %7.2f ms/step", p.name, ms[i])
+	}
+	b.Logf("decoder step %.1f ms (%s, bf16); the parts above sum to %.1f ms", stepMS, dd.Name, total)
+}
