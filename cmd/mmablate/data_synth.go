@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -46,6 +47,8 @@ It writes one canonical dataset (shards + manifest.json) per split under
   eval/caption/support/  few-shot demonstrations, scenes disjoint from query
   eval/vqa/query/        [image, question], 10 annotator answers in meta
   eval/vqa/support/      few-shot demonstrations, scenes disjoint from query
+  eval/text/             held-out scene descriptions and stories, none of them in
+                         text/: the validation perplexity's documents
   instructions/          with --instructions N: [image, task prompt, answer], the
                          prompt marked as the instruction in meta
 
@@ -53,7 +56,9 @@ The package doc of data/shapes (go doc ./data/shapes) lists each split's
 record layout and meta fields. The same flags give the same bytes, whatever
 --workers says. Rerunning into a directory that holds this very output
 says it is up to date; a directory with other parameters or other files is
-refused unless --force, which replaces only synth's own files.
+refused unless --force, which replaces only synth's own files. One that
+differs in --eval-text alone (a world made before eval/text existed) keeps
+its other splits and gets eval/text written, no --force needed.
 
 Progress goes to stderr: on a terminal a progress bar with the rows
 written of all splits, the current split's rows and rows/s; otherwise a
@@ -69,6 +74,7 @@ Flags:
   --eval-caption N       caption-evaluation queries (default 300)
   --eval-vqa N           VQA queries (default 500)
   --support N            support rows of each evaluation (default 100)
+  --eval-text N          held-out text documents in eval/text/ (default 200; 0: none)
   --instructions N       instruction-style rows (default 0: no instructions/)
   --max-objects N        most objects in a scene, 1..9 (default 8)
   --tiny-fraction F      probability that an object is tiny (default 0.15)
@@ -84,7 +90,7 @@ Counts are 0..10000000.
 Example:
 
   mmablate data synth --out data/shapes --seed 7 --scenes 20000 --tiny-fraction 0.3
-  wrote 24984 rows to data/shapes in 12.0s
+  wrote 25184 rows to data/shapes in 12.0s
     captions                20000 rows  1 shard
     interleaved              1500 rows  1 shard
     text                     2484 rows  1 shard
@@ -92,6 +98,7 @@ Example:
     eval/caption/support      100 rows  1 shard
     eval/vqa/query            500 rows  1 shard
     eval/vqa/support          100 rows  1 shard
+    eval/text                 200 rows  1 shard
   mmablate data synth --out data/shapes --seed 7 --scenes 20000 --tiny-fraction 0.3
   data/shapes is up to date (synth.json matches these parameters)`,
 		Args: exactArgs(0),
@@ -140,6 +147,7 @@ Example:
 	f.IntVar(&cfg.EvalCaption, "eval-caption", cfg.EvalCaption, "caption-evaluation queries")
 	f.IntVar(&cfg.EvalVQA, "eval-vqa", cfg.EvalVQA, "VQA queries")
 	f.IntVar(&cfg.Support, "support", cfg.Support, "support (few-shot demonstration) rows of each evaluation")
+	f.IntVar(&cfg.EvalText, "eval-text", cfg.EvalText, "held-out synthetic texts in eval/text/, none in text/ (0: none)")
 	f.IntVar(&cfg.Instructions, "instructions", cfg.Instructions, "instruction-style rows in instructions/ (task prompt marked in meta; 0: none)")
 	f.IntVar(&cfg.MaxObjects, "max-objects", cfg.MaxObjects, "most objects in a scene, 1..9")
 	f.Float64Var(&cfg.TinyFraction, "tiny-fraction", cfg.TinyFraction, "probability that an object is tiny (lost at low resolution)")
@@ -160,7 +168,9 @@ func printSynthResult(w io.Writer, out string, res *shapes.Result, took time.Dur
 	}
 	var rows int64
 	for _, s := range res.Splits {
-		rows += s.Rows
+		if !slices.Contains(res.Kept, s.Name) {
+			rows += s.Rows
+		}
 	}
 	fmt.Fprintf(w, "wrote %d rows to %s in %.1fs\n", rows, out, took.Seconds())
 	for _, s := range res.Splits {
@@ -168,7 +178,11 @@ func printSynthResult(w io.Writer, out string, res *shapes.Result, took time.Dur
 		if len(s.Shards) == 1 {
 			noun = "shard"
 		}
-		fmt.Fprintf(w, "  %-20s %8d rows  %d %s\n", s.Name, s.Rows, len(s.Shards), noun)
+		kept := ""
+		if slices.Contains(res.Kept, s.Name) {
+			kept = "  (kept: only eval/text differed)"
+		}
+		fmt.Fprintf(w, "  %-20s %8d rows  %d %s%s\n", s.Name, s.Rows, len(s.Shards), noun, kept)
 	}
 }
 

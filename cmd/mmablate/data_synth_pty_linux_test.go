@@ -60,18 +60,18 @@ func TestDataSynthProgressOnTerminal(t *testing.T) {
 	root.SetErr(slave)
 	out := filepath.Join(t.TempDir(), "shapes")
 	root.SetArgs([]string{"data", "synth", "--out", out, "--scenes", "6", "--docs", "2", "--texts", "2",
-		"--eval-caption", "2", "--eval-vqa", "2", "--support", "2", "--size", "16", "--no-book"})
+		"--eval-caption", "2", "--eval-vqa", "2", "--support", "2", "--eval-text", "2", "--size", "16", "--no-book"})
 	err := root.Execute()
 	slave.Close()
 	bar := string(<-drawn)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, bar)
 	}
-	last := "\rsynth [####################] 100.0%  18/18 rows  eval/vqa/support 2/2  "
+	last := "\rsynth [####################] 100.0%  20/20 rows  eval/text 2/2  "
 	if !strings.Contains(bar, last) || !strings.HasSuffix(bar, "\r\033[K") {
 		t.Fatalf("terminal got %q, want a bar ending with %q and then erased", bar, last)
 	}
-	if !strings.HasPrefix(stdout.String(), "wrote 18 rows to "+out) || strings.ContainsAny(stdout.String(), "\r\033") {
+	if !strings.HasPrefix(stdout.String(), "wrote 20 rows to "+out) || strings.ContainsAny(stdout.String(), "\r\033") {
 		t.Fatalf("stdout %q", stdout.String())
 	}
 }

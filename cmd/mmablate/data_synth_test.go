@@ -13,15 +13,15 @@ import (
 func TestDataSynth(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "shapes")
 	small := []string{"data", "synth", "--out", out, "--scenes", "6", "--docs", "3", "--texts", "4",
-		"--eval-caption", "3", "--eval-vqa", "4", "--support", "2", "--size", "32", "--no-book"}
+		"--eval-caption", "3", "--eval-vqa", "4", "--support", "2", "--eval-text", "5", "--size", "32", "--no-book"}
 	got, err := runCLI(small...)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, got)
 	}
-	if !strings.Contains(got, "wrote 24 rows to "+out) || !strings.Contains(got, "eval/vqa/support") {
+	if !strings.Contains(got, "wrote 29 rows to "+out) || !strings.Contains(got, "eval/vqa/support") || !strings.Contains(got, "eval/text                   5 rows") {
 		t.Fatalf("output:\n%s", got)
 	}
-	for _, split := range []string{"captions", "interleaved", "text", "eval/caption/query", "eval/caption/support", "eval/vqa/query", "eval/vqa/support"} {
+	for _, split := range []string{"captions", "interleaved", "text", "eval/caption/query", "eval/caption/support", "eval/vqa/query", "eval/vqa/support", "eval/text"} {
 		if bad, err := shards.Verify(filepath.Join(out, split)); err != nil || len(bad) > 0 {
 			t.Fatalf("%s: %v %v", split, bad, err)
 		}
@@ -29,6 +29,13 @@ func TestDataSynth(t *testing.T) {
 	got, err = runCLI(append(small, "--workers", "3")...)
 	if err != nil || !strings.Contains(got, "is up to date") {
 		t.Fatalf("rerun: %v\n%s", err, got)
+	}
+	// Another --eval-text (a world made before eval/text, say) writes
+	// eval/text alone and keeps the other splits, without --force.
+	got, err = runCLI(append(small, "--eval-text", "7")...)
+	if err != nil || !strings.Contains(got, "wrote 7 rows to "+out) || !strings.Contains(got, "eval/text                   7 rows  1 shard\n") ||
+		!strings.Contains(got, "captions                    6 rows  1 shard  (kept") {
+		t.Fatalf("--eval-text 7 after 5: %v\n%s", err, got)
 	}
 	got, err = runCLI(append(small, "--seed", "2")...)
 	var ue *usageError
@@ -66,6 +73,7 @@ func TestDataSynthMisuse(t *testing.T) {
 		{[]string{"--out", out, "--size", "100000"}, "size 100000"},
 		{[]string{"--out", out, "--scenes", "-3"}, "scenes = -3"},
 		{[]string{"--out", out, "--docs", "20000000"}, "docs = 20000000"},
+		{[]string{"--out", out, "--eval-text", "-1"}, "eval-text = -1"},
 		{[]string{"--out", out, "--max-objects", "12"}, "max-objects = 12"},
 		{[]string{"--out", out, "--tiny-fraction", "2"}, "tiny-fraction"},
 		{[]string{"--out", out, "--workers", "-1"}, "--workers"},

@@ -17,6 +17,10 @@ type Config struct {
 	EvalCaption int `json:"eval_caption"` // eval/caption/query/
 	EvalVQA     int `json:"eval_vqa"`     // eval/vqa/query/
 	Support     int `json:"support"`      // each eval split's support/
+	// EvalText is the row count of eval/text/ (SplitEvalText), held-out
+	// synthetic texts for a validation perplexity; 0 writes no such split
+	// and leaves synth.json as it was without it.
+	EvalText int `json:"eval_text,omitempty"`
 	// Instructions is the row count of instructions/ (SplitInstructions);
 	// 0 writes no such split and leaves synth.json as it was without it.
 	Instructions int `json:"instructions,omitempty"`
@@ -53,6 +57,7 @@ func DefaultConfig() Config {
 		EvalCaption:     300,
 		EvalVQA:         500,
 		Support:         100,
+		EvalText:        200, // more than eval.perplexity_samples reads (16–32 in the examples); text only, so cheap
 		MaxObjects:      8,
 		TinyFraction:    0.15,
 		CrowdedFraction: 0.25,
@@ -68,7 +73,7 @@ func (c *Config) Validate() error {
 	for _, f := range []struct {
 		name string
 		v    int
-	}{{"scenes", c.Scenes}, {"docs", c.Docs}, {"texts", c.Texts}, {"eval-caption", c.EvalCaption}, {"eval-vqa", c.EvalVQA}, {"support", c.Support}, {"instructions", c.Instructions}} {
+	}{{"scenes", c.Scenes}, {"docs", c.Docs}, {"texts", c.Texts}, {"eval-caption", c.EvalCaption}, {"eval-vqa", c.EvalVQA}, {"support", c.Support}, {"eval-text", c.EvalText}, {"instructions", c.Instructions}} {
 		if f.v < 0 || f.v > MaxCount {
 			return fmt.Errorf("shapes: %s = %d is outside 0..%d", f.name, f.v, MaxCount)
 		}

@@ -33,6 +33,8 @@
 //	eval/caption/support/   few-shot demonstrations for it
 //	eval/vqa/query/         VQA benchmark, 10 answers per question
 //	eval/vqa/support/       few-shot demonstrations for it
+//	eval/text/              held-out descriptions and stories (Config.EvalText > 0)
+//	instructions/           instruction-style samples (Config.Instructions > 0, see SplitInstructions)
 //
 // Record ids are the split with "/" replaced by "-" and the row number:
 // "captions-0000042", "eval-vqa-query-0000007". Image paths are the id
@@ -48,6 +50,8 @@
 //	text/            kind text         texts [text]
 //	                 meta {"split", "source": "description"|"story"|"book",
 //	                       "scene" (description, story), "file", "chunk" (book)}
+//	eval/text/       kind text         texts [text]
+//	                 meta {"split", "source": "description"|"story", "scene"}
 //	eval/caption/*   kind caption      images [img]      texts [·]
 //	                 meta {"split", "task": "caption", "references": [5 captions], "scene"}
 //	eval/vqa/*       kind caption      images [img, ·]   texts [·, question]
@@ -79,7 +83,13 @@
 // images each followed by "Caption: …", or a quiz of images each followed
 // by "Question: … Answer: …"; the last two are where a model learns to
 // continue a run of solved examples. text/ mixes Config.Texts synthetic texts with paragraph chunks
-// (about 1500 characters) of Config.TextFiles, spread evenly.
+// (about 1500 characters) of Config.TextFiles, spread evenly. eval/text
+// holds Config.EvalText synthetic texts drawn the same way from random
+// sources of their own, each redrawn until it equals no text of text/, so
+// that a perplexity measured on it is over documents training never read.
+// Its rows depend on no other split's, nor theirs on it: a world made
+// before eval/text existed (synth.json without "eval_text") keeps its
+// other splits' bytes when Generate adds it.
 //
 // # Determinism
 //

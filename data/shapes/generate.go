@@ -2,6 +2,7 @@ package shapes
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -23,13 +24,33 @@ const (
 	SplitEvalCaptionSupport = "eval/caption/support"
 	SplitEvalVQAQuery       = "eval/vqa/query"
 	SplitEvalVQASupport     = "eval/vqa/support"
+	// SplitEvalText holds Config.EvalText synthetic texts drawn as text/'s
+	// are but from their own random streams, none equal to a text of
+	// text/: held-out documents for a validation perplexity. The split
+	// exists only when Config.EvalText is positive.
+	SplitEvalText = "eval/text"
 )
 
-// Splits lists every split in the order Generate writes them (a support
-// split after its query split, whose scenes it must avoid).
+// Splits lists every split Generate always writes, in the order it writes
+// them (a support split after its query split, whose scenes it must
+// avoid). SplitEvalText and SplitInstructions follow when their counts are
+// positive (Config.splits).
 var Splits = []string{
 	SplitCaptions, SplitInterleaved, SplitText,
 	SplitEvalCaptionQuery, SplitEvalCaptionSupport, SplitEvalVQAQuery, SplitEvalVQASupport,
+}
+
+// splits lists the splits Generate writes for c, in order: Splits, then
+// SplitEvalText and SplitInstructions when c asks for their rows.
+func (c *Config) splits() []string {
+	s := append([]string(nil), Splits...)
+	if c.EvalText > 0 {
+		s = append(s, SplitEvalText)
+	}
+	if c.Instructions > 0 {
+		s = append(s, SplitInstructions)
+	}
+	return s
 }
 
 // MaxDocScenes is the most scenes an interleaved document holds: five, as
@@ -78,6 +99,9 @@ type maker struct {
 	cfg       Config
 	textRows  []bookRow           // one per text/ row: a book chunk, or src == nil for a synthetic text
 	querySigs map[string]struct{} // signatures of the current support split's query scenes
+	// trainTexts holds the sha256 of every text of text/ while eval/text
+	// is written, whose texts must differ from them all.
+	trainTexts map[[sha256.Size]byte]struct{}
 }
 
 type bookRow struct {
@@ -102,6 +126,8 @@ func (m *maker) rows(split string) int {
 		return m.cfg.EvalCaption
 	case SplitEvalVQAQuery:
 		return m.cfg.EvalVQA
+	case SplitEvalText:
+		return m.cfg.EvalText
 	case SplitInstructions:
 		return m.cfg.Instructions
 	}
@@ -219,16 +245,21 @@ func (m *maker) record(w *worker, split string, row int) (*data.Record, error) {
 			text = b.src.chunks[b.chunk]
 			meta.Source, meta.File, meta.Chunk = "book", b.src.Name, &b.chunk
 		} else {
-			s := NewScene(rng, opts)
-			sj := s.JSON()
-			meta.Scene = &sj
-			if rng.IntN(2) == 0 {
-				text, meta.Source = Description(rng, s), "description"
-			} else {
-				text, meta.Source = Story(rng, s), "story"
-			}
+			text = syntheticText(rng, opts, &meta)
 		}
 		return &data.Record{ID: id, Kind: data.KindText, Texts: []*string{&text}, Images: []*data.ImageRef{nil}, Meta: marshalMeta(meta)}, nil
+
+	case SplitEvalText:
+		// Redrawn until unlike every text of text/, so that no held-out
+		// document was also trained on.
+		for attempt := 0; attempt < maxSupportAttempts; attempt++ {
+			meta := textMeta{Split: split}
+			text := syntheticText(recordRNG(m.cfg.Seed, split, row, attempt), opts, &meta)
+			if _, seen := m.trainTexts[sha256.Sum256([]byte(text))]; !seen {
+				return &data.Record{ID: id, Kind: data.KindText, Texts: []*string{&text}, Images: []*data.ImageRef{nil}, Meta: marshalMeta(meta)}, nil
+			}
+		}
+		return nil, fmt.Errorf("shapes: %s: no text unlike every text of text/ in %d draws: the scene space is too small for these counts (raise --max-objects, or lower --texts or --eval-text)", id, maxSupportAttempts)
 	}
 
 	// Evaluation splits: support scenes are redrawn until they differ from
@@ -266,6 +297,37 @@ func (m *maker) record(w *worker, split string, row int) (*data.Record, error) {
 			Meta: marshalMeta(vqaMeta{Split: split, Task: q.Type, QuestionType: q.Type, Question: q.Question, Answer: q.Answer, Answers: q.Answers, Scene: s.JSON()}),
 		}, nil
 	}
+}
+
+// syntheticText draws a scene and writes, with even odds, its Description
+// or a Story of it, recording which and the scene in meta.
+func syntheticText(rng *rand.Rand, opts SceneOptions, meta *textMeta) string {
+	s := NewScene(rng, opts)
+	sj := s.JSON()
+	meta.Scene = &sj
+	if rng.IntN(2) == 0 {
+		meta.Source = "description"
+		return Description(rng, s)
+	}
+	meta.Source = "story"
+	return Story(rng, s)
+}
+
+// textHashes computes the sha256 of every text of text/ without writing
+// it: a synthetic row's text is a function of its random source alone.
+func (m *maker) textHashes() map[[sha256.Size]byte]struct{} {
+	hashes := make(map[[sha256.Size]byte]struct{}, len(m.textRows))
+	opts := m.cfg.sceneOptions()
+	for row, b := range m.textRows {
+		var text string
+		if b.src != nil {
+			text = b.src.chunks[b.chunk]
+		} else {
+			text = syntheticText(recordRNG(m.cfg.Seed, SplitText, row, 0), opts, &textMeta{})
+		}
+		hashes[sha256.Sum256([]byte(text))] = struct{}{}
+	}
+	return hashes
 }
 
 // querySignatures computes the scene signatures of a query split without

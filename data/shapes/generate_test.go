@@ -23,7 +23,7 @@ import (
 func smallConfig() Config {
 	c := DefaultConfig()
 	c.Scenes, c.Docs, c.Texts = 30, 8, 10
-	c.EvalCaption, c.EvalVQA, c.Support = 12, 25, 6
+	c.EvalCaption, c.EvalVQA, c.Support, c.EvalText = 12, 25, 6, 15
 	c.TextFiles = []string{"testdata/small-book.txt"}
 	return c
 }
@@ -40,8 +40,13 @@ func generateIn(t *testing.T, dir string, cfg Config, opts Options) *Result {
 // shardHashes lists each split's shard sha256s as recorded in its manifest.
 func shardHashes(t *testing.T, out string) map[string][]string {
 	t.Helper()
+	st, err := readStamp(out)
+	if err != nil {
+		t.Fatal(err)
+	}
 	h := map[string][]string{}
-	for _, split := range Splits {
+	for _, sp := range st.Splits {
+		split := sp.Name
 		m, err := shards.LoadManifest(filepath.Join(out, split))
 		if err != nil {
 			t.Fatal(err)
@@ -66,7 +71,7 @@ func TestDeterministic(t *testing.T) {
 		runs = append(runs, shardHashes(t, out))
 	}
 	for i := 1; i < len(runs); i++ {
-		for _, split := range Splits {
+		for _, split := range cfg.splits() {
 			if !slices.Equal(runs[0][split], runs[i][split]) {
 				t.Errorf("%s: run %d differs from run 0:\n%v\n%v", split, i, runs[i][split], runs[0][split])
 			}
@@ -80,7 +85,7 @@ func TestDeterministic(t *testing.T) {
 	out := filepath.Join(base, "other-seed")
 	generateIn(t, out, cfg, Options{})
 	other := shardHashes(t, out)
-	for _, split := range Splits {
+	for _, split := range cfg.splits() {
 		if slices.Equal(other[split], runs[0][split]) {
 			t.Errorf("%s: seeds %d and %d give the same shards", split, cfg.Seed-1, cfg.Seed)
 		}
@@ -170,13 +175,13 @@ func TestSplitsReadBack(t *testing.T) {
 	want := map[string]int{
 		SplitCaptions: cfg.Scenes, SplitInterleaved: cfg.Docs, SplitText: cfg.Texts + len(book.chunks),
 		SplitEvalCaptionQuery: cfg.EvalCaption, SplitEvalCaptionSupport: cfg.Support,
-		SplitEvalVQAQuery: cfg.EvalVQA, SplitEvalVQASupport: cfg.Support,
+		SplitEvalVQAQuery: cfg.EvalVQA, SplitEvalVQASupport: cfg.Support, SplitEvalText: cfg.EvalText,
 	}
-	if len(res.Splits) != len(Splits) {
+	if len(res.Splits) != len(cfg.splits()) {
 		t.Fatalf("%d splits in the result", len(res.Splits))
 	}
 	formats := map[bool]int{}
-	for _, split := range Splits {
+	for _, split := range cfg.splits() {
 		recs := readSplit(t, out, split)
 		if len(recs) != want[split] {
 			t.Fatalf("%s: %d rows, want %d", split, len(recs), want[split])
@@ -221,7 +226,7 @@ func TestSplitsReadBack(t *testing.T) {
 				if rec.Kind != data.KindInterleaved || nImg < 2 || nImg > MaxDocScenes || nImg != len(meta.Scenes) || rec.Texts[len(rec.Texts)-1] == nil {
 					t.Fatalf("%s: %d images for %d scenes", rec.ID, nImg, len(meta.Scenes))
 				}
-			case SplitText:
+			case SplitText, SplitEvalText:
 				if rec.Kind != data.KindText || len(rec.Texts) != 1 || *rec.Texts[0] == "" {
 					t.Fatalf("%s: not [text]", rec.ID)
 				}
@@ -328,6 +333,8 @@ func TestBadConfig(t *testing.T) {
 		{"negative texts", func(c *Config) { c.Texts = -5 }, "texts"},
 		{"absurd eval-vqa", func(c *Config) { c.EvalVQA = 1 << 40 }, "eval-vqa"},
 		{"negative support", func(c *Config) { c.Support = -1 }, "support"},
+		{"negative eval-text", func(c *Config) { c.EvalText = -1 }, "eval-text = -1"},
+		{"absurd eval-text", func(c *Config) { c.EvalText = MaxCount + 1 }, "eval-text = 10000001"},
 		{"no objects", func(c *Config) { c.MaxObjects = 0 }, "max-objects = 0"},
 		{"too many objects", func(c *Config) { c.MaxObjects = 10 }, "max-objects = 10"},
 		{"tiny fraction", func(c *Config) { c.TinyFraction = 1.5 }, "tiny-fraction"},

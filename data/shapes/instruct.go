@@ -36,15 +36,6 @@ type instructionMeta struct {
 	Scene       SceneJSON `json:"scene"`
 }
 
-// splits lists the splits Generate writes for c, in order: Splits, then
-// SplitInstructions when c asks for instruction rows.
-func (c *Config) splits() []string {
-	if c.Instructions <= 0 {
-		return Splits
-	}
-	return append(append([]string(nil), Splits...), SplitInstructions)
-}
-
 // instructionRecord builds row of instructions/.
 func (m *maker) instructionRecord(w *worker, row int) (*data.Record, error) {
 	id := recordID(SplitInstructions, row)

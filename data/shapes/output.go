@@ -54,7 +54,12 @@ type Progress struct {
 type Result struct {
 	// UpToDate: the directory already held this output; nothing was written.
 	UpToDate bool
-	Splits   []SplitResult
+	// Splits are every split of the output, in synth.json's order.
+	Splits []SplitResult
+	// Kept names the splits of an earlier output that differed from this
+	// one in Config.EvalText alone: they were left as they were and only
+	// eval/text was written (or removed).
+	Kept []string
 }
 
 // SplitResult describes one written split.
@@ -78,6 +83,14 @@ func (s *stamp) sameParams(o *stamp) bool {
 	a, _ := json.Marshal(stamp{Generator: s.Generator, Config: s.Config, Inputs: s.Inputs})
 	b, _ := json.Marshal(stamp{Generator: o.Generator, Config: o.Config, Inputs: o.Inputs})
 	return bytes.Equal(a, b)
+}
+
+// sameBesidesEvalText compares what decides the bytes of every split but
+// eval/text, whose rows no other split depends on (nor they on it).
+func (s *stamp) sameBesidesEvalText(o *stamp) bool {
+	a, b := *s, *o
+	a.Config.EvalText, b.Config.EvalText = 0, 0
+	return a.sameParams(&b)
 }
 
 // recordWriter is what a split is written through: a shards.Writer, or a
@@ -118,7 +131,8 @@ func generate(ctx context.Context, out string, cfg Config, opts Options,
 		}
 		st.Inputs = append(st.Inputs, src)
 	}
-	if res, err := prepare(out, st, opts.Force); res != nil || err != nil {
+	res, kept, err := prepare(out, st, opts.Force)
+	if res != nil || err != nil {
 		return res, err
 	}
 	if err := writeStamp(out, st); err != nil {
@@ -131,16 +145,27 @@ func generate(ctx context.Context, out string, cfg Config, opts Options,
 	}
 	prog := Progress{}
 	for _, split := range cfg.splits() {
-		prog.TotalRows += int64(m.rows(split))
+		if _, ok := kept[split]; !ok {
+			prog.TotalRows += int64(m.rows(split))
+		}
 	}
 	shardOpts := opts.Shards
 	shardOpts.CreatedBy = "mmablate data synth"
+	var keptNames []string
 	for _, split := range cfg.splits() {
-		m.querySigs = nil
-		if split == SplitEvalCaptionSupport {
+		if sp, ok := kept[split]; ok {
+			st.Splits = append(st.Splits, sp)
+			keptNames = append(keptNames, split)
+			continue
+		}
+		m.querySigs, m.trainTexts = nil, nil
+		switch split {
+		case SplitEvalCaptionSupport:
 			m.querySigs = m.querySignatures(SplitEvalCaptionQuery)
-		} else if split == SplitEvalVQASupport {
+		case SplitEvalVQASupport:
 			m.querySigs = m.querySignatures(SplitEvalVQAQuery)
+		case SplitEvalText:
+			m.trainTexts = m.textHashes()
 		}
 		dir := filepath.Join(out, filepath.FromSlash(split))
 		w, err := newWriter(dir, shardOpts)
@@ -175,48 +200,60 @@ func generate(ctx context.Context, out string, cfg Config, opts Options,
 	if err := writeStamp(out, st); err != nil {
 		return nil, err
 	}
-	return &Result{Splits: st.Splits}, nil
+	return &Result{Splits: st.Splits, Kept: keptNames}, nil
 }
 
 // prepare decides what to do with an existing out: a Result when it is up
 // to date, an error when it must be refused, neither when generation may
-// proceed (after removing an earlier output's files).
-func prepare(out string, want *stamp, force bool) (*Result, error) {
+// proceed (after removing an earlier output's files). When the earlier
+// output is complete, intact and differs in eval/text's count alone (a
+// world made before that split existed, say), only eval/text's files are
+// removed and the other splits are returned in kept, by name, to be left
+// as they are: their bytes do not depend on it.
+func prepare(out string, want *stamp, force bool) (res *Result, kept map[string]SplitResult, err error) {
 	fi, err := os.Stat(out)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("shapes: output directory: %w", err)
+		return nil, nil, fmt.Errorf("shapes: output directory: %w", err)
 	}
 	if !fi.IsDir() {
-		return nil, fmt.Errorf("shapes: output %s exists and is not a directory", out)
+		return nil, nil, fmt.Errorf("shapes: output %s exists and is not a directory", out)
 	}
 	entries, err := os.ReadDir(out)
 	if err != nil {
-		return nil, fmt.Errorf("shapes: output directory: %w", err)
+		return nil, nil, fmt.Errorf("shapes: output directory: %w", err)
 	}
 	if len(entries) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	old, err := readStamp(out)
 	switch {
 	case err == nil && old.sameParams(want):
 		if old.Complete && intact(out, old) {
-			return &Result{UpToDate: true, Splits: old.Splits}, nil
+			return &Result{UpToDate: true, Splits: old.Splits}, nil, nil
 		}
 		// The same parameters, interrupted or damaged: ours to redo.
+	case err == nil && old.sameBesidesEvalText(want) && old.Complete && intact(out, old):
+		kept = map[string]SplitResult{}
+		for _, sp := range old.Splits {
+			if sp.Name != SplitEvalText {
+				kept[sp.Name] = sp
+			}
+		}
+		return nil, kept, cleanSplits(out, []string{SplitEvalText})
 	case force:
 	case err == nil:
-		return nil, fmt.Errorf("shapes: %s holds a synth output made with other parameters (%s): use --force to replace it", out, stampDiff(old, want))
+		return nil, nil, fmt.Errorf("shapes: %s holds a synth output made with other parameters (%s): use --force to replace it", out, stampDiff(old, want))
 	default:
 		names := make([]string, 0, 3)
 		for _, e := range entries[:min(3, len(entries))] {
 			names = append(names, e.Name())
 		}
-		return nil, fmt.Errorf("shapes: %s exists and holds other files (%s): choose a new or empty directory, or use --force to write synth's files there (other files are kept)", out, strings.Join(names, ", "))
+		return nil, nil, fmt.Errorf("shapes: %s exists and holds other files (%s): choose a new or empty directory, or use --force to write synth's files there (other files are kept)", out, strings.Join(names, ", "))
 	}
-	return nil, clean(out)
+	return nil, nil, clean(out)
 }
 
 // stampDiff names the first parameters that differ, for the refusal message.
@@ -231,10 +268,21 @@ func stampDiff(old, want *stamp) string {
 	for k := range a {
 		keys = append(keys, k)
 	}
+	for k := range b { // a key left out when zero (eval_text) may be in one alone
+		if _, ok := a[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
 	slices.Sort(keys)
+	val := func(m map[string]any, k string) any {
+		if v, ok := m[k]; ok {
+			return v
+		}
+		return 0
+	}
 	for _, k := range keys {
-		if fmt.Sprint(a[k]) != fmt.Sprint(b[k]) {
-			diffs = append(diffs, fmt.Sprintf("%s %v, now %v", k, a[k], b[k]))
+		if va, vb := val(a, k), val(b, k); fmt.Sprint(va) != fmt.Sprint(vb) {
+			diffs = append(diffs, fmt.Sprintf("%s %v, now %v", k, va, vb))
 		}
 	}
 	if old.Generator != want.Generator {
@@ -300,14 +348,22 @@ func writeStamp(out string, st *stamp) error {
 // each split directory the manifest, the shards and their temporaries;
 // directories left empty go too.
 func clean(out string) error {
+	if err := os.Remove(filepath.Join(out, StampName)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("shapes: replace the earlier output in %s: %w", out, err)
+	}
+	return cleanSplits(out, append(Splits[:len(Splits):len(Splits)], SplitEvalText, SplitInstructions))
+}
+
+// cleanSplits removes synth's files from the directories of splits, and
+// the directories of synth's layout left empty.
+func cleanSplits(out string, splits []string) error {
 	var errs []error
 	remove := func(p string) {
 		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
 		}
 	}
-	remove(filepath.Join(out, StampName))
-	for _, split := range append(Splits[:len(Splits):len(Splits)], SplitInstructions) {
+	for _, split := range splits {
 		dir := filepath.Join(out, filepath.FromSlash(split))
 		entries, err := os.ReadDir(dir)
 		if errors.Is(err, fs.ErrNotExist) {
@@ -324,7 +380,7 @@ func clean(out string) error {
 		}
 	}
 	// Deepest first, so eval/caption/query goes before eval/caption.
-	for _, d := range []string{"eval/caption/query", "eval/caption/support", "eval/vqa/query", "eval/vqa/support", "eval/caption", "eval/vqa", "eval", "captions", "interleaved", "text", SplitInstructions} {
+	for _, d := range []string{"eval/caption/query", "eval/caption/support", "eval/vqa/query", "eval/vqa/support", "eval/text", "eval/caption", "eval/vqa", "eval", "captions", "interleaved", "text", SplitInstructions} {
 		p := filepath.Join(out, filepath.FromSlash(d))
 		if entries, err := os.ReadDir(p); err == nil && len(entries) == 0 {
 			remove(p)
