@@ -71,6 +71,7 @@ type ShapesConfig struct {
 	EvalCaption     int      `yaml:"eval_caption"`
 	EvalVQA         int      `yaml:"eval_vqa"`
 	Support         int      `yaml:"support"`
+	EvalText        int      `yaml:"eval_text"`              // held-out texts in eval/text/, eval.text's default; 0: none (and no default eval.text)
 	Instructions    int      `yaml:"instructions,omitempty"` // rows of instructions/ (instruction-pruning data); 0: none
 	MaxObjects      int      `yaml:"max_objects"`
 	TinyFraction    float64  `yaml:"tiny_fraction"`
@@ -123,7 +124,7 @@ func Default() Config {
 	return Config{
 		Device: "cpu",
 		Shapes: ShapesConfig{Seed: sh.Seed, Size: sh.Size, Scenes: sh.Scenes, Docs: sh.Docs, Texts: sh.Texts,
-			EvalCaption: sh.EvalCaption, EvalVQA: sh.EvalVQA, Support: sh.Support, MaxObjects: sh.MaxObjects,
+			EvalCaption: sh.EvalCaption, EvalVQA: sh.EvalVQA, Support: sh.Support, EvalText: sh.EvalText, MaxObjects: sh.MaxObjects,
 			TinyFraction: sh.TinyFraction, CrowdedFraction: sh.CrowdedFraction, JPEGFraction: sh.JPEGFraction},
 		Tokenizer: TokenizerConfig{
 			Vocab:        1024, // the shapes world's words fit with room for merges
@@ -179,17 +180,28 @@ func Parse(b []byte, name, baseDir string, overrides []string) (Config, error) {
 }
 
 // shapesEvalPaths points the eval paths left at their defaults at the
-// shapes world this config generates, where its benchmarks are.
+// shapes world this config generates, where its benchmarks are. The text
+// perplexity's default is the held-out eval/text, never text/, which
+// training reads: with shapes.eval_text 0 there is none, and eval.text
+// left at its default is off.
 func (c *Config) shapesEvalPaths() {
 	if c.Shapes.Dir == "" {
 		return
 	}
 	d := eval.DefaultConfig()
+	text := "eval/text"
+	if c.Shapes.EvalText <= 0 {
+		text = ""
+	}
 	for _, p := range []struct {
 		v        *string
 		def, sub string
-	}{{&c.Eval.Caption, d.Caption, "eval/caption"}, {&c.Eval.VQA, d.VQA, "eval/vqa"}, {&c.Eval.Text, d.Text, "text"}} {
-		if *p.v == p.def {
+	}{{&c.Eval.Caption, d.Caption, "eval/caption"}, {&c.Eval.VQA, d.VQA, "eval/vqa"}, {&c.Eval.Text, d.Text, text}} {
+		switch {
+		case *p.v != p.def:
+		case p.sub == "":
+			*p.v = ""
+		default:
 			*p.v = filepath.Join(c.Shapes.Dir, filepath.FromSlash(p.sub))
 		}
 	}
@@ -423,7 +435,7 @@ func (t TrainConfig) validate() []error {
 // shapesConfig is the data/shapes generator config of the section.
 func (s ShapesConfig) shapesConfig() shapes.Config {
 	return shapes.Config{Seed: s.Seed, Size: s.Size, Scenes: s.Scenes, Docs: s.Docs, Texts: s.Texts,
-		EvalCaption: s.EvalCaption, EvalVQA: s.EvalVQA, Support: s.Support, MaxObjects: s.MaxObjects,
+		EvalCaption: s.EvalCaption, EvalVQA: s.EvalVQA, Support: s.Support, EvalText: s.EvalText, MaxObjects: s.MaxObjects,
 		TinyFraction: s.TinyFraction, CrowdedFraction: s.CrowdedFraction, JPEGFraction: s.JPEGFraction,
 		Instructions: s.Instructions, TextFiles: append([]string(nil), s.TextFiles...)}
 }

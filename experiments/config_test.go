@@ -173,13 +173,36 @@ func TestRateAt(t *testing.T) {
 	}
 }
 
+// TestEvalPathsFollowShapesDir: eval paths left at their defaults point
+// into shapes.dir, the perplexity's at the held-out eval/text (never
+// text/, which training reads; off without one); explicit paths are kept.
 func TestEvalPathsFollowShapesDir(t *testing.T) {
-	c, err := Parse([]byte(base+"shapes: {dir: world}\n"), "t.yaml", "/base", []string{"eval.vqa=/elsewhere/vqa"})
-	if err != nil {
-		t.Fatal(err)
+	for _, tc := range []struct {
+		name, shapes string
+		overrides    []string
+		text, vqa    string
+		evalText     int
+	}{
+		{"defaults", "{dir: world}", []string{"eval.vqa=/elsewhere/vqa"}, "/base/world/eval/text", "/elsewhere/vqa", 200},
+		{"no held-out text", "{dir: world, eval_text: 0}", nil, "", "/base/world/eval/vqa", 0},
+		{"explicit text kept", "{dir: world, eval_text: 0}", []string{"eval.text=/mine/text"}, "/mine/text", "/base/world/eval/vqa", 0},
+		{"explicit count", "{dir: world, eval_text: 50}", nil, "/base/world/eval/text", "/base/world/eval/vqa", 50},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Parse([]byte(base+"shapes: "+tc.shapes+"\n"), "t.yaml", "/base", tc.overrides)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Eval.Caption != "/base/world/eval/caption" || c.Eval.Text != tc.text || c.Eval.VQA != tc.vqa {
+				t.Errorf("eval paths %q, %q, %q: want /base/world/eval/caption, %q, %q", c.Eval.Caption, c.Eval.Text, c.Eval.VQA, tc.text, tc.vqa)
+			}
+			if got := c.Shapes.shapesConfig().EvalText; got != tc.evalText {
+				t.Errorf("shapes eval_text %d reaches the generator as %d", tc.evalText, got)
+			}
+		})
 	}
-	if c.Eval.Caption != "/base/world/eval/caption" || c.Eval.Text != "/base/world/text" || c.Eval.VQA != "/elsewhere/vqa" {
-		t.Errorf("eval paths %q, %q, %q: want the defaults under shapes.dir and the explicit one kept", c.Eval.Caption, c.Eval.Text, c.Eval.VQA)
+	if _, err := Parse([]byte(base+"shapes: {dir: world, eval_text: -1}\n"), "t.yaml", "/base", nil); err == nil || !strings.Contains(err.Error(), "eval-text = -1") {
+		t.Errorf("negative shapes.eval_text: got %v, want an error naming eval-text", err)
 	}
 }
 

@@ -19,9 +19,12 @@ import (
 // a long document scores its first m.T predictions), and every next token
 // of the document counts once.
 //
-// The last rows are a deterministic slice, not a held-out one: unless
-// dir is a split that training never reads, these documents were also
-// training data, and the number measures fit rather than generalisation.
+// The number is a validation perplexity only when training never read
+// dir: the shapes world's eval/text (data/shapes.SplitEvalText, the
+// default eval.text of a config with shapes.dir) is such a split, its
+// documents drawn like text/'s and none equal to one. On a training split
+// (text/, say) the same number measures fit, not generalisation; the
+// Source of the result names dir so that readers can tell which.
 func TextPerplexity(ctx context.Context, m *models.Model, tok *tokenizer.Tokenizer, dir string, n int) (*Perplexity, error) {
 	sp, err := specialsOf(tok)
 	if err != nil {
