@@ -5,12 +5,16 @@ import (
 	"fmt"
 	"html/template"
 	"log/slog"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+
+	"gopkg.in/yaml.v3"
 
 	"github.com/mmablate/mmablate/internal/atomicfile"
 	"github.com/mmablate/mmablate/reports/plot"
@@ -407,8 +411,45 @@ func methodNotes(a *Analysis) []string {
 		"Marginal means: for each value of an axis, the mean over all finished cells with that value, whatever the other axes.",
 		"Noise (error bars, ±): the standard deviation over seeds of the per-seed means when two or more seeds have results; with one seed, the evaluation's spread over demonstration trials (combined as for a mean of independent values); none with one seed and one trial.",
 		"Baseline deltas: each cell minus the baseline cell of the same seed, averaged over seeds; ± is the standard deviation of those paired differences. Seeds without a partner are compared as means (Seeds paired = 0). A delta is within noise (≈) when |Δ| ≤ √(σ_setting² + σ_baseline²), each σ the setting's noise as above.",
-		"Final loss: the last training loss in metrics.jsonl. Perplexity: the validation perplexity in eval.json.",
+		"Final loss: the last training loss in metrics.jsonl. " + perplexityNote(a.Sweep.BaselineConfig),
 	}
+}
+
+// perplexityNote says which documents the perplexity was measured on, as
+// the baseline cell's resolved config names them (eval.text), and whether
+// a training source reads that directory too: only a directory training
+// never reads (the shapes world's eval/text) gives a validation perplexity.
+func perplexityNote(resolved string) string {
+	const what = "Perplexity: the text perplexity in eval.json"
+	var cfg struct {
+		Data struct {
+			Sources map[string]struct {
+				Paths []string `yaml:"paths"`
+			} `yaml:"sources"`
+		} `yaml:"data"`
+		Eval struct {
+			Text              string `yaml:"text"`
+			PerplexitySamples int    `yaml:"perplexity_samples"`
+		} `yaml:"eval"`
+	}
+	if resolved == "" || yaml.Unmarshal([]byte(resolved), &cfg) != nil || cfg.Eval.Text == "" {
+		return what + ", over the last rows of eval.text; the baseline cell's config does not say which directory that is, so whether training read those documents (then the number measures fit, not validation) is unknown."
+	}
+	text := filepath.Clean(cfg.Eval.Text)
+	docs := "the last rows"
+	if n := cfg.Eval.PerplexitySamples; n > 0 {
+		docs = fmt.Sprintf("the last %d rows", n)
+	}
+	names := slices.Sorted(maps.Keys(cfg.Data.Sources))
+	for _, name := range names {
+		for _, p := range cfg.Data.Sources[name].Paths {
+			p = filepath.Clean(p)
+			if p == text || strings.HasPrefix(text, p+string(filepath.Separator)) || strings.HasPrefix(p, text+string(filepath.Separator)) {
+				return fmt.Sprintf("%s, over %s of %s (eval.text of the baseline cell), which training also reads (data source %s): it measures fit to training text, not a validation perplexity.", what, docs, text, name)
+			}
+		}
+	}
+	return fmt.Sprintf("%s, over %s of %s (eval.text of the baseline cell), which no data source of that cell reads: a validation perplexity, unless another directory holds the same documents (the shapes world's eval/text holds none of its text/).", what, docs, text)
 }
 
 // reproduce is the shell commands that rerun the sweep and this report.
