@@ -49,7 +49,7 @@ func TestPrepareFreshSameForeign(t *testing.T) {
 		!slices.Equal(m.Seeds, []int{0, 1}) || m.Baseline["res"] != float64(64) || len(m.Axes) != 2 || m.Slurm.Partition != "debug" {
 		t.Errorf("manifest %+v", m)
 	}
-	if len(m.Datasets) != 5 { // three sources and the eval sets (eval.text is the text source)
+	if len(m.Datasets) != 6 { // three sources and three eval sets (eval.text is the world's held-out eval/text)
 		t.Errorf("datasets %+v", m.Datasets)
 	}
 
