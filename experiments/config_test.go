@@ -102,7 +102,7 @@ func TestParseDefaultsOverridesAndDerivation(t *testing.T) {
 		{"text paths (new source by --set)", c.Data.Sources["text"].Paths, []string{"/abs/text"}},
 		{"model.vision.freeze (default kept)", c.Model.Vision.Freeze, false},
 		{"model.decoder.vocab (derived later)", c.Model.Decoder.Vocab, 0},
-		{"eval.text (default, no shapes.dir)", c.Eval.Text, "/base/datasets/shapes/text"},
+		{"eval.text (default, no shapes.dir)", c.Eval.Text, "/base/datasets/shapes/eval/text"},
 		{"out (relative to the current directory, as --out)", c.Out, "runs/x"},
 	} {
 		if !reflect.DeepEqual(f.got, f.want) {

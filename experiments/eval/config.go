@@ -58,7 +58,7 @@ func DefaultConfig() Config {
 	return Config{
 		Caption:           "datasets/shapes/eval/caption",
 		VQA:               "datasets/shapes/eval/vqa",
-		Text:              "datasets/shapes/text",
+		Text:              "datasets/shapes/eval/text",
 		Shots:             []int{0, 4, 8},
 		Trials:            3,
 		MaxQueries:        200,
