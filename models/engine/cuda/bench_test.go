@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ebitengine/purego"
-
 	"github.com/mmablate/mmablate/models"
 )
 
@@ -59,8 +57,9 @@ func timeOps(b *testing.B, d *Device, f func() error) float64 {
 
 // BenchmarkGemm: cuBLAS throughput per precision on the reference model's
 // largest product (tokens × SwiGLU hidden × width) and on 4096³, zero
-// data. bf16-native feeds bf16 inputs (what a bf16 weight copy would give);
-// bf16 is the backend's mode, fp32 inputs converted by cuBLAS.
+// data. bf16-native feeds bf16 operands (Device.gemmBF16: the decoder's
+// linear products in bf16 precision); bf16 feeds fp32 ones that cuBLAS
+// converts (CUBLAS_COMPUTE_32F_FAST_16BF: bf16 precision's other products).
 func BenchmarkGemm(b *testing.B) {
 	needGPU(b)
 	d, err := Open(0)
@@ -83,11 +82,7 @@ func BenchmarkGemm(b *testing.B) {
 				run := func() error {
 					switch mode {
 					case "bf16-native":
-						d.scalars[0], d.scalars[1] = 1, 0
-						al, be := d.host+2*maxArgs*8, d.host+2*maxArgs*8+4
-						r, _, _ := purego.SyscallN(d.blas.gemmEx, d.blas.handle, cublasOpT, cublasOpN, uintptr(n), uintptr(m), uintptr(k),
-							al, w.P, cudaR16BF, uintptr(k), a.P, cudaR16BF, uintptr(k), be, c.P, cudaR32F, uintptr(n), cublasCompute32F, cublasGemmDefault)
-						return d.blas.check("cublasGemmEx bf16", r)
+						return d.gemmBF16(false, true, m, n, k, 1, a.P, k, w.P, k, 0, c.P, n)
 					case "fp32":
 						return d.gemm(FP32, false, true, m, n, k, 1, a.P, k, w.P, k, 0, c.P, n)
 					case "tf32":
@@ -259,15 +254,20 @@ func BenchmarkDecoderStep(b *testing.B) {
 		{"attention-backward-products-and-softmax", L, func() error { return tr.attentionBack(a) }},
 		{"attention-softmax-backward", L, func() error { return dd.attnSoftmaxBackward(tr.scratch, a.probs, B*d.Heads, T, tr.bs, true) }},
 		{"linear-forward-products", L, func() error {
-			return errors.Join(tr.linear(a.q, a.an, lp.wq, n, D, tr.qd), tr.linear(a.k, a.an, lp.wk, n, D, tr.kvd),
-				tr.linear(a.v, a.an, lp.wv, n, D, tr.kvd), tr.linear(tr.branch, a.att, lp.wo, n, tr.qd, D),
-				tr.linear(a.h1, a.mn, lp.w1, n, D, F), tr.linear(a.h3, a.mn, lp.w3, n, D, F), tr.linear(tr.branch, a.gg, lp.w2, n, F, D))
+			return errors.Join(tr.linear(a.q, a.an, a.anH, lp.wq, n, D, tr.qd), tr.linear(a.k, a.an, a.anH, lp.wk, n, D, tr.kvd),
+				tr.linear(a.v, a.an, a.anH, lp.wv, n, D, tr.kvd), tr.linear(tr.branch, a.att, a.attH, lp.wo, n, tr.qd, D),
+				tr.linear(a.h1, a.mn, a.mnH, lp.w1, n, D, F), tr.linear(a.h3, a.mn, a.mnH, lp.w3, n, D, F),
+				tr.linear(tr.branch, a.gg, a.ggH, lp.w2, n, F, D))
+		}},
+		{"linear-inputs-to-bf16", L, func() error { // the forward's casts; the backward's are in its products' part
+			return errors.Join(tr.toBF16(a.anH, a.an, n*D), tr.toBF16(a.attH, a.att, n*tr.qd),
+				tr.toBF16(a.mnH, a.mn, n*D), tr.toBF16(a.ggH, a.gg, n*F))
 		}},
 		{"linear-backward-products", L, func() error { // dx and dW of the 7 products
-			return errors.Join(tr.linearBack(tr.dG, tr.dx, a.gg, lp.w2, n, F, D, 0), tr.linearBack(tr.dnorm, tr.dG, a.mn, lp.w1, n, D, F, 0),
-				tr.linearBack(tr.dnorm, tr.dH3, a.mn, lp.w3, n, D, F, 1), tr.linearBack(tr.datt, tr.dh, a.att, lp.wo, n, tr.qd, D, 0),
-				tr.linearBack(tr.dnorm, tr.dq, a.an, lp.wq, n, D, tr.qd, 0), tr.linearBack(tr.dnorm, tr.dk, a.an, lp.wk, n, D, tr.kvd, 1),
-				tr.linearBack(tr.dnorm, tr.dv, a.an, lp.wv, n, D, tr.kvd, 1))
+			return errors.Join(tr.linearBack(tr.dG, tr.dx, a.gg, a.ggH, lp.w2, n, F, D, 0),
+				tr.linearBack(tr.dnorm, tr.dG, a.mn, a.mnH, lp.w1, n, D, F, 0), tr.linearBack(tr.dnorm, tr.dH3, a.mn, a.mnH, lp.w3, n, D, F, 1),
+				tr.linearBack(tr.datt, tr.dh, a.att, a.attH, lp.wo, n, tr.qd, D, 0), tr.linearBack(tr.dnorm, tr.dq, a.an, a.anH, lp.wq, n, D, tr.qd, 0),
+				tr.linearBack(tr.dnorm, tr.dk, a.an, a.anH, lp.wk, n, D, tr.kvd, 1), tr.linearBack(tr.dnorm, tr.dv, a.an, a.anH, lp.wv, n, D, tr.kvd, 1))
 		}},
 		{"norms-rope-swiglu-residual-forward", L, func() error {
 			return errors.Join(dd.rmsForward(a.an, a.arstd, tr.xs[0], tr.w.Off(lp.attnNorm), n, D, normEps),
@@ -279,17 +279,17 @@ func BenchmarkDecoderStep(b *testing.B) {
 				dd.swigluForward(a.gg, a.s, a.h1, a.h3, n*F), dd.addInto(tr.xs[1], a.h, tr.branch, n*D))
 		}},
 		{"head-logits-and-cross-entropy-forward", 1, func() error {
-			return errors.Join(tr.linear(tr.logits, tr.fn, tr.embed, n, D, V), dd.ceForward(tr.ceStats, tr.rowloss, tr.logits, tr.tgt, tr.mask, n, V))
+			return errors.Join(tr.toBF16(tr.fnH, tr.fn, n*D), tr.linear(tr.logits, tr.fn, tr.fnH, tr.embed, n, D, V), dd.ceForward(tr.ceStats, tr.rowloss, tr.logits, tr.tgt, tr.mask, n, V))
 		}},
 		{"head-cross-entropy-and-logits-backward", 1, func() error {
 			return errors.Join(dd.ceBackward(tr.dlogits, tr.logits, tr.ceStats, tr.tgt, tr.mask, n, V, 1e-5),
-				tr.linearBack(tr.dnorm, tr.dlogits, tr.fn, tr.embed, n, D, V, 0))
+				tr.linearBack(tr.dnorm, tr.dlogits, tr.fn, tr.fnH, tr.embed, n, D, V, 0))
 		}},
 		{"gradient-norm-and-adamw", 1, func() error {
 			_, err := dd.reduce(tr.partials, tr.g, tr.g.N, true)
 			return errors.Join(err, dd.launch("adamw", dd.k.adamw, grid1(tr.chunks), block1(ewBlock), 0,
 				tr.w, tr.g, tr.mom, tr.vel, tr.chunkLo, tr.chunkHi, tr.chunkFlags, float32(1),
-				float32(0.9), float32(0.95), float32(1e-8), float32(0), float32(1), float32(1)))
+				float32(0.9), float32(0.95), float32(1e-8), float32(0), float32(1), float32(1), tr.wh))
 		}},
 	}
 	ms := make([]float64, len(parts))

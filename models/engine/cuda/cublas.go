@@ -107,6 +107,24 @@ func (d *Device) gemm(p Precision, tA, tB bool, m, n, k int, alpha float32, a ui
 	return d.blas.check(fmt.Sprintf("cublasGemmEx(m=%d n=%d k=%d)", m, n, k), r)
 }
 
+// gemmBF16 is gemm with bf16 operands: a and b hold 2-byte elements
+// (leading dimensions in elements), c is float32, the products accumulate
+// in float32 (CUBLAS_COMPUTE_32F). cuBLAS runs this at about 1.7 times the
+// rate of fp32 operands under CUBLAS_COMPUTE_32F_FAST_16BF, which converts
+// them on every call (BenchmarkGemm on an H200, 16384×2816×1024: 652
+// against 388 TFLOP/s).
+func (d *Device) gemmBF16(tA, tB bool, m, n, k int, alpha float32, a uintptr, lda int, b uintptr, ldb int, beta float32, c uintptr, ldc int) error {
+	if m == 0 || n == 0 {
+		return nil
+	}
+	d.scalars[0], d.scalars[1] = alpha, beta
+	al, be := d.host+2*maxArgs*8, d.host+2*maxArgs*8+4
+	r, _, _ := purego.SyscallN(d.blas.gemmEx, d.blas.handle, op(tB), op(tA), uintptr(n), uintptr(m), uintptr(k),
+		al, b, cudaR16BF, uintptr(ldb), a, cudaR16BF, uintptr(lda), be, c, cudaR32F, uintptr(ldc),
+		cublasCompute32F, cublasGemmDefault)
+	return d.blas.check(fmt.Sprintf("cublasGemmEx bf16 (m=%d n=%d k=%d)", m, n, k), r)
+}
+
 // gemmBatched is gemm over count independent products whose operands are
 // given by device arrays of device pointers (a, b, c each [count]uintptr).
 func (d *Device) gemmBatched(p Precision, tA, tB bool, m, n, k int, alpha float32, a uintptr, lda int, b uintptr, ldb int, beta float32, c uintptr, ldc, count int) error {

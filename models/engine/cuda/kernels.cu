@@ -380,13 +380,41 @@ __global__ void sum(double* partial, const float* x, i64 n) {
     if (threadIdx.x == 0) partial[blockIdx.x] = acc;
 }
 
+// ---------------------------------------------------------------- bf16 operands
+// bf16_rn rounds x to bfloat16, to nearest with ties to even (what
+// __float2bfloat16_rn does, without needing cuda_bf16.h's -I path); a NaN
+// stays a (quiet) NaN.
+__device__ __forceinline__ unsigned short bf16_rn(float x) {
+    unsigned int u = __float_as_uint(x);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (unsigned short)((u >> 16) | 0x40u);
+    return (unsigned short)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+// cast_bf16 sets out [n] (bf16) to in [n] rounded (bf16_rn): the operands
+// of the bf16 matrix products. Four elements a thread where in and out are
+// 16- and 8-byte aligned (whole allocations are), then the tail.
+__global__ void cast_bf16(unsigned short* out, const float* in, i64 n) {
+    i64 stride = (i64)gridDim.x * blockDim.x, i0 = (i64)blockIdx.x * blockDim.x + threadIdx.x;
+    i64 n4 = ((((unsigned long long)in | (unsigned long long)out) & 15) == 0) ? n / 4 : 0;
+    const float4* in4 = (const float4*)in;
+    uint2* out4 = (uint2*)out;
+    for (i64 i = i0; i < n4; i += stride) {
+        float4 f = in4[i];
+        out4[i] = make_uint2((unsigned int)bf16_rn(f.x) | ((unsigned int)bf16_rn(f.y) << 16),
+                             (unsigned int)bf16_rn(f.z) | ((unsigned int)bf16_rn(f.w) << 16));
+    }
+    for (i64 i = 4 * n4 + i0; i < n; i += stride) out[i] = bf16_rn(in[i]);
+}
+
 // ---------------------------------------------------------------- AdamW
 // One block per chunk [lo[c], hi[c]) of the parameter arena (chunks never
 // straddle tensors; frozen tensors have none); flags[c] & 1 = decay. The
 // gradient is scaled by clip first (1 = no clipping), as the CPU engine's
-// ClipGradNorm then AdamW.Step compute it.
+// ClipGradNorm then AdamW.Step compute it. Where wh is not null (bf16
+// precision) it also sets wh [P] to the new weights rounded to bf16: the
+// copy the matrix products read, refreshed once per step.
 __global__ void adamw(float* w, float* g, float* m, float* v, const i64* lo, const i64* hi, const int* flags,
-                      float clip, float b1, float b2, float eps, float step, float inv, float decay) {
+                      float clip, float b1, float b2, float eps, float step, float inv, float decay, unsigned short* wh) {
     int c = blockIdx.x;
     int dec = flags[c] & 1;
     float ob1 = 1.f - b1, ob2 = 1.f - b2;
@@ -397,7 +425,9 @@ __global__ void adamw(float* w, float* g, float* m, float* v, const i64* lo, con
         m[i] = mi;
         v[i] = vi;
         float upd = step * mi / (sqrtf(vi) * inv + eps);
-        w[i] = dec ? w[i] * decay - upd : w[i] - upd;
+        float wi = dec ? w[i] * decay - upd : w[i] - upd;
+        w[i] = wi;
+        if (wh) wh[i] = bf16_rn(wi);
     }
 }
 

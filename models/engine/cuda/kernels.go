@@ -11,6 +11,7 @@ type kernels struct {
 	softmax, softmaxBwd, ceFwd, ceBwd, sumsq, sum, adamw                uintptr
 	softmaxWarp, softmaxBwdWarp                                         uintptr
 	rowsScatter, rowsGather                                             uintptr
+	castBF16                                                            uintptr
 	// the image path (image.go)
 	lnFwd, lnBwd, addBcast, geluFwd, geluBwd, siluFwd, siluBwd            uintptr
 	softmaxRows, softmaxRowsBwd, poolFwd, poolBwd, im2col, col2im, colsum uintptr
@@ -28,7 +29,7 @@ func (d *Device) loadKernels(cubin []byte) error {
 		"attn_softmax": &k.softmax, "attn_softmax_bwd": &k.softmaxBwd,
 		"attn_softmax_warp": &k.softmaxWarp, "attn_softmax_bwd_warp": &k.softmaxBwdWarp, "ce_fwd": &k.ceFwd, "ce_bwd": &k.ceBwd,
 		"sumsq": &k.sumsq, "sum": &k.sum, "adamw": &k.adamw,
-		"rows_scatter": &k.rowsScatter, "rows_gather_clear": &k.rowsGather,
+		"rows_scatter": &k.rowsScatter, "rows_gather_clear": &k.rowsGather, "cast_bf16": &k.castBF16,
 		"layernorm_fwd": &k.lnFwd, "layernorm_bwd": &k.lnBwd, "add_bcast": &k.addBcast,
 		"gelu_fwd": &k.geluFwd, "gelu_bwd": &k.geluBwd, "silu_fwd": &k.siluFwd, "silu_bwd": &k.siluBwd,
 		"softmax_rows": &k.softmaxRows, "softmax_rows_bwd": &k.softmaxRowsBwd,
@@ -260,6 +261,18 @@ func (d *Device) col2imAdd(dx, cols Buf, g conv) error {
 	return d.launch("col2im", d.k.col2im, ewGrid(g.B*g.H*g.W*g.C), block1(ewBlock), 0,
 		dx, cols, g.B, g.H, g.W, g.C, g.K, g.stride, g.pad, g.Ho, g.Wo)
 }
+
+// castBF16 sets the bf16 buffer out [n] (2-byte elements) to in [n]
+// rounded to nearest, ties to even.
+func (d *Device) castBF16(out, in Buf, n int) error {
+	if 2*n > 4*out.N || n > in.N {
+		panic(fmt.Sprintf("cuda: bf16 cast of %d elements from %d into a %d-byte buffer", n, in.N, 4*out.N))
+	}
+	return d.launch("cast_bf16", d.k.castBF16, ewGrid((n+3)/4), block1(ewBlock), 0, out, in, i64(n))
+}
+
+// allocBF16 returns a zeroed device buffer of n bf16 (2-byte) elements.
+func (d *Device) allocBF16(n int) (Buf, error) { return d.alloc((n + 1) / 2) }
 
 // i64 marks a kernel argument of C type long long.
 type i64 int64

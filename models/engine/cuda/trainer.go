@@ -37,18 +37,23 @@ type Trainer struct {
 	b1, b2, eps, wdc float64
 
 	w, g, mom, vel Buf // [P] the parameter arena and its gradient and moments
-	chunkLo        Buf // int64 [chunks]
-	chunkHi        Buf
-	chunkFlags     Buf // int32 [chunks]
-	chunks         int
-	embed, norm    int // arena offsets
-	layers         []layerParams
+	// bf16 precision only (else zero Bufs): wh [P] is the weights rounded
+	// to bf16, refreshed by every AdamW update, and doutH the bf16 copy of
+	// the output gradient of the linear backward in flight ([B·T, ≤ V]).
+	wh, doutH   Buf
+	chunkLo     Buf // int64 [chunks]
+	chunkHi     Buf
+	chunkFlags  Buf // int32 [chunks]
+	chunks      int
+	embed, norm int // arena offsets
+	layers      []layerParams
 
 	cos, sin                    Buf // [MaxSeq, hd/2]
 	ids, pos, docs, tgt, mask   Buf
 	xs                          []Buf
 	acts                        []layerActs
 	fn, frstd, logits, ceStats  Buf
+	fnH                         Buf // bf16 copy of fn (bf16 precision)
 	rowloss, branch, partials   Buf
 	dx, dh, dnorm, dlogits      Buf
 	datt, dq, dqRot, dqN        Buf
@@ -82,7 +87,11 @@ type layerParams struct {
 type layerActs struct {
 	an, arstd, q, k, v, qN, kN, qrstd, krstd, qRot, kRot Buf
 	probs, att, h, mn, mrstd, h1, h3, s, gg              Buf
-	ptr                                                  attnPtrs
+	// bf16 precision: bf16 copies of the linear layers' inputs, cast once
+	// where they are made and read by the forward and the weight-gradient
+	// products.
+	anH, attH, mnH, ggH Buf
+	ptr                 attnPtrs
 }
 
 // attnPtrs are the device addresses of [B·H]-long arrays of operand
@@ -244,6 +253,14 @@ func (tr *Trainer) allocate() error {
 		tr.dqN, tr.dkN = take(n*qd), take(n*kvd)
 	}
 	tr.scratch, tr.dG, tr.dH3 = take(B*H*T*T), take(n*F), take(n*F)
+	if tr.prec == BF16 {
+		take16 := func(k int) Buf { return take((k + 1) / 2) }
+		tr.wh, tr.doutH, tr.fnH = take16(P), take16(n*max(V, F, D, qd)), take16(n*D)
+		for l := range tr.acts {
+			a := &tr.acts[l]
+			a.anH, a.attH, a.mnH, a.ggH = take16(n*D), take16(n*qd), take16(n*D), take16(n*F)
+		}
+	}
 	// Row blocks let the causal products skip most of the masked upper
 	// triangle ((nb−1)/2nb of it) at nb times the calls.
 	tr.nb = 1
@@ -326,7 +343,11 @@ func (tr *Trainer) push() error {
 	tr.gap.reset()
 	o := tr.m.Optimizer()
 	tr.t = o.T()
-	return errors.Join(upload(tr.d, tr.w, tr.m.Params.Data()), upload(tr.d, tr.mom, o.M()), upload(tr.d, tr.vel, o.V()))
+	err := errors.Join(upload(tr.d, tr.w, tr.m.Params.Data()), upload(tr.d, tr.mom, o.M()), upload(tr.d, tr.vel, o.V()))
+	if err == nil && tr.prec == BF16 {
+		err = tr.d.castBF16(tr.wh, tr.w, tr.w.N)
+	}
+	return err
 }
 
 // Pull implements models.Accelerator: GPU weights and AdamW state → host.
@@ -359,7 +380,7 @@ func (tr *Trainer) all() []Buf {
 	bs := []Buf{tr.w, tr.g, tr.mom, tr.vel, tr.chunkLo, tr.chunkHi, tr.chunkFlags, tr.cos, tr.sin,
 		tr.ids, tr.pos, tr.docs, tr.tgt, tr.mask, tr.fn, tr.frstd, tr.logits, tr.ceStats, tr.rowloss, tr.branch,
 		tr.partials, tr.dx, tr.dh, tr.dnorm, tr.dlogits, tr.datt, tr.dq, tr.dqRot, tr.dqN, tr.dk, tr.dkRot,
-		tr.dkN, tr.dv, tr.scratch, tr.dG, tr.dH3, tr.ptrs}
+		tr.dkN, tr.dv, tr.scratch, tr.dG, tr.dH3, tr.ptrs, tr.wh, tr.doutH, tr.fnH}
 	bs = append(bs, tr.places)
 	if tr.img != nil {
 		bs = append(bs, tr.img.bufs...)
@@ -367,7 +388,7 @@ func (tr *Trainer) all() []Buf {
 	bs = append(bs, tr.xs...)
 	for _, a := range tr.acts {
 		bs = append(bs, a.an, a.arstd, a.q, a.k, a.v, a.qN, a.kN, a.qrstd, a.krstd, a.qRot, a.kRot,
-			a.probs, a.att, a.h, a.mn, a.mrstd, a.h1, a.h3, a.s, a.gg)
+			a.probs, a.att, a.h, a.mn, a.mrstd, a.h1, a.h3, a.s, a.gg, a.anH, a.attH, a.mnH, a.ggH)
 	}
 	return bs
 }
@@ -420,7 +441,7 @@ func (tr *Trainer) Step(b *models.Batch, lr float64) (models.StepStats, error) {
 	bc2 := 1 - math.Pow(tr.b2, float64(tr.t))
 	err = tr.d.launch("adamw", tr.d.k.adamw, grid1(tr.chunks), block1(ewBlock), 0,
 		tr.w, tr.g, tr.mom, tr.vel, tr.chunkLo, tr.chunkHi, tr.chunkFlags, scale,
-		float32(tr.b1), float32(tr.b2), float32(tr.eps), float32(lr/bc1), float32(1/math.Sqrt(bc2)), float32(1-lr*tr.wdc))
+		float32(tr.b1), float32(tr.b2), float32(tr.eps), float32(lr/bc1), float32(1/math.Sqrt(bc2)), float32(1-lr*tr.wdc), tr.wh)
 	if err != nil {
 		return st, fmt.Errorf("step %d: %w", st.Step, err)
 	}
@@ -498,19 +519,47 @@ func (tr *Trainer) uploadBatch(b *models.Batch, places []int) error {
 		upload(d, tr.tgt, b.Targets), upload(d, tr.mask, b.LossMask))
 }
 
-// linear runs y[n,out] = x[n,in]·Wᵀ.
-func (tr *Trainer) linear(y, x Buf, w, n, in, out int) error {
+// linear runs y[n,out] = x[n,in]·Wᵀ. In bf16 precision the product reads
+// xh, x's bf16 copy (toBF16), and the weights' bf16 copy.
+func (tr *Trainer) linear(y, x, xh Buf, w, n, in, out int) error {
+	if tr.prec == BF16 {
+		return tr.d.gemmBF16(false, true, n, out, in, 1, xh.P, in, half(tr.wh, w), in, 0, y.P, out)
+	}
 	return tr.d.gemm(tr.prec, false, true, n, out, in, 1, x.P, in, tr.w.At(w), in, 0, y.P, out)
 }
 
 // linearBack adds dW[out,in] += doutᵀ·x and sets (beta 0) or adds (beta 1)
-// dx[n,in] = dout·W.
-func (tr *Trainer) linearBack(dx, dout, x Buf, w, n, in, out int, beta float32) error {
-	if err := tr.d.gemm(tr.prec, false, false, n, in, out, 1, dout.P, out, tr.w.At(w), in, beta, dx.P, in); err != nil {
+// dx[n,in] = dout·W. In bf16 precision both products read dout's bf16
+// copy, cast here once, and x's (xh) and the weights' bf16 copies.
+func (tr *Trainer) linearBack(dx, dout, x, xh Buf, w, n, in, out int, beta float32) error {
+	d := tr.d
+	if tr.prec == BF16 {
+		if err := d.castBF16(tr.doutH, dout, n*out); err != nil {
+			return err
+		}
+		if err := d.gemmBF16(false, false, n, in, out, 1, tr.doutH.P, out, half(tr.wh, w), in, beta, dx.P, in); err != nil {
+			return err
+		}
+		return d.gemmBF16(true, false, out, in, n, 1, tr.doutH.P, out, xh.P, in, 1, tr.g.At(w), in)
+	}
+	if err := d.gemm(tr.prec, false, false, n, in, out, 1, dout.P, out, tr.w.At(w), in, beta, dx.P, in); err != nil {
 		return err
 	}
-	return tr.d.gemm(tr.prec, true, false, out, in, n, 1, dout.P, out, x.P, in, 1, tr.g.At(w), in)
+	return d.gemm(tr.prec, true, false, out, in, n, 1, dout.P, out, x.P, in, 1, tr.g.At(w), in)
 }
+
+// toBF16 sets xh to x [k] rounded to bf16 where the precision is bf16: a
+// linear layer's input, cast once for its forward and weight-gradient
+// products (and the q, k, v products' shared input once for all three).
+func (tr *Trainer) toBF16(xh, x Buf, k int) error {
+	if tr.prec != BF16 {
+		return nil
+	}
+	return tr.d.castBF16(xh, x, k)
+}
+
+// half is the address of element i of a bf16 buffer.
+func half(b Buf, i int) uintptr { return b.P + uintptr(2*i) }
 
 const normEps = 1e-5 // models' normEps
 
@@ -555,9 +604,10 @@ func (tr *Trainer) forward(b *models.Batch) (float64, error) {
 	for l, lp := range tr.layers {
 		x, a := tr.xs[l], &tr.acts[l]
 		e(d.rmsForward(a.an, a.arstd, x, tr.w.Off(lp.attnNorm), n, D, normEps))
-		e(tr.linear(a.q, a.an, lp.wq, n, D, tr.qd))
-		e(tr.linear(a.k, a.an, lp.wk, n, D, tr.kvd))
-		e(tr.linear(a.v, a.an, lp.wv, n, D, tr.kvd))
+		e(tr.toBF16(a.anH, a.an, n*D))
+		e(tr.linear(a.q, a.an, a.anH, lp.wq, n, D, tr.qd))
+		e(tr.linear(a.k, a.an, a.anH, lp.wk, n, D, tr.kvd))
+		e(tr.linear(a.v, a.an, a.anH, lp.wv, n, D, tr.kvd))
 		qIn, kIn := a.q, a.k
 		if c.QKNorm {
 			e(d.rmsForward(a.qN, a.qrstd, a.q, tr.w.Off(lp.qNorm), n*H, hd, normEps))
@@ -567,20 +617,24 @@ func (tr *Trainer) forward(b *models.Batch) (float64, error) {
 		e(d.ropeApply(a.qRot, qIn, tr.pos, tr.cos, tr.sin, n, H, hd, 1, false))
 		e(d.ropeApply(a.kRot, kIn, tr.pos, tr.cos, tr.sin, n, KV, hd, 1, false))
 		e(tr.attention(a))
-		e(tr.linear(tr.branch, a.att, lp.wo, n, tr.qd, D))
+		e(tr.toBF16(a.attH, a.att, n*tr.qd))
+		e(tr.linear(tr.branch, a.att, a.attH, lp.wo, n, tr.qd, D))
 		e(d.addInto(a.h, x, tr.branch, n*D))
 		e(d.rmsForward(a.mn, a.mrstd, a.h, tr.w.Off(lp.mlpNorm), n, D, normEps))
-		e(tr.linear(a.h1, a.mn, lp.w1, n, D, F))
-		e(tr.linear(a.h3, a.mn, lp.w3, n, D, F))
+		e(tr.toBF16(a.mnH, a.mn, n*D))
+		e(tr.linear(a.h1, a.mn, a.mnH, lp.w1, n, D, F))
+		e(tr.linear(a.h3, a.mn, a.mnH, lp.w3, n, D, F))
 		e(d.swigluForward(a.gg, a.s, a.h1, a.h3, n*F))
-		e(tr.linear(tr.branch, a.gg, lp.w2, n, F, D))
+		e(tr.toBF16(a.ggH, a.gg, n*F))
+		e(tr.linear(tr.branch, a.gg, a.ggH, lp.w2, n, F, D))
 		e(d.addInto(tr.xs[l+1], a.h, tr.branch, n*D))
 		if err := errors.Join(errs...); err != nil {
 			return 0, fmt.Errorf("llm.layers.%d forward: %w", l, err)
 		}
 	}
 	e(d.rmsForward(tr.fn, tr.frstd, tr.xs[c.Layers], tr.w.Off(tr.norm), n, D, normEps))
-	e(tr.linear(tr.logits, tr.fn, tr.embed, n, D, V))
+	e(tr.toBF16(tr.fnH, tr.fn, n*D))
+	e(tr.linear(tr.logits, tr.fn, tr.fnH, tr.embed, n, D, V))
 	e(d.ceForward(tr.ceStats, tr.rowloss, tr.logits, tr.tgt, tr.mask, n, V))
 	if err := errors.Join(errs...); err != nil {
 		return 0, fmt.Errorf("head forward: %w", err)
@@ -669,7 +723,7 @@ func (tr *Trainer) backward() error {
 		w = float32(1 / tr.count)
 	}
 	e(d.ceBackward(tr.dlogits, tr.logits, tr.ceStats, tr.tgt, tr.mask, n, V, w))
-	e(tr.linearBack(tr.dnorm, tr.dlogits, tr.fn, tr.embed, n, D, V, 0))
+	e(tr.linearBack(tr.dnorm, tr.dlogits, tr.fn, tr.fnH, tr.embed, n, D, V, 0))
 	e(d.zero(tr.dx))
 	e(d.rmsBackward(tr.dx, tr.g.Off(tr.norm), tr.dnorm, tr.xs[c.Layers], tr.w.Off(tr.norm), tr.frstd, n, D))
 	if err := errors.Join(errs...); err != nil {
@@ -679,14 +733,14 @@ func (tr *Trainer) backward() error {
 		lp, a, x := tr.layers[l], &tr.acts[l], tr.xs[l]
 		// dx holds ∂L/∂xs[l+1]; the residual passes it to h unchanged.
 		e(d.copyD(tr.dh, tr.dx, n*D))
-		e(tr.linearBack(tr.dG, tr.dx, a.gg, lp.w2, n, F, D, 0))
+		e(tr.linearBack(tr.dG, tr.dx, a.gg, a.ggH, lp.w2, n, F, D, 0))
 		e(d.swigluBackward(tr.dG, tr.dH3, a.h1, a.h3, a.s, n*F))
-		e(tr.linearBack(tr.dnorm, tr.dG, a.mn, lp.w1, n, D, F, 0))
-		e(tr.linearBack(tr.dnorm, tr.dH3, a.mn, lp.w3, n, D, F, 1))
+		e(tr.linearBack(tr.dnorm, tr.dG, a.mn, a.mnH, lp.w1, n, D, F, 0))
+		e(tr.linearBack(tr.dnorm, tr.dH3, a.mn, a.mnH, lp.w3, n, D, F, 1))
 		e(d.rmsBackward(tr.dh, tr.g.Off(lp.mlpNorm), tr.dnorm, a.h, tr.w.Off(lp.mlpNorm), a.mrstd, n, D))
 		// dh holds ∂L/∂h; the residual passes it to x unchanged.
 		e(d.copyD(tr.dx, tr.dh, n*D))
-		e(tr.linearBack(tr.datt, tr.dh, a.att, lp.wo, n, tr.qd, D, 0))
+		e(tr.linearBack(tr.datt, tr.dh, a.att, a.attH, lp.wo, n, tr.qd, D, 0))
 		e(d.zero(tr.dqRot))
 		e(d.zero(tr.dkRot))
 		e(d.zero(tr.dv))
@@ -702,9 +756,9 @@ func (tr *Trainer) backward() error {
 			e(d.ropeApply(tr.dq, tr.dqRot, tr.pos, tr.cos, tr.sin, n, H, hd, -1, false))
 			e(d.ropeApply(tr.dk, tr.dkRot, tr.pos, tr.cos, tr.sin, n, KV, hd, -1, false))
 		}
-		e(tr.linearBack(tr.dnorm, tr.dq, a.an, lp.wq, n, D, tr.qd, 0))
-		e(tr.linearBack(tr.dnorm, tr.dk, a.an, lp.wk, n, D, tr.kvd, 1))
-		e(tr.linearBack(tr.dnorm, tr.dv, a.an, lp.wv, n, D, tr.kvd, 1))
+		e(tr.linearBack(tr.dnorm, tr.dq, a.an, a.anH, lp.wq, n, D, tr.qd, 0))
+		e(tr.linearBack(tr.dnorm, tr.dk, a.an, a.anH, lp.wk, n, D, tr.kvd, 1))
+		e(tr.linearBack(tr.dnorm, tr.dv, a.an, a.anH, lp.wv, n, D, tr.kvd, 1))
 		e(d.rmsBackward(tr.dx, tr.g.Off(lp.attnNorm), tr.dnorm, x, tr.w.Off(lp.attnNorm), a.arstd, n, D))
 		if err := errors.Join(errs...); err != nil {
 			return fmt.Errorf("llm.layers.%d backward: %w", l, err)
