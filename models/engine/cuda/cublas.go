@@ -111,8 +111,8 @@ func (d *Device) gemm(p Precision, tA, tB bool, m, n, k int, alpha float32, a ui
 // (leading dimensions in elements), c is float32, the products accumulate
 // in float32 (CUBLAS_COMPUTE_32F). cuBLAS runs this at about 1.7 times the
 // rate of fp32 operands under CUBLAS_COMPUTE_32F_FAST_16BF, which converts
-// them on every call (BenchmarkGemm on an H200, 16384×2816×1024: 652
-// against 388 TFLOP/s).
+// them on every call (BenchmarkGemm on an H200, 16384×2816×1024: 640–652
+// against 371–388 TFLOP/s).
 func (d *Device) gemmBF16(tA, tB bool, m, n, k int, alpha float32, a uintptr, lda int, b uintptr, ldb int, beta float32, c uintptr, ldc int) error {
 	if m == 0 || n == 0 {
 		return nil

@@ -17,6 +17,15 @@ __device__ __forceinline__ double warp_sum_d(double v) {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(FULL, v, o);
     return v;
 }
+// bf16_rn rounds x to bfloat16, to nearest with ties to even (what
+// __float2bfloat16_rn does, without needing cuda_bf16.h's -I path); a NaN
+// stays a (quiet) NaN.
+__device__ __forceinline__ unsigned short bf16_rn(float x) {
+    unsigned int u = __float_as_uint(x);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (unsigned short)((u >> 16) | 0x40u);
+    return (unsigned short)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
 __device__ __forceinline__ float warp_max(float v) {
     for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(FULL, v, o));
     return v;
@@ -89,8 +98,10 @@ __global__ void rows_gather_clear(float* rows, float* dx, const int* places, int
 }
 
 // ---------------------------------------------------------------- RMSNorm
-// One warp per row. x, out [n, d]; rstd [n] saved; w [d].
-__global__ void rmsnorm_fwd(float* out, float* rstd, const float* x, const float* w, int n, int d, float eps) {
+// One warp per row. x, out [n, d]; rstd [n] saved; w [d]. oh (null: none)
+// gets out rounded to bf16, a linear layer's operand in bf16 precision.
+__global__ void rmsnorm_fwd(float* out, float* rstd, const float* x, const float* w, int n, int d, float eps,
+                            unsigned short* oh) {
     int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
     if (row >= n) return;
     const float* xr = x + (i64)row * d;
@@ -100,7 +111,12 @@ __global__ void rmsnorm_fwd(float* out, float* rstd, const float* x, const float
     ss = warp_sum(ss);
     float r = 1.f / sqrtf(ss / (float)d + eps);
     if (lane == 0) rstd[row] = r;
-    for (int j = lane; j < d; j += 32) o[j] = xr[j] * r * w[j];
+    unsigned short* ohr = oh ? oh + (i64)row * d : 0;
+    for (int j = lane; j < d; j += 32) {
+        float v = xr[j] * r * w[j];
+        o[j] = v;
+        if (ohr) ohr[j] = bf16_rn(v);
+    }
 }
 // dx += r·(g⊙w − x·r·dot), dot = Σ g·w·x·r / d; dw += Σrows g·x·r.
 // Block = some warps over rows [blockIdx.x·rows, +rows); dynamic shared
@@ -161,20 +177,32 @@ __global__ void add(float* out, const float* a, const float* b, i64 n) {
     for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x)
         out[i] = a[i] + b[i];
 }
-// SwiGLU: s = σ(h1) saved, g = h1·s·h3 (sets).
-__global__ void swiglu_fwd(float* g, float* s, const float* h1, const float* h3, i64 n) {
+// SwiGLU: s = σ(h1) saved, g = h1·s·h3 (sets); gh (null: none) gets g
+// rounded to bf16.
+__global__ void swiglu_fwd(float* g, float* s, const float* h1, const float* h3, i64 n, unsigned short* gh) {
     for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x) {
         float v = h1[i], sg = 1.f / (1.f + expf(-v));
         s[i] = sg;
-        g[i] = v * sg * h3[i];
+        float gi = v * sg * h3[i];
+        g[i] = gi;
+        if (gh) gh[i] = bf16_rn(gi);
     }
 }
 // In place: dg becomes dh1 = dg·h3·s·(1 + h1·(1−s)); dh3 = dg·h1·s (sets).
-__global__ void swiglu_bwd(float* dg, float* dh3, const float* h1, const float* h3, const float* s, i64 n) {
+// With dgh (bf16 precision) the results go, rounded to bf16, to dgh and
+// dh3h instead (the products' operands; nothing else reads them).
+__global__ void swiglu_bwd(float* dg, float* dh3, const float* h1, const float* h3, const float* s, i64 n,
+                           unsigned short* dgh, unsigned short* dh3h) {
     for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x) {
         float v = h1[i], sg = s[i], d = dg[i];
-        dh3[i] = d * v * sg;
-        dg[i] = d * h3[i] * sg * (1.f + v * (1.f - sg));
+        float a = d * v * sg, b = d * h3[i] * sg * (1.f + v * (1.f - sg));
+        if (dgh) {
+            dh3h[i] = bf16_rn(a);
+            dgh[i] = bf16_rn(b);
+        } else {
+            dh3[i] = a;
+            dg[i] = b;
+        }
     }
 }
 
@@ -340,13 +368,19 @@ __global__ void ce_fwd(float* stats, float* rowloss, const float* logits, const 
     }
 }
 // Sets dlogits = w·mask·(softmax − onehot(target)) (0 on unmasked rows).
+// With dh (bf16 precision) it sets dh [n, V], rounded to bf16, instead:
+// the logits products' operand, which nothing else reads.
 __global__ void ce_bwd(float* dlogits, const float* logits, const float* stats, const int* targets,
-                       const float* mask, int V, float w) {
+                       const float* mask, int V, float w, unsigned short* dh) {
     int i = blockIdx.x;
     float* drow = dlogits + (i64)i * V;
+    unsigned short* hrow = dh ? dh + (i64)i * V : 0;
     float m = mask[i];
     if (m == 0.f) {
-        for (int j = threadIdx.x; j < V; j += blockDim.x) drow[j] = 0.f;
+        for (int j = threadIdx.x; j < V; j += blockDim.x) {
+            if (hrow) hrow[j] = 0;
+            else drow[j] = 0.f;
+        }
         return;
     }
     const float* row = logits + (i64)i * V;
@@ -354,7 +388,9 @@ __global__ void ce_bwd(float* dlogits, const float* logits, const float* stats, 
     int t = targets[i];
     for (int j = threadIdx.x; j < V; j += blockDim.x) {
         float g = wi * expf(row[j] - mx - ls);
-        drow[j] = j == t ? g - wi : g;
+        g = j == t ? g - wi : g;
+        if (hrow) hrow[j] = bf16_rn(g);
+        else drow[j] = g;
     }
 }
 
@@ -381,15 +417,6 @@ __global__ void sum(double* partial, const float* x, i64 n) {
 }
 
 // ---------------------------------------------------------------- bf16 operands
-// bf16_rn rounds x to bfloat16, to nearest with ties to even (what
-// __float2bfloat16_rn does, without needing cuda_bf16.h's -I path); a NaN
-// stays a (quiet) NaN.
-__device__ __forceinline__ unsigned short bf16_rn(float x) {
-    unsigned int u = __float_as_uint(x);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (unsigned short)((u >> 16) | 0x40u);
-    return (unsigned short)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-}
-
 // cast_bf16 sets out [n] (bf16) to in [n] rounded (bf16_rn): the operands
 // of the bf16 matrix products. Four elements a thread where in and out are
 // 16- and 8-byte aligned (whole allocations are), then the tail.

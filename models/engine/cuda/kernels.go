@@ -74,9 +74,10 @@ func (d *Device) rowsGatherClear(rows, dx, places Buf, nrows, D int) error {
 	return d.launch("rows_gather_clear", d.k.rowsGather, grid1(nrows), block1(rowBlock), 0, rows, dx, places, D)
 }
 
-func (d *Device) rmsForward(out, rstd, x, w Buf, n, dim int, eps float64) error {
+// rmsForward: oh (the zero Buf: none) gets out's bf16 rounding as well.
+func (d *Device) rmsForward(out, oh, rstd, x, w Buf, n, dim int, eps float64) error {
 	return d.launch("rmsnorm_fwd", d.k.rmsFwd, grid1((n+warpsBlock-1)/warpsBlock), block1(32*warpsBlock), 0,
-		out, rstd, x, w, n, dim, float32(eps))
+		out, rstd, x, w, n, dim, float32(eps), oh)
 }
 
 // rmsBackward: dx may be the zero Buf (no input gradient).
@@ -100,12 +101,15 @@ func (d *Device) addInto(out, a, b Buf, n int) error {
 	return d.launch("add", d.k.add, ewGrid(n), block1(ewBlock), 0, out, a, b, i64(n))
 }
 
-func (d *Device) swigluForward(g, s, h1, h3 Buf, n int) error {
-	return d.launch("swiglu_fwd", d.k.swigluFwd, ewGrid(n), block1(ewBlock), 0, g, s, h1, h3, i64(n))
+// swigluForward: gh (the zero Buf: none) gets g's bf16 rounding as well.
+func (d *Device) swigluForward(g, gh, s, h1, h3 Buf, n int) error {
+	return d.launch("swiglu_fwd", d.k.swigluFwd, ewGrid(n), block1(ewBlock), 0, g, s, h1, h3, i64(n), gh)
 }
 
-func (d *Device) swigluBackward(dg, dh3, h1, h3, s Buf, n int) error {
-	return d.launch("swiglu_bwd", d.k.swigluBwd, ewGrid(n), block1(ewBlock), 0, dg, dh3, h1, h3, s, i64(n))
+// swigluBackward: with dgh and dh3h (bf16) the results go there, rounded,
+// instead of to dg and dh3.
+func (d *Device) swigluBackward(dg, dh3, dgh, dh3h, h1, h3, s Buf, n int) error {
+	return d.launch("swiglu_bwd", d.k.swigluBwd, ewGrid(n), block1(ewBlock), 0, dg, dh3, h1, h3, s, i64(n), dgh, dh3h)
 }
 
 // maxSoftmaxT is the longest row the softmax kernels cache in 48 KiB of
@@ -149,8 +153,10 @@ func (d *Device) ceForward(stats, rowloss, logits, targets, mask Buf, n, V int) 
 	return d.launch("ce_fwd", d.k.ceFwd, grid1(n), block1(1024), 0, stats, rowloss, logits, targets, mask, V)
 }
 
-func (d *Device) ceBackward(dlogits, logits, stats, targets, mask Buf, n, V int, w float32) error {
-	return d.launch("ce_bwd", d.k.ceBwd, grid1(n), block1(1024), 0, dlogits, logits, stats, targets, mask, V, w)
+// ceBackward: with dh (bf16) the gradient goes there, rounded, instead of
+// to dlogits.
+func (d *Device) ceBackward(dlogits, dh, logits, stats, targets, mask Buf, n, V int, w float32) error {
+	return d.launch("ce_bwd", d.k.ceBwd, grid1(n), block1(1024), 0, dlogits, logits, stats, targets, mask, V, w, dh)
 }
 
 // reduce sums x (or x² with squares) in double on the GPU into per-block

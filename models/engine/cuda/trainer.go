@@ -38,9 +38,11 @@ type Trainer struct {
 
 	w, g, mom, vel Buf // [P] the parameter arena and its gradient and moments
 	// bf16 precision only (else zero Bufs): wh [P] is the weights rounded
-	// to bf16, refreshed by every AdamW update, and doutH the bf16 copy of
-	// the output gradient of the linear backward in flight ([B·T, ≤ V]).
+	// to bf16, refreshed by every AdamW update; doutH the bf16 copy of the
+	// output gradient of the linear backward in flight ([B·T, ≤ V]); dGH
+	// and dH3H [B·T, F] the SwiGLU backward's results in bf16.
 	wh, doutH   Buf
+	dGH, dH3H   Buf
 	chunkLo     Buf // int64 [chunks]
 	chunkHi     Buf
 	chunkFlags  Buf // int32 [chunks]
@@ -246,16 +248,21 @@ func (tr *Trainer) allocate() error {
 	}
 	tr.fn, tr.frstd, tr.logits, tr.ceStats = take(n*D), take(n), take(n*V), take(2*n)
 	tr.rowloss, tr.branch, tr.partials = take(n), take(n*D), take(2*maxPartials)
-	tr.dx, tr.dh, tr.dnorm, tr.dlogits = take(n*D), take(n*D), take(n*D), take(n*V)
+	tr.dx, tr.dh, tr.dnorm = take(n*D), take(n*D), take(n*D)
 	tr.datt, tr.dq, tr.dqRot = take(n*qd), take(n*qd), take(n*qd)
 	tr.dk, tr.dkRot, tr.dv = take(n*kvd), take(n*kvd), take(n*kvd)
 	if c.QKNorm {
 		tr.dqN, tr.dkN = take(n*qd), take(n*kvd)
 	}
-	tr.scratch, tr.dG, tr.dH3 = take(B*H*T*T), take(n*F), take(n*F)
-	if tr.prec == BF16 {
+	tr.scratch, tr.dG = take(B*H*T*T), take(n*F)
+	if tr.prec != BF16 {
+		// In bf16 ce_bwd and swiglu_bwd write these only in bf16 (doutH,
+		// dH3H): the products are their one reader.
+		tr.dlogits, tr.dH3 = take(n*V), take(n*F)
+	} else {
 		take16 := func(k int) Buf { return take((k + 1) / 2) }
 		tr.wh, tr.doutH, tr.fnH = take16(P), take16(n*max(V, F, D, qd)), take16(n*D)
+		tr.dGH, tr.dH3H = take16(n*F), take16(n*F)
 		for l := range tr.acts {
 			a := &tr.acts[l]
 			a.anH, a.attH, a.mnH, a.ggH = take16(n*D), take16(n*qd), take16(n*D), take16(n*F)
@@ -380,7 +387,7 @@ func (tr *Trainer) all() []Buf {
 	bs := []Buf{tr.w, tr.g, tr.mom, tr.vel, tr.chunkLo, tr.chunkHi, tr.chunkFlags, tr.cos, tr.sin,
 		tr.ids, tr.pos, tr.docs, tr.tgt, tr.mask, tr.fn, tr.frstd, tr.logits, tr.ceStats, tr.rowloss, tr.branch,
 		tr.partials, tr.dx, tr.dh, tr.dnorm, tr.dlogits, tr.datt, tr.dq, tr.dqRot, tr.dqN, tr.dk, tr.dkRot,
-		tr.dkN, tr.dv, tr.scratch, tr.dG, tr.dH3, tr.ptrs, tr.wh, tr.doutH, tr.fnH}
+		tr.dkN, tr.dv, tr.scratch, tr.dG, tr.dH3, tr.ptrs, tr.wh, tr.doutH, tr.fnH, tr.dGH, tr.dH3H}
 	bs = append(bs, tr.places)
 	if tr.img != nil {
 		bs = append(bs, tr.img.bufs...)
@@ -529,18 +536,23 @@ func (tr *Trainer) linear(y, x, xh Buf, w, n, in, out int) error {
 }
 
 // linearBack adds dW[out,in] += doutᵀ·x and sets (beta 0) or adds (beta 1)
-// dx[n,in] = dout·W. In bf16 precision both products read dout's bf16
-// copy, cast here once, and x's (xh) and the weights' bf16 copies.
-func (tr *Trainer) linearBack(dx, dout, x, xh Buf, w, n, in, out int, beta float32) error {
+// dx[n,in] = dout·W. In bf16 precision both products read doutH, dout's
+// bf16 copy (where the kernel that computed dout wrote it in bf16 only,
+// as ce_bwd and swiglu_bwd do; the zero Buf: cast here from dout), and
+// x's (xh) and the weights' bf16 copies.
+func (tr *Trainer) linearBack(dx, dout, doutH, x, xh Buf, w, n, in, out int, beta float32) error {
 	d := tr.d
 	if tr.prec == BF16 {
-		if err := d.castBF16(tr.doutH, dout, n*out); err != nil {
+		if doutH.P == 0 {
+			if err := d.castBF16(tr.doutH, dout, n*out); err != nil {
+				return err
+			}
+			doutH = tr.doutH
+		}
+		if err := d.gemmBF16(false, false, n, in, out, 1, doutH.P, out, half(tr.wh, w), in, beta, dx.P, in); err != nil {
 			return err
 		}
-		if err := d.gemmBF16(false, false, n, in, out, 1, tr.doutH.P, out, half(tr.wh, w), in, beta, dx.P, in); err != nil {
-			return err
-		}
-		return d.gemmBF16(true, false, out, in, n, 1, tr.doutH.P, out, xh.P, in, 1, tr.g.At(w), in)
+		return d.gemmBF16(true, false, out, in, n, 1, doutH.P, out, xh.P, in, 1, tr.g.At(w), in)
 	}
 	if err := d.gemm(tr.prec, false, false, n, in, out, 1, dout.P, out, tr.w.At(w), in, beta, dx.P, in); err != nil {
 		return err
@@ -550,7 +562,8 @@ func (tr *Trainer) linearBack(dx, dout, x, xh Buf, w, n, in, out int, beta float
 
 // toBF16 sets xh to x [k] rounded to bf16 where the precision is bf16: a
 // linear layer's input, cast once for its forward and weight-gradient
-// products (and the q, k, v products' shared input once for all three).
+// products, where the kernel that made it (a batched product) cannot
+// write the copy itself as the norms and SwiGLU do.
 func (tr *Trainer) toBF16(xh, x Buf, k int) error {
 	if tr.prec != BF16 {
 		return nil
@@ -603,15 +616,14 @@ func (tr *Trainer) forward(b *models.Batch) (float64, error) {
 	}
 	for l, lp := range tr.layers {
 		x, a := tr.xs[l], &tr.acts[l]
-		e(d.rmsForward(a.an, a.arstd, x, tr.w.Off(lp.attnNorm), n, D, normEps))
-		e(tr.toBF16(a.anH, a.an, n*D))
+		e(d.rmsForward(a.an, a.anH, a.arstd, x, tr.w.Off(lp.attnNorm), n, D, normEps))
 		e(tr.linear(a.q, a.an, a.anH, lp.wq, n, D, tr.qd))
 		e(tr.linear(a.k, a.an, a.anH, lp.wk, n, D, tr.kvd))
 		e(tr.linear(a.v, a.an, a.anH, lp.wv, n, D, tr.kvd))
 		qIn, kIn := a.q, a.k
 		if c.QKNorm {
-			e(d.rmsForward(a.qN, a.qrstd, a.q, tr.w.Off(lp.qNorm), n*H, hd, normEps))
-			e(d.rmsForward(a.kN, a.krstd, a.k, tr.w.Off(lp.kNorm), n*KV, hd, normEps))
+			e(d.rmsForward(a.qN, Buf{}, a.qrstd, a.q, tr.w.Off(lp.qNorm), n*H, hd, normEps))
+			e(d.rmsForward(a.kN, Buf{}, a.krstd, a.k, tr.w.Off(lp.kNorm), n*KV, hd, normEps))
 			qIn, kIn = a.qN, a.kN
 		}
 		e(d.ropeApply(a.qRot, qIn, tr.pos, tr.cos, tr.sin, n, H, hd, 1, false))
@@ -620,20 +632,17 @@ func (tr *Trainer) forward(b *models.Batch) (float64, error) {
 		e(tr.toBF16(a.attH, a.att, n*tr.qd))
 		e(tr.linear(tr.branch, a.att, a.attH, lp.wo, n, tr.qd, D))
 		e(d.addInto(a.h, x, tr.branch, n*D))
-		e(d.rmsForward(a.mn, a.mrstd, a.h, tr.w.Off(lp.mlpNorm), n, D, normEps))
-		e(tr.toBF16(a.mnH, a.mn, n*D))
+		e(d.rmsForward(a.mn, a.mnH, a.mrstd, a.h, tr.w.Off(lp.mlpNorm), n, D, normEps))
 		e(tr.linear(a.h1, a.mn, a.mnH, lp.w1, n, D, F))
 		e(tr.linear(a.h3, a.mn, a.mnH, lp.w3, n, D, F))
-		e(d.swigluForward(a.gg, a.s, a.h1, a.h3, n*F))
-		e(tr.toBF16(a.ggH, a.gg, n*F))
+		e(d.swigluForward(a.gg, a.ggH, a.s, a.h1, a.h3, n*F))
 		e(tr.linear(tr.branch, a.gg, a.ggH, lp.w2, n, F, D))
 		e(d.addInto(tr.xs[l+1], a.h, tr.branch, n*D))
 		if err := errors.Join(errs...); err != nil {
 			return 0, fmt.Errorf("llm.layers.%d forward: %w", l, err)
 		}
 	}
-	e(d.rmsForward(tr.fn, tr.frstd, tr.xs[c.Layers], tr.w.Off(tr.norm), n, D, normEps))
-	e(tr.toBF16(tr.fnH, tr.fn, n*D))
+	e(d.rmsForward(tr.fn, tr.fnH, tr.frstd, tr.xs[c.Layers], tr.w.Off(tr.norm), n, D, normEps))
 	e(tr.linear(tr.logits, tr.fn, tr.fnH, tr.embed, n, D, V))
 	e(d.ceForward(tr.ceStats, tr.rowloss, tr.logits, tr.tgt, tr.mask, n, V))
 	if err := errors.Join(errs...); err != nil {
@@ -722,8 +731,12 @@ func (tr *Trainer) backward() error {
 	if tr.count > 0 {
 		w = float32(1 / tr.count)
 	}
-	e(d.ceBackward(tr.dlogits, tr.logits, tr.ceStats, tr.tgt, tr.mask, n, V, w))
-	e(tr.linearBack(tr.dnorm, tr.dlogits, tr.fn, tr.fnH, tr.embed, n, D, V, 0))
+	dlH := Buf{} // bf16: ce_bwd writes the logits' gradient in bf16 only
+	if tr.prec == BF16 {
+		dlH = tr.doutH
+	}
+	e(d.ceBackward(tr.dlogits, dlH, tr.logits, tr.ceStats, tr.tgt, tr.mask, n, V, w))
+	e(tr.linearBack(tr.dnorm, tr.dlogits, dlH, tr.fn, tr.fnH, tr.embed, n, D, V, 0))
 	e(d.zero(tr.dx))
 	e(d.rmsBackward(tr.dx, tr.g.Off(tr.norm), tr.dnorm, tr.xs[c.Layers], tr.w.Off(tr.norm), tr.frstd, n, D))
 	if err := errors.Join(errs...); err != nil {
@@ -733,14 +746,14 @@ func (tr *Trainer) backward() error {
 		lp, a, x := tr.layers[l], &tr.acts[l], tr.xs[l]
 		// dx holds ∂L/∂xs[l+1]; the residual passes it to h unchanged.
 		e(d.copyD(tr.dh, tr.dx, n*D))
-		e(tr.linearBack(tr.dG, tr.dx, a.gg, a.ggH, lp.w2, n, F, D, 0))
-		e(d.swigluBackward(tr.dG, tr.dH3, a.h1, a.h3, a.s, n*F))
-		e(tr.linearBack(tr.dnorm, tr.dG, a.mn, a.mnH, lp.w1, n, D, F, 0))
-		e(tr.linearBack(tr.dnorm, tr.dH3, a.mn, a.mnH, lp.w3, n, D, F, 1))
+		e(tr.linearBack(tr.dG, tr.dx, Buf{}, a.gg, a.ggH, lp.w2, n, F, D, 0))
+		e(d.swigluBackward(tr.dG, tr.dH3, tr.dGH, tr.dH3H, a.h1, a.h3, a.s, n*F))
+		e(tr.linearBack(tr.dnorm, tr.dG, tr.dGH, a.mn, a.mnH, lp.w1, n, D, F, 0))
+		e(tr.linearBack(tr.dnorm, tr.dH3, tr.dH3H, a.mn, a.mnH, lp.w3, n, D, F, 1))
 		e(d.rmsBackward(tr.dh, tr.g.Off(lp.mlpNorm), tr.dnorm, a.h, tr.w.Off(lp.mlpNorm), a.mrstd, n, D))
 		// dh holds ∂L/∂h; the residual passes it to x unchanged.
 		e(d.copyD(tr.dx, tr.dh, n*D))
-		e(tr.linearBack(tr.datt, tr.dh, a.att, a.attH, lp.wo, n, tr.qd, D, 0))
+		e(tr.linearBack(tr.datt, tr.dh, Buf{}, a.att, a.attH, lp.wo, n, tr.qd, D, 0))
 		e(d.zero(tr.dqRot))
 		e(d.zero(tr.dkRot))
 		e(d.zero(tr.dv))
@@ -756,9 +769,9 @@ func (tr *Trainer) backward() error {
 			e(d.ropeApply(tr.dq, tr.dqRot, tr.pos, tr.cos, tr.sin, n, H, hd, -1, false))
 			e(d.ropeApply(tr.dk, tr.dkRot, tr.pos, tr.cos, tr.sin, n, KV, hd, -1, false))
 		}
-		e(tr.linearBack(tr.dnorm, tr.dq, a.an, a.anH, lp.wq, n, D, tr.qd, 0))
-		e(tr.linearBack(tr.dnorm, tr.dk, a.an, a.anH, lp.wk, n, D, tr.kvd, 1))
-		e(tr.linearBack(tr.dnorm, tr.dv, a.an, a.anH, lp.wv, n, D, tr.kvd, 1))
+		e(tr.linearBack(tr.dnorm, tr.dq, Buf{}, a.an, a.anH, lp.wq, n, D, tr.qd, 0))
+		e(tr.linearBack(tr.dnorm, tr.dk, Buf{}, a.an, a.anH, lp.wk, n, D, tr.kvd, 1))
+		e(tr.linearBack(tr.dnorm, tr.dv, Buf{}, a.an, a.anH, lp.wv, n, D, tr.kvd, 1))
 		e(d.rmsBackward(tr.dx, tr.g.Off(lp.attnNorm), tr.dnorm, x, tr.w.Off(lp.attnNorm), a.arstd, n, D))
 		if err := errors.Join(errs...); err != nil {
 			return fmt.Errorf("llm.layers.%d backward: %w", l, err)
