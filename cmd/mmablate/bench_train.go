@@ -183,12 +183,12 @@ TFLOP/s) and Go's tokens/s over each peer's, per case. On one NVIDIA H200
 against torch 2.11.0+cu130 (2026-12-02; columns abbreviated):
 
   case    impl                                 tokens/s  TFLOP/s  MFU    go/this
-  text    go cuda bf16                         134039    156.0    15.8%
-  text    pytorch eager bf16 autocast          82316     95.8     9.7%   1.63
-  text    pytorch torch.compile bf16 autocast  177338    206.4    20.9%  0.76
-  images  go cuda bf16                         116318    149.8    15.1%
-  images  pytorch eager bf16 autocast          70299     90.6     9.2%   1.65
-  images  pytorch torch.compile bf16 autocast  154550    199.1    20.1%  0.75`,
+  text    go cuda bf16                         189501    220.6    22.3%
+  text    pytorch eager bf16 autocast          82351     95.8     9.7%   2.30
+  text    pytorch torch.compile bf16 autocast  213434    248.4    25.1%  0.89
+  images  go cuda bf16                         154995    199.6    20.2%
+  images  pytorch eager bf16 autocast          71812     92.5     9.3%   2.16
+  images  pytorch torch.compile bf16 autocast  150738    194.2    19.6%  1.03`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if threads < 1 || steps < 1 || warmup < 0 {
