@@ -250,9 +250,17 @@ func BenchmarkDecoderStep(b *testing.B) {
 		f     func() error
 	}{
 		{"attention-products-and-softmax", L, func() error { return tr.attention(a) }},
-		{"attention-softmax", L, func() error { return dd.attnSoftmax(a.probs, tr.docs, B, d.Heads, T, tr.bs, true) }},
+		{"attention-softmax", L, func() error {
+			p := a.probs
+			if tr.attnH { // the scores are in scratch, the probabilities go to probsH
+				p = tr.scratch
+			}
+			return dd.attnSoftmax(p, a.probsH, tr.docs, B, d.Heads, T, tr.bs, true)
+		}},
 		{"attention-backward-products-and-softmax", L, func() error { return tr.attentionBack(a) }},
-		{"attention-softmax-backward", L, func() error { return dd.attnSoftmaxBackward(tr.scratch, a.probs, B*d.Heads, T, tr.bs, true) }},
+		{"attention-softmax-backward", L, func() error {
+			return dd.attnSoftmaxBackward(tr.scratch, a.probs, a.probsH, tr.scratchH, B*d.Heads, T, tr.bs, true)
+		}},
 		{"linear-forward-products", L, func() error {
 			return errors.Join(tr.linear(a.q, a.an, a.anH, lp.wq, n, D, tr.qd), tr.linear(a.k, a.an, a.anH, lp.wk, n, D, tr.kvd),
 				tr.linear(a.v, a.an, a.anH, lp.wv, n, D, tr.kvd), tr.linear(tr.branch, a.att, a.attH, lp.wo, n, tr.qd, D),
@@ -275,8 +283,8 @@ func BenchmarkDecoderStep(b *testing.B) {
 			return errors.Join(dd.rmsForward(a.an, a.anH, a.arstd, tr.xs[0], tr.w.Off(lp.attnNorm), n, D, normEps),
 				dd.rmsForward(a.qN, Buf{}, a.qrstd, a.q, tr.w.Off(lp.qNorm), n*d.Heads, tr.hd, normEps),
 				dd.rmsForward(a.kN, Buf{}, a.krstd, a.k, tr.w.Off(lp.kNorm), n*d.KVHeads, tr.hd, normEps),
-				dd.ropeApply(a.qRot, a.qN, tr.pos, tr.cos, tr.sin, n, d.Heads, tr.hd, 1, false),
-				dd.ropeApply(a.kRot, a.kN, tr.pos, tr.cos, tr.sin, n, d.KVHeads, tr.hd, 1, false),
+				dd.ropeApply(a.qRot, a.qRotH, a.qN, tr.pos, tr.cos, tr.sin, n, d.Heads, tr.hd, 1, false),
+				dd.ropeApply(a.kRot, a.kRotH, a.kN, tr.pos, tr.cos, tr.sin, n, d.KVHeads, tr.hd, 1, false),
 				dd.addInto(a.h, tr.xs[0], tr.branch, n*D), dd.rmsForward(a.mn, a.mnH, a.mrstd, a.h, tr.w.Off(lp.mlpNorm), n, D, normEps),
 				dd.swigluForward(a.gg, a.ggH, a.s, a.h1, a.h3, n*F), dd.addInto(tr.xs[1], a.h, tr.branch, n*D))
 		}},

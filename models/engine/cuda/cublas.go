@@ -138,3 +138,19 @@ func (d *Device) gemmBatched(p Precision, tA, tB bool, m, n, k int, alpha float3
 		uintptr(count), p.compute(), cublasGemmDefault)
 	return d.blas.check(fmt.Sprintf("cublasGemmBatchedEx(m=%d n=%d k=%d ×%d)", m, n, k, count), r)
 }
+
+// gemmBatchedBF16 is gemmBatched with bf16 operands (as gemmBF16: a and b
+// point to 2-byte elements, c to float32, CUBLAS_COMPUTE_32F). Every
+// operand pointer must be 16-byte aligned (cuBLAS reads them with vector
+// loads and cannot check pointers inside an array): the caller ensures it.
+func (d *Device) gemmBatchedBF16(tA, tB bool, m, n, k int, alpha float32, a uintptr, lda int, b uintptr, ldb int, beta float32, c uintptr, ldc, count int) error {
+	if m == 0 || n == 0 || count == 0 {
+		return nil
+	}
+	d.scalars[0], d.scalars[1] = alpha, beta
+	al, be := d.host+2*maxArgs*8, d.host+2*maxArgs*8+4
+	r, _, _ := purego.SyscallN(d.blas.gemmBatchedEx, d.blas.handle, op(tB), op(tA), uintptr(n), uintptr(m), uintptr(k),
+		al, b, cudaR16BF, uintptr(ldb), a, cudaR16BF, uintptr(lda), be, c, cudaR32F, uintptr(ldc),
+		uintptr(count), cublasCompute32F, cublasGemmDefault)
+	return d.blas.check(fmt.Sprintf("cublasGemmBatchedEx bf16 (m=%d n=%d k=%d ×%d)", m, n, k, count), r)
+}

@@ -96,6 +96,10 @@ var parityCases = []parityCase{
 	// Reduced-precision products: bounds stated in the package README.
 	{name: "tf32", B: 2, T: 64, heads: 4, kv: 2, qkNorm: true, docsPerSeq: 2, prec: TF32, lossTol: 1e-2, rel: 5e-2},
 	{name: "bf16", B: 2, T: 64, heads: 4, kv: 2, qkNorm: true, docsPerSeq: 2, prec: BF16, lossTol: 3e-2, rel: 1.5e-1},
+	// bf16's attention products with bf16 operands: over the causal row
+	// blocks (T ≥ 256), then with the block softmax kernels (T > 1024).
+	{name: "bf16 mqa 256", B: 2, T: 256, heads: 4, kv: 1, qkNorm: true, docsPerSeq: 3, prec: BF16, lossTol: 3e-2, rel: 1.5e-1},
+	{name: "bf16 gqa 1280", B: 1, T: 1280, heads: 4, kv: 2, qkNorm: true, docsPerSeq: 2, prec: BF16, lossTol: 3e-2, rel: 1.5e-1},
 }
 
 func (pc parityCase) config() models.Config {

@@ -25,6 +25,8 @@ __device__ __forceinline__ unsigned short bf16_rn(float x) {
     if ((u & 0x7fffffffu) > 0x7f800000u) return (unsigned short)((u >> 16) | 0x40u);
     return (unsigned short)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
+// bf16_f widens a bfloat16 to float (exact).
+__device__ __forceinline__ float bf16_f(unsigned short h) { return __uint_as_float((unsigned int)h << 16); }
 
 __device__ __forceinline__ float warp_max(float v) {
     for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(FULL, v, o));
@@ -147,9 +149,12 @@ __global__ void rmsnorm_bwd(float* dx, float* dw, const float* dout, const float
 // ---------------------------------------------------------------- RoPE
 // Rotate-half pairs (i, i+hd/2) of each head of x [n, heads·hd] by the
 // angle of pos[t]; sign -1 is the backward (the transpose rotation);
-// accumulate adds into out. cs, sn [maxPos, hd/2]. out may alias x.
+// accumulate adds into out. cs, sn [maxPos, hd/2]. out may alias x. With
+// oh (bf16 precision's forward) the result goes, rounded to bf16, to oh
+// instead of out: q and k as the attention products' operands, which
+// nothing else reads.
 __global__ void rope(float* out, const float* x, const int* pos, const float* cs, const float* sn,
-                     int n, int heads, int hd, float sign, int accumulate) {
+                     int n, int heads, int hd, float sign, int accumulate, unsigned short* oh) {
     i64 idx = (i64)blockIdx.x * blockDim.x + threadIdx.x;
     int half = hd / 2;
     if (idx >= (i64)n * heads * half) return;
@@ -162,7 +167,10 @@ __global__ void rope(float* out, const float* x, const int* pos, const float* cs
     i64 off = t * heads * hd + (i64)h * hd;
     float a = x[off + i], b = x[off + i + half];
     float oa = a * co - b * s, ob = b * co + a * s;
-    if (accumulate) {
+    if (oh) {
+        oh[off + i] = bf16_rn(oa);
+        oh[off + i + half] = bf16_rn(ob);
+    } else if (accumulate) {
         out[off + i] += oa;
         out[off + i + half] += ob;
     } else {
@@ -334,6 +342,136 @@ __global__ void attn_softmax_bwd_warp(float* dp, const float* p, int T, int caus
     for (int i = 0; i < 32; i++) {
         int s = lane + 32 * i;
         if (s < wend) dr[s] = s < limit ? pv[i] * (gv[i] - dot) : 0.f;
+    }
+}
+
+// bf16 precision's forms of the four kernels above, separate so the fp32
+// ones keep their code and these carry no per-element mode branch (a
+// runtime null-pointer test inside the unrolled register loops made both
+// directions slower than fp32). attn_softmax_h reads the fp32 scores from
+// s and writes the probabilities, rounded to bf16, to ph [B·H, T, T]: the
+// products' operand and what the backward reads. attn_softmax_bwd_h reads
+// dP from dp and the probabilities from ph, and writes dS, rounded to
+// bf16, to dh (the products' operand; nothing else reads it). Same grids.
+__global__ void attn_softmax_h(const float* sc, const int* docs, int T, int H, int causal, int bs, unsigned short* ph) {
+    extern __shared__ float cache[];
+    __shared__ float sh[32];
+    int t = blockIdx.x, bh = blockIdx.y, b = bh / H;
+    i64 off = ((i64)bh * T + t) * T;
+    const float* row = sc + off;
+    unsigned short* hrow = ph + off;
+    const int* dc = docs ? docs + (i64)b * T : 0;
+    int limit = causal ? t + 1 : T;
+    int wend = causal ? min(T, (t / bs + 1) * bs) : T;
+    int mine = dc ? dc[t] : 0;
+    float mx = NEG_INF;
+    for (int s = threadIdx.x; s < limit; s += blockDim.x) {
+        float v = (!dc || dc[s] == mine) ? row[s] : NEG_INF;
+        cache[s] = v;
+        mx = fmaxf(mx, v);
+    }
+    mx = block_max(mx, sh);
+    float sum = 0.f;
+    for (int s = threadIdx.x; s < limit; s += blockDim.x) {
+        float v = cache[s];
+        float e = (v == NEG_INF || mx == NEG_INF) ? 0.f : expf(v - mx);
+        cache[s] = e;
+        sum += e;
+    }
+    sum = block_sum(sum, sh);
+    float inv = sum > 0.f ? 1.f / sum : 0.f;
+    for (int s = threadIdx.x; s < wend; s += blockDim.x) hrow[s] = bf16_rn(s < limit ? cache[s] * inv : 0.f);
+}
+__global__ void attn_softmax_bwd_h(const float* dp, const unsigned short* ph, int T, int causal, int bs, unsigned short* dh) {
+    extern __shared__ float cache[];
+    __shared__ float sh[32];
+    int t = blockIdx.x;
+    i64 off = ((i64)blockIdx.y * T + t) * T;
+    const float* dr = dp + off;
+    const unsigned short* pr = ph + off;
+    unsigned short* dhr = dh + off;
+    int limit = causal ? t + 1 : T;
+    int wend = causal ? min(T, (t / bs + 1) * bs) : T;
+    float* cp = cache;
+    float* cd = cache + T;
+    float dot = 0.f;
+    for (int s = threadIdx.x; s < limit; s += blockDim.x) {
+        float a = bf16_f(pr[s]), g = dr[s];
+        cp[s] = a;
+        cd[s] = g;
+        dot += a * g;
+    }
+    dot = block_sum(dot, sh);
+    for (int s = threadIdx.x; s < wend; s += blockDim.x) dhr[s] = bf16_rn(s < limit ? cp[s] * (cd[s] - dot) : 0.f);
+}
+__global__ void attn_softmax_warp_h(const float* sc, const int* docs, int T, int H, int causal, int bs, i64 rows,
+                                    unsigned short* ph) {
+    int lane = threadIdx.x & 31;
+    i64 r = (i64)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    if (r >= rows) return;
+    int t = r % T, b = (r / T) / H;
+    const float* row = sc + r * T;
+    unsigned short* hrow = ph + r * T;
+    const int* dc = docs ? docs + (i64)b * T : 0;
+    int limit = causal ? t + 1 : T;
+    int wend = causal ? min(T, (t / bs + 1) * bs) : T;
+    int mine = dc ? dc[t] : 0;
+    float v[32];
+    float mx = NEG_INF;
+#pragma unroll
+    for (int i = 0; i < 32; i++) {
+        int s = lane + 32 * i;
+        float x = NEG_INF;
+        if (s < limit && (!dc || dc[s] == mine)) x = row[s];
+        v[i] = x;
+        mx = fmaxf(mx, x);
+    }
+    mx = warp_max(mx);
+    float sum = 0.f;
+#pragma unroll
+    for (int i = 0; i < 32; i++) {
+        float e = (v[i] == NEG_INF || mx == NEG_INF) ? 0.f : expf(v[i] - mx);
+        v[i] = e;
+        sum += e;
+    }
+    sum = warp_sum(sum);
+    float inv = sum > 0.f ? 1.f / sum : 0.f;
+#pragma unroll
+    for (int i = 0; i < 32; i++) {
+        int s = lane + 32 * i;
+        if (s < wend) hrow[s] = bf16_rn(s < limit ? v[i] * inv : 0.f);
+    }
+}
+__global__ void attn_softmax_bwd_warp_h(const float* dp, const unsigned short* ph, int T, int causal, int bs, i64 rows,
+                                        unsigned short* dh) {
+    int lane = threadIdx.x & 31;
+    i64 r = (i64)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    if (r >= rows) return;
+    int t = r % T;
+    const float* dr = dp + r * T;
+    const unsigned short* pr = ph + r * T;
+    unsigned short* dhr = dh + r * T;
+    int limit = causal ? t + 1 : T;
+    int wend = causal ? min(T, (t / bs + 1) * bs) : T;
+    float pv[32], gv[32];
+    float dot = 0.f;
+#pragma unroll
+    for (int i = 0; i < 32; i++) {
+        int s = lane + 32 * i;
+        float a = 0.f, g = 0.f;
+        if (s < limit) {
+            a = bf16_f(pr[s]);
+            g = dr[s];
+        }
+        pv[i] = a;
+        gv[i] = g;
+        dot += a * g;
+    }
+    dot = warp_sum(dot);
+#pragma unroll
+    for (int i = 0; i < 32; i++) {
+        int s = lane + 32 * i;
+        if (s < wend) dhr[s] = bf16_rn(s < limit ? pv[i] * (gv[i] - dot) : 0.f);
     }
 }
 

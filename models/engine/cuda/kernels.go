@@ -10,6 +10,7 @@ type kernels struct {
 	embedFwd, embedBwd, rmsFwd, rmsBwd, rope, add, swigluFwd, swigluBwd uintptr
 	softmax, softmaxBwd, ceFwd, ceBwd, sumsq, sum, adamw                uintptr
 	softmaxWarp, softmaxBwdWarp                                         uintptr
+	softmaxH, softmaxBwdH, softmaxWarpH, softmaxBwdWarpH                uintptr // bf16 forms
 	rowsScatter, rowsGather                                             uintptr
 	castBF16                                                            uintptr
 	// the image path (image.go)
@@ -28,6 +29,8 @@ func (d *Device) loadKernels(cubin []byte) error {
 		"rope": &k.rope, "add": &k.add, "swiglu_fwd": &k.swigluFwd, "swiglu_bwd": &k.swigluBwd,
 		"attn_softmax": &k.softmax, "attn_softmax_bwd": &k.softmaxBwd,
 		"attn_softmax_warp": &k.softmaxWarp, "attn_softmax_bwd_warp": &k.softmaxBwdWarp, "ce_fwd": &k.ceFwd, "ce_bwd": &k.ceBwd,
+		"attn_softmax_h": &k.softmaxH, "attn_softmax_bwd_h": &k.softmaxBwdH,
+		"attn_softmax_warp_h": &k.softmaxWarpH, "attn_softmax_bwd_warp_h": &k.softmaxBwdWarpH,
 		"sumsq": &k.sumsq, "sum": &k.sum, "adamw": &k.adamw,
 		"rows_scatter": &k.rowsScatter, "rows_gather_clear": &k.rowsGather, "cast_bf16": &k.castBF16,
 		"layernorm_fwd": &k.lnFwd, "layernorm_bwd": &k.lnBwd, "add_bcast": &k.addBcast,
@@ -90,11 +93,13 @@ func (d *Device) rmsBackward(dx, dw, dout, x, w, rstd Buf, n, dim int) error {
 		dx, dw, dout, x, w, rstd, n, dim, rows)
 }
 
-func (d *Device) ropeApply(out, x, pos, cs, sn Buf, n, heads, hd int, sign float32, accumulate bool) error {
+// ropeApply: with oh (bf16, not the zero Buf) the result goes there,
+// rounded, instead of to out.
+func (d *Device) ropeApply(out, oh, x, pos, cs, sn Buf, n, heads, hd int, sign float32, accumulate bool) error {
 	acc := b2i(accumulate)
 	total := n * heads * hd / 2
 	return d.launch("rope", d.k.rope, grid1((total+ewBlock-1)/ewBlock), block1(ewBlock), 0,
-		out, x, pos, cs, sn, n, heads, hd, sign, acc)
+		out, x, pos, cs, sn, n, heads, hd, sign, acc, oh)
 }
 
 func (d *Device) addInto(out, a, b Buf, n int) error {
@@ -121,22 +126,45 @@ const maxSoftmaxT = 48 << 10 / 8
 const warpSoftmaxT = 1024
 
 // attnSoftmax: bs is the causal row-block size of the products (T: none).
-func (d *Device) attnSoftmax(p, docs Buf, B, H, T, bs int, causal bool) error {
+// The scores are in p; the probabilities replace them there, or with ph
+// (bf16, not the zero Buf) go there, rounded, instead (separate kernels:
+// the fp32 ones carry no bf16 branch).
+func (d *Device) attnSoftmax(p, ph, docs Buf, B, H, T, bs int, causal bool) error {
 	if T <= warpSoftmaxT {
 		rows := B * H * T
-		return d.launch("attn_softmax_warp", d.k.softmaxWarp, grid1((rows+warpsBlock-1)/warpsBlock), block1(32*warpsBlock), 0,
-			p, docs, T, H, b2i(causal), bs, i64(rows))
+		g, blk := grid1((rows+warpsBlock-1)/warpsBlock), block1(32*warpsBlock)
+		if ph.P != 0 {
+			return d.launch("attn_softmax_warp_h", d.k.softmaxWarpH, g, blk, 0, p, docs, T, H, b2i(causal), bs, i64(rows), ph)
+		}
+		return d.launch("attn_softmax_warp", d.k.softmaxWarp, g, blk, 0, p, docs, T, H, b2i(causal), bs, i64(rows))
 	}
-	return d.launch("attn_softmax", d.k.softmax, [3]int{T, B * H, 1}, block1(softmaxBlock(T)), 4*T, p, docs, T, H, b2i(causal), bs)
+	g, blk := [3]int{T, B * H, 1}, block1(softmaxBlock(T))
+	if ph.P != 0 {
+		return d.launch("attn_softmax_h", d.k.softmaxH, g, blk, 4*T, p, docs, T, H, b2i(causal), bs, ph)
+	}
+	return d.launch("attn_softmax", d.k.softmax, g, blk, 4*T, p, docs, T, H, b2i(causal), bs)
 }
 
-func (d *Device) attnSoftmaxBackward(dp, p Buf, BH, T, bs int, causal bool) error {
+// attnSoftmaxBackward turns dp into dS in place, reading the
+// probabilities from p; with ph and dh (bf16, both or neither) it reads
+// them from ph and writes dS, rounded, to dh instead.
+func (d *Device) attnSoftmaxBackward(dp, p, ph, dh Buf, BH, T, bs int, causal bool) error {
+	if (ph.P == 0) != (dh.P == 0) {
+		return fmt.Errorf("cuda: attention softmax backward: the bf16 probabilities and dS go together")
+	}
 	if T <= warpSoftmaxT {
 		rows := BH * T
-		return d.launch("attn_softmax_bwd_warp", d.k.softmaxBwdWarp, grid1((rows+warpsBlock-1)/warpsBlock), block1(32*warpsBlock), 0,
-			dp, p, T, b2i(causal), bs, i64(rows))
+		g, blk := grid1((rows+warpsBlock-1)/warpsBlock), block1(32*warpsBlock)
+		if ph.P != 0 {
+			return d.launch("attn_softmax_bwd_warp_h", d.k.softmaxBwdWarpH, g, blk, 0, dp, ph, T, b2i(causal), bs, i64(rows), dh)
+		}
+		return d.launch("attn_softmax_bwd_warp", d.k.softmaxBwdWarp, g, blk, 0, dp, p, T, b2i(causal), bs, i64(rows))
 	}
-	return d.launch("attn_softmax_bwd", d.k.softmaxBwd, [3]int{T, BH, 1}, block1(softmaxBlock(T)), 8*T, dp, p, T, b2i(causal), bs)
+	g, blk := [3]int{T, BH, 1}, block1(softmaxBlock(T))
+	if ph.P != 0 {
+		return d.launch("attn_softmax_bwd_h", d.k.softmaxBwdH, g, blk, 8*T, dp, ph, T, b2i(causal), bs, dh)
+	}
+	return d.launch("attn_softmax_bwd", d.k.softmaxBwd, g, blk, 8*T, dp, p, T, b2i(causal), bs)
 }
 
 func b2i(b bool) int {

@@ -36,6 +36,11 @@ type Trainer struct {
 	clip             float64
 	b1, b2, eps, wdc float64
 
+	// attnH: the attention's batched products read bf16 operands (bf16
+	// precision where every operand pointer is 16-byte aligned: head
+	// width and T multiples of 8); else fp32 ones under tr.prec.
+	attnH bool
+
 	w, g, mom, vel Buf // [P] the parameter arena and its gradient and moments
 	// bf16 precision only (else zero Bufs): wh [P] is the weights rounded
 	// to bf16, refreshed by every AdamW update; doutH the bf16 copy of the
@@ -63,6 +68,11 @@ type Trainer struct {
 	dG, dH3                     Buf
 	ptrs                        Buf // device pointer arrays for the batched attention products
 	bwdPtrs                     attnPtrs
+	// attnH only: scratchH [B·H, T, T] is dS in bf16 (the softmax
+	// backward's output), dattH [B·T, H·hd] the attention output's
+	// gradient in bf16, bwdPtrsH their pointer arrays (p and o).
+	scratchH, dattH Buf
+	bwdPtrsH        attnPtrs
 
 	hostIDs []int32 // the batch's tokens with each image placeholder replaced by 0
 	count   float64 // Σ mask of the current batch
@@ -93,7 +103,12 @@ type layerActs struct {
 	// where they are made and read by the forward and the weight-gradient
 	// products.
 	anH, attH, mnH, ggH Buf
-	ptr                 attnPtrs
+	// attnH: the attention products' bf16 operands in place of the fp32
+	// qRot, kRot and probs (not allocated then): q and k as RoPE writes
+	// them, v cast once from the projection, and the softmax's
+	// probabilities [B·H, T, T]; ptrH their pointer arrays.
+	qRotH, kRotH, vH, probsH Buf
+	ptr, ptrH                attnPtrs
 }
 
 // attnPtrs are the device addresses of [B·H]-long arrays of operand
@@ -237,10 +252,17 @@ func (tr *Trainer) allocate() error {
 	for range c.Layers + 1 {
 		tr.xs = append(tr.xs, take(n*D))
 	}
+	take16 := func(k int) Buf { return take((k + 1) / 2) }
+	tr.attnH = tr.prec == BF16 && tr.hd%8 == 0 && T%8 == 0
 	for range c.Layers {
 		a := layerActs{an: take(n * D), arstd: take(n), q: take(n * qd), k: take(n * kvd), v: take(n * kvd),
-			qRot: take(n * qd), kRot: take(n * kvd), probs: take(B * H * T * T), att: take(n * qd), h: take(n * D),
+			att: take(n * qd), h: take(n * D),
 			mn: take(n * D), mrstd: take(n), h1: take(n * F), h3: take(n * F), s: take(n * F), gg: take(n * F)}
+		if tr.attnH {
+			a.qRotH, a.kRotH, a.vH, a.probsH = take16(n*qd), take16(n*kvd), take16(n*kvd), take16(B*H*T*T)
+		} else {
+			a.qRot, a.kRot, a.probs = take(n*qd), take(n*kvd), take(B*H*T*T)
+		}
 		if c.QKNorm {
 			a.qN, a.kN, a.qrstd, a.krstd = take(n*qd), take(n*kvd), take(n*H), take(n*KV)
 		}
@@ -255,12 +277,14 @@ func (tr *Trainer) allocate() error {
 		tr.dqN, tr.dkN = take(n*qd), take(n*kvd)
 	}
 	tr.scratch, tr.dG = take(B*H*T*T), take(n*F)
+	if tr.attnH {
+		tr.scratchH, tr.dattH = take16(B*H*T*T), take16(n*qd)
+	}
 	if tr.prec != BF16 {
 		// In bf16 ce_bwd and swiglu_bwd write these only in bf16 (doutH,
 		// dH3H): the products are their one reader.
 		tr.dlogits, tr.dH3 = take(n*V), take(n*F)
 	} else {
-		take16 := func(k int) Buf { return take((k + 1) / 2) }
 		tr.wh, tr.doutH, tr.fnH = take16(P), take16(n*max(V, F, D, qd)), take16(n*D)
 		tr.dGH, tr.dH3H = take16(n*F), take16(n*F)
 		for l := range tr.acts {
@@ -276,7 +300,9 @@ func (tr *Trainer) allocate() error {
 	}
 	tr.bs = T / tr.nb
 	BH, nb, bs := B*H, tr.nb, tr.bs
-	tr.ptrs = take(2 * BH * (2 + 3*nb) * (c.Layers + 1))
+	// At most 2+3·nb arrays of BH pointers per set, fp32 and bf16 sets per
+	// layer and for the backward's shared buffers.
+	tr.ptrs = take(2 * BH * (2 + 3*nb) * 2 * (c.Layers + 1))
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
@@ -292,10 +318,15 @@ func (tr *Trainer) allocate() error {
 	}
 	errs = append(errs, upload(d, tr.cos, cs), upload(d, tr.sin, sn))
 	// Pointer arrays: per layer q, k, v, p, o; then the shared backward
-	// buffers dq, dk, dv, dS, dO in the same order.
-	host := make([]uint64, 0, BH*(2+3*nb)*(c.Layers+1))
-	// kind 0: [B, T, H·hd] (q, o); 1: [B, T, KV·hd] (k, v); 2: [B·H, T, T] (p).
-	array := func(buf Buf, kind, r int) uintptr {
+	// buffers dq, dk, dv, dS, dO in the same order. A buffer not allocated
+	// (the zero Buf) gets no array (address 0).
+	host := make([]uint64, 0, BH*(2+3*nb)*2*(c.Layers+1))
+	// kind 0: [B, T, H·hd] (q, o); 1: [B, T, KV·hd] (k, v); 2: [B·H, T, T]
+	// (p); es: the element size in bytes (4, or 2 for bf16).
+	array := func(buf Buf, kind, r, es int) uintptr {
+		if buf.P == 0 {
+			return 0
+		}
 		base := tr.ptrs.P + uintptr(8*len(host))
 		for j := range BH {
 			i, rem := j/(B*KV), j%(B*KV)
@@ -310,24 +341,26 @@ func (tr *Trainer) allocate() error {
 			case 2:
 				off = (b*H+h)*T*T + r*bs*T
 			}
-			host = append(host, uint64(buf.At(off)))
+			host = append(host, uint64(buf.P+uintptr(es*off)))
 		}
 		return base
 	}
-	arrays := func(q, k, v, p, o Buf) attnPtrs {
-		ap := attnPtrs{k: array(k, 1, 0), v: array(v, 1, 0)}
+	arrays := func(q, k, v, p, o Buf, es int) attnPtrs {
+		ap := attnPtrs{k: array(k, 1, 0, es), v: array(v, 1, 0, es)}
 		for r := range nb {
-			ap.q = append(ap.q, array(q, 0, r))
-			ap.p = append(ap.p, array(p, 2, r))
-			ap.o = append(ap.o, array(o, 0, r))
+			ap.q = append(ap.q, array(q, 0, r, es))
+			ap.p = append(ap.p, array(p, 2, r, es))
+			ap.o = append(ap.o, array(o, 0, r, es))
 		}
 		return ap
 	}
 	for l := range tr.acts {
 		a := &tr.acts[l]
-		a.ptr = arrays(a.qRot, a.kRot, a.v, a.probs, a.att)
+		a.ptr = arrays(a.qRot, a.kRot, a.v, a.probs, a.att, 4)
+		a.ptrH = arrays(a.qRotH, a.kRotH, a.vH, a.probsH, Buf{}, 2)
 	}
-	tr.bwdPtrs = arrays(tr.dqRot, tr.dkRot, tr.dv, tr.scratch, tr.datt)
+	tr.bwdPtrs = arrays(tr.dqRot, tr.dkRot, tr.dv, tr.scratch, tr.datt, 4)
+	tr.bwdPtrsH = arrays(Buf{}, Buf{}, Buf{}, tr.scratchH, tr.dattH, 2)
 	errs = append(errs, upload(d, tr.ptrs, host))
 	tr.hostIDs = make([]int32, n)
 	if tr.imgHi > tr.imgLo {
@@ -387,7 +420,7 @@ func (tr *Trainer) all() []Buf {
 	bs := []Buf{tr.w, tr.g, tr.mom, tr.vel, tr.chunkLo, tr.chunkHi, tr.chunkFlags, tr.cos, tr.sin,
 		tr.ids, tr.pos, tr.docs, tr.tgt, tr.mask, tr.fn, tr.frstd, tr.logits, tr.ceStats, tr.rowloss, tr.branch,
 		tr.partials, tr.dx, tr.dh, tr.dnorm, tr.dlogits, tr.datt, tr.dq, tr.dqRot, tr.dqN, tr.dk, tr.dkRot,
-		tr.dkN, tr.dv, tr.scratch, tr.dG, tr.dH3, tr.ptrs, tr.wh, tr.doutH, tr.fnH, tr.dGH, tr.dH3H}
+		tr.dkN, tr.dv, tr.scratch, tr.dG, tr.dH3, tr.ptrs, tr.wh, tr.doutH, tr.fnH, tr.dGH, tr.dH3H, tr.scratchH, tr.dattH}
 	bs = append(bs, tr.places)
 	if tr.img != nil {
 		bs = append(bs, tr.img.bufs...)
@@ -395,7 +428,8 @@ func (tr *Trainer) all() []Buf {
 	bs = append(bs, tr.xs...)
 	for _, a := range tr.acts {
 		bs = append(bs, a.an, a.arstd, a.q, a.k, a.v, a.qN, a.kN, a.qrstd, a.krstd, a.qRot, a.kRot,
-			a.probs, a.att, a.h, a.mn, a.mrstd, a.h1, a.h3, a.s, a.gg, a.anH, a.attH, a.mnH, a.ggH)
+			a.probs, a.att, a.h, a.mn, a.mrstd, a.h1, a.h3, a.s, a.gg, a.anH, a.attH, a.mnH, a.ggH,
+			a.qRotH, a.kRotH, a.vH, a.probsH)
 	}
 	return bs
 }
@@ -626,8 +660,8 @@ func (tr *Trainer) forward(b *models.Batch) (float64, error) {
 			e(d.rmsForward(a.kN, Buf{}, a.krstd, a.k, tr.w.Off(lp.kNorm), n*KV, hd, normEps))
 			qIn, kIn = a.qN, a.kN
 		}
-		e(d.ropeApply(a.qRot, qIn, tr.pos, tr.cos, tr.sin, n, H, hd, 1, false))
-		e(d.ropeApply(a.kRot, kIn, tr.pos, tr.cos, tr.sin, n, KV, hd, 1, false))
+		e(d.ropeApply(a.qRot, a.qRotH, qIn, tr.pos, tr.cos, tr.sin, n, H, hd, 1, false))
+		e(d.ropeApply(a.kRot, a.kRotH, kIn, tr.pos, tr.cos, tr.sin, n, KV, hd, 1, false))
 		e(tr.attention(a))
 		e(tr.toBF16(a.attH, a.att, n*tr.qd))
 		e(tr.linear(tr.branch, a.att, a.attH, lp.wo, n, tr.qd, D))
@@ -659,66 +693,95 @@ func (tr *Trainer) forward(b *models.Batch) (float64, error) {
 }
 
 // attention: probs = softmax(mask(q·kᵀ/√hd)), att = probs·v, per (b, h),
-// row block r computing only its first (r+1)·bs keys.
+// row block r computing only its first (r+1)·bs keys. With attnH the
+// products read bf16 operands: q and k as RoPE wrote them, v cast here,
+// the scores go to scratch and the softmax writes the probabilities in
+// bf16 only.
 func (tr *Trainer) attention(a *layerActs) error {
 	d, c := tr.d, tr.c
 	T, hd, BH, bs := tr.T, tr.hd, tr.B*c.Heads, tr.bs
 	scale := float32(1 / math.Sqrt(float64(hd)))
+	in, scores, probs := a.ptr, a.ptr.p, a.probs
+	if tr.attnH {
+		if err := d.castBF16(a.vH, a.v, tr.n*tr.kvd); err != nil {
+			return err
+		}
+		in, scores, probs = a.ptrH, tr.bwdPtrs.p, tr.scratch
+	}
 	for r := range tr.nb {
 		w := (r + 1) * bs
-		if err := d.gemmBatched(tr.prec, false, true, bs, w, hd, scale, a.ptr.q[r], tr.qd, a.ptr.k, tr.kvd, 0, a.ptr.p[r], T, BH); err != nil {
+		if err := tr.attnGemm(false, true, bs, w, hd, scale, in.q[r], tr.qd, in.k, tr.kvd, 0, scores[r], T, BH); err != nil {
 			return err
 		}
 	}
-	if err := d.attnSoftmax(a.probs, tr.docs, tr.B, c.Heads, T, bs, true); err != nil {
+	if err := d.attnSoftmax(probs, a.probsH, tr.docs, tr.B, c.Heads, T, bs, true); err != nil {
 		return err
 	}
 	for r := range tr.nb {
 		w := (r + 1) * bs
-		if err := d.gemmBatched(tr.prec, false, false, bs, hd, w, 1, a.ptr.p[r], T, a.ptr.v, tr.kvd, 0, a.ptr.o[r], tr.qd, BH); err != nil {
+		if err := tr.attnGemm(false, false, bs, hd, w, 1, in.p[r], T, in.v, tr.kvd, 0, a.ptr.o[r], tr.qd, BH); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// attentionBack adds into dqRot, dkRot, dv (zeroed by the caller) from datt.
+// attentionBack adds into dqRot, dkRot, dv (zeroed by the caller) from
+// datt. With attnH the products read bf16 operands: the forward's, datt
+// cast here, and dS as the softmax backward writes it (bf16 only).
 func (tr *Trainer) attentionBack(a *layerActs) error {
 	d, c := tr.d, tr.c
 	T, hd, BH, BKV, bs := tr.T, tr.hd, tr.B*c.Heads, tr.B*c.KVHeads, tr.bs
 	scale := float32(1 / math.Sqrt(float64(hd)))
-	g := tr.bwdPtrs
+	g := tr.bwdPtrs // the outputs: dv, dP (scratch), dq, dk
+	in, dO, dS := a.ptr, g.o, g.p
+	if tr.attnH {
+		if err := d.castBF16(tr.dattH, tr.datt, tr.n*tr.qd); err != nil {
+			return err
+		}
+		in, dO, dS = a.ptrH, tr.bwdPtrsH.o, tr.bwdPtrsH.p
+	}
 	for r := range tr.nb {
 		w := (r + 1) * bs
 		for i := range tr.gh {
 			o := uintptr(8 * i * BKV)
 			// dv_g += p_hᵀ·dO_h
-			if err := d.gemmBatched(tr.prec, true, false, w, hd, bs, 1, a.ptr.p[r]+o, T, g.o[r]+o, tr.qd, 1, g.v+o, tr.kvd, BKV); err != nil {
+			if err := tr.attnGemm(true, false, w, hd, bs, 1, in.p[r]+o, T, dO[r]+o, tr.qd, 1, g.v+o, tr.kvd, BKV); err != nil {
 				return err
 			}
 		}
-		// dS = dO·vᵀ (the softmax backward follows in place)
-		if err := d.gemmBatched(tr.prec, false, true, bs, w, hd, 1, g.o[r], tr.qd, a.ptr.v, tr.kvd, 0, g.p[r], T, BH); err != nil {
+		// dP = dO·vᵀ (the softmax backward turns it into dS)
+		if err := tr.attnGemm(false, true, bs, w, hd, 1, dO[r], tr.qd, in.v, tr.kvd, 0, g.p[r], T, BH); err != nil {
 			return err
 		}
 	}
-	if err := d.attnSoftmaxBackward(tr.scratch, a.probs, BH, T, bs, true); err != nil {
+	if err := d.attnSoftmaxBackward(tr.scratch, a.probs, a.probsH, tr.scratchH, BH, T, bs, true); err != nil {
 		return err
 	}
 	for r := range tr.nb {
 		w := (r + 1) * bs
-		if err := d.gemmBatched(tr.prec, false, false, bs, hd, w, scale, g.p[r], T, a.ptr.k, tr.kvd, 1, g.q[r], tr.qd, BH); err != nil {
+		if err := tr.attnGemm(false, false, bs, hd, w, scale, dS[r], T, in.k, tr.kvd, 1, g.q[r], tr.qd, BH); err != nil {
 			return err
 		}
 		for i := range tr.gh {
 			o := uintptr(8 * i * BKV)
 			// dk_g += scale·dSᵀ·q_h
-			if err := d.gemmBatched(tr.prec, true, false, w, hd, bs, scale, g.p[r]+o, T, a.ptr.q[r]+o, tr.qd, 1, g.k+o, tr.kvd, BKV); err != nil {
+			if err := tr.attnGemm(true, false, w, hd, bs, scale, dS[r]+o, T, in.q[r]+o, tr.qd, 1, g.k+o, tr.kvd, BKV); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// attnGemm is the attention's batched product: bf16 operands under
+// attnH (a and b then point to bf16 arrays), else fp32 ones under the
+// trainer's precision. Outputs are fp32 either way.
+func (tr *Trainer) attnGemm(tA, tB bool, m, n, k int, alpha float32, a uintptr, lda int, b uintptr, ldb int, beta float32, c uintptr, ldc, count int) error {
+	if tr.attnH {
+		return tr.d.gemmBatchedBF16(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, count)
+	}
+	return tr.d.gemmBatched(tr.prec, tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, count)
 }
 
 func (tr *Trainer) backward() error {
@@ -759,15 +822,15 @@ func (tr *Trainer) backward() error {
 		e(d.zero(tr.dv))
 		e(tr.attentionBack(a))
 		if c.QKNorm {
-			e(d.ropeApply(tr.dqN, tr.dqRot, tr.pos, tr.cos, tr.sin, n, H, hd, -1, false))
-			e(d.ropeApply(tr.dkN, tr.dkRot, tr.pos, tr.cos, tr.sin, n, KV, hd, -1, false))
+			e(d.ropeApply(tr.dqN, Buf{}, tr.dqRot, tr.pos, tr.cos, tr.sin, n, H, hd, -1, false))
+			e(d.ropeApply(tr.dkN, Buf{}, tr.dkRot, tr.pos, tr.cos, tr.sin, n, KV, hd, -1, false))
 			e(d.zero(tr.dq))
 			e(d.zero(tr.dk))
 			e(d.rmsBackward(tr.dq, tr.g.Off(lp.qNorm), tr.dqN, a.q, tr.w.Off(lp.qNorm), a.qrstd, n*H, hd))
 			e(d.rmsBackward(tr.dk, tr.g.Off(lp.kNorm), tr.dkN, a.k, tr.w.Off(lp.kNorm), a.krstd, n*KV, hd))
 		} else {
-			e(d.ropeApply(tr.dq, tr.dqRot, tr.pos, tr.cos, tr.sin, n, H, hd, -1, false))
-			e(d.ropeApply(tr.dk, tr.dkRot, tr.pos, tr.cos, tr.sin, n, KV, hd, -1, false))
+			e(d.ropeApply(tr.dq, Buf{}, tr.dqRot, tr.pos, tr.cos, tr.sin, n, H, hd, -1, false))
+			e(d.ropeApply(tr.dk, Buf{}, tr.dkRot, tr.pos, tr.cos, tr.sin, n, KV, hd, -1, false))
 		}
 		e(tr.linearBack(tr.dnorm, tr.dq, Buf{}, a.an, a.anH, lp.wq, n, D, tr.qd, 0))
 		e(tr.linearBack(tr.dnorm, tr.dk, Buf{}, a.an, a.anH, lp.wk, n, D, tr.kvd, 1))
