@@ -92,17 +92,5 @@ func TestPrintBenchData(t *testing.T) {
 	if err := printBenchData(&buf, rep); err != nil {
 		t.Fatal(err)
 	}
-	golden := filepath.Join("testdata", "bench-data.golden")
-	if os.Getenv("UPDATE_GOLDEN") == "1" {
-		if err := os.WriteFile(golden, buf.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if buf.String() != string(want) {
-		t.Errorf("got\n%s\nwant\n%s", buf.String(), want)
-	}
+	checkGolden(t, "bench-data.golden", buf.String())
 }

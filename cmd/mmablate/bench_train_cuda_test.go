@@ -235,19 +235,7 @@ func TestPrintGPUBench(t *testing.T) {
 	if err := writeGPUBench(&buf, false, infos, results); err != nil {
 		t.Fatal(err)
 	}
-	golden := filepath.Join("testdata", "bench-train-cuda.golden")
-	if os.Getenv("UPDATE_GOLDEN") == "1" {
-		if err := os.WriteFile(golden, buf.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if buf.String() != string(want) {
-		t.Errorf("got\n%s\nwant\n%s", buf.String(), want)
-	}
+	checkGolden(t, "bench-train-cuda.golden", buf.String())
 }
 
 // TestGPUBenchJSON: --json is one array of results, each naming its case.

@@ -43,6 +43,25 @@ func writeImg2Dataset(t *testing.T, dir string) string {
 	return path
 }
 
+// checkGolden compares got with testdata/name; UPDATE_GOLDEN=1 rewrites
+// the file first.
+func checkGolden(t *testing.T, name, got string) {
+	t.Helper()
+	golden := filepath.Join("testdata", name)
+	if os.Getenv("UPDATE_GOLDEN") == "1" {
+		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != string(want) {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+}
+
 func runCLI(args ...string) (string, error) {
 	var out bytes.Buffer
 	root := newRootCmd()
