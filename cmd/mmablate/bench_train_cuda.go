@@ -27,25 +27,13 @@ const gpuPeakBF16 = 989.4e12
 // and the same decoder behind ViT-B/16 and the C-Abstractor.
 var gpuBenchCases = []string{"text", "images"}
 
-// gpuImageTokens is the images case's image tokens per image (the
-// C-Abstractor pools the 14×14 patch grid to 12×12).
-const gpuImageTokens = 144
+// gpuImageTokens is the images case's image tokens per image.
+const gpuImageTokens = models.GPUReferenceImageTokens
 
-// gpuBenchConfig is the GPU-sized reference of `bench train --device cuda`:
-// a decoder of width 1024, 12 layers, 16 heads (4 kv heads), SwiGLU 2816,
-// vocab 32768, sequence seq; for the "images" case also a ViT-B/16 at 224
-// px (width 768, 12 blocks, 12 heads, patch 16: 196 patches), trained, and
-// MM1's base connector, the C-Abstractor (one ResBlock before and after
-// pooling), with 144 image tokens.
+// gpuBenchConfig is case c's model: models.GPUReferenceConfig, with images
+// for the "images" case.
 func gpuBenchConfig(c string, seq int) models.Config {
-	d := models.DefaultDecoderConfig()
-	d.Vocab, d.Width, d.Layers, d.Heads, d.KVHeads, d.FFNHidden, d.MaxSeq = 32768, 1024, 12, 16, 4, 2816, seq
-	cfg := models.Config{Decoder: d}
-	if c == "images" {
-		cfg.Vision = &models.VisionConfig{Resolution: 224, Patch: 16, Width: 768, Depth: 12, Heads: 12}
-		cfg.Connector = &models.ConnectorConfig{Type: models.ConnCAbstractor, Tokens: gpuImageTokens, Depth: 1}
-	}
-	return cfg
+	return models.GPUReferenceConfig(seq, c == "images")
 }
 
 // checkGPUCases rejects --gpu-cases that name no case, an unknown one or

@@ -22,15 +22,6 @@ import (
 // datasheet), the denominator of the benchmarks' MFU.
 const gpuPeakBF16 = 989.4e12
 
-// benchDecoderConfig is `mmablate bench train --device cuda`'s reference
-// decoder: width 1024, 12 layers, 16 heads (4 kv), SwiGLU 2816, vocab
-// 32768, sequence T.
-func benchDecoderConfig(T int) models.Config {
-	d := models.DefaultDecoderConfig()
-	d.Vocab, d.Width, d.Layers, d.Heads, d.KVHeads, d.FFNHidden, d.MaxSeq = 32768, 1024, 12, 16, 4, 2816, T
-	return models.Config{Decoder: d}
-}
-
 // timeOps runs f b.N times on a warm device and returns the seconds from
 // the first call until the device has finished the last (the timer covers
 // the same span), for rates per op.
@@ -117,8 +108,8 @@ func BenchmarkImageStep(b *testing.B) {
 		{Type: models.ConnAvgPool, Tokens: 144},
 	} {
 		b.Run(conn.Type, func(b *testing.B) {
-			cfg := benchDecoderConfig(T)
-			cfg.Vision, cfg.Connector = &models.VisionConfig{Resolution: 224, Patch: 16, Width: 768, Depth: 12, Heads: 12}, &conn
+			cfg := models.GPUReferenceConfig(T, true)
+			cfg.Connector = &conn
 			m, err := models.New(cfg, B, T, models.Options{Seed: 1, MaxImages: B})
 			if err != nil {
 				b.Fatal(err)
@@ -209,7 +200,7 @@ func BenchmarkImageStep(b *testing.B) {
 func BenchmarkDecoderStep(b *testing.B) {
 	needGPU(b)
 	const B, T = 16, 1024
-	cfg := benchDecoderConfig(T)
+	cfg := models.GPUReferenceConfig(T, false)
 	d := cfg.Decoder
 	m, err := models.New(cfg, B, T, models.Options{Seed: 1})
 	if err != nil {
