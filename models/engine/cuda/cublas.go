@@ -96,15 +96,7 @@ func op(t bool) uintptr {
 // beta·C with leading dimensions lda, ldb, ldc. cuBLAS is column-major, so
 // it runs Cᵀ = op(B)ᵀ·op(A)ᵀ: the same memory read as column-major matrices.
 func (d *Device) gemm(p Precision, tA, tB bool, m, n, k int, alpha float32, a uintptr, lda int, b uintptr, ldb int, beta float32, c uintptr, ldc int) error {
-	if m == 0 || n == 0 {
-		return nil
-	}
-	d.scalars[0], d.scalars[1] = alpha, beta
-	al, be := d.host+2*maxArgs*8, d.host+2*maxArgs*8+4
-	r, _, _ := purego.SyscallN(d.blas.gemmEx, d.blas.handle, op(tB), op(tA), uintptr(n), uintptr(m), uintptr(k),
-		al, b, cudaR32F, uintptr(ldb), a, cudaR32F, uintptr(lda), be, c, cudaR32F, uintptr(ldc),
-		p.compute(), cublasGemmDefault)
-	return d.blas.check(fmt.Sprintf("cublasGemmEx(m=%d n=%d k=%d)", m, n, k), r)
+	return d.gemmEx(cudaR32F, p.compute(), "cublasGemmEx", tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
 // gemmBF16 is gemm with bf16 operands: a and b hold 2-byte elements
@@ -114,29 +106,27 @@ func (d *Device) gemm(p Precision, tA, tB bool, m, n, k int, alpha float32, a ui
 // them on every call (BenchmarkGemm on an H200, 16384×2816×1024: 640–652
 // against 371–388 TFLOP/s).
 func (d *Device) gemmBF16(tA, tB bool, m, n, k int, alpha float32, a uintptr, lda int, b uintptr, ldb int, beta float32, c uintptr, ldc int) error {
+	return d.gemmEx(cudaR16BF, cublasCompute32F, "cublasGemmEx bf16", tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+// gemmEx is one cublasGemmEx with operands of type ab, a float32 C and
+// compute type compute; gemm and gemmBF16 are its two uses.
+func (d *Device) gemmEx(ab, compute uintptr, name string, tA, tB bool, m, n, k int, alpha float32, a uintptr, lda int, b uintptr, ldb int, beta float32, c uintptr, ldc int) error {
 	if m == 0 || n == 0 {
 		return nil
 	}
 	d.scalars[0], d.scalars[1] = alpha, beta
 	al, be := d.host+2*maxArgs*8, d.host+2*maxArgs*8+4
 	r, _, _ := purego.SyscallN(d.blas.gemmEx, d.blas.handle, op(tB), op(tA), uintptr(n), uintptr(m), uintptr(k),
-		al, b, cudaR16BF, uintptr(ldb), a, cudaR16BF, uintptr(lda), be, c, cudaR32F, uintptr(ldc),
-		cublasCompute32F, cublasGemmDefault)
-	return d.blas.check(fmt.Sprintf("cublasGemmEx bf16 (m=%d n=%d k=%d)", m, n, k), r)
+		al, b, ab, uintptr(ldb), a, ab, uintptr(lda), be, c, cudaR32F, uintptr(ldc),
+		compute, cublasGemmDefault)
+	return d.blas.check(fmt.Sprintf("%s(m=%d n=%d k=%d)", name, m, n, k), r)
 }
 
 // gemmBatched is gemm over count independent products whose operands are
 // given by device arrays of device pointers (a, b, c each [count]uintptr).
 func (d *Device) gemmBatched(p Precision, tA, tB bool, m, n, k int, alpha float32, a uintptr, lda int, b uintptr, ldb int, beta float32, c uintptr, ldc, count int) error {
-	if m == 0 || n == 0 || count == 0 {
-		return nil
-	}
-	d.scalars[0], d.scalars[1] = alpha, beta
-	al, be := d.host+2*maxArgs*8, d.host+2*maxArgs*8+4
-	r, _, _ := purego.SyscallN(d.blas.gemmBatchedEx, d.blas.handle, op(tB), op(tA), uintptr(n), uintptr(m), uintptr(k),
-		al, b, cudaR32F, uintptr(ldb), a, cudaR32F, uintptr(lda), be, c, cudaR32F, uintptr(ldc),
-		uintptr(count), p.compute(), cublasGemmDefault)
-	return d.blas.check(fmt.Sprintf("cublasGemmBatchedEx(m=%d n=%d k=%d ×%d)", m, n, k, count), r)
+	return d.gemmBatchedEx(cudaR32F, p.compute(), "cublasGemmBatchedEx", tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, count)
 }
 
 // gemmBatchedBF16 is gemmBatched with bf16 operands (as gemmBF16: a and b
@@ -144,13 +134,18 @@ func (d *Device) gemmBatched(p Precision, tA, tB bool, m, n, k int, alpha float3
 // operand pointer must be 16-byte aligned (cuBLAS reads them with vector
 // loads and cannot check pointers inside an array): the caller ensures it.
 func (d *Device) gemmBatchedBF16(tA, tB bool, m, n, k int, alpha float32, a uintptr, lda int, b uintptr, ldb int, beta float32, c uintptr, ldc, count int) error {
+	return d.gemmBatchedEx(cudaR16BF, cublasCompute32F, "cublasGemmBatchedEx bf16", tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, count)
+}
+
+// gemmBatchedEx is one cublasGemmBatchedEx, typed as gemmEx.
+func (d *Device) gemmBatchedEx(ab, compute uintptr, name string, tA, tB bool, m, n, k int, alpha float32, a uintptr, lda int, b uintptr, ldb int, beta float32, c uintptr, ldc, count int) error {
 	if m == 0 || n == 0 || count == 0 {
 		return nil
 	}
 	d.scalars[0], d.scalars[1] = alpha, beta
 	al, be := d.host+2*maxArgs*8, d.host+2*maxArgs*8+4
 	r, _, _ := purego.SyscallN(d.blas.gemmBatchedEx, d.blas.handle, op(tB), op(tA), uintptr(n), uintptr(m), uintptr(k),
-		al, b, cudaR16BF, uintptr(ldb), a, cudaR16BF, uintptr(lda), be, c, cudaR32F, uintptr(ldc),
-		uintptr(count), cublasCompute32F, cublasGemmDefault)
-	return d.blas.check(fmt.Sprintf("cublasGemmBatchedEx bf16 (m=%d n=%d k=%d ×%d)", m, n, k, count), r)
+		al, b, ab, uintptr(ldb), a, ab, uintptr(lda), be, c, cudaR32F, uintptr(ldc),
+		uintptr(count), compute, cublasGemmDefault)
+	return d.blas.check(fmt.Sprintf("%s(m=%d n=%d k=%d ×%d)", name, m, n, k, count), r)
 }
