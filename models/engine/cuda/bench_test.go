@@ -235,11 +235,12 @@ func BenchmarkDecoderStep(b *testing.B) {
 	})
 	n, D, F, V, L := tr.n, d.Width, d.FFNHidden, d.Vocab, d.Layers
 	a, lp, dd := &tr.acts[0], tr.layers[0], tr.d
-	parts := []struct {
+	type part struct {
 		name  string
 		times int // per step
 		f     func() error
-	}{
+	}
+	attn := []part{
 		{"attention-products-and-softmax", L, func() error { return tr.attention(a) }},
 		{"attention-softmax", L, func() error {
 			p := a.probs
@@ -252,6 +253,14 @@ func BenchmarkDecoderStep(b *testing.B) {
 		{"attention-softmax-backward", L, func() error {
 			return dd.attnSoftmaxBackward(tr.scratch, a.probs, a.probsH, tr.scratchH, B*d.Heads, T, tr.bs, true)
 		}},
+	}
+	if tr.flash {
+		attn = []part{
+			{"attention-flash-forward", L, func() error { return tr.attention(a) }},
+			{"attention-flash-backward", L, func() error { return tr.attentionBack(a) }},
+		}
+	}
+	parts := append(attn, []part{
 		{"linear-forward-products", L, func() error {
 			return errors.Join(tr.linear(a.q, a.an, a.anH, lp.wq, n, D, tr.qd), tr.linear(a.k, a.an, a.anH, lp.wk, n, D, tr.kvd),
 				tr.linear(a.v, a.an, a.anH, lp.wv, n, D, tr.kvd), tr.linear(tr.branch, a.att, a.attH, lp.wo, n, tr.qd, D),
@@ -277,7 +286,7 @@ func BenchmarkDecoderStep(b *testing.B) {
 				dd.ropeApply(a.qRot, a.qRotH, a.qN, tr.pos, tr.cos, tr.sin, n, d.Heads, tr.hd, 1, false),
 				dd.ropeApply(a.kRot, a.kRotH, a.kN, tr.pos, tr.cos, tr.sin, n, d.KVHeads, tr.hd, 1, false),
 				dd.addInto(a.h, tr.xs[0], tr.branch, n*D), dd.rmsForward(a.mn, a.mnH, a.mrstd, a.h, tr.w.Off(lp.mlpNorm), n, D, normEps),
-				dd.swigluForward(a.gg, a.ggH, a.s, a.h1, a.h3, n*F), dd.addInto(tr.xs[1], a.h, tr.branch, n*D))
+				dd.swigluForward(a.gg, a.ggH, a.h1, a.h3, n*F), dd.addInto(tr.xs[1], a.h, tr.branch, n*D))
 		}},
 		{"head-logits-and-cross-entropy-forward", 1, func() error {
 			return errors.Join(tr.linear(tr.logits, tr.fn, tr.fnH, tr.embed, n, D, V), dd.ceForward(tr.ceStats, tr.rowloss, tr.logits, tr.tgt, tr.mask, n, V))
@@ -292,7 +301,7 @@ func BenchmarkDecoderStep(b *testing.B) {
 				tr.w, tr.g, tr.mom, tr.vel, tr.chunkLo, tr.chunkHi, tr.chunkFlags, float32(1),
 				float32(0.9), float32(0.95), float32(1e-8), float32(0), float32(1), float32(1), tr.wh))
 		}},
-	}
+	}...)
 	ms := make([]float64, len(parts))
 	for i, p := range parts {
 		b.Run(p.name, func(b *testing.B) {
@@ -309,12 +318,15 @@ func BenchmarkDecoderStep(b *testing.B) {
 	if stepMS == 0 || slices.Contains(ms, 0) {
 		return
 	}
-	ms[0] -= ms[1]
-	ms[2] -= ms[3]
+	if !tr.flash {
+		ms[0] -= ms[1]
+		ms[2] -= ms[3]
+	}
 	total := 0.0
 	for i, p := range parts {
 		total += ms[i]
 		fmt.Printf("  %-48s %7.2f ms/step\n", p.name, ms[i])
 	}
-	fmt.Printf("decoder step %.1f ms (%s, bf16); the parts above sum to %.1f ms (the attention parts less their softmax)\n", stepMS, dd.Name, total)
+	fmt.Printf("decoder step %.1f ms (%s, bf16, flash attention %v); the parts above sum to %.1f ms (the attention parts less any softmax timed alone)\n",
+		stepMS, dd.Name, tr.flash, total)
 }

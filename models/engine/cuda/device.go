@@ -94,6 +94,8 @@ type Device struct {
 	Driver  int    // driver API version, e.g. 13000
 	Compile time.Duration
 
+	cc int // compute capability, major·10 + minor
+
 	k kernels
 
 	// host is a block of pinned host memory (cuMemAllocHost) for kernel
@@ -180,7 +182,8 @@ func Open(ordinal int) (*Device, error) {
 		return nil, err
 	}
 	start := time.Now()
-	cubin, err := compileKernels(d.SM, int(maj)*10+int(mnr))
+	d.cc = int(maj)*10 + int(mnr)
+	cubin, err := compileKernels(d.SM, d.cc)
 	if err != nil {
 		return nil, err
 	}

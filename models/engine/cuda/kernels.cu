@@ -101,13 +101,14 @@ __global__ void rows_gather_clear(float* rows, float* dx, const int* places, int
 
 // ---------------------------------------------------------------- RMSNorm
 // One warp per row. x, out [n, d]; rstd [n] saved; w [d]. oh (null: none)
-// gets out rounded to bf16, a linear layer's operand in bf16 precision.
+// gets out rounded to bf16, a linear layer's operand in bf16 precision;
+// out may then be null (bf16 precision's linear layers read only oh).
 __global__ void rmsnorm_fwd(float* out, float* rstd, const float* x, const float* w, int n, int d, float eps,
                             unsigned short* oh) {
     int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
     if (row >= n) return;
     const float* xr = x + (i64)row * d;
-    float* o = out + (i64)row * d;
+    float* o = out ? out + (i64)row * d : 0;
     float ss = 0.f;
     for (int j = lane; j < d; j += 32) ss += xr[j] * xr[j];
     ss = warp_sum(ss);
@@ -116,7 +117,7 @@ __global__ void rmsnorm_fwd(float* out, float* rstd, const float* x, const float
     unsigned short* ohr = oh ? oh + (i64)row * d : 0;
     for (int j = lane; j < d; j += 32) {
         float v = xr[j] * r * w[j];
-        o[j] = v;
+        if (o) o[j] = v;
         if (ohr) ohr[j] = bf16_rn(v);
     }
 }
@@ -185,24 +186,25 @@ __global__ void add(float* out, const float* a, const float* b, i64 n) {
     for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x)
         out[i] = a[i] + b[i];
 }
-// SwiGLU: s = σ(h1) saved, g = h1·s·h3 (sets); gh (null: none) gets g
-// rounded to bf16.
-__global__ void swiglu_fwd(float* g, float* s, const float* h1, const float* h3, i64 n, unsigned short* gh) {
+// SwiGLU: g = h1·σ(h1)·h3 (sets); gh (null: none) gets g rounded to
+// bf16, and g may then be null. σ(h1) is recomputed by the backward, not
+// saved: reading h1 again costs less than writing and reading σ.
+__global__ void swiglu_fwd(float* g, const float* h1, const float* h3, i64 n, unsigned short* gh) {
     for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x) {
         float v = h1[i], sg = 1.f / (1.f + expf(-v));
-        s[i] = sg;
         float gi = v * sg * h3[i];
-        g[i] = gi;
+        if (g) g[i] = gi;
         if (gh) gh[i] = bf16_rn(gi);
     }
 }
-// In place: dg becomes dh1 = dg·h3·s·(1 + h1·(1−s)); dh3 = dg·h1·s (sets).
-// With dgh (bf16 precision) the results go, rounded to bf16, to dgh and
-// dh3h instead (the products' operands; nothing else reads them).
-__global__ void swiglu_bwd(float* dg, float* dh3, const float* h1, const float* h3, const float* s, i64 n,
+// In place: dg becomes dh1 = dg·h3·s·(1 + h1·(1−s)); dh3 = dg·h1·s (sets),
+// s = σ(h1) as the forward computed it. With dgh (bf16 precision) the
+// results go, rounded to bf16, to dgh and dh3h instead (the products'
+// operands; nothing else reads them).
+__global__ void swiglu_bwd(float* dg, float* dh3, const float* h1, const float* h3, i64 n,
                            unsigned short* dgh, unsigned short* dh3h) {
     for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x) {
-        float v = h1[i], sg = s[i], d = dg[i];
+        float v = h1[i], sg = 1.f / (1.f + expf(-v)), d = dg[i];
         float a = d * v * sg, b = d * h3[i] * sg * (1.f + v * (1.f - sg));
         if (dgh) {
             dh3h[i] = bf16_rn(a);
@@ -843,3 +845,535 @@ __global__ void col2im(float* dx, const float* cols, int B, int H, int W, int C,
 }
 
 } // extern "C"
+
+// ---------------------------------------------------------------- flash attention
+// bf16 precision's causal attention without the [B·H, T, T] square
+// (FlashAttention-2's schedule): one block of 4 warps per 64 query rows
+// (forward, dQ) or 64 keys (dK, dV), looping over the other side's tiles
+// of 64 staged in shared memory; scores, probabilities and dS live in
+// registers only. Products run on the tensor cores through mma.sync
+// m16n8k16 (bf16 operands, fp32 accumulation), so the kernels exist from
+// sm_80 on (the Go side checks before asking for them). q, k, v and dO are
+// the bf16 copies in the [B·T, heads·HD] layout the linear layers use;
+// the masking is attn_softmax's (causal, equal document id). Scores are
+// kept in the base-2 domain (scale2 = log2(e)/√HD), so lse2 [B·H, T] is
+// log2 of each row's softmax denominator plus its max; the backward
+// recomputes P = 2^(s·scale2 − lse2) from it. As in the bf16 products they
+// replace, P and dS are rounded to bf16 as operands.
+#if MMABLATE_CC >= 80
+
+typedef unsigned short bf16_t;
+#define FLASH_TILE 64
+#define FLASH_THREADS 128
+#define POS_INF (__int_as_float(0x7f800000))
+
+// pack2 puts lo (lower half) and hi, rounded to bf16, in one register.
+__device__ __forceinline__ unsigned pack2(float lo, float hi) {
+    unsigned r;
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+    return r;
+}
+
+// mma16816: c (16×8 fp32) += a (16×16 bf16, row) · b (16×8 bf16, col).
+// Lane l holds, with g = l/4 and t = l%4: a = {A[g][2t..], A[g+8][2t..],
+// A[g][2t+8..], A[g+8][2t+8..]}, b = {B[2t..][g], B[2t+8..][g]}, c = {C[g][2t],
+// C[g][2t+1], C[g+8][2t], C[g+8][2t+1]}.
+__device__ __forceinline__ void mma16816(float* c, const unsigned* a, unsigned b0, unsigned b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// load_a: this warp's A fragments of rows row0 … row0+15 of src (row
+// stride ld elements), HD/16 chunks of 16 columns; rows ≥ T are 0.
+template <int HD>
+__device__ __forceinline__ void load_a(unsigned (*a)[4], const bf16_t* src, int ld, int row0, int T) {
+    int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
+    int r0 = row0 + g, r1 = r0 + 8;
+    const bf16_t* p0 = src + (i64)r0 * ld + 2 * t;
+    const bf16_t* p1 = src + (i64)r1 * ld + 2 * t;
+#pragma unroll
+    for (int kc = 0; kc < HD / 16; kc++) {
+        a[kc][0] = r0 < T ? *(const unsigned*)(p0 + kc * 16) : 0u;
+        a[kc][1] = r1 < T ? *(const unsigned*)(p1 + kc * 16) : 0u;
+        a[kc][2] = r0 < T ? *(const unsigned*)(p0 + kc * 16 + 8) : 0u;
+        a[kc][3] = r1 < T ? *(const unsigned*)(p1 + kc * 16 + 8) : 0u;
+    }
+}
+
+// b_frag: the B fragment (k0 … k0+15) × (n0 … n0+7) of a shared tile
+// stored as tile[n][k] (pitch elements a row).
+__device__ __forceinline__ void b_frag(const bf16_t* tile, int pitch, int n0, int k0, unsigned& b0, unsigned& b1) {
+    int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
+    const bf16_t* p = tile + (n0 + g) * pitch + k0 + 2 * t;
+    b0 = *(const unsigned*)p;
+    b1 = *(const unsigned*)(p + 8);
+}
+
+// smem32 is p's shared-window address (ldmatrix and cp.async take those).
+__device__ __forceinline__ unsigned smem32(const void* p) {
+    unsigned a;
+    asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(a) : "l"(p));
+    return a;
+}
+
+// bt_frag2: the B fragments (k0 … k0+15) × (n0 … n0+7) and × (n0+8 …
+// n0+15) of a shared tile stored as tile[k][n] (pitch elements a row,
+// 16-byte aligned), transposed by ldmatrix on the way to the registers.
+__device__ __forceinline__ void bt_frag2(const bf16_t* tile, int pitch, int n0, int k0, unsigned* b) {
+    int l = threadIdx.x & 31;
+    unsigned a = smem32(tile + (k0 + (l & 15)) * pitch + n0 + (l >> 4) * 8);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(b[0]), "=r"(b[1]), "=r"(b[2]), "=r"(b[3]) : "r"(a));
+}
+
+// ex2 is 2^x by the SFU (relative error ~2⁻²²; 2^−∞ = 0).
+__device__ __forceinline__ float ex2(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+
+// stage: starts copying rows row0 … row0+63 of src (row stride ld) into
+// dst [64][HD+8] with cp.async (rows ≥ T are zero-filled); the caller
+// commits the group and waits for it, so the copy overlaps the tile before.
+template <int HD>
+__device__ __forceinline__ void stage(bf16_t* dst, const bf16_t* src, int ld, int row0, int T) {
+    for (int i = threadIdx.x; i < FLASH_TILE * HD / 8; i += FLASH_THREADS) {
+        int r = i / (HD / 8), c = (i % (HD / 8)) * 8;
+        bool in = row0 + r < T;
+        const bf16_t* g = src + (i64)(in ? row0 + r : 0) * ld + c;
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(smem32(dst + r * (HD + 8) + c)), "l"(g),
+                     "r"(in ? 16 : 0));
+    }
+}
+__device__ __forceinline__ void stage_commit() { asm volatile("cp.async.commit_group;"); }
+// stage_wait: all but the newest `pending` groups have landed.
+template <int pending>
+__device__ __forceinline__ void stage_wait() { asm volatile("cp.async.wait_group %0;" ::"n"(pending)); }
+
+// stage_rows: per-row floats of a tile (lse2, D; rows ≥ T get pad) and the
+// tile's document ids.
+__device__ __forceinline__ void stage_rows(float* s1, const float* r1, float pad1, float* s2, const float* r2,
+                                           int* sdoc, const int* dc, int row0, int T) {
+    int i = threadIdx.x;
+    if (i < FLASH_TILE) {
+        bool in = row0 + i < T;
+        if (s1) s1[i] = in ? r1[row0 + i] : pad1;
+        if (s2) s2[i] = in ? r2[row0 + i] : 0.f;
+        sdoc[i] = (dc && in) ? dc[row0 + i] : 0;
+    }
+}
+
+// one_doc: whether every key of the staged tile and both of this lane's
+// rows (over the warp: all 16) share one document, so no entry of the
+// warp's block is masked by documents (the warp agrees).
+__device__ __forceinline__ bool one_doc(const int* sdoc, const int* mine, const int* dc) {
+    if (!dc) return true;
+    int lane = threadIdx.x & 31, ref = sdoc[0];
+    return __all_sync(FULL, sdoc[lane] == ref && sdoc[lane + 32] == ref && mine[0] == ref && mine[1] == ref);
+}
+
+// Rows (queries) and keys per block: 4 warps of 16.
+#define FLASH_ROWS 64
+#define FLASH_PITCH(HD) (FLASH_TILE * ((HD) + 8))
+
+// flash_fwd: grid (⌈T/64⌉, B·H). Sets o [B·T, H·HD] (fp32) and oh (its
+// bf16 copy), and lse2.
+template <int HD>
+__device__ void flash_fwd(const bf16_t* q, const bf16_t* k, const bf16_t* v, const int* docs, float* o, bf16_t* oh,
+                          float* lse2, int T, int H, int KV, float scale2) {
+    __shared__ __align__(16) bf16_t sK[2 * FLASH_PITCH(HD)];
+    __shared__ __align__(16) bf16_t sV[2 * FLASH_PITCH(HD)];
+    __shared__ int sDoc[2 * FLASH_TILE];
+    int qt = gridDim.x - 1 - blockIdx.x; // the longest rows start first
+    int bh = blockIdx.y, b = bh / H, h = bh % H, kh = h / (H / KV);
+    int qd = H * HD, kvd = KV * HD;
+    int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    int row0 = qt * FLASH_ROWS + (threadIdx.x >> 5) * 16;
+    const bf16_t* kb = k + (i64)b * T * kvd + kh * HD;
+    const bf16_t* vb = v + (i64)b * T * kvd + kh * HD;
+    const int* dc = docs ? docs + (i64)b * T : 0;
+    auto load = [&](int kt) {
+        int buf = kt & 1;
+        stage<HD>(sK + buf * FLASH_PITCH(HD), kb, kvd, kt * FLASH_TILE, T);
+        stage<HD>(sV + buf * FLASH_PITCH(HD), vb, kvd, kt * FLASH_TILE, T);
+        stage_commit();
+        stage_rows(0, 0, 0.f, 0, 0, sDoc + buf * FLASH_TILE, dc, kt * FLASH_TILE, T);
+    };
+    int ntiles = (min(T, (qt + 1) * FLASH_ROWS) + FLASH_TILE - 1) / FLASH_TILE;
+    load(0);
+    unsigned qa[HD / 16][4];
+    load_a<HD>(qa, q + (i64)b * T * qd + h * HD, qd, row0, T);
+    int rows[2] = {row0 + g, row0 + g + 8}, mine[2];
+    for (int i = 0; i < 2; i++) mine[i] = (dc && rows[i] < T) ? dc[rows[i]] : 0;
+    float acc[HD / 8][4];
+#pragma unroll
+    for (int d = 0; d < HD / 8; d++) acc[d][0] = acc[d][1] = acc[d][2] = acc[d][3] = 0.f;
+    float m[2] = {NEG_INF, NEG_INF}, l[2] = {0.f, 0.f};
+    for (int kt = 0; kt < ntiles; kt++) {
+        int key0 = kt * FLASH_TILE;
+        if (kt + 1 < ntiles) {
+            load(kt + 1);
+            stage_wait<1>();
+        } else {
+            stage_wait<0>();
+        }
+        __syncthreads();
+        const bf16_t* tK = sK + (kt & 1) * FLASH_PITCH(HD);
+        const bf16_t* tV = sV + (kt & 1) * FLASH_PITCH(HD);
+        const int* tDoc = sDoc + (kt & 1) * FLASH_TILE;
+        if (key0 <= row0 + 15) { // else every key of the tile is after this warp's rows
+            bool open = key0 + FLASH_TILE - 1 <= row0 && key0 + FLASH_TILE <= T && one_doc(tDoc, mine, dc);
+            float s[8][4];
+#pragma unroll
+            for (int nt = 0; nt < 8; nt++) {
+                s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
+#pragma unroll
+                for (int kc = 0; kc < HD / 16; kc++) {
+                    unsigned b0, b1;
+                    b_frag(tK, HD + 8, nt * 8, kc * 16, b0, b1);
+                    mma16816(s[nt], qa[kc], b0, b1);
+                }
+            }
+            float mx[2] = {NEG_INF, NEG_INF};
+#pragma unroll
+            for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    int i = e >> 1, kl = nt * 8 + 2 * t + (e & 1), key = key0 + kl;
+                    bool ok = open || (key <= rows[i] && key < T && (!dc || tDoc[kl] == mine[i]));
+                    float x = ok ? s[nt][e] * scale2 : NEG_INF;
+                    s[nt][e] = x;
+                    mx[i] = fmaxf(mx[i], x);
+                }
+            float alpha[2], sum[2] = {0.f, 0.f};
+            for (int i = 0; i < 2; i++) {
+                mx[i] = fmaxf(mx[i], __shfl_xor_sync(FULL, mx[i], 1));
+                mx[i] = fmaxf(mx[i], __shfl_xor_sync(FULL, mx[i], 2));
+                float mn = fmaxf(m[i], mx[i]);
+                alpha[i] = mn == NEG_INF ? 1.f : ex2(m[i] - mn);
+                m[i] = mn;
+            }
+            // A row with no key yet: base 0, so its masked scores give 2^−∞ = 0.
+            float base[2] = {m[0] == NEG_INF ? 0.f : m[0], m[1] == NEG_INF ? 0.f : m[1]};
+#pragma unroll
+            for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    int i = e >> 1;
+                    float p = ex2(s[nt][e] - base[i]);
+                    s[nt][e] = p;
+                    sum[i] += p;
+                }
+            for (int i = 0; i < 2; i++) {
+                sum[i] += __shfl_xor_sync(FULL, sum[i], 1);
+                sum[i] += __shfl_xor_sync(FULL, sum[i], 2);
+                l[i] = l[i] * alpha[i] + sum[i];
+            }
+#pragma unroll
+            for (int d = 0; d < HD / 8; d++) {
+                acc[d][0] *= alpha[0];
+                acc[d][1] *= alpha[0];
+                acc[d][2] *= alpha[1];
+                acc[d][3] *= alpha[1];
+            }
+#pragma unroll
+            for (int kk = 0; kk < FLASH_TILE / 16; kk++) {
+                unsigned pa[4] = {pack2(s[2 * kk][0], s[2 * kk][1]), pack2(s[2 * kk][2], s[2 * kk][3]),
+                                  pack2(s[2 * kk + 1][0], s[2 * kk + 1][1]), pack2(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+#pragma unroll
+                for (int d = 0; d < HD / 8; d += 2) {
+                    unsigned bv[4];
+                    bt_frag2(tV, HD + 8, d * 8, kk * 16, bv);
+                    mma16816(acc[d], pa, bv[0], bv[1]);
+                    mma16816(acc[d + 1], pa, bv[2], bv[3]);
+                }
+            }
+        }
+        __syncthreads(); // the next load overwrites this tile's buffers
+    }
+    for (int i = 0; i < 2; i++) {
+        int r = rows[i];
+        if (r >= T) continue;
+        float inv = l[i] > 0.f ? 1.f / l[i] : 0.f;
+        i64 off = ((i64)b * T + r) * qd + h * HD + 2 * t;
+#pragma unroll
+        for (int d = 0; d < HD / 8; d++) {
+            float x0 = acc[d][2 * i] * inv, x1 = acc[d][2 * i + 1] * inv;
+            *(float2*)(o + off + d * 8) = make_float2(x0, x1);
+            if (oh) *(unsigned*)(oh + off + d * 8) = pack2(x0, x1);
+        }
+        if (t == 0) lse2[(i64)bh * T + r] = l[i] > 0.f ? m[i] + log2f(l[i]) : POS_INF;
+    }
+}
+
+// flash_bwd_kv: grid (⌈T/64⌉, B·H). Sets dk and dv [B·T, H·HD] (fp32):
+// each query head's share of its kv head's gradient (flash_group_sum adds
+// the H/KV shares; with KV = H they are the gradient). One block per query
+// head rather than a loop over a group keeps the grid as wide as the dQ
+// kernel's.
+template <int HD>
+__device__ void flash_bwd_kv(const bf16_t* q, const bf16_t* k, const bf16_t* v, const bf16_t* dO, const float* lse2,
+                             const float* dvec, const int* docs, float* dk, float* dv, int T, int H, int KV,
+                             float scale2, float scale) {
+    __shared__ __align__(16) bf16_t sQ[2 * FLASH_PITCH(HD)];
+    __shared__ __align__(16) bf16_t sO[2 * FLASH_PITCH(HD)];
+    __shared__ float sL[2 * FLASH_TILE], sD[2 * FLASH_TILE];
+    __shared__ int sDoc[2 * FLASH_TILE];
+    int kt = blockIdx.x; // the first key tiles see the most queries: they start first
+    int bh = blockIdx.y, b = bh / H, h = bh % H, kh = h / (H / KV);
+    int qd = H * HD, kvd = KV * HD, nq = (T + FLASH_TILE - 1) / FLASH_TILE;
+    int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    int key0 = kt * FLASH_ROWS + (threadIdx.x >> 5) * 16;
+    const int* dc = docs ? docs + (i64)b * T : 0;
+    int qt0 = kt * FLASH_ROWS / FLASH_TILE, steps = nq - qt0;
+    auto load = [&](int st) {
+        int buf = st & 1, q0 = (qt0 + st) * FLASH_TILE;
+        stage<HD>(sQ + buf * FLASH_PITCH(HD), q + (i64)b * T * qd + h * HD, qd, q0, T);
+        stage<HD>(sO + buf * FLASH_PITCH(HD), dO + (i64)b * T * qd + h * HD, qd, q0, T);
+        stage_commit();
+        i64 rowoff = ((i64)b * H + h) * T;
+        stage_rows(sL + buf * FLASH_TILE, lse2 + rowoff, POS_INF, sD + buf * FLASH_TILE, dvec + rowoff,
+                   sDoc + buf * FLASH_TILE, dc, q0, T);
+    };
+    load(0);
+    unsigned ka[HD / 16][4], va[HD / 16][4];
+    load_a<HD>(ka, k + (i64)b * T * kvd + kh * HD, kvd, key0, T);
+    load_a<HD>(va, v + (i64)b * T * kvd + kh * HD, kvd, key0, T);
+    int keys[2] = {key0 + g, key0 + g + 8}, mine[2];
+    for (int i = 0; i < 2; i++) mine[i] = (dc && keys[i] < T) ? dc[keys[i]] : 0;
+    float dka[HD / 8][4], dva[HD / 8][4];
+#pragma unroll
+    for (int d = 0; d < HD / 8; d++)
+        for (int e = 0; e < 4; e++) dka[d][e] = dva[d][e] = 0.f;
+    for (int st = 0; st < steps; st++) {
+        int q0 = (qt0 + st) * FLASH_TILE, buf = st & 1;
+        if (st + 1 < steps) {
+            load(st + 1);
+            stage_wait<1>();
+        } else {
+            stage_wait<0>();
+        }
+        __syncthreads();
+        const bf16_t* tQ = sQ + buf * FLASH_PITCH(HD);
+        const bf16_t* tO = sO + buf * FLASH_PITCH(HD);
+        const float* tL = sL + buf * FLASH_TILE;
+        const float* tD = sD + buf * FLASH_TILE;
+        const int* tDoc = sDoc + buf * FLASH_TILE;
+        if (q0 + FLASH_TILE - 1 >= key0) { // else every query of the tile is before this warp's keys
+            bool open = q0 >= key0 + 15 && q0 + FLASH_TILE <= T && key0 + 16 <= T && one_doc(tDoc, mine, dc);
+            // Sᵀ (this warp's 16 keys × 64 queries) and dPᵀ = V·dOᵀ
+            float s[8][4], dp[8][4];
+#pragma unroll
+            for (int nt = 0; nt < 8; nt++) {
+                s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
+                dp[nt][0] = dp[nt][1] = dp[nt][2] = dp[nt][3] = 0.f;
+#pragma unroll
+                for (int kc = 0; kc < HD / 16; kc++) {
+                    unsigned b0, b1;
+                    b_frag(tQ, HD + 8, nt * 8, kc * 16, b0, b1);
+                    mma16816(s[nt], ka[kc], b0, b1);
+                    b_frag(tO, HD + 8, nt * 8, kc * 16, b0, b1);
+                    mma16816(dp[nt], va[kc], b0, b1);
+                }
+            }
+#pragma unroll
+            for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    int i = e >> 1, ql = nt * 8 + 2 * t + (e & 1), qq = q0 + ql;
+                    bool ok = open || (qq >= keys[i] && qq < T && keys[i] < T && (!dc || tDoc[ql] == mine[i]));
+                    float p = ok ? ex2(s[nt][e] * scale2 - tL[ql]) : 0.f;
+                    s[nt][e] = p;
+                    dp[nt][e] = p * (dp[nt][e] - tD[ql]); // dSᵀ
+                }
+#pragma unroll
+            for (int kk = 0; kk < FLASH_TILE / 16; kk++) {
+                unsigned pa[4] = {pack2(s[2 * kk][0], s[2 * kk][1]), pack2(s[2 * kk][2], s[2 * kk][3]),
+                                  pack2(s[2 * kk + 1][0], s[2 * kk + 1][1]), pack2(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+                unsigned sa[4] = {pack2(dp[2 * kk][0], dp[2 * kk][1]), pack2(dp[2 * kk][2], dp[2 * kk][3]),
+                                  pack2(dp[2 * kk + 1][0], dp[2 * kk + 1][1]), pack2(dp[2 * kk + 1][2], dp[2 * kk + 1][3])};
+#pragma unroll
+                for (int d = 0; d < HD / 8; d += 2) {
+                    unsigned bb[4];
+                    bt_frag2(tO, HD + 8, d * 8, kk * 16, bb);
+                    mma16816(dva[d], pa, bb[0], bb[1]); // dV += Pᵀ·dO
+                    mma16816(dva[d + 1], pa, bb[2], bb[3]);
+                    bt_frag2(tQ, HD + 8, d * 8, kk * 16, bb);
+                    mma16816(dka[d], sa, bb[0], bb[1]); // dK += dSᵀ·Q
+                    mma16816(dka[d + 1], sa, bb[2], bb[3]);
+                }
+            }
+        }
+        __syncthreads();
+    }
+    for (int i = 0; i < 2; i++) {
+        if (keys[i] >= T) continue;
+        i64 off = ((i64)b * T + keys[i]) * qd + h * HD + 2 * t;
+#pragma unroll
+        for (int d = 0; d < HD / 8; d++) {
+            *(float2*)(dk + off + d * 8) = make_float2(dka[d][2 * i] * scale, dka[d][2 * i + 1] * scale);
+            *(float2*)(dv + off + d * 8) = make_float2(dva[d][2 * i], dva[d][2 * i + 1]);
+        }
+    }
+}
+
+// flash_bwd_q: grid (⌈T/64⌉, B·H). Sets dq [B·T, H·HD] (fp32).
+template <int HD>
+__device__ void flash_bwd_q(const bf16_t* q, const bf16_t* k, const bf16_t* v, const bf16_t* dO, const float* lse2,
+                            const float* dvec, const int* docs, float* dq, int T, int H, int KV, float scale2, float scale) {
+    __shared__ __align__(16) bf16_t sK[2 * FLASH_PITCH(HD)];
+    __shared__ __align__(16) bf16_t sV[2 * FLASH_PITCH(HD)];
+    __shared__ int sDoc[2 * FLASH_TILE];
+    int qt = gridDim.x - 1 - blockIdx.x;
+    int bh = blockIdx.y, b = bh / H, h = bh % H, kh = h / (H / KV);
+    int qd = H * HD, kvd = KV * HD;
+    int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    int row0 = qt * FLASH_ROWS + (threadIdx.x >> 5) * 16;
+    const bf16_t* kb = k + (i64)b * T * kvd + kh * HD;
+    const bf16_t* vb = v + (i64)b * T * kvd + kh * HD;
+    const int* dc = docs ? docs + (i64)b * T : 0;
+    auto load = [&](int kt) {
+        int buf = kt & 1;
+        stage<HD>(sK + buf * FLASH_PITCH(HD), kb, kvd, kt * FLASH_TILE, T);
+        stage<HD>(sV + buf * FLASH_PITCH(HD), vb, kvd, kt * FLASH_TILE, T);
+        stage_commit();
+        stage_rows(0, 0, 0.f, 0, 0, sDoc + buf * FLASH_TILE, dc, kt * FLASH_TILE, T);
+    };
+    int ntiles = (min(T, (qt + 1) * FLASH_ROWS) + FLASH_TILE - 1) / FLASH_TILE;
+    load(0);
+    unsigned qa[HD / 16][4], oa[HD / 16][4];
+    load_a<HD>(qa, q + (i64)b * T * qd + h * HD, qd, row0, T);
+    load_a<HD>(oa, dO + (i64)b * T * qd + h * HD, qd, row0, T);
+    int rows[2] = {row0 + g, row0 + g + 8}, mine[2];
+    float L[2], Dr[2];
+    for (int i = 0; i < 2; i++) {
+        bool in = rows[i] < T;
+        mine[i] = (dc && in) ? dc[rows[i]] : 0;
+        L[i] = in ? lse2[(i64)bh * T + rows[i]] : POS_INF;
+        Dr[i] = in ? dvec[(i64)bh * T + rows[i]] : 0.f;
+    }
+    float dqa[HD / 8][4];
+#pragma unroll
+    for (int d = 0; d < HD / 8; d++) dqa[d][0] = dqa[d][1] = dqa[d][2] = dqa[d][3] = 0.f;
+    for (int kt = 0; kt < ntiles; kt++) {
+        int key0 = kt * FLASH_TILE;
+        if (kt + 1 < ntiles) {
+            load(kt + 1);
+            stage_wait<1>();
+        } else {
+            stage_wait<0>();
+        }
+        __syncthreads();
+        const bf16_t* tK = sK + (kt & 1) * FLASH_PITCH(HD);
+        const bf16_t* tV = sV + (kt & 1) * FLASH_PITCH(HD);
+        const int* tDoc = sDoc + (kt & 1) * FLASH_TILE;
+        if (key0 <= row0 + 15) {
+            bool open = key0 + FLASH_TILE - 1 <= row0 && key0 + FLASH_TILE <= T && one_doc(tDoc, mine, dc);
+            float s[8][4], dp[8][4];
+#pragma unroll
+            for (int nt = 0; nt < 8; nt++) {
+                s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
+                dp[nt][0] = dp[nt][1] = dp[nt][2] = dp[nt][3] = 0.f;
+#pragma unroll
+                for (int kc = 0; kc < HD / 16; kc++) {
+                    unsigned b0, b1;
+                    b_frag(tK, HD + 8, nt * 8, kc * 16, b0, b1);
+                    mma16816(s[nt], qa[kc], b0, b1);
+                    b_frag(tV, HD + 8, nt * 8, kc * 16, b0, b1);
+                    mma16816(dp[nt], oa[kc], b0, b1); // dP = dO·Vᵀ
+                }
+            }
+#pragma unroll
+            for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    int i = e >> 1, kl = nt * 8 + 2 * t + (e & 1), key = key0 + kl;
+                    bool ok = open || (key <= rows[i] && key < T && (!dc || tDoc[kl] == mine[i]));
+                    float p = ok ? ex2(s[nt][e] * scale2 - L[i]) : 0.f;
+                    dp[nt][e] = p * (dp[nt][e] - Dr[i]); // dS
+                }
+#pragma unroll
+            for (int kk = 0; kk < FLASH_TILE / 16; kk++) {
+                unsigned sa[4] = {pack2(dp[2 * kk][0], dp[2 * kk][1]), pack2(dp[2 * kk][2], dp[2 * kk][3]),
+                                  pack2(dp[2 * kk + 1][0], dp[2 * kk + 1][1]), pack2(dp[2 * kk + 1][2], dp[2 * kk + 1][3])};
+#pragma unroll
+                for (int d = 0; d < HD / 8; d += 2) {
+                    unsigned bk[4];
+                    bt_frag2(tK, HD + 8, d * 8, kk * 16, bk);
+                    mma16816(dqa[d], sa, bk[0], bk[1]); // dQ += dS·K
+                    mma16816(dqa[d + 1], sa, bk[2], bk[3]);
+                }
+            }
+        }
+        __syncthreads();
+    }
+    for (int i = 0; i < 2; i++) {
+        if (rows[i] >= T) continue;
+        i64 off = ((i64)b * T + rows[i]) * qd + h * HD + 2 * t;
+#pragma unroll
+        for (int d = 0; d < HD / 8; d++)
+            *(float2*)(dq + off + d * 8) = make_float2(dqa[d][2 * i] * scale, dqa[d][2 * i + 1] * scale);
+    }
+}
+
+extern "C" {
+// flash_dot: dvec [B·H, T] = Σ_d dO·O over each head's row, the softmax
+// backward's row term (fp32 operands). One warp per (token, head).
+__global__ void flash_dot(float* dvec, const float* dO, const float* o, int T, int H, int hd, i64 rows) {
+    i64 r = (i64)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    if (r >= rows) return;
+    int lane = threadIdx.x & 31, h = r % H;
+    i64 tok = r / H;
+    const float* a = dO + r * hd;
+    const float* c = o + r * hd;
+    float s = 0.f;
+    for (int d = lane; d < hd; d += 32) s += a[d] * c[d];
+    s = warp_sum(s);
+    if (lane == 0) dvec[((tok / T) * H + h) * T + tok % T] = s;
+}
+
+// flash_group_sum: dk, dv [n, KV·hd] = the sums of dkh, dvh [n, H·hd]
+// over the H/KV query heads of each kv head.
+__global__ void flash_group_sum(float* dk, float* dv, const float* dkh, const float* dvh, int H, int KV, int hd, i64 n) {
+    int gh = H / KV;
+    i64 total = n * KV * hd;
+    for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (i64)gridDim.x * blockDim.x) {
+        i64 tok = i / (KV * hd);
+        int rem = i % (KV * hd), kh = rem / hd, d = rem % hd;
+        const float* a = dkh + tok * H * hd + (i64)kh * gh * hd + d;
+        const float* c = dvh + tok * H * hd + (i64)kh * gh * hd + d;
+        float sk = 0.f, sv = 0.f;
+        for (int j = 0; j < gh; j++) {
+            sk += a[j * hd];
+            sv += c[j * hd];
+        }
+        dk[i] = sk;
+        dv[i] = sv;
+    }
+}
+
+#define FLASH_KERNELS(HD)                                                                                          \
+    __global__ void __launch_bounds__(FLASH_THREADS)                                                               \
+        flash_fwd_##HD(const bf16_t* q, const bf16_t* k, const bf16_t* v, const int* docs, float* o, bf16_t* oh,   \
+                       float* lse2, int T, int H, int KV, float scale2) {                                          \
+        flash_fwd<HD>(q, k, v, docs, o, oh, lse2, T, H, KV, scale2);                                               \
+    }                                                                                                              \
+    __global__ void __launch_bounds__(FLASH_THREADS)                                                               \
+        flash_bwd_kv_##HD(const bf16_t* q, const bf16_t* k, const bf16_t* v, const bf16_t* dO, const float* lse2,  \
+                          const float* dvec, const int* docs, float* dk, float* dv, int T, int H, int KV,          \
+                          float scale2, float scale) {                                                             \
+        flash_bwd_kv<HD>(q, k, v, dO, lse2, dvec, docs, dk, dv, T, H, KV, scale2, scale);                         \
+    }                                                                                                              \
+    __global__ void __launch_bounds__(FLASH_THREADS)                                                               \
+        flash_bwd_q_##HD(const bf16_t* q, const bf16_t* k, const bf16_t* v, const bf16_t* dO, const float* lse2,   \
+                         const float* dvec, const int* docs, float* dq, int T, int H, int KV, float scale2,        \
+                         float scale) {                                                                            \
+        flash_bwd_q<HD>(q, k, v, dO, lse2, dvec, docs, dq, T, H, KV, scale2, scale);                              \
+    }
+FLASH_KERNELS(16)
+FLASH_KERNELS(32)
+FLASH_KERNELS(64)
+} // extern "C"
+#endif // MMABLATE_CC >= 80

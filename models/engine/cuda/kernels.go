@@ -16,7 +16,19 @@ type kernels struct {
 	// the image path (image.go)
 	lnFwd, lnBwd, addBcast, geluFwd, geluBwd, siluFwd, siluBwd            uintptr
 	softmaxRows, softmaxRowsBwd, poolFwd, poolBwd, im2col, col2im, colsum uintptr
+	// flash attention (sm_80 on): one instance per head width of
+	// flashHeadDims
+	flashFwd, flashBwdKV, flashBwdQ [len(flashHeadDims)]uintptr
+	flashDot, flashGroupSum         uintptr
 }
+
+// flashHeadDims are the head widths the flash-attention kernels are
+// instantiated for (kernels.cu's FLASH_KERNELS); wider heads would need more
+// than the 48 KiB of static shared memory the dK/dV kernel stages in.
+var flashHeadDims = [...]int{16, 32, 64}
+
+// flashMinCC is the first compute capability with bf16 mma.sync.
+const flashMinCC = 80
 
 func (d *Device) loadKernels(cubin []byte) error {
 	var mod uintptr
@@ -24,7 +36,7 @@ func (d *Device) loadKernels(cubin []byte) error {
 		return err
 	}
 	k := &d.k
-	for name, dst := range map[string]*uintptr{
+	names := map[string]*uintptr{
 		"embed_fwd": &k.embedFwd, "embed_bwd": &k.embedBwd, "rmsnorm_fwd": &k.rmsFwd, "rmsnorm_bwd": &k.rmsBwd,
 		"rope": &k.rope, "add": &k.add, "swiglu_fwd": &k.swigluFwd, "swiglu_bwd": &k.swigluBwd,
 		"attn_softmax": &k.softmax, "attn_softmax_bwd": &k.softmaxBwd,
@@ -37,7 +49,16 @@ func (d *Device) loadKernels(cubin []byte) error {
 		"gelu_fwd": &k.geluFwd, "gelu_bwd": &k.geluBwd, "silu_fwd": &k.siluFwd, "silu_bwd": &k.siluBwd,
 		"softmax_rows": &k.softmaxRows, "softmax_rows_bwd": &k.softmaxRowsBwd,
 		"avgpool_fwd": &k.poolFwd, "avgpool_bwd": &k.poolBwd, "im2col": &k.im2col, "col2im": &k.col2im, "colsum": &k.colsum,
-	} {
+	}
+	if d.cc >= flashMinCC {
+		names["flash_dot"], names["flash_group_sum"] = &k.flashDot, &k.flashGroupSum
+		for i, hd := range flashHeadDims {
+			names[fmt.Sprintf("flash_fwd_%d", hd)] = &k.flashFwd[i]
+			names[fmt.Sprintf("flash_bwd_kv_%d", hd)] = &k.flashBwdKV[i]
+			names[fmt.Sprintf("flash_bwd_q_%d", hd)] = &k.flashBwdQ[i]
+		}
+	}
+	for name, dst := range names {
 		cn := cString(name)
 		if err := d.drv.call("cuModuleGetFunction "+name, d.drv.cuModuleGetFunction, uintptr(unsafe.Pointer(dst)), mod, uintptr(unsafe.Pointer(&cn[0]))); err != nil {
 			return err
@@ -77,7 +98,8 @@ func (d *Device) rowsGatherClear(rows, dx, places Buf, nrows, D int) error {
 	return d.launch("rows_gather_clear", d.k.rowsGather, grid1(nrows), block1(rowBlock), 0, rows, dx, places, D)
 }
 
-// rmsForward: oh (the zero Buf: none) gets out's bf16 rounding as well.
+// rmsForward: oh (the zero Buf: none) gets out's bf16 rounding as well;
+// out may then be the zero Buf.
 func (d *Device) rmsForward(out, oh, rstd, x, w Buf, n, dim int, eps float64) error {
 	return d.launch("rmsnorm_fwd", d.k.rmsFwd, grid1((n+warpsBlock-1)/warpsBlock), block1(32*warpsBlock), 0,
 		out, rstd, x, w, n, dim, float32(eps), oh)
@@ -106,15 +128,16 @@ func (d *Device) addInto(out, a, b Buf, n int) error {
 	return d.launch("add", d.k.add, ewGrid(n), block1(ewBlock), 0, out, a, b, i64(n))
 }
 
-// swigluForward: gh (the zero Buf: none) gets g's bf16 rounding as well.
-func (d *Device) swigluForward(g, gh, s, h1, h3 Buf, n int) error {
-	return d.launch("swiglu_fwd", d.k.swigluFwd, ewGrid(n), block1(ewBlock), 0, g, s, h1, h3, i64(n), gh)
+// swigluForward: gh (the zero Buf: none) gets g's bf16 rounding as well;
+// g may then be the zero Buf.
+func (d *Device) swigluForward(g, gh, h1, h3 Buf, n int) error {
+	return d.launch("swiglu_fwd", d.k.swigluFwd, ewGrid(n), block1(ewBlock), 0, g, h1, h3, i64(n), gh)
 }
 
 // swigluBackward: with dgh and dh3h (bf16) the results go there, rounded,
 // instead of to dg and dh3.
-func (d *Device) swigluBackward(dg, dh3, dgh, dh3h, h1, h3, s Buf, n int) error {
-	return d.launch("swiglu_bwd", d.k.swigluBwd, ewGrid(n), block1(ewBlock), 0, dg, dh3, h1, h3, s, i64(n), dgh, dh3h)
+func (d *Device) swigluBackward(dg, dh3, dgh, dh3h, h1, h3 Buf, n int) error {
+	return d.launch("swiglu_bwd", d.k.swigluBwd, ewGrid(n), block1(ewBlock), 0, dg, dh3, h1, h3, i64(n), dgh, dh3h)
 }
 
 // maxSoftmaxT is the longest row the softmax kernels cache in 48 KiB of

@@ -13,6 +13,9 @@ import (
 type Options struct {
 	Precision Precision // "" = fp32
 	GPU       int       // device ordinal
+	// materialised keeps bf16 attention on the batched products and
+	// softmax kernels where the flash kernels exist (the benchmarks' A/B).
+	materialised bool
 }
 
 // Trainer trains a models.Model on the GPU: it implements
@@ -36,10 +39,13 @@ type Trainer struct {
 	clip             float64
 	b1, b2, eps, wdc float64
 
-	// attnH: the attention's batched products read bf16 operands (bf16
-	// precision where every operand pointer is 16-byte aligned: head
-	// width and T multiples of 8); else fp32 ones under tr.prec.
-	attnH bool
+	// flash: bf16 precision's attention runs the flash kernels (flash.go)
+	// where the GPU and head width have them; no [B·H, T, T] buffer
+	// exists then. Else attnH: the attention's batched products read bf16
+	// operands (bf16 precision where every operand pointer is 16-byte
+	// aligned: head width and T multiples of 8); else fp32 ones under
+	// tr.prec.
+	flash, attnH bool
 
 	w, g, mom, vel Buf // [P] the parameter arena and its gradient and moments
 	// bf16 precision only (else zero Bufs): wh [P] is the weights rounded
@@ -73,6 +79,10 @@ type Trainer struct {
 	// gradient in bf16, bwdPtrsH their pointer arrays (p and o).
 	scratchH, dattH Buf
 	bwdPtrsH        attnPtrs
+	// flash only: dvec [B·H, T], the softmax backward's row terms, and
+	// dkvh [2·B·T·H·hd] each query head's share of dk and dv where kv
+	// heads are shared (dattH is dO's bf16 copy then).
+	dvec, dkvh Buf
 
 	hostIDs []int32 // the batch's tokens with each image placeholder replaced by 0
 	count   float64 // Σ mask of the current batch
@@ -98,10 +108,11 @@ type layerParams struct {
 // layerActs are one block's saved activations.
 type layerActs struct {
 	an, arstd, q, k, v, qN, kN, qrstd, krstd, qRot, kRot Buf
-	probs, att, h, mn, mrstd, h1, h3, s, gg              Buf
+	probs, att, h, mn, mrstd, h1, h3, gg                 Buf
 	// bf16 precision: bf16 copies of the linear layers' inputs, cast once
 	// where they are made and read by the forward and the weight-gradient
-	// products.
+	// products. The fp32 an, mn and gg are not kept then (only the copies
+	// are read), nor is tr.fn.
 	anH, attH, mnH, ggH Buf
 	// attnH: the attention products' bf16 operands in place of the fp32
 	// qRot, kRot and probs (not allocated then): q and k as RoPE writes
@@ -109,6 +120,9 @@ type layerActs struct {
 	// probabilities [B·H, T, T]; ptrH their pointer arrays.
 	qRotH, kRotH, vH, probsH Buf
 	ptr, ptrH                attnPtrs
+	// flash: each row's log2-sum-exp [B·H, T] (flash.go), in place of
+	// probsH.
+	lse Buf
 }
 
 // attnPtrs are the device addresses of [B·H]-long arrays of operand
@@ -136,7 +150,8 @@ func NewTrainer(m *models.Model, opts Options) (*Trainer, error) {
 	if err != nil {
 		return nil, err
 	}
-	tr := &Trainer{d: d, m: m, c: m.Config.Decoder, prec: prec, B: m.B, T: m.T, n: m.B * m.T, clip: m.ClipNorm()}
+	tr := &Trainer{d: d, m: m, c: m.Config.Decoder, prec: prec, B: m.B, T: m.T, n: m.B * m.T, clip: m.ClipNorm(),
+		flash: prec == BF16 && !opts.materialised && d.flashAvailable(m.Config.Decoder.HeadDim())}
 	adam := m.Optimizer().Config
 	tr.b1, tr.b2, tr.eps, tr.wdc = adam.Beta1, adam.Beta2, adam.Eps, adam.WeightDecay
 	if err := tr.layout(); err != nil {
@@ -217,8 +232,9 @@ func (tr *Trainer) allocate() error {
 	tr.qd, tr.kvd, tr.gh = c.Heads*tr.hd, c.KVHeads*tr.hd, c.Heads/c.KVHeads
 	qd, kvd, H, KV := tr.qd, tr.kvd, c.Heads, c.KVHeads
 	// Checked before any buffer is allocated.
-	if T > maxSoftmaxT {
-		return fmt.Errorf("cuda: sequence length %d: the GPU attention softmax handles at most %d", T, maxSoftmaxT)
+	if T > maxSoftmaxT && !tr.flash {
+		return fmt.Errorf("cuda: sequence length %d: the GPU attention softmax handles at most %d (precision bf16 with a head width in %v on sm_80 or later has no such limit)",
+			T, maxSoftmaxT, flashHeadDims)
 	}
 	var errs []error
 	take := func(k int) Buf {
@@ -253,14 +269,19 @@ func (tr *Trainer) allocate() error {
 		tr.xs = append(tr.xs, take(n*D))
 	}
 	take16 := func(k int) Buf { return take((k + 1) / 2) }
-	tr.attnH = tr.prec == BF16 && tr.hd%8 == 0 && T%8 == 0
+	tr.attnH = !tr.flash && tr.prec == BF16 && tr.hd%8 == 0 && T%8 == 0
 	for range c.Layers {
-		a := layerActs{an: take(n * D), arstd: take(n), q: take(n * qd), k: take(n * kvd), v: take(n * kvd),
-			att: take(n * qd), h: take(n * D),
-			mn: take(n * D), mrstd: take(n), h1: take(n * F), h3: take(n * F), s: take(n * F), gg: take(n * F)}
-		if tr.attnH {
+		a := layerActs{arstd: take(n), q: take(n * qd), k: take(n * kvd), v: take(n * kvd),
+			att: take(n * qd), h: take(n * D), mrstd: take(n), h1: take(n * F), h3: take(n * F)}
+		if tr.prec != BF16 {
+			a.an, a.mn, a.gg = take(n*D), take(n*D), take(n*F)
+		}
+		switch {
+		case tr.flash:
+			a.qRotH, a.kRotH, a.vH, a.lse = take16(n*qd), take16(n*kvd), take16(n*kvd), take(B*H*T)
+		case tr.attnH:
 			a.qRotH, a.kRotH, a.vH, a.probsH = take16(n*qd), take16(n*kvd), take16(n*kvd), take16(B*H*T*T)
-		} else {
+		default:
 			a.qRot, a.kRot, a.probs = take(n*qd), take(n*kvd), take(B*H*T*T)
 		}
 		if c.QKNorm {
@@ -268,7 +289,10 @@ func (tr *Trainer) allocate() error {
 		}
 		tr.acts = append(tr.acts, a)
 	}
-	tr.fn, tr.frstd, tr.logits, tr.ceStats = take(n*D), take(n), take(n*V), take(2*n)
+	tr.frstd, tr.logits, tr.ceStats = take(n), take(n*V), take(2*n)
+	if tr.prec != BF16 {
+		tr.fn = take(n * D)
+	}
 	tr.rowloss, tr.branch, tr.partials = take(n), take(n*D), take(2*maxPartials)
 	tr.dx, tr.dh, tr.dnorm = take(n*D), take(n*D), take(n*D)
 	tr.datt, tr.dq, tr.dqRot = take(n*qd), take(n*qd), take(n*qd)
@@ -276,9 +300,17 @@ func (tr *Trainer) allocate() error {
 	if c.QKNorm {
 		tr.dqN, tr.dkN = take(n*qd), take(n*kvd)
 	}
-	tr.scratch, tr.dG = take(B*H*T*T), take(n*F)
-	if tr.attnH {
-		tr.scratchH, tr.dattH = take16(B*H*T*T), take16(n*qd)
+	tr.dG = take(n * F)
+	switch {
+	case tr.flash:
+		tr.dattH, tr.dvec = take16(n*qd), take(B*H*T)
+		if KV < H {
+			tr.dkvh = take(2 * n * qd)
+		}
+	case tr.attnH:
+		tr.scratch, tr.scratchH, tr.dattH = take(B*H*T*T), take16(B*H*T*T), take16(n*qd)
+	default:
+		tr.scratch = take(B * H * T * T)
 	}
 	if tr.prec != BF16 {
 		// In bf16 ce_bwd and swiglu_bwd write these only in bf16 (doutH,
@@ -420,7 +452,7 @@ func (tr *Trainer) all() []Buf {
 	bs := []Buf{tr.w, tr.g, tr.mom, tr.vel, tr.chunkLo, tr.chunkHi, tr.chunkFlags, tr.cos, tr.sin,
 		tr.ids, tr.pos, tr.docs, tr.tgt, tr.mask, tr.fn, tr.frstd, tr.logits, tr.ceStats, tr.rowloss, tr.branch,
 		tr.partials, tr.dx, tr.dh, tr.dnorm, tr.dlogits, tr.datt, tr.dq, tr.dqRot, tr.dqN, tr.dk, tr.dkRot,
-		tr.dkN, tr.dv, tr.scratch, tr.dG, tr.dH3, tr.ptrs, tr.wh, tr.doutH, tr.fnH, tr.dGH, tr.dH3H, tr.scratchH, tr.dattH}
+		tr.dkN, tr.dv, tr.scratch, tr.dG, tr.dH3, tr.ptrs, tr.wh, tr.doutH, tr.fnH, tr.dGH, tr.dH3H, tr.scratchH, tr.dattH, tr.dvec, tr.dkvh}
 	bs = append(bs, tr.places)
 	if tr.img != nil {
 		bs = append(bs, tr.img.bufs...)
@@ -428,8 +460,8 @@ func (tr *Trainer) all() []Buf {
 	bs = append(bs, tr.xs...)
 	for _, a := range tr.acts {
 		bs = append(bs, a.an, a.arstd, a.q, a.k, a.v, a.qN, a.kN, a.qrstd, a.krstd, a.qRot, a.kRot,
-			a.probs, a.att, a.h, a.mn, a.mrstd, a.h1, a.h3, a.s, a.gg, a.anH, a.attH, a.mnH, a.ggH,
-			a.qRotH, a.kRotH, a.vH, a.probsH)
+			a.probs, a.att, a.h, a.mn, a.mrstd, a.h1, a.h3, a.gg, a.anH, a.attH, a.mnH, a.ggH,
+			a.qRotH, a.kRotH, a.vH, a.probsH, a.lse)
 	}
 	return bs
 }
@@ -663,13 +695,15 @@ func (tr *Trainer) forward(b *models.Batch) (float64, error) {
 		e(d.ropeApply(a.qRot, a.qRotH, qIn, tr.pos, tr.cos, tr.sin, n, H, hd, 1, false))
 		e(d.ropeApply(a.kRot, a.kRotH, kIn, tr.pos, tr.cos, tr.sin, n, KV, hd, 1, false))
 		e(tr.attention(a))
-		e(tr.toBF16(a.attH, a.att, n*tr.qd))
+		if !tr.flash { // the flash kernel writes attH itself
+			e(tr.toBF16(a.attH, a.att, n*tr.qd))
+		}
 		e(tr.linear(tr.branch, a.att, a.attH, lp.wo, n, tr.qd, D))
 		e(d.addInto(a.h, x, tr.branch, n*D))
 		e(d.rmsForward(a.mn, a.mnH, a.mrstd, a.h, tr.w.Off(lp.mlpNorm), n, D, normEps))
 		e(tr.linear(a.h1, a.mn, a.mnH, lp.w1, n, D, F))
 		e(tr.linear(a.h3, a.mn, a.mnH, lp.w3, n, D, F))
-		e(d.swigluForward(a.gg, a.ggH, a.s, a.h1, a.h3, n*F))
+		e(d.swigluForward(a.gg, a.ggH, a.h1, a.h3, n*F))
 		e(tr.linear(tr.branch, a.gg, a.ggH, lp.w2, n, F, D))
 		e(d.addInto(tr.xs[l+1], a.h, tr.branch, n*D))
 		if err := errors.Join(errs...); err != nil {
@@ -699,6 +733,12 @@ func (tr *Trainer) forward(b *models.Batch) (float64, error) {
 // bf16 only.
 func (tr *Trainer) attention(a *layerActs) error {
 	d, c := tr.d, tr.c
+	if tr.flash {
+		if err := d.castBF16(a.vH, a.v, tr.n*tr.kvd); err != nil {
+			return err
+		}
+		return d.flashForward(a.att, a.attH, a.lse, a.qRotH, a.kRotH, a.vH, tr.docs, tr.flashShape())
+	}
 	T, hd, BH, bs := tr.T, tr.hd, tr.B*c.Heads, tr.bs
 	scale := float32(1 / math.Sqrt(float64(hd)))
 	in, scores, probs := a.ptr, a.ptr.p, a.probs
@@ -727,10 +767,18 @@ func (tr *Trainer) attention(a *layerActs) error {
 }
 
 // attentionBack adds into dqRot, dkRot, dv (zeroed by the caller) from
-// datt. With attnH the products read bf16 operands: the forward's, datt
-// cast here, and dS as the softmax backward writes it (bf16 only).
+// datt; the flash kernels set them instead. With attnH the products read
+// bf16 operands: the forward's, datt cast here, and dS as the softmax
+// backward writes it (bf16 only).
 func (tr *Trainer) attentionBack(a *layerActs) error {
 	d, c := tr.d, tr.c
+	if tr.flash {
+		if err := d.castBF16(tr.dattH, tr.datt, tr.n*tr.qd); err != nil {
+			return err
+		}
+		return d.flashBackward(tr.dqRot, tr.dkRot, tr.dv, tr.dvec, tr.dkvh, a.qRotH, a.kRotH, a.vH, a.att, tr.datt, tr.dattH,
+			a.lse, tr.docs, tr.flashShape())
+	}
 	T, hd, BH, BKV, bs := tr.T, tr.hd, tr.B*c.Heads, tr.B*c.KVHeads, tr.bs
 	scale := float32(1 / math.Sqrt(float64(hd)))
 	g := tr.bwdPtrs // the outputs: dv, dP (scratch), dq, dk
@@ -774,6 +822,10 @@ func (tr *Trainer) attentionBack(a *layerActs) error {
 	return nil
 }
 
+func (tr *Trainer) flashShape() flashShape {
+	return flashShape{B: tr.B, T: tr.T, H: tr.c.Heads, KV: tr.c.KVHeads, hd: tr.hd}
+}
+
 // attnGemm is the attention's batched product: bf16 operands under
 // attnH (a and b then point to bf16 arrays), else fp32 ones under the
 // trainer's precision. Outputs are fp32 either way.
@@ -810,16 +862,18 @@ func (tr *Trainer) backward() error {
 		// dx holds ∂L/∂xs[l+1]; the residual passes it to h unchanged.
 		e(d.copyD(tr.dh, tr.dx, n*D))
 		e(tr.linearBack(tr.dG, tr.dx, Buf{}, a.gg, a.ggH, lp.w2, n, F, D, 0))
-		e(d.swigluBackward(tr.dG, tr.dH3, tr.dGH, tr.dH3H, a.h1, a.h3, a.s, n*F))
+		e(d.swigluBackward(tr.dG, tr.dH3, tr.dGH, tr.dH3H, a.h1, a.h3, n*F))
 		e(tr.linearBack(tr.dnorm, tr.dG, tr.dGH, a.mn, a.mnH, lp.w1, n, D, F, 0))
 		e(tr.linearBack(tr.dnorm, tr.dH3, tr.dH3H, a.mn, a.mnH, lp.w3, n, D, F, 1))
 		e(d.rmsBackward(tr.dh, tr.g.Off(lp.mlpNorm), tr.dnorm, a.h, tr.w.Off(lp.mlpNorm), a.mrstd, n, D))
 		// dh holds ∂L/∂h; the residual passes it to x unchanged.
 		e(d.copyD(tr.dx, tr.dh, n*D))
 		e(tr.linearBack(tr.datt, tr.dh, Buf{}, a.att, a.attH, lp.wo, n, tr.qd, D, 0))
-		e(d.zero(tr.dqRot))
-		e(d.zero(tr.dkRot))
-		e(d.zero(tr.dv))
+		if !tr.flash {
+			e(d.zero(tr.dqRot))
+			e(d.zero(tr.dkRot))
+			e(d.zero(tr.dv))
+		}
 		e(tr.attentionBack(a))
 		if c.QKNorm {
 			e(d.ropeApply(tr.dqN, Buf{}, tr.dqRot, tr.pos, tr.cos, tr.sin, n, H, hd, -1, false))

@@ -1,0 +1,101 @@
+package cuda
+
+import (
+	"fmt"
+	"math"
+)
+
+// Flash attention (kernels.cu, "flash attention"): bf16 precision's
+// causal decoder attention computed tile by tile, never writing the
+// [B·H, T, T] scores. Its forward keeps each row's log-sum-exp instead, and
+// its backward recomputes the probabilities from it; the sequence length is
+// then bounded by memory for activations, not by a softmax row that must
+// fit in shared memory.
+
+// flashShape is one attention call's geometry.
+type flashShape struct{ B, T, H, KV, hd int }
+
+// flashIndex is hd's instance in flashHeadDims, or -1.
+func flashIndex(hd int) int {
+	for i, h := range flashHeadDims {
+		if h == hd {
+			return i
+		}
+	}
+	return -1
+}
+
+// flashAvailable says whether the flash kernels exist for this GPU and
+// head width.
+func (d *Device) flashAvailable(hd int) bool {
+	return d.cc >= flashMinCC && flashIndex(hd) >= 0
+}
+
+func (s flashShape) grid(heads int) [3]int {
+	return [3]int{(s.T + flashTile - 1) / flashTile, s.B * heads, 1}
+}
+
+// flashTile is kernels.cu's FLASH_TILE: rows (or keys) per block.
+const flashTile = 64
+
+// flashScales are 1/√hd and the kernels' base-2 score scale log2(e)/√hd.
+func flashScales(hd int) (scale, scale2 float32) {
+	s := 1 / math.Sqrt(float64(hd))
+	return float32(s), float32(s * math.Log2E)
+}
+
+func (d *Device) flashKernel(set *[len(flashHeadDims)]uintptr, name string, hd int) (uintptr, string, error) {
+	i := flashIndex(hd)
+	if d.cc < flashMinCC || i < 0 {
+		return 0, "", fmt.Errorf("cuda: flash attention needs sm_80 or later and a head width in %v (have %s, %d)", flashHeadDims, d.SM, hd)
+	}
+	return set[i], fmt.Sprintf("%s_%d", name, hd), nil
+}
+
+// flashForward sets o [B·T, H·hd] (fp32), oh (its bf16 copy) and lse2
+// [B·H, T] from the bf16 q [B·T, H·hd], k and v [B·T, KV·hd]; docs [B·T]
+// are the document ids (attention stays within a document).
+func (d *Device) flashForward(o, oh, lse2, q, k, v, docs Buf, s flashShape) error {
+	f, name, err := d.flashKernel(&d.k.flashFwd, "flash_fwd", s.hd)
+	if err != nil {
+		return err
+	}
+	_, scale2 := flashScales(s.hd)
+	return d.launch(name, f, s.grid(s.H), block1(4*32), 0, q, k, v, docs, o, oh, lse2, s.T, s.H, s.KV, scale2)
+}
+
+// flashBackward sets dq (fp32, [B·T, H·hd]), dk and dv ([B·T, KV·hd]) from
+// the forward's bf16 operands, its fp32 output o and lse2, and the output
+// gradient dO (fp32) with its bf16 copy dOh. dvec [B·H, T] is scratch, and
+// so is dkvh [2·B·T·H·hd] where KV < H (the zero Buf where KV = H): each
+// query head's share of dk and dv before the group sums.
+func (d *Device) flashBackward(dq, dk, dv, dvec, dkvh, q, k, v, o, dO, dOh, lse2, docs Buf, s flashShape) error {
+	fkv, nkv, err := d.flashKernel(&d.k.flashBwdKV, "flash_bwd_kv", s.hd)
+	if err != nil {
+		return err
+	}
+	fq, nq, _ := d.flashKernel(&d.k.flashBwdQ, "flash_bwd_q", s.hd)
+	rows := s.B * s.T * s.H
+	if err := d.launch("flash_dot", d.k.flashDot, grid1((rows+warpsBlock-1)/warpsBlock), block1(32*warpsBlock), 0,
+		dvec, dO, o, s.T, s.H, s.hd, i64(rows)); err != nil {
+		return err
+	}
+	scale, scale2 := flashScales(s.hd)
+	dkh, dvh := dk, dv
+	if s.KV < s.H {
+		if dkvh.N < 2*rows*s.hd {
+			panic(fmt.Sprintf("cuda: flash backward: scratch of %d floats for %d", dkvh.N, 2*rows*s.hd))
+		}
+		dkh, dvh = dkvh, dkvh.Off(rows*s.hd)
+	}
+	if err := d.launch(nkv, fkv, s.grid(s.H), block1(4*32), 0, q, k, v, dOh, lse2, dvec, docs, dkh, dvh, s.T, s.H, s.KV, scale2, scale); err != nil {
+		return err
+	}
+	if s.KV < s.H {
+		n := s.B * s.T * s.KV * s.hd
+		if err := d.launch("flash_group_sum", d.k.flashGroupSum, ewGrid(n), block1(ewBlock), 0, dk, dv, dkh, dvh, s.H, s.KV, s.hd, i64(s.B*s.T)); err != nil {
+			return err
+		}
+	}
+	return d.launch(nq, fq, s.grid(s.H), block1(4*32), 0, q, k, v, dOh, lse2, dvec, docs, dq, s.T, s.H, s.KV, scale2, scale)
+}
