@@ -405,9 +405,21 @@ func (n *encoderNet[T]) lossGrad(B int, labels [][]int32) (float64, error) {
 // world is generated first when shapes.dir is set, as Train does. The same
 // config, options and train.threads give the same file bytes.
 func PretrainEncoder(ctx context.Context, cfg Config, out string, opts EncoderOptions) (*EncoderResult, error) {
-	log := opts.Log
-	if log == nil {
-		log = slog.Default()
+	opts, vc, err := encoderSetup(cfg, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := prepareShapes(ctx, cfg, opts.Log); err != nil {
+		return nil, err
+	}
+	return pretrainEncoder(ctx, cfg, out, opts, vc)
+}
+
+// encoderSetup fills opts' defaults (Log included) and checks them and
+// cfg's vision config, before any world is generated.
+func encoderSetup(cfg Config, opts EncoderOptions) (EncoderOptions, vision.Config, error) {
+	if opts.Log == nil {
+		opts.Log = slog.Default()
 	}
 	if opts.Steps == 0 {
 		opts.Steps = DefaultEncoderSteps
@@ -419,19 +431,21 @@ func PretrainEncoder(ctx context.Context, cfg Config, out string, opts EncoderOp
 		opts.LR = DefaultEncoderLR
 	}
 	if opts.Steps < 0 || opts.Batch < 0 || !(opts.LR > 0) {
-		return nil, fmt.Errorf("encoder pretraining: steps %d, batch %d and lr %v must be positive", opts.Steps, opts.Batch, opts.LR)
+		return opts, vision.Config{}, fmt.Errorf("encoder pretraining: steps %d, batch %d and lr %v must be positive", opts.Steps, opts.Batch, opts.LR)
 	}
 	mv := cfg.Model.Vision
 	if mv == nil {
-		return nil, errors.New("model.vision: the run config has no image encoder to pretrain")
+		return opts, vision.Config{}, errors.New("model.vision: the run config has no image encoder to pretrain")
 	}
 	vc := vision.Config{Resolution: mv.Resolution, Patch: mv.Patch, Width: mv.Width, Depth: mv.Depth, Heads: mv.Heads}
-	if err := vc.Validate(); err != nil {
-		return nil, err
-	}
-	if err := prepareShapes(ctx, cfg, log); err != nil {
-		return nil, err
-	}
+	return opts, vc, vc.Validate()
+}
+
+// pretrainEncoder is PretrainEncoder on a world its caller has prepared
+// (Train generates it once, before prepareEncoder), with opts and vc from
+// encoderSetup.
+func pretrainEncoder(ctx context.Context, cfg Config, out string, opts EncoderOptions, vc vision.Config) (*EncoderResult, error) {
+	log := opts.Log
 	trainDir, heldDir, err := encoderPaths(cfg)
 	if err != nil {
 		return nil, err
@@ -511,7 +525,7 @@ func PretrainEncoder(ctx context.Context, cfg Config, out string, opts EncoderOp
 	if res.Attributes, err = evaluateEncoder(net, heldRows, trainRows, imgOpts); err != nil {
 		return nil, fmt.Errorf("held-out rows: %w", err)
 	}
-	if err := saveEncoder(net, out, *mv, res); err != nil {
+	if err := saveEncoder(net, out, *cfg.Model.Vision, res); err != nil {
 		return nil, err
 	}
 	return res, nil

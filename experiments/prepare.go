@@ -48,9 +48,11 @@ func prepareShapes(ctx context.Context, cfg Config, log *slog.Logger) error {
 }
 
 // prepareEncoder makes sure model.vision.init exists when it is set:
-// pretrained first (PretrainEncoder) when the config has an encoder:
-// section, an error before anything is written otherwise. Cells of a sweep
-// that share the file wait on its lock; the first makes it.
+// pretrained first (PretrainEncoder's training) when the config has an
+// encoder: section, an error before anything is written otherwise. Cells
+// of a sweep that share the file wait on its lock; the first makes it.
+// The shapes world is the caller's to prepare (Train runs prepareShapes
+// first), so it is checked and generated once per run.
 func prepareEncoder(ctx context.Context, cfg Config, log *slog.Logger) error {
 	v := cfg.Model.Vision
 	if v == nil || v.Init == "" {
@@ -70,7 +72,11 @@ func prepareEncoder(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	e := cfg.Encoder
 	log.Info("pretraining the image encoder", "out", v.Init, "resolution", v.Resolution)
-	res, err := PretrainEncoder(ctx, cfg, v.Init, EncoderOptions{Steps: e.Steps, Batch: e.Batch, LR: e.LR, Seed: e.Seed, Log: log})
+	var res *EncoderResult
+	opts, vc, err := encoderSetup(cfg, EncoderOptions{Steps: e.Steps, Batch: e.Batch, LR: e.LR, Seed: e.Seed, Log: log})
+	if err == nil {
+		res, err = pretrainEncoder(ctx, cfg, v.Init, opts, vc)
+	}
 	if err != nil {
 		return fmt.Errorf("encoder: pretraining %s: %w", v.Init, err)
 	}

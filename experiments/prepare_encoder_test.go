@@ -14,6 +14,9 @@ import (
 // without one, a missing file is an error that says how to make it.
 func TestEncoderOnFirstUse(t *testing.T) {
 	cfg := encoderConfig(t)
+	if err := prepareShapes(context.Background(), cfg, quietLog()); err != nil { // as Train does first
+		t.Fatal(err)
+	}
 	init := filepath.Join(t.TempDir(), "enc", "vit.safetensors")
 	cfg.Model.Vision.Init = init
 
@@ -55,5 +58,28 @@ func TestEncoderOnFirstUse(t *testing.T) {
 	noInit.Model.Vision = &v
 	if err := noInit.Validate(); err == nil || !strings.Contains(err.Error(), "encoder: needs model.vision.init") {
 		t.Fatalf("encoder: without model.vision.init: %v", err)
+	}
+}
+
+// TestPrepareEncoderLeavesWorld: prepareEncoder pretrains on the world its
+// caller prepared and does not check or generate it again (Train runs
+// prepareShapes once, first). Shapes parameters that differ from the
+// world's make prepareShapes refuse it, so a second preparation fails here.
+func TestPrepareEncoderLeavesWorld(t *testing.T) {
+	cfg := encoderConfig(t)
+	if err := prepareShapes(context.Background(), cfg, quietLog()); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Shapes.Scenes++
+	if err := prepareShapes(context.Background(), cfg, quietLog()); err == nil {
+		t.Fatal("prepareShapes accepted a world of other parameters: the test below proves nothing")
+	}
+	cfg.Model.Vision.Init = filepath.Join(t.TempDir(), "vit.safetensors")
+	cfg.Encoder = &EncoderPretrain{Steps: 2, Batch: 2, Seed: 1}
+	if err := prepareEncoder(context.Background(), cfg, quietLog()); err != nil {
+		t.Fatalf("prepareEncoder prepared the world again: %v", err)
+	}
+	if _, err := os.Stat(cfg.Model.Vision.Init); err != nil {
+		t.Fatal(err)
 	}
 }
