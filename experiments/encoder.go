@@ -19,6 +19,7 @@ import (
 	"github.com/mmablate/mmablate/data/images"
 	"github.com/mmablate/mmablate/data/layouts"
 	"github.com/mmablate/mmablate/data/shapes"
+	"github.com/mmablate/mmablate/data/shards"
 	"github.com/mmablate/mmablate/models"
 	"github.com/mmablate/mmablate/models/engine"
 	"github.com/mmablate/mmablate/models/safetensors"
@@ -85,6 +86,11 @@ type EncoderResult struct {
 const (
 	EncoderVisionKey = "vision"  // the model.vision config JSON
 	EncoderResultKey = "encoder" // EncoderResult JSON
+	// EncoderWorldKey is the sha256 of the training rows' manifest.json,
+	// which lists every shard's sha256: the world the encoder learnt,
+	// where EncoderResult.World is only its path. Absent when the rows
+	// have no manifest (a plain Parquet directory or file).
+	EncoderWorldKey = "world_manifest_sha256"
 )
 
 // The random streams of an encoder seed, apart so that the batch order
@@ -227,17 +233,24 @@ func readLabelled(ctx context.Context, dir string) ([]labelledImage, error) {
 	return out, nil
 }
 
-// encoderPaths returns the training and held-out datasets of cfg: the
-// caption source's first path (else shapes.dir/captions) and the caption
-// benchmark's query split (eval.caption/query, else
-// shapes.dir/eval/caption/query).
-func encoderPaths(cfg Config) (train, heldOut string, err error) {
+// encoderRows returns the caption rows an encoder of cfg trains on: the
+// caption source's first path, else shapes.dir/captions.
+func encoderRows(cfg Config) (string, error) {
 	if src, ok := cfg.Data.Sources["caption"]; ok && len(src.Paths) > 0 {
-		train = src.Paths[0]
-	} else if cfg.Shapes.Dir != "" {
-		train = filepath.Join(cfg.Shapes.Dir, "captions")
-	} else {
-		return "", "", errors.New("encoder pretraining needs caption rows: set data.sources.caption.paths or shapes.dir")
+		return src.Paths[0], nil
+	}
+	if cfg.Shapes.Dir != "" {
+		return filepath.Join(cfg.Shapes.Dir, "captions"), nil
+	}
+	return "", errors.New("encoder pretraining needs caption rows: set data.sources.caption.paths or shapes.dir")
+}
+
+// encoderPaths returns the training and held-out datasets of cfg: the
+// caption rows of encoderRows and the caption benchmark's query split
+// (eval.caption/query, else shapes.dir/eval/caption/query).
+func encoderPaths(cfg Config) (train, heldOut string, err error) {
+	if train, err = encoderRows(cfg); err != nil {
+		return "", "", err
 	}
 	switch {
 	case cfg.Eval.Caption != "":
@@ -400,8 +413,10 @@ func (n *encoderNet[T]) lossGrad(B int, labels [][]int32) (float64, error) {
 // shape, size and position (a linear head per attribute on the pooled
 // patch grid, softmax cross-entropy summed over the heads), then writes
 // the vit.* tensors to out atomically as a weights file that
-// model.vision.init accepts, with the vision config and the returned
-// result (held-out accuracy per attribute) in its metadata. The shapes
+// model.vision.init accepts, with the vision config, the returned result
+// (held-out accuracy per attribute) and the training rows' manifest sha256
+// (EncoderWorldKey) in its metadata, which a run checks before loading it
+// (checkEncoder). The shapes
 // world is generated first when shapes.dir is set, as Train does. The same
 // config, options and train.threads give the same file bytes.
 func PretrainEncoder(ctx context.Context, cfg Config, out string, opts EncoderOptions) (*EncoderResult, error) {
@@ -525,10 +540,81 @@ func pretrainEncoder(ctx context.Context, cfg Config, out string, opts EncoderOp
 	if res.Attributes, err = evaluateEncoder(net, heldRows, trainRows, imgOpts); err != nil {
 		return nil, fmt.Errorf("held-out rows: %w", err)
 	}
-	if err := saveEncoder(net, out, *cfg.Model.Vision, res); err != nil {
+	world, err := worldSHA256(trainDir)
+	if err != nil {
+		return nil, fmt.Errorf("caption rows: %w", err)
+	}
+	if err := saveEncoder(net, out, *cfg.Model.Vision, res, world); err != nil {
 		return nil, err
 	}
 	return res, nil
+}
+
+// worldSHA256 identifies the rows at path by the sha256 of their
+// manifest.json (as sweep.json's datasets do); "" when there is none.
+func worldSHA256(path string) (string, error) {
+	if fi, err := os.Stat(path); err != nil || !fi.IsDir() {
+		return "", err
+	}
+	sum, err := fileSHA256(filepath.Join(path, shards.ManifestName))
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	return sum, err
+}
+
+// checkEncoder fails, naming path and the metadata key, when the encoder
+// file at path was pretrained (it has EncoderVisionKey) for a ViT of
+// another patch, width, depth or heads than cfg's model.vision, or on
+// another world than cfg's caption rows (EncoderWorldKey against
+// encoderRows' manifest): LoadEncoder would take a ViT of other heads
+// silently, and one of another world is not the encoder the config's
+// encoder: section would make. Another resolution is allowed:
+// LoadEncoder interpolates the position embeddings. A run's weights file
+// (no EncoderVisionKey) is left to LoadEncoder's tensor checks; an encoder
+// file written before the world was recorded loads with a warning.
+func checkEncoder(path string, cfg Config, log *slog.Logger) error {
+	f, err := safetensors.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("model.vision.init: %w", err)
+	}
+	vj, ok := f.Metadata[EncoderVisionKey]
+	if !ok {
+		return nil
+	}
+	var got models.VisionConfig
+	if err := json.Unmarshal([]byte(vj), &got); err != nil {
+		return fmt.Errorf("model.vision.init %s: metadata %q: %w", path, EncoderVisionKey, err)
+	}
+	want := cfg.Model.Vision
+	for _, k := range []struct {
+		key       string
+		got, want int
+	}{{"patch", got.Patch, want.Patch}, {"width", got.Width, want.Width}, {"depth", got.Depth, want.Depth}, {"heads", got.Heads, want.Heads}} {
+		if k.got != k.want {
+			return fmt.Errorf("model.vision.init %s: metadata %q: pretrained with %s %d, the config has model.vision.%s %d (pretrain an encoder of this shape: another model.vision.init)",
+				path, EncoderVisionKey, k.key, k.got, k.key, k.want)
+		}
+	}
+	if got.Resolution != want.Resolution {
+		log.Info("encoder pretrained at another resolution: position embeddings interpolated", "file", path, "from", got.Resolution, "to", want.Resolution)
+	}
+	sum, ok := f.Metadata[EncoderWorldKey]
+	rows, rowsErr := encoderRows(cfg)
+	var have string
+	if rowsErr == nil {
+		have, rowsErr = worldSHA256(rows)
+	}
+	switch {
+	case !ok:
+		log.Warn("encoder file records no world (written before "+EncoderWorldKey+" was): not checked against the run's caption rows", "file", path, "world", f.Metadata["world"])
+	case rowsErr != nil || have == "":
+		log.Warn("the run's caption rows have no manifest: the encoder's world not checked", "file", path, "rows", rows, "err", rowsErr)
+	case sum != have:
+		return fmt.Errorf("model.vision.init %s: metadata %q is %s (pretrained on %s), this run's caption rows %s have %s: an encoder of another world (pretrain one for this world: another model.vision.init, or remove the file)",
+			path, EncoderWorldKey, sum, f.Metadata["world"], rows, have)
+	}
+	return nil
 }
 
 // evaluateEncoder returns each head's accuracy on held and the chance level: the
@@ -585,8 +671,9 @@ func evaluateEncoder(n *encoderNet[float32], held, train []labelledImage, imgOpt
 }
 
 // saveEncoder writes the vit.* tensors (the heads are dropped: the LLM's
-// connector replaces them) with the vision config and res in the metadata.
-func saveEncoder(n *encoderNet[float32], path string, mv models.VisionConfig, res *EncoderResult) error {
+// connector replaces them) with the vision config, res and the world's
+// sha256 (worldSHA256 of res.World; "" leaves it out) in the metadata.
+func saveEncoder(n *encoderNet[float32], path string, mv models.VisionConfig, res *EncoderResult, world string) error {
 	mv.Init, mv.Freeze = "", false // where it came from and how it is used are the loader's business
 	vj, err := json.Marshal(mv)
 	if err != nil {
@@ -604,6 +691,9 @@ func saveEncoder(n *encoderNet[float32], path string, mv models.VisionConfig, re
 	}
 	meta := map[string]string{models.FormatKey: models.WeightsFormat, EncoderVisionKey: string(vj), EncoderResultKey: string(rj),
 		"steps": strconv.Itoa(res.Steps), "seed": strconv.FormatUint(res.Seed, 10), "world": res.World}
+	if world != "" {
+		meta[EncoderWorldKey] = world
+	}
 	if err := safetensors.WriteFile(path, tensors, meta); err != nil {
 		return fmt.Errorf("encoder file: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"maps"
 	"math"
 	"math/rand/v2"
@@ -328,5 +329,134 @@ func TestPretrainEncoderErrors(t *testing.T) {
 				t.Error("an encoder file was written by a failed run")
 			}
 		})
+	}
+}
+
+// TestEncoderFileChecked: a run (prepareEncoder, and Resume from step 0)
+// refuses an existing model.vision.init pretrained for another ViT shape
+// or on another world, naming the file and the metadata key; another
+// resolution, a run's weights file and an encoder written before the
+// world was recorded load (the last with a warning).
+func TestEncoderFileChecked(t *testing.T) {
+	cfg := encoderConfig(t)
+	dir := t.TempDir()
+	enc := filepath.Join(dir, "vit.safetensors")
+	if _, err := PretrainEncoder(context.Background(), cfg, enc, EncoderOptions{Steps: 2, Batch: 2, Seed: 1, Log: quietLog()}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := safetensors.ReadFile(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	manifest, err := fileSHA256(filepath.Join(cfg.Data.Sources["caption"].Paths[0], "manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.Metadata[EncoderWorldKey]; got != manifest {
+		t.Fatalf("metadata %s %q, want the caption rows' manifest sha256 %s", EncoderWorldKey, got, manifest)
+	}
+	rewrite := func(name string, drop ...string) string {
+		meta := maps.Clone(f.Metadata)
+		for _, k := range drop {
+			delete(meta, k)
+		}
+		p := filepath.Join(dir, name)
+		if err := safetensors.WriteFile(p, f.Tensors, meta); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	older := rewrite("older.safetensors", EncoderWorldKey)
+	weights := rewrite("weights.safetensors", EncoderWorldKey, EncoderVisionKey, EncoderResultKey, "world")
+	// Another world: caption rows whose manifest differs.
+	otherWorld := filepath.Join(dir, "other-captions")
+	if err := os.MkdirAll(otherWorld, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(otherWorld, "manifest.json"), []byte(`{"rows": 1}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	noManifest := filepath.Join(dir, "plain-captions")
+	if err := os.MkdirAll(noManifest, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	captions := func(path string) func(c *Config) {
+		return func(c *Config) {
+			src := c.Data.Sources["caption"]
+			src.Paths = []string{path}
+			c.Data.Sources["caption"] = src
+		}
+	}
+	tests := []struct {
+		name     string
+		file     string
+		edit     func(c *Config)
+		wantErr  []string
+		wantWarn string
+	}{
+		{"same world and shape", enc, func(*Config) {}, nil, ""},
+		{"other resolution", enc, func(c *Config) { c.Model.Vision.Resolution = 64 }, nil, ""},
+		{"other heads", enc, func(c *Config) { c.Model.Vision.Heads = 4 }, []string{enc, `"vision"`, "heads 2", "model.vision.heads 4"}, ""},
+		{"other width", enc, func(c *Config) { c.Model.Vision.Width = 16 }, []string{enc, "width 32", "model.vision.width 16"}, ""},
+		{"other depth", enc, func(c *Config) { c.Model.Vision.Depth = 2 }, []string{enc, "depth 1", "model.vision.depth 2"}, ""},
+		{"other patch", enc, func(c *Config) { c.Model.Vision.Patch = 8 }, []string{enc, "patch 4", "model.vision.patch 8"}, ""},
+		{"other world", enc, captions(otherWorld), []string{enc, `"` + EncoderWorldKey + `"`, manifest, otherWorld, "another world"}, ""},
+		{"rows without manifest", enc, captions(noManifest), nil, "no manifest"},
+		{"older encoder file", older, captions(otherWorld), nil, "records no world"},
+		{"a run's weights file", weights, func(c *Config) { c.Model.Vision.Heads = 4 }, nil, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := cfg
+			c.Data.Sources = maps.Clone(cfg.Data.Sources)
+			v := *cfg.Model.Vision
+			c.Model.Vision = &v
+			tc.edit(&c)
+			c.Model.Vision.Init = tc.file
+			var logs bytes.Buffer
+			err := prepareEncoder(context.Background(), c, slog.New(slog.NewTextHandler(&logs, nil)))
+			if tc.wantErr == nil && err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range tc.wantErr {
+				if err == nil || !strings.Contains(err.Error(), want) {
+					t.Fatalf("error %v, want one containing %q", err, want)
+				}
+			}
+			if tc.wantWarn != "" && (!strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), tc.wantWarn)) {
+				t.Errorf("log %q, want a warning containing %q", logs.String(), tc.wantWarn)
+			}
+			if tc.wantWarn == "" && strings.Contains(logs.String(), "level=WARN") {
+				t.Errorf("unexpected warning: %s", logs.String())
+			}
+		})
+	}
+
+	// Resume from step 0 (no checkpoint yet) loads model.vision.init too.
+	run := filepath.Join(dir, "run")
+	c := cfg
+	v := *cfg.Model.Vision
+	v.Init, v.Heads = enc, 4
+	c.Model.Vision = &v
+	tok, err := prepareTokenizer(context.Background(), c, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Model.Decoder.Vocab = 300
+	resolved, err := c.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(run, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range map[string][]byte{TokenizerFile: tok, ResolvedConfigFile: resolved} {
+		if err := os.WriteFile(filepath.Join(run, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err = Resume(context.Background(), run, Options{Log: quietLog()})
+	if err == nil || !strings.Contains(err.Error(), "resume: model.vision.init "+enc) || !strings.Contains(err.Error(), "model.vision.heads 4") {
+		t.Fatalf("resume with an encoder of other heads: error %v", err)
 	}
 }

@@ -49,7 +49,8 @@ func prepareShapes(ctx context.Context, cfg Config, log *slog.Logger) error {
 
 // prepareEncoder makes sure model.vision.init exists when it is set:
 // pretrained first (PretrainEncoder's training) when the config has an
-// encoder: section, an error before anything is written otherwise. Cells
+// encoder: section, an error before anything is written otherwise; an
+// existing file must suit the config (checkEncoder). Cells
 // of a sweep that share the file wait on its lock; the first makes it.
 // The shapes world is the caller's to prepare (Train runs prepareShapes
 // first), so it is checked and generated once per run.
@@ -65,7 +66,7 @@ func prepareEncoder(ctx context.Context, cfg Config, log *slog.Logger) error {
 	defer unlock()
 	_, err = os.Stat(v.Init)
 	if err == nil {
-		return nil
+		return checkEncoder(v.Init, cfg, log)
 	}
 	if cfg.Encoder == nil || !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("model.vision.init: %w (an encoder: section pretrains it on first use; or run mmablate encoder pretrain)", err)

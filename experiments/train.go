@@ -164,6 +164,11 @@ func Resume(ctx context.Context, dir string, opts Options) error {
 	if err := cleanCheckpoints(dir); err != nil {
 		return fmt.Errorf("resume: %w", err)
 	}
+	if v := cfg.Model.Vision; v != nil && v.Init != "" && st == nil { // a start from step 0 loads it, as Train's did
+		if err := checkEncoder(v.Init, cfg, log); err != nil {
+			return fmt.Errorf("resume: %w", err)
+		}
+	}
 	return j.run(ctx, st)
 }
 

@@ -56,8 +56,14 @@ a run of that config would make on first use.
 
 It writes FILE atomically: the vit.* tensors only, as a weights file that
 model.vision.init loads (the heads are dropped), with the vision config
-("vision"), the world, steps, seed and held-out results ("encoder", JSON)
-in its metadata. Held-out: the caption benchmark's query rows
+("vision"), the world (its path, and "world_manifest_sha256": the sha256 of
+the caption rows' manifest.json), steps, seed and held-out results
+("encoder", JSON) in its metadata. A run refuses the file, naming it and
+the key, when the ViT's patch, width, depth or heads differ from the run's
+model.vision, or when the run's caption rows have another manifest (an
+encoder of another world); another resolution is interpolated, and a file
+written before the world was recorded loads with a warning. Held-out: the
+caption benchmark's query rows
 (eval.caption/query, else shapes.dir/eval/caption/query). It prints a
 table of held-out accuracy per attribute beside its chance level (always
 answering the most frequent training class). The same config, flags and
