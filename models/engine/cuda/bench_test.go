@@ -285,8 +285,9 @@ func BenchmarkDecoderStep(b *testing.B) {
 				dd.rmsForward(a.kN, Buf{}, a.krstd, a.k, tr.w.Off(lp.kNorm), n*d.KVHeads, tr.hd, normEps),
 				dd.ropeApply(a.qRot, a.qRotH, a.qN, tr.pos, tr.cos, tr.sin, n, d.Heads, tr.hd, 1, false),
 				dd.ropeApply(a.kRot, a.kRotH, a.kN, tr.pos, tr.cos, tr.sin, n, d.KVHeads, tr.hd, 1, false),
-				dd.addInto(a.h, tr.xs[0], tr.branch, n*D), dd.rmsForward(a.mn, a.mnH, a.mrstd, a.h, tr.w.Off(lp.mlpNorm), n, D, normEps),
-				dd.swigluForward(a.gg, a.ggH, a.h1, a.h3, n*F), dd.addInto(tr.xs[1], a.h, tr.branch, n*D))
+				dd.addRMSForward(a.h, a.mn, a.mnH, a.mrstd, tr.xs[0], tr.branch, tr.w.Off(lp.mlpNorm), n, D, normEps),
+				dd.swigluForward(a.gg, a.ggH, a.h1, a.h3, n*F),
+				dd.addRMSForward(tr.xs[1], a.an, a.anH, a.arstd, a.h, tr.branch, tr.w.Off(lp.attnNorm), n, D, normEps))
 		}},
 		{"head-logits-and-cross-entropy-forward", 1, func() error {
 			return errors.Join(tr.linear(tr.logits, tr.fn, tr.fnH, tr.embed, n, D, V), dd.ceForward(tr.ceStats, tr.rowloss, tr.logits, tr.tgt, tr.mask, n, V))

@@ -19,9 +19,10 @@ type driver struct {
 	cuDeviceGetName, cuDevicePrimaryCtxRetain, cuCtxSetCurrent  uintptr
 	cuCtxSynchronize, cuGetErrorString, cuDriverGetVersion      uintptr
 	cuMemAlloc, cuMemFree, cuMemAllocHost                       uintptr
-	cuMemcpyHtoD, cuMemcpyDtoH, cuMemcpyDtoD, cuMemsetD32       uintptr
+	cuMemcpyHtoD, cuMemcpyDtoH, cuMemsetD32                     uintptr
 	cuModuleLoadData, cuModuleGetFunction, cuLaunchKernel       uintptr
 	cuEventCreate, cuEventRecord, cuEventElapsedTime            uintptr
+	cuFuncGetAttribute                                          uintptr
 }
 
 func loadDriver() (*driver, error) {
@@ -39,9 +40,9 @@ func loadDriver() (*driver, error) {
 		"cuMemAlloc_v2":      &d.cuMemAlloc, "cuMemFree_v2": &d.cuMemFree,
 		"cuMemAllocHost_v2": &d.cuMemAllocHost,
 		"cuMemcpyHtoD_v2":   &d.cuMemcpyHtoD, "cuMemcpyDtoH_v2": &d.cuMemcpyDtoH,
-		"cuMemcpyDtoD_v2": &d.cuMemcpyDtoD, "cuMemsetD32_v2": &d.cuMemsetD32,
+		"cuMemsetD32_v2":   &d.cuMemsetD32,
 		"cuModuleLoadData": &d.cuModuleLoadData, "cuModuleGetFunction": &d.cuModuleGetFunction,
-		"cuLaunchKernel": &d.cuLaunchKernel,
+		"cuLaunchKernel": &d.cuLaunchKernel, "cuFuncGetAttribute": &d.cuFuncGetAttribute,
 	})
 	if err != nil {
 		return nil, err
@@ -263,13 +264,6 @@ func download[T float32 | int32 | float64](d *Device, dst []T, b Buf) error {
 		panic(fmt.Sprintf("cuda: download of %d bytes from a %d-byte buffer", bytes, 4*b.N))
 	}
 	return d.drv.call("cuMemcpyDtoH", d.drv.cuMemcpyDtoH, uintptr(unsafe.Pointer(&dst[0])), b.P, uintptr(bytes))
-}
-
-func (d *Device) copyD(dst, src Buf, n int) error {
-	if n > dst.N || n > src.N {
-		panic(fmt.Sprintf("cuda: device copy of %d elements between buffers of %d and %d", n, dst.N, src.N))
-	}
-	return d.drv.call("cuMemcpyDtoD", d.drv.cuMemcpyDtoD, dst.P, src.P, uintptr(4*n))
 }
 
 // launch queues kernel f on the default stream. Arguments are Go values of

@@ -3,6 +3,7 @@ package cuda
 import (
 	"fmt"
 	"math"
+	"unsafe"
 )
 
 // Flash attention (kernels.cu, "flash attention"): bf16 precision's
@@ -98,4 +99,18 @@ func (d *Device) flashBackward(dq, dk, dv, dvec, dkvh, q, k, v, o, dO, dOh, lse2
 		}
 	}
 	return d.launch(nq, fq, s.grid(s.H), block1(4*32), 0, q, k, v, dOh, lse2, dvec, docs, dq, s.T, s.H, s.KV, scale2, scale)
+}
+
+// kernelResources are a compiled kernel's registers per thread and local
+// (spilled) bytes per thread, for tuning the flash kernels.
+func (d *Device) kernelResources(f uintptr) (regs, local int, err error) {
+	const attrLocalBytes, attrNumRegs = 3, 4 // CU_FUNC_ATTRIBUTE_*
+	var r, l int32
+	if err := d.drv.call("cuFuncGetAttribute", d.drv.cuFuncGetAttribute, uintptr(unsafe.Pointer(&r)), attrNumRegs, f); err != nil {
+		return 0, 0, err
+	}
+	if err := d.drv.call("cuFuncGetAttribute", d.drv.cuFuncGetAttribute, uintptr(unsafe.Pointer(&l)), attrLocalBytes, f); err != nil {
+		return 0, 0, err
+	}
+	return int(r), int(l), nil
 }

@@ -87,6 +87,18 @@ func TestFlashAttention(t *testing.T) {
 	if d.cc < flashMinCC {
 		t.Skipf("%s has no bf16 mma.sync: the flash kernels need sm_80 or later", d.SM)
 	}
+	for i, hd := range flashHeadDims {
+		for _, k := range []struct {
+			name string
+			f    uintptr
+		}{{"flash_fwd", d.k.flashFwd[i]}, {"flash_bwd_kv", d.k.flashBwdKV[i]}, {"flash_bwd_q", d.k.flashBwdQ[i]}} {
+			regs, local, err := d.kernelResources(k.f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fmt.Printf("flash kernel %s_%d: %d registers, %d spilled bytes a thread\n", k.name, hd, regs, local)
+		}
+	}
 	const bound = 2e-2
 	for _, tc := range []struct {
 		s    flashShape

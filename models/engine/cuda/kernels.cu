@@ -103,14 +103,25 @@ __global__ void rows_gather_clear(float* rows, float* dx, const int* places, int
 // One warp per row. x, out [n, d]; rstd [n] saved; w [d]. oh (null: none)
 // gets out rounded to bf16, a linear layer's operand in bf16 precision;
 // out may then be null (bf16 precision's linear layers read only oh).
-__global__ void rmsnorm_fwd(float* out, float* rstd, const float* x, const float* w, int n, int d, float eps,
-                            unsigned short* oh) {
+// With a (not null) the row is first set to x = a + b (the residual add
+// before a norm, in the same pass).
+__global__ void rmsnorm_fwd(float* out, float* rstd, float* x, const float* w, int n, int d, float eps,
+                            unsigned short* oh, const float* a, const float* b) {
     int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
     if (row >= n) return;
-    const float* xr = x + (i64)row * d;
+    float* xr = x + (i64)row * d;
     float* o = out ? out + (i64)row * d : 0;
     float ss = 0.f;
-    for (int j = lane; j < d; j += 32) ss += xr[j] * xr[j];
+    if (a) {
+        const float *ar = a + (i64)row * d, *br = b + (i64)row * d;
+        for (int j = lane; j < d; j += 32) {
+            float v = ar[j] + br[j];
+            xr[j] = v;
+            ss += v * v;
+        }
+    } else {
+        for (int j = lane; j < d; j += 32) ss += xr[j] * xr[j];
+    }
     ss = warp_sum(ss);
     float r = 1.f / sqrtf(ss / (float)d + eps);
     if (lane == 0) rstd[row] = r;
@@ -122,10 +133,13 @@ __global__ void rmsnorm_fwd(float* out, float* rstd, const float* x, const float
     }
 }
 // dx += r·(g⊙w − x·r·dot), dot = Σ g·w·x·r / d; dw += Σrows g·x·r.
+// With res, dx = res + … instead (sets: the residual stream's gradient
+// passing the norm, without a copy first); with dxh, dx's bf16 rounding
+// goes there as well (the next linear backward's operand).
 // Block = some warps over rows [blockIdx.x·rows, +rows); dynamic shared
 // memory d floats for the block's dw partial. dx may be null.
 __global__ void rmsnorm_bwd(float* dx, float* dw, const float* dout, const float* x, const float* w,
-                            const float* rstd, int n, int d, int rows) {
+                            const float* rstd, int n, int d, int rows, const float* res, unsigned short* dxh) {
     extern __shared__ float sdw[];
     for (int j = threadIdx.x; j < d; j += blockDim.x) sdw[j] = 0.f;
     __syncthreads();
@@ -139,7 +153,12 @@ __global__ void rmsnorm_bwd(float* dx, float* dw, const float* dout, const float
         dot = warp_sum(dot) / (float)d;
         for (int j = lane; j < d; j += 32) {
             atomicAdd(&sdw[j], g[j] * xr[j] * r);
-            if (dx) dx[(i64)row * d + j] += r * (g[j] * w[j] - xr[j] * r * dot);
+            if (dx) {
+                i64 i = (i64)row * d + j;
+                float v = (res ? res[i] : dx[i]) + r * (g[j] * w[j] - xr[j] * r * dot);
+                dx[i] = v;
+                if (dxh) dxh[i] = bf16_rn(v);
+            }
         }
     }
     __syncthreads();
@@ -901,20 +920,21 @@ __device__ __forceinline__ void load_a(unsigned (*a)[4], const bf16_t* src, int 
     }
 }
 
-// b_frag: the B fragment (k0 … k0+15) × (n0 … n0+7) of a shared tile
-// stored as tile[n][k] (pitch elements a row).
-__device__ __forceinline__ void b_frag(const bf16_t* tile, int pitch, int n0, int k0, unsigned& b0, unsigned& b1) {
-    int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
-    const bf16_t* p = tile + (n0 + g) * pitch + k0 + 2 * t;
-    b0 = *(const unsigned*)p;
-    b1 = *(const unsigned*)(p + 8);
-}
-
 // smem32 is p's shared-window address (ldmatrix and cp.async take those).
 __device__ __forceinline__ unsigned smem32(const void* p) {
     unsigned a;
     asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(a) : "l"(p));
     return a;
+}
+
+// b_frag: the B fragment (k0 … k0+15) × (n0 … n0+7) of a shared tile
+// stored as tile[n][k] (pitch elements a row). (ldmatrix.x4 in its place
+// measured slower in the backward kernels: more registers live.)
+__device__ __forceinline__ void b_frag(const bf16_t* tile, int pitch, int n0, int k0, unsigned& b0, unsigned& b1) {
+    int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
+    const bf16_t* p = tile + (n0 + g) * pitch + k0 + 2 * t;
+    b0 = *(const unsigned*)p;
+    b1 = *(const unsigned*)(p + 8);
 }
 
 // bt_frag2: the B fragments (k0 … k0+15) × (n0 … n0+7) and × (n0+8 …

@@ -101,18 +101,26 @@ func (d *Device) rowsGatherClear(rows, dx, places Buf, nrows, D int) error {
 // rmsForward: oh (the zero Buf: none) gets out's bf16 rounding as well;
 // out may then be the zero Buf.
 func (d *Device) rmsForward(out, oh, rstd, x, w Buf, n, dim int, eps float64) error {
-	return d.launch("rmsnorm_fwd", d.k.rmsFwd, grid1((n+warpsBlock-1)/warpsBlock), block1(32*warpsBlock), 0,
-		out, rstd, x, w, n, dim, float32(eps), oh)
+	return d.addRMSForward(x, out, oh, rstd, Buf{}, Buf{}, w, n, dim, eps)
 }
 
-// rmsBackward: dx may be the zero Buf (no input gradient).
-func (d *Device) rmsBackward(dx, dw, dout, x, w, rstd Buf, n, dim int) error {
+// addRMSForward sets sum = a + b and normalises it as rmsForward does, in
+// one pass (a, b the zero Buf: sum is the input as it is).
+func (d *Device) addRMSForward(sum, out, oh, rstd, a, b, w Buf, n, dim int, eps float64) error {
+	return d.launch("rmsnorm_fwd", d.k.rmsFwd, grid1((n+warpsBlock-1)/warpsBlock), block1(32*warpsBlock), 0,
+		out, rstd, sum, w, n, dim, float32(eps), oh, a, b)
+}
+
+// rmsBackward adds the input gradient into dx, or with res (not the zero
+// Buf) sets dx = res + it; dxh (the zero Buf: none) gets dx's bf16
+// rounding. dx may be the zero Buf (no input gradient).
+func (d *Device) rmsBackward(dx, dxh, res, dw, dout, x, w, rstd Buf, n, dim int) error {
 	if 4*dim > 48<<10 {
 		return fmt.Errorf("cuda: rmsnorm backward: width %d needs more than 48 KiB of shared memory", dim)
 	}
 	rows := 64
 	return d.launch("rmsnorm_bwd", d.k.rmsBwd, grid1((n+rows-1)/rows), block1(32*warpsBlock), 4*dim,
-		dx, dw, dout, x, w, rstd, n, dim, rows)
+		dx, dw, dout, x, w, rstd, n, dim, rows, res, dxh)
 }
 
 // ropeApply: with oh (bf16, not the zero Buf) the result goes there,

@@ -52,14 +52,18 @@ type Trainer struct {
 	// to bf16, refreshed by every AdamW update; doutH the bf16 copy of the
 	// output gradient of the linear backward in flight ([B·T, ≤ V]); dGH
 	// and dH3H [B·T, F] the SwiGLU backward's results in bf16.
-	wh, doutH   Buf
-	dGH, dH3H   Buf
-	chunkLo     Buf // int64 [chunks]
-	chunkHi     Buf
-	chunkFlags  Buf // int32 [chunks]
-	chunks      int
-	embed, norm int // arena offsets
-	layers      []layerParams
+	wh, doutH Buf
+	dGH, dH3H Buf
+	// bf16 precision: the residual stream's gradients dx and dh and the
+	// q and k gradients in bf16, written by the norms' and RoPE's
+	// backward for the linear backwards that read them.
+	dxH, dhH, dqH, dkH Buf
+	chunkLo            Buf // int64 [chunks]
+	chunkHi            Buf
+	chunkFlags         Buf // int32 [chunks]
+	chunks             int
+	embed, norm        int // arena offsets
+	layers             []layerParams
 
 	cos, sin                    Buf // [MaxSeq, hd/2]
 	ids, pos, docs, tgt, mask   Buf
@@ -319,6 +323,7 @@ func (tr *Trainer) allocate() error {
 	} else {
 		tr.wh, tr.doutH, tr.fnH = take16(P), take16(n*max(V, F, D, qd)), take16(n*D)
 		tr.dGH, tr.dH3H = take16(n*F), take16(n*F)
+		tr.dxH, tr.dhH, tr.dqH, tr.dkH = take16(n*D), take16(n*D), take16(n*qd), take16(n*kvd)
 		for l := range tr.acts {
 			a := &tr.acts[l]
 			a.anH, a.attH, a.mnH, a.ggH = take16(n*D), take16(n*qd), take16(n*D), take16(n*F)
@@ -452,7 +457,8 @@ func (tr *Trainer) all() []Buf {
 	bs := []Buf{tr.w, tr.g, tr.mom, tr.vel, tr.chunkLo, tr.chunkHi, tr.chunkFlags, tr.cos, tr.sin,
 		tr.ids, tr.pos, tr.docs, tr.tgt, tr.mask, tr.fn, tr.frstd, tr.logits, tr.ceStats, tr.rowloss, tr.branch,
 		tr.partials, tr.dx, tr.dh, tr.dnorm, tr.dlogits, tr.datt, tr.dq, tr.dqRot, tr.dqN, tr.dk, tr.dkRot,
-		tr.dkN, tr.dv, tr.scratch, tr.dG, tr.dH3, tr.ptrs, tr.wh, tr.doutH, tr.fnH, tr.dGH, tr.dH3H, tr.scratchH, tr.dattH, tr.dvec, tr.dkvh}
+		tr.dkN, tr.dv, tr.scratch, tr.dG, tr.dH3, tr.ptrs, tr.wh, tr.doutH, tr.fnH, tr.dGH, tr.dH3H, tr.scratchH, tr.dattH, tr.dvec, tr.dkvh,
+		tr.dxH, tr.dhH, tr.dqH, tr.dkH}
 	bs = append(bs, tr.places)
 	if tr.img != nil {
 		bs = append(bs, tr.img.bufs...)
@@ -682,7 +688,9 @@ func (tr *Trainer) forward(b *models.Batch) (float64, error) {
 	}
 	for l, lp := range tr.layers {
 		x, a := tr.xs[l], &tr.acts[l]
-		e(d.rmsForward(a.an, a.anH, a.arstd, x, tr.w.Off(lp.attnNorm), n, D, normEps))
+		if l == 0 { // later layers' attention norms run with the residual add before them
+			e(d.rmsForward(a.an, a.anH, a.arstd, x, tr.w.Off(lp.attnNorm), n, D, normEps))
+		}
 		e(tr.linear(a.q, a.an, a.anH, lp.wq, n, D, tr.qd))
 		e(tr.linear(a.k, a.an, a.anH, lp.wk, n, D, tr.kvd))
 		e(tr.linear(a.v, a.an, a.anH, lp.wv, n, D, tr.kvd))
@@ -699,18 +707,26 @@ func (tr *Trainer) forward(b *models.Batch) (float64, error) {
 			e(tr.toBF16(a.attH, a.att, n*tr.qd))
 		}
 		e(tr.linear(tr.branch, a.att, a.attH, lp.wo, n, tr.qd, D))
-		e(d.addInto(a.h, x, tr.branch, n*D))
-		e(d.rmsForward(a.mn, a.mnH, a.mrstd, a.h, tr.w.Off(lp.mlpNorm), n, D, normEps))
+		e(d.addRMSForward(a.h, a.mn, a.mnH, a.mrstd, x, tr.branch, tr.w.Off(lp.mlpNorm), n, D, normEps))
 		e(tr.linear(a.h1, a.mn, a.mnH, lp.w1, n, D, F))
 		e(tr.linear(a.h3, a.mn, a.mnH, lp.w3, n, D, F))
 		e(d.swigluForward(a.gg, a.ggH, a.h1, a.h3, n*F))
 		e(tr.linear(tr.branch, a.gg, a.ggH, lp.w2, n, F, D))
-		e(d.addInto(tr.xs[l+1], a.h, tr.branch, n*D))
+		// xs[l+1] = h + branch, normalised by the next layer's attention
+		// norm or the final norm
+		if l+1 < c.Layers {
+			na := &tr.acts[l+1]
+			e(d.addRMSForward(tr.xs[l+1], na.an, na.anH, na.arstd, a.h, tr.branch, tr.w.Off(tr.layers[l+1].attnNorm), n, D, normEps))
+		} else {
+			e(d.addRMSForward(tr.xs[l+1], tr.fn, tr.fnH, tr.frstd, a.h, tr.branch, tr.w.Off(tr.norm), n, D, normEps))
+		}
 		if err := errors.Join(errs...); err != nil {
 			return 0, fmt.Errorf("llm.layers.%d forward: %w", l, err)
 		}
 	}
-	e(d.rmsForward(tr.fn, tr.fnH, tr.frstd, tr.xs[c.Layers], tr.w.Off(tr.norm), n, D, normEps))
+	if c.Layers == 0 {
+		e(d.rmsForward(tr.fn, tr.fnH, tr.frstd, tr.xs[0], tr.w.Off(tr.norm), n, D, normEps))
+	}
 	e(tr.linear(tr.logits, tr.fn, tr.fnH, tr.embed, n, D, V))
 	e(d.ceForward(tr.ceStats, tr.rowloss, tr.logits, tr.tgt, tr.mask, n, V))
 	if err := errors.Join(errs...); err != nil {
@@ -853,22 +869,25 @@ func (tr *Trainer) backward() error {
 	e(d.ceBackward(tr.dlogits, dlH, tr.logits, tr.ceStats, tr.tgt, tr.mask, n, V, w))
 	e(tr.linearBack(tr.dnorm, tr.dlogits, dlH, tr.fn, tr.fnH, tr.embed, n, D, V, 0))
 	e(d.zero(tr.dx))
-	e(d.rmsBackward(tr.dx, tr.g.Off(tr.norm), tr.dnorm, tr.xs[c.Layers], tr.w.Off(tr.norm), tr.frstd, n, D))
+	// dxH, dhH, dqH, dkH: bf16 copies of the linear backwards' output
+	// gradients, written by the kernels that make them (zero Bufs outside
+	// bf16 precision).
+	dxH, dhH, dqH, dkH := tr.dxH, tr.dhH, tr.dqH, tr.dkH
+	e(d.rmsBackward(tr.dx, dxH, Buf{}, tr.g.Off(tr.norm), tr.dnorm, tr.xs[c.Layers], tr.w.Off(tr.norm), tr.frstd, n, D))
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("head backward: %w", err)
 	}
 	for l := c.Layers - 1; l >= 0; l-- {
 		lp, a, x := tr.layers[l], &tr.acts[l], tr.xs[l]
-		// dx holds ∂L/∂xs[l+1]; the residual passes it to h unchanged.
-		e(d.copyD(tr.dh, tr.dx, n*D))
-		e(tr.linearBack(tr.dG, tr.dx, Buf{}, a.gg, a.ggH, lp.w2, n, F, D, 0))
+		// dx holds ∂L/∂xs[l+1]; the residual passes it to h unchanged
+		// (the mlp norm's backward adds its part to a copy).
+		e(tr.linearBack(tr.dG, tr.dx, dxH, a.gg, a.ggH, lp.w2, n, F, D, 0))
 		e(d.swigluBackward(tr.dG, tr.dH3, tr.dGH, tr.dH3H, a.h1, a.h3, n*F))
 		e(tr.linearBack(tr.dnorm, tr.dG, tr.dGH, a.mn, a.mnH, lp.w1, n, D, F, 0))
 		e(tr.linearBack(tr.dnorm, tr.dH3, tr.dH3H, a.mn, a.mnH, lp.w3, n, D, F, 1))
-		e(d.rmsBackward(tr.dh, tr.g.Off(lp.mlpNorm), tr.dnorm, a.h, tr.w.Off(lp.mlpNorm), a.mrstd, n, D))
-		// dh holds ∂L/∂h; the residual passes it to x unchanged.
-		e(d.copyD(tr.dx, tr.dh, n*D))
-		e(tr.linearBack(tr.datt, tr.dh, Buf{}, a.att, a.attH, lp.wo, n, tr.qd, D, 0))
+		e(d.rmsBackward(tr.dh, dhH, tr.dx, tr.g.Off(lp.mlpNorm), tr.dnorm, a.h, tr.w.Off(lp.mlpNorm), a.mrstd, n, D))
+		// dh holds ∂L/∂h; the residual passes it to x unchanged (as above).
+		e(tr.linearBack(tr.datt, tr.dh, dhH, a.att, a.attH, lp.wo, n, tr.qd, D, 0))
 		if !tr.flash {
 			e(d.zero(tr.dqRot))
 			e(d.zero(tr.dkRot))
@@ -880,16 +899,16 @@ func (tr *Trainer) backward() error {
 			e(d.ropeApply(tr.dkN, Buf{}, tr.dkRot, tr.pos, tr.cos, tr.sin, n, KV, hd, -1, false))
 			e(d.zero(tr.dq))
 			e(d.zero(tr.dk))
-			e(d.rmsBackward(tr.dq, tr.g.Off(lp.qNorm), tr.dqN, a.q, tr.w.Off(lp.qNorm), a.qrstd, n*H, hd))
-			e(d.rmsBackward(tr.dk, tr.g.Off(lp.kNorm), tr.dkN, a.k, tr.w.Off(lp.kNorm), a.krstd, n*KV, hd))
-		} else {
-			e(d.ropeApply(tr.dq, Buf{}, tr.dqRot, tr.pos, tr.cos, tr.sin, n, H, hd, -1, false))
-			e(d.ropeApply(tr.dk, Buf{}, tr.dkRot, tr.pos, tr.cos, tr.sin, n, KV, hd, -1, false))
+			e(d.rmsBackward(tr.dq, dqH, Buf{}, tr.g.Off(lp.qNorm), tr.dqN, a.q, tr.w.Off(lp.qNorm), a.qrstd, n*H, hd))
+			e(d.rmsBackward(tr.dk, dkH, Buf{}, tr.g.Off(lp.kNorm), tr.dkN, a.k, tr.w.Off(lp.kNorm), a.krstd, n*KV, hd))
+		} else { // with dqH, dkH (bf16) the results go there only: the products read nothing else
+			e(d.ropeApply(tr.dq, dqH, tr.dqRot, tr.pos, tr.cos, tr.sin, n, H, hd, -1, false))
+			e(d.ropeApply(tr.dk, dkH, tr.dkRot, tr.pos, tr.cos, tr.sin, n, KV, hd, -1, false))
 		}
-		e(tr.linearBack(tr.dnorm, tr.dq, Buf{}, a.an, a.anH, lp.wq, n, D, tr.qd, 0))
-		e(tr.linearBack(tr.dnorm, tr.dk, Buf{}, a.an, a.anH, lp.wk, n, D, tr.kvd, 1))
+		e(tr.linearBack(tr.dnorm, tr.dq, dqH, a.an, a.anH, lp.wq, n, D, tr.qd, 0))
+		e(tr.linearBack(tr.dnorm, tr.dk, dkH, a.an, a.anH, lp.wk, n, D, tr.kvd, 1))
 		e(tr.linearBack(tr.dnorm, tr.dv, Buf{}, a.an, a.anH, lp.wv, n, D, tr.kvd, 1))
-		e(d.rmsBackward(tr.dx, tr.g.Off(lp.attnNorm), tr.dnorm, x, tr.w.Off(lp.attnNorm), a.arstd, n, D))
+		e(d.rmsBackward(tr.dx, dxH, tr.dh, tr.g.Off(lp.attnNorm), tr.dnorm, x, tr.w.Off(lp.attnNorm), a.arstd, n, D))
 		if err := errors.Join(errs...); err != nil {
 			return fmt.Errorf("llm.layers.%d backward: %w", l, err)
 		}
