@@ -148,49 +148,34 @@ func TestEncoderGradient(t *testing.T) {
 	}
 }
 
-// encoderYAML is a run on a tiny one-object world with a caption benchmark
-// to hold out; the decoder is there only because a run config needs one.
-func encoderYAML(world string) string {
-	return fmt.Sprintf(`name: encoder
-shapes:
-  dir: %[1]s
-  size: 32
-  scenes: 400
-  docs: 4
-  texts: 4
-  eval_caption: 100
-  eval_vqa: 0
-  support: 4
-  max_objects: 1
-  tiny_fraction: 0
-tokenizer: {path: %[1]s/tokenizer.json, vocab: 300}
-data:
-  sources:
-    caption: {paths: [%[1]s/captions], weight: 1}
-  packing: {batch_size: 1, seq_len: 48}
-model:
-  decoder: {width: 32, layers: 1, heads: 2, kv_heads: 1, ffn_hidden: 64, max_seq: 48}
-  vision: {resolution: 32, patch: 4, width: 32, depth: 1, heads: 2}
-  connector: {type: avgpool, tokens: 4}
-train:
-  threads: {blas: 1, workers: 2}
-eval: {caption: %[1]s/eval/caption, vqa: "", text: ""}
-`, world)
-}
+// encoderTestConfig is the encoder tests' run config, shared with
+// cmd/mmablate's: its relative paths put the world beside the copy a test
+// writes.
+const encoderTestConfig = "testdata/encoder.yaml"
 
 var encoderWorld struct {
 	once sync.Once
-	path string // the config file
+	path string // the copy of encoderTestConfig
 }
 
-// encoderConfig writes encoderYAML for a world shared by the encoder tests.
+// encoderConfig loads encoderTestConfig from a copy in testRoot, so that
+// the encoder tests share one world.
 func encoderConfig(t *testing.T) Config {
 	t.Helper()
 	encoderWorld.once.Do(func() {
-		encoderWorld.path = filepath.Join(testRoot, "encoder.yaml")
-		if err := os.WriteFile(encoderWorld.path, []byte(encoderYAML(filepath.Join(testRoot, "encoder-world"))), 0o644); err != nil {
+		src, err := os.ReadFile(encoderTestConfig)
+		if err != nil {
 			t.Fatal(err)
 		}
+		dir := filepath.Join(testRoot, "encoder")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, "encoder.yaml")
+		if err := os.WriteFile(p, src, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		encoderWorld.path = p
 	})
 	cfg, err := Load(encoderWorld.path, nil)
 	if err != nil {

@@ -3,43 +3,31 @@ package main
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 )
 
-// encoderRunYAML is a run config on a tiny shapes world at dir (generated
-// on first use), or, with noWorld, one whose caption rows are at a path
-// that does not exist.
-func encoderRunYAML(dir string, noWorld bool) string {
-	shapesDir, world := dir, dir
-	if noWorld {
-		shapesDir, world = `""`, dir+"/missing"
+// encoderRunConfig copies the experiments package's encoder test config
+// (one source for both packages' encoder tests) into dir as run.yaml: its
+// relative paths put the shapes world at dir/world, generated on first use.
+func encoderRunConfig(t *testing.T, dir string) string {
+	t.Helper()
+	src, err := os.ReadFile(filepath.Join("..", "..", "experiments", "testdata", "encoder.yaml"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	return fmt.Sprintf(`name: enc
-shapes: {dir: %[1]s, size: 16, scenes: 40, docs: 2, texts: 2, eval_caption: 8, eval_vqa: 0, support: 2, max_objects: 1}
-tokenizer: {path: %[2]s/tokenizer.json, vocab: 300}
-data:
-  sources:
-    caption: {paths: [%[3]s/captions], weight: 1}
-  packing: {batch_size: 1, seq_len: 32}
-model:
-  decoder: {width: 32, layers: 1, heads: 2, kv_heads: 1, ffn_hidden: 64, max_seq: 32}
-  vision: {resolution: 16, patch: 8, width: 16, depth: 1, heads: 2}
-  connector: {type: avgpool, tokens: 4}
-train: {threads: {blas: 1, workers: 1}}
-eval: {caption: %[3]s/eval/caption, vqa: "", text: ""}
-`, shapesDir, dir, world)
+	p := filepath.Join(dir, "run.yaml")
+	if err := os.WriteFile(p, src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 func TestEncoderPretrainCmd(t *testing.T) {
 	dir := t.TempDir()
-	cfg := filepath.Join(dir, "run.yaml")
-	if err := os.WriteFile(cfg, []byte(encoderRunYAML(filepath.Join(dir, "world"), false)), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfg := encoderRunConfig(t, dir)
 	run := func(name string) ([]byte, string) {
 		t.Helper()
 		path := filepath.Join(dir, name)
@@ -82,10 +70,7 @@ func TestEncoderPretrainCmd(t *testing.T) {
 
 func TestEncoderPretrainCmdErrors(t *testing.T) {
 	dir := t.TempDir()
-	cfg := filepath.Join(dir, "run.yaml")
-	if err := os.WriteFile(cfg, []byte(encoderRunYAML(dir, true)), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfg := encoderRunConfig(t, dir)
 	out := filepath.Join(dir, "vit.safetensors")
 	tests := []struct {
 		name    string
@@ -99,7 +84,8 @@ func TestEncoderPretrainCmdErrors(t *testing.T) {
 		{"negative lr", []string{"-c", cfg, "--out", out, "--lr", "-1"}, true, "positive"},
 		{"argument", []string{"-c", cfg, "--out", out, "extra"}, true, "argument"},
 		{"unknown flag", []string{"-c", cfg, "--out", out, "--epochs", "2"}, true, "epochs"},
-		{"missing world", []string{"-c", cfg, "--out", out}, false, filepath.Join(dir, "missing", "captions") + " does not exist"},
+		// No shapes.dir: nothing generates the world the config's caption rows are in.
+		{"missing world", []string{"-c", cfg, "--out", out, "--set", `shapes.dir=""`}, false, filepath.Join(dir, "world", "captions") + " does not exist"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
