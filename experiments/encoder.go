@@ -416,9 +416,9 @@ func (n *encoderNet[T]) lossGrad(B int, labels [][]int32) (float64, error) {
 // model.vision.init accepts, with the vision config, the returned result
 // (held-out accuracy per attribute) and the training rows' manifest sha256
 // (EncoderWorldKey) in its metadata, which a run checks before loading it
-// (checkEncoder). The shapes
-// world is generated first when shapes.dir is set, as Train does. The same
-// config, options and train.threads give the same file bytes.
+// (checkEncoder). The shapes world is generated first when shapes.dir is
+// set, as Train does. The same config, options and train.threads give the
+// same file bytes.
 func PretrainEncoder(ctx context.Context, cfg Config, out string, opts EncoderOptions) (*EncoderResult, error) {
 	opts, vc, err := encoderSetup(cfg, opts)
 	if err != nil {
@@ -600,14 +600,16 @@ func checkEncoder(path string, cfg Config, log *slog.Logger) error {
 		log.Info("encoder pretrained at another resolution: position embeddings interpolated", "file", path, "from", got.Resolution, "to", want.Resolution)
 	}
 	sum, ok := f.Metadata[EncoderWorldKey]
+	if !ok {
+		log.Warn("encoder file records no world (written before "+EncoderWorldKey+" was): not checked against the run's caption rows", "file", path, "world", f.Metadata["world"])
+		return nil
+	}
 	rows, rowsErr := encoderRows(cfg)
 	var have string
 	if rowsErr == nil {
 		have, rowsErr = worldSHA256(rows)
 	}
 	switch {
-	case !ok:
-		log.Warn("encoder file records no world (written before "+EncoderWorldKey+" was): not checked against the run's caption rows", "file", path, "world", f.Metadata["world"])
 	case rowsErr != nil || have == "":
 		log.Warn("the run's caption rows have no manifest: the encoder's world not checked", "file", path, "rows", rows, "err", rowsErr)
 	case sum != have:
