@@ -194,9 +194,10 @@ func BenchmarkImageStep(b *testing.B) {
 // BenchmarkDecoderStep: bf16 training steps of the GPU reference decoder
 // (batch 16 × 1024, text only), then each part of the step alone, repeated
 // and synchronised, reported as ms/step (a per-layer part times the 12
-// layers). The attention forward and backward parts include their softmax,
-// which is also timed alone; the summary it logs subtracts it, so the
-// parts there add up to a step.
+// layers); the summary it prints adds them up against the step. With
+// flash attention the attention is two parts; without it (fp32, tf32, a
+// GPU before sm_80) the products' parts include their softmax, which is
+// also timed alone and subtracted in the summary.
 func BenchmarkDecoderStep(b *testing.B) {
 	needGPU(b)
 	const B, T = 16, 1024
@@ -279,15 +280,28 @@ func BenchmarkDecoderStep(b *testing.B) {
 				tr.linearBack(tr.dnorm, tr.dk, Buf{}, a.an, a.anH, lp.wk, n, D, tr.kvd, 1),
 				tr.linearBack(tr.dnorm, tr.dv, Buf{}, a.an, a.anH, lp.wv, n, D, tr.kvd, 1))
 		}},
-		{"norms-rope-swiglu-residual-forward", L, func() error {
-			return errors.Join(dd.rmsForward(a.an, a.anH, a.arstd, tr.xs[0], tr.w.Off(lp.attnNorm), n, D, normEps),
-				dd.rmsForward(a.qN, Buf{}, a.qrstd, a.q, tr.w.Off(lp.qNorm), n*d.Heads, tr.hd, normEps),
+		{"residual-adds-and-norms-forward", L, func() error {
+			return errors.Join(dd.addRMSForward(a.h, a.mn, a.mnH, a.mrstd, tr.xs[0], tr.branch, tr.w.Off(lp.mlpNorm), n, D, normEps),
+				dd.addRMSForward(tr.xs[1], a.an, a.anH, a.arstd, a.h, tr.branch, tr.w.Off(lp.attnNorm), n, D, normEps))
+		}},
+		{"qk-norms-and-rope-forward", L, func() error { // the reference decoder has qk-norm
+			return errors.Join(dd.rmsForward(a.qN, Buf{}, a.qrstd, a.q, tr.w.Off(lp.qNorm), n*d.Heads, tr.hd, normEps),
 				dd.rmsForward(a.kN, Buf{}, a.krstd, a.k, tr.w.Off(lp.kNorm), n*d.KVHeads, tr.hd, normEps),
 				dd.ropeApply(a.qRot, a.qRotH, a.qN, tr.pos, tr.cos, tr.sin, n, d.Heads, tr.hd, 1, false),
-				dd.ropeApply(a.kRot, a.kRotH, a.kN, tr.pos, tr.cos, tr.sin, n, d.KVHeads, tr.hd, 1, false),
-				dd.addRMSForward(a.h, a.mn, a.mnH, a.mrstd, tr.xs[0], tr.branch, tr.w.Off(lp.mlpNorm), n, D, normEps),
-				dd.swigluForward(a.gg, a.ggH, a.h1, a.h3, n*F),
-				dd.addRMSForward(tr.xs[1], a.an, a.anH, a.arstd, a.h, tr.branch, tr.w.Off(lp.attnNorm), n, D, normEps))
+				dd.ropeApply(a.kRot, a.kRotH, a.kN, tr.pos, tr.cos, tr.sin, n, d.KVHeads, tr.hd, 1, false))
+		}},
+		{"swiglu-forward", L, func() error { return dd.swigluForward(a.gg, a.ggH, a.h1, a.h3, n*F) }},
+		{"swiglu-backward", L, func() error { return dd.swigluBackward(tr.dG, tr.dH3, tr.dGH, tr.dH3H, a.h1, a.h3, n*F) }},
+		{"norms-backward", L, func() error {
+			return errors.Join(dd.rmsBackward(tr.dh, tr.dhH, tr.dx, tr.g.Off(lp.mlpNorm), tr.dnorm, a.h, tr.w.Off(lp.mlpNorm), a.mrstd, n, D),
+				dd.rmsBackward(tr.dx, tr.dxH, tr.dh, tr.g.Off(lp.attnNorm), tr.dnorm, tr.xs[0], tr.w.Off(lp.attnNorm), a.arstd, n, D))
+		}},
+		{"qk-norms-and-rope-backward", L, func() error {
+			return errors.Join(dd.ropeApply(tr.dqN, Buf{}, tr.dqRot, tr.pos, tr.cos, tr.sin, n, d.Heads, tr.hd, -1, false),
+				dd.ropeApply(tr.dkN, Buf{}, tr.dkRot, tr.pos, tr.cos, tr.sin, n, d.KVHeads, tr.hd, -1, false),
+				dd.zero(tr.dq), dd.zero(tr.dk),
+				dd.rmsBackward(tr.dq, tr.dqH, Buf{}, tr.g.Off(lp.qNorm), tr.dqN, a.q, tr.w.Off(lp.qNorm), a.qrstd, n*d.Heads, tr.hd),
+				dd.rmsBackward(tr.dk, tr.dkH, Buf{}, tr.g.Off(lp.kNorm), tr.dkN, a.k, tr.w.Off(lp.kNorm), a.krstd, n*d.KVHeads, tr.hd))
 		}},
 		{"head-logits-and-cross-entropy-forward", 1, func() error {
 			return errors.Join(tr.linear(tr.logits, tr.fn, tr.fnH, tr.embed, n, D, V), dd.ceForward(tr.ceStats, tr.rowloss, tr.logits, tr.tgt, tr.mask, n, V))

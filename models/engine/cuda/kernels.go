@@ -118,7 +118,11 @@ func (d *Device) rmsBackward(dx, dxh, res, dw, dout, x, w, rstd Buf, n, dim int)
 	if 4*dim > 48<<10 {
 		return fmt.Errorf("cuda: rmsnorm backward: width %d needs more than 48 KiB of shared memory", dim)
 	}
-	rows := 64
+	// Rows a block: about a thousand blocks, so that the residual norms'
+	// 16384 rows of the reference step fill the GPU (64 rows a block left
+	// 256 blocks, latency-bound at a quarter of the memory bandwidth),
+	// while each block's dw partial is still added to dw once.
+	rows := min(64, max(warpsBlock, n/1024/warpsBlock*warpsBlock))
 	return d.launch("rmsnorm_bwd", d.k.rmsBwd, grid1((n+rows-1)/rows), block1(32*warpsBlock), 4*dim,
 		dx, dw, dout, x, w, rstd, n, dim, rows, res, dxh)
 }
