@@ -282,8 +282,8 @@ func printGPUBench(out io.Writer, infos []gpuCaseInfo, results []gpuBenchResult)
 	}
 	fmt.Fprintf(out, "tokens/s counts every sequence token of the batch (B×T per step, an images case's placeholders included); "+
 		"MFU: model FLOPs per second over %.1f TFLOP/s (H100/H200 SXM dense bf16 peak); model FLOPs count matrix products only "+
-		"(decoder, ViT and connector, forward and backward) and the full T×T attention square (the CUDA backend computes 5/8 of it "+
-		"in causal row blocks when T ≥ 256 is a multiple of 4, the peer all of it)\n", gpuPeakBF16/1e12)
+		"(decoder, ViT and connector, forward and backward) and the full T×T attention square (the CUDA backend's flash attention "+
+		"computes the causal half of it in bf16, the peer all of it)\n", gpuPeakBF16/1e12)
 	return nil
 }
 

@@ -260,6 +260,10 @@ func BenchmarkDecoderStep(b *testing.B) {
 			{"attention-flash-forward", L, func() error { return tr.attention(a) }},
 			{"attention-flash-backward", L, func() error { return tr.attentionBack(a) }},
 		}
+	} else {
+		attn = append(attn, part{"attention-output-to-bf16", L, func() error { // the one separate cast of the forward
+			return tr.toBF16(a.attH, a.att, n*tr.qd)
+		}})
 	}
 	parts := append(attn, []part{
 		{"linear-forward-products", L, func() error {
@@ -267,9 +271,6 @@ func BenchmarkDecoderStep(b *testing.B) {
 				tr.linear(a.v, a.an, a.anH, lp.wv, n, D, tr.kvd), tr.linear(tr.branch, a.att, a.attH, lp.wo, n, tr.qd, D),
 				tr.linear(a.h1, a.mn, a.mnH, lp.w1, n, D, F), tr.linear(a.h3, a.mn, a.mnH, lp.w3, n, D, F),
 				tr.linear(tr.branch, a.gg, a.ggH, lp.w2, n, F, D))
-		}},
-		{"attention-output-to-bf16", L, func() error { // the forward's one separate cast (the norms and SwiGLU write theirs)
-			return tr.toBF16(a.attH, a.att, n*tr.qd)
 		}},
 		{"linear-backward-products", L, func() error { // dx and dW of the 7 products
 			return errors.Join(tr.linearBack(tr.dG, tr.dx, Buf{}, a.gg, a.ggH, lp.w2, n, F, D, 0),

@@ -69,12 +69,36 @@
 // image path's products (ViT and connector) still take fp32 operands
 // under COMPUTE_32F_FAST_16BF: they are a small share of the step.
 //
-// Attention materialises the [B, H, T, T] score square: q·kᵀ and p·v are
+// In bf16 on sm_80 and later, with a head width of 16, 32 or 64, the
+// decoder's attention is flash attention (flash.go; FlashAttention-2's
+// schedule): one kernel for the forward and two for the backward (dK and
+// dV over query tiles, dQ over key tiles), each staging 64-row tiles of
+// the bf16 q, k, v and dO in shared memory with cp.async double buffering
+// and multiplying them on the tensor cores with mma.sync m16n8k16; the
+// scores, probabilities and dS never leave registers. The forward keeps
+// each row's log-sum-exp (base 2) and the backward recomputes P from it.
+// Tiles wholly below the diagonal and within one document skip the mask
+// arithmetic; tiles wholly above it are not visited. No [B, H, T, T]
+// buffer exists, so the sequence length is bounded by the activations'
+// memory. On an H200 this took the reference decoder step from 82.0 to
+// 68.7 ms (attention 28.8 → 17.6 ms a step); TestFlashAttention checks the
+// kernels against a float64 reference.
+//
+// Otherwise (fp32 and tf32, older GPUs, other head widths) attention
+// materialises the [B, H, T, T] score square: q·kᵀ and p·v are
 // batched cuBLAS products over (sequence, head), in four causal row blocks
 // when T is a multiple of 4 and at least 256 (block r computes only keys
 // below its last row, skipping 3/8 of the square), the causal and document
 // mask and the softmax are one fused single-pass kernel (one warp per row,
-// the row in registers, up to 1024 keys), and so is the softmax backward.
+// the row in registers, up to 1024 keys), and so is the softmax backward;
+// rows longer than 6144 keys do not fit its shared memory and are refused.
+//
+// Around the products, bf16 precision keeps no fp32 copy of a value only
+// products read (the norms' and SwiGLU's outputs), SwiGLU recomputes σ(h1)
+// in its backward rather than saving it, the residual add runs inside the
+// next RMSNorm's pass, and the norms' backward writes the residual
+// stream's gradient (residual + its own part) with its bf16 copy in one
+// pass, so no device copies or separate casts remain there.
 //
 // The image path's attention (the ViT's and attnpool's) is the same
 // batched-product scheme without a mask: q·kᵀ and p·v over (image, head)
