@@ -998,6 +998,13 @@ __device__ __forceinline__ bool one_doc(const int* sdoc, const int* mine, const 
 #define FLASH_ROWS 64
 #define FLASH_PITCH(HD) (FLASH_TILE * ((HD) + 8))
 
+// The three kernels below write their tile loops out in full, though they
+// share their shape: with the products factored into shared helpers (one
+// call a product, a struct for the query-side blocks' geometry) the
+// backward measured 13.6 → 15.2 ms a reference step on an H200, because
+// the backward kernels interleave their two products' fragment loads and
+// mma instructions in one loop.
+
 // flash_fwd: grid (⌈T/64⌉, B·H). Sets o [B·T, H·HD] (fp32) and oh (its
 // bf16 copy), and lse2.
 template <int HD>
