@@ -84,55 +84,95 @@ type headerEntry struct {
 
 // ReadFile reads a whole safetensors file.
 func ReadFile(path string) (*File, error) {
+	var sf *File
+	err := withFile(path, func(r io.ReaderAt, size int64) (err error) {
+		sf, err = Read(r, size)
+		return err
+	})
+	return sf, err
+}
+
+// ReadMetadataFile returns the __metadata__ of a safetensors file, reading
+// and checking its header (as Read does) but none of its tensor bytes.
+func ReadMetadataFile(path string) (map[string]string, error) {
+	var meta map[string]string
+	err := withFile(path, func(r io.ReaderAt, size int64) error {
+		h, err := readHeader(r, size)
+		meta = h.meta
+		return err
+	})
+	return meta, err
+}
+
+// withFile opens path and calls read with it and its size; read's errors
+// are prefixed with path.
+func withFile(path string, read func(r io.ReaderAt, size int64) error) error {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return nil, err
+		return err
 	}
-	sf, err := Read(f, st.Size())
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	if err := read(f, st.Size()); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
 	}
-	return sf, nil
+	return nil
+}
+
+// header is a parsed, checked header: the tensors (names in data order),
+// the metadata and where the tensor bytes start.
+type header struct {
+	entries   map[string]headerEntry
+	names     []string
+	meta      map[string]string
+	dataStart int64
+}
+
+// readHeader reads and checks the header of a safetensors file of the
+// given size. Every length and offset is checked against size before
+// memory is allocated for it.
+func readHeader(r io.ReaderAt, size int64) (header, error) {
+	if size < 8 {
+		return header{}, &FormatError{Msg: fmt.Sprintf("file of %d bytes is shorter than the 8-byte header length", size)}
+	}
+	var lenBuf [8]byte
+	if _, err := r.ReadAt(lenBuf[:], 0); err != nil {
+		return header{}, fmt.Errorf("safetensors: reading header length: %w", err)
+	}
+	n := binary.LittleEndian.Uint64(lenBuf[:])
+	if n > MaxHeaderLen || n > uint64(size-8) {
+		return header{}, &FormatError{Msg: fmt.Sprintf("header length %d exceeds the limit (%d) or the file size (%d)", n, MaxHeaderLen, size)}
+	}
+	hdr := make([]byte, n)
+	if _, err := r.ReadAt(hdr, 8); err != nil {
+		return header{}, fmt.Errorf("safetensors: reading header: %w", err)
+	}
+	h := header{dataStart: int64(8 + n)}
+	var err error
+	if h.entries, h.meta, err = parseHeader(hdr); err != nil {
+		return header{}, err
+	}
+	if h.names, err = checkLayout(h.entries, size-h.dataStart); err != nil {
+		return header{}, err
+	}
+	return h, nil
 }
 
 // Read parses a safetensors file of the given size. Every length and offset
 // in the header is checked against size before memory is allocated for it.
 func Read(r io.ReaderAt, size int64) (*File, error) {
-	if size < 8 {
-		return nil, &FormatError{Msg: fmt.Sprintf("file of %d bytes is shorter than the 8-byte header length", size)}
-	}
-	var lenBuf [8]byte
-	if _, err := r.ReadAt(lenBuf[:], 0); err != nil {
-		return nil, fmt.Errorf("safetensors: reading header length: %w", err)
-	}
-	n := binary.LittleEndian.Uint64(lenBuf[:])
-	if n > MaxHeaderLen || n > uint64(size-8) {
-		return nil, &FormatError{Msg: fmt.Sprintf("header length %d exceeds the limit (%d) or the file size (%d)", n, MaxHeaderLen, size)}
-	}
-	hdr := make([]byte, n)
-	if _, err := r.ReadAt(hdr, 8); err != nil {
-		return nil, fmt.Errorf("safetensors: reading header: %w", err)
-	}
-	dataStart := int64(8 + n)
-	dataLen := size - dataStart
-	entries, meta, err := parseHeader(hdr)
+	h, err := readHeader(r, size)
 	if err != nil {
 		return nil, err
 	}
-	names, err := checkLayout(entries, dataLen)
-	if err != nil {
-		return nil, err
-	}
-	out := &File{Tensors: make(map[string]Tensor, len(entries)), Metadata: meta}
-	for _, name := range names {
-		e := entries[name]
+	out := &File{Tensors: make(map[string]Tensor, len(h.entries)), Metadata: h.meta}
+	for _, name := range h.names {
+		e := h.entries[name]
 		raw := make([]byte, e.DataOffsets[1]-e.DataOffsets[0])
-		if _, err := r.ReadAt(raw, dataStart+e.DataOffsets[0]); err != nil {
+		if _, err := r.ReadAt(raw, h.dataStart+e.DataOffsets[0]); err != nil {
 			return nil, fmt.Errorf("safetensors: tensor %q: reading data: %w", name, err)
 		}
 		shape := make([]int, len(e.Shape))

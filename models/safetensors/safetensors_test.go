@@ -181,8 +181,17 @@ func FuzzRead(f *testing.F) {
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		got, err := readBytes(b)
+		// The header alone (ReadMetadataFile's path) accepts exactly what
+		// the whole read accepts, with the same metadata.
+		h, herr := readHeader(bytes.NewReader(b), int64(len(b)))
+		if (herr == nil) != (err == nil) {
+			t.Fatalf("header read error %v, whole read error %v", herr, err)
+		}
 		if err != nil {
 			return
+		}
+		if !reflect.DeepEqual(h.meta, got.Metadata) {
+			t.Fatalf("header metadata %v, whole read %v", h.meta, got.Metadata)
 		}
 		// Whatever parses must survive a re-encode and read back equal.
 		var out bytes.Buffer
@@ -200,4 +209,33 @@ func FuzzRead(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestReadMetadataFile: the metadata without the tensors, and a damaged
+// file's error names it.
+func TestReadMetadataFile(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "w.safetensors")
+	want := map[string]string{"vision": `{"patch":4}`, "k": "v"}
+	if err := WriteFile(good, map[string]Tensor{"a": {Shape: []int{3}, Data: []float32{1, 2, 3}}}, want); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadMetadataFile(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("metadata %v, want %v", got, want)
+	}
+	b, err := os.ReadFile(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := filepath.Join(dir, "cut.safetensors")
+	if err := os.WriteFile(cut, b[:len(b)-4], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadMetadataFile(cut); err == nil || !strings.Contains(err.Error(), cut) {
+		t.Fatalf("truncated file: error %v, want one naming %s", err, cut)
+	}
 }
