@@ -565,20 +565,24 @@ func worldSHA256(path string) (string, error) {
 
 // checkEncoder fails, naming path and the metadata key, when the encoder
 // file at path was pretrained (it has EncoderVisionKey) for a ViT of
-// another patch, width, depth or heads than cfg's model.vision, or on
-// another world than cfg's caption rows (EncoderWorldKey against
-// encoderRows' manifest): LoadEncoder would take a ViT of other heads
-// silently, and one of another world is not the encoder the config's
-// encoder: section would make. Another resolution is allowed:
-// LoadEncoder interpolates the position embeddings. A run's weights file
-// (no EncoderVisionKey) is left to LoadEncoder's tensor checks; an encoder
-// file written before the world was recorded loads with a warning.
+// another patch, width, depth or heads than cfg's model.vision:
+// LoadEncoder would take a ViT of other heads silently. Another
+// resolution is allowed: LoadEncoder interpolates the position
+// embeddings. When cfg has an encoder: section, the file stands for the
+// encoder that section makes on cfg's caption rows, so one pretrained on
+// another world (EncoderWorldKey against encoderRows' manifest) is an
+// error too, a stale file; without one, the file is the user's choice of
+// encoder and another world only warrants a warning (an encoder
+// pretrained on the shapes world, fine-tuned on one's own captions, say).
+// A run's weights file (no EncoderVisionKey) is left to LoadEncoder's
+// tensor checks; an encoder file written before the world was recorded
+// loads with a warning. Only the file's header is read.
 func checkEncoder(path string, cfg Config, log *slog.Logger) error {
-	f, err := safetensors.ReadFile(path)
+	meta, err := safetensors.ReadMetadataFile(path)
 	if err != nil {
 		return fmt.Errorf("model.vision.init: %w", err)
 	}
-	vj, ok := f.Metadata[EncoderVisionKey]
+	vj, ok := meta[EncoderVisionKey]
 	if !ok {
 		return nil
 	}
@@ -599,9 +603,9 @@ func checkEncoder(path string, cfg Config, log *slog.Logger) error {
 	if got.Resolution != want.Resolution {
 		log.Info("encoder pretrained at another resolution: position embeddings interpolated", "file", path, "from", got.Resolution, "to", want.Resolution)
 	}
-	sum, ok := f.Metadata[EncoderWorldKey]
+	sum, ok := meta[EncoderWorldKey]
 	if !ok {
-		log.Warn("encoder file records no world (written before "+EncoderWorldKey+" was): not checked against the run's caption rows", "file", path, "world", f.Metadata["world"])
+		log.Warn("encoder file records no world (written before "+EncoderWorldKey+" was): not checked against the run's caption rows", "file", path, "world", meta["world"])
 		return nil
 	}
 	rows, rowsErr := encoderRows(cfg)
@@ -612,9 +616,11 @@ func checkEncoder(path string, cfg Config, log *slog.Logger) error {
 	switch {
 	case rowsErr != nil || have == "":
 		log.Warn("the run's caption rows have no manifest: the encoder's world not checked", "file", path, "rows", rows, "err", rowsErr)
+	case sum != have && cfg.Encoder != nil:
+		return fmt.Errorf("model.vision.init %s: metadata %q is %s (pretrained on %s), this run's caption rows %s have %s: an encoder of another world, not the one the config's encoder: section makes (pretrain one for this world: another model.vision.init, or remove the file)",
+			path, EncoderWorldKey, sum, meta["world"], rows, have)
 	case sum != have:
-		return fmt.Errorf("model.vision.init %s: metadata %q is %s (pretrained on %s), this run's caption rows %s have %s: an encoder of another world (pretrain one for this world: another model.vision.init, or remove the file)",
-			path, EncoderWorldKey, sum, f.Metadata["world"], rows, have)
+		log.Warn("encoder pretrained on another world than the run's caption rows (no encoder: section: used as given)", "file", path, "pretrained_on", meta["world"], "rows", rows)
 	}
 	return nil
 }

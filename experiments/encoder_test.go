@@ -385,7 +385,14 @@ func TestEncoderFileChecked(t *testing.T) {
 		{"other width", enc, func(c *Config) { c.Model.Vision.Width = 16 }, []string{enc, "width 32", "model.vision.width 16"}, ""},
 		{"other depth", enc, func(c *Config) { c.Model.Vision.Depth = 2 }, []string{enc, "depth 1", "model.vision.depth 2"}, ""},
 		{"other patch", enc, func(c *Config) { c.Model.Vision.Patch = 8 }, []string{enc, "patch 4", "model.vision.patch 8"}, ""},
-		{"other world", enc, captions(otherWorld), []string{enc, `"` + EncoderWorldKey + `"`, manifest, otherWorld, "another world"}, ""},
+		// With an encoder: section the file must be that section's
+		// encoder: another world's is stale. Without one it is the
+		// user's choice, used with a warning.
+		{"other world", enc, func(c *Config) {
+			captions(otherWorld)(c)
+			c.Encoder = &EncoderPretrain{Steps: 2, Batch: 2, LR: 1e-2, Seed: 1}
+		}, []string{enc, `"` + EncoderWorldKey + `"`, manifest, otherWorld, "another world"}, ""},
+		{"other world, no encoder: section", enc, captions(otherWorld), nil, "another world"},
 		{"rows without manifest", enc, captions(noManifest), nil, "no manifest"},
 		{"older encoder file", older, captions(otherWorld), nil, "records no world"},
 		{"a run's weights file", weights, func(c *Config) { c.Model.Vision.Heads = 4 }, nil, ""},

@@ -60,9 +60,10 @@ model.vision.init loads (the heads are dropped), with the vision config
 the caption rows' manifest.json), steps, seed and held-out results
 ("encoder", JSON) in its metadata. A run refuses the file, naming it and
 the key, when the ViT's patch, width, depth or heads differ from the run's
-model.vision, or when the run's caption rows have another manifest (an
-encoder of another world); another resolution is interpolated, and a file
-written before the world was recorded loads with a warning. Held-out: the
+model.vision, or, in a config with an encoder: section, when the run's
+caption rows have another manifest (an encoder of another world: without
+that section only a warning); another resolution is interpolated, and a
+file written before the world was recorded loads with a warning. Held-out: the
 caption benchmark's query rows
 (eval.caption/query, else shapes.dir/eval/caption/query). It prints a
 table of held-out accuracy per attribute beside its chance level (always
