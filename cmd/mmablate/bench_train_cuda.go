@@ -19,10 +19,6 @@ import (
 	"github.com/mmablate/mmablate/models/engine/cuda"
 )
 
-// gpuPeakBF16 is the H100/H200 SXM dense bf16 tensor-core peak (NVIDIA's
-// datasheet, 989.4 TFLOP/s), the denominator of model FLOP utilisation.
-const gpuPeakBF16 = 989.4e12
-
 // gpuBenchCases are the GPU benchmark's cases: the reference decoder alone,
 // and the same decoder behind ViT-B/16 and the C-Abstractor.
 var gpuBenchCases = []string{"text", "images"}
@@ -75,7 +71,7 @@ type gpuBenchResult struct {
 	StepsPerS  float64 `json:"steps_per_s"`
 	TokensPerS float64 `json:"tokens_per_s"`
 	TFLOPs     float64 `json:"model_tflop_per_s"`
-	MFU        float64 `json:"mfu"` // of gpuPeakBF16
+	MFU        float64 `json:"mfu"` // of cuda.PeakBF16
 	Loss       float64 `json:"loss"`
 	PeakGPUMB  float64 `json:"peak_gpu_mb,omitempty"`
 	// GPUIdleMS is the Go side's mean GPU idle time between consecutive
@@ -283,14 +279,14 @@ func printGPUBench(out io.Writer, infos []gpuCaseInfo, results []gpuBenchResult)
 	fmt.Fprintf(out, "tokens/s counts every sequence token of the batch (B×T per step, an images case's placeholders included); "+
 		"MFU: model FLOPs per second over %.1f TFLOP/s (H100/H200 SXM dense bf16 peak); model FLOPs count matrix products only "+
 		"(decoder, ViT and connector, forward and backward) and the full T×T attention square (the CUDA backend's flash attention "+
-		"computes the causal half of it in bf16, the peer all of it)\n", gpuPeakBF16/1e12)
+		"computes the causal half of it in bf16, the peer all of it)\n", cuda.PeakBF16/1e12)
 	return nil
 }
 
 func gpuResult(c, impl, device string, steps int, sec float64, tokens int, flop, loss float64) gpuBenchResult {
 	return gpuBenchResult{Case: c, Impl: impl, Device: device, Steps: steps, StepsPerS: float64(steps) / sec,
 		TokensPerS: float64(steps*tokens) / sec, TFLOPs: flop * float64(steps) / sec / 1e12,
-		MFU: flop * float64(steps) / sec / gpuPeakBF16, Loss: loss}
+		MFU: flop * float64(steps) / sec / cuda.PeakBF16, Loss: loss}
 }
 
 // pyException matches the line of a Python traceback that names the

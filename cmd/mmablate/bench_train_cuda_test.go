@@ -11,6 +11,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/mmablate/mmablate/models/engine/cuda"
 )
 
 func TestBenchTrainCUDAUsage(t *testing.T) {
@@ -87,7 +89,7 @@ func TestGPUBenchReference(t *testing.T) {
 		}
 	}
 	r := gpuResult("text", "x", "dev", 10, 2, 16*1024, 19e12, 1)
-	if r.Case != "text" || r.StepsPerS != 5 || r.TokensPerS != 5*16*1024 || math.Abs(r.TFLOPs-95) > 1e-9 || math.Abs(r.MFU-95e12/gpuPeakBF16) > 1e-12 {
+	if r.Case != "text" || r.StepsPerS != 5 || r.TokensPerS != 5*16*1024 || math.Abs(r.TFLOPs-95) > 1e-9 || math.Abs(r.MFU-95e12/cuda.PeakBF16) > 1e-12 {
 		t.Errorf("gpuResult = %+v", r)
 	}
 }

@@ -18,10 +18,6 @@ import (
 // Each reports ns/op for its unit of work (one product, one training step,
 // one part of a step) and the rates named by its metrics.
 
-// gpuPeakBF16 is the H100/H200 SXM dense bf16 tensor-core peak (NVIDIA's
-// datasheet), the denominator of the benchmarks' MFU.
-const gpuPeakBF16 = 989.4e12
-
 // timeOps runs f b.N times on a warm device and returns the seconds from
 // the first call until the device has finished the last (the timer covers
 // the same span), for rates per op.
@@ -157,7 +153,7 @@ func BenchmarkImageStep(b *testing.B) {
 				b.ReportMetric(float64(B*T*b.N)/sec, "tokens/s")
 				b.ReportMetric(float64(B*b.N)/sec, "images/s")
 				b.ReportMetric(flop*float64(b.N)/sec/1e12, "TFLOP/s")
-				b.ReportMetric(100*flop*float64(b.N)/sec/gpuPeakBF16, "MFU%")
+				b.ReportMetric(100*flop*float64(b.N)/sec/PeakBF16, "MFU%")
 				if idle, ok := tr.IdleTime(); ok && b.N > 1 {
 					b.ReportMetric(float64(idle-idle0)/float64(time.Millisecond)/float64(b.N-1), "idle-ms/step")
 				}
@@ -232,7 +228,7 @@ func BenchmarkDecoderStep(b *testing.B) {
 		stepMS = 1e3 * sec / float64(b.N)
 		b.ReportMetric(float64(B*T*b.N)/sec, "tokens/s")
 		b.ReportMetric(flop*float64(b.N)/sec/1e12, "TFLOP/s")
-		b.ReportMetric(100*flop*float64(b.N)/sec/gpuPeakBF16, "MFU%")
+		b.ReportMetric(100*flop*float64(b.N)/sec/PeakBF16, "MFU%")
 	})
 	n, D, F, V, L := tr.n, d.Width, d.FFNHidden, d.Vocab, d.Layers
 	a, lp, dd := &tr.acts[0], tr.layers[0], tr.d

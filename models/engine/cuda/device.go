@@ -83,6 +83,12 @@ func (d *driver) call(name string, fn uintptr, args ...uintptr) error {
 	return d.check(name, r)
 }
 
+// PeakBF16 is the H100/H200 SXM dense bf16 tensor-core peak in FLOP/s
+// (NVIDIA's datasheet, 989.4 TFLOP/s): the denominator of the model FLOP
+// utilisation that `bench train --device cuda` and this package's
+// benchmarks report.
+const PeakBF16 = 989.4e12
+
 // Device is one GPU with its primary context, cuBLAS handle and the
 // compiled kernels.
 type Device struct {
