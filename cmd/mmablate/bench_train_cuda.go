@@ -278,8 +278,8 @@ func printGPUBench(out io.Writer, infos []gpuCaseInfo, results []gpuBenchResult)
 	}
 	fmt.Fprintf(out, "tokens/s counts every sequence token of the batch (B×T per step, an images case's placeholders included); "+
 		"MFU: model FLOPs per second over %.1f TFLOP/s (H100/H200 SXM dense bf16 peak); model FLOPs count matrix products only "+
-		"(decoder, ViT and connector, forward and backward) and the full T×T attention square (the CUDA backend's flash attention "+
-		"computes the causal half of it in bf16, the peer all of it)\n", cuda.PeakBF16/1e12)
+		"(decoder, ViT and connector, forward and backward) and the full T×T attention square (the CUDA backend computes its causal half "+
+		"with flash attention in bf16, 5/8 of it in causal row blocks in fp32 and tf32; the peer all of it)\n", cuda.PeakBF16/1e12)
 	return nil
 }
 
