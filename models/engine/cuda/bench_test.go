@@ -89,6 +89,84 @@ func BenchmarkGemm(b *testing.B) {
 	}
 }
 
+// BenchmarkDecoderProducts: each matrix product of a bf16 training step of
+// the GPU reference decoder (BenchmarkDecoderStep's) alone, on the step's
+// own buffers after two steps: per weight its forward, input-gradient (dx)
+// and weight-gradient (dW) product, with the beta the step uses, as
+// TFLOP/s and ms a step (× the layers) — where the linear parts' time
+// goes.
+func BenchmarkDecoderProducts(b *testing.B) {
+	needGPU(b)
+	const B, T = 16, 1024
+	cfg := models.GPUReferenceConfig(T, false)
+	m, err := models.New(cfg, B, T, models.Options{Seed: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	tr, err := NewTrainer(m, Options{Precision: BF16})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tr.Close()
+	batch := models.SyntheticBatch(cfg, B, T, false, 1)
+	for range 2 {
+		if _, err := tr.Step(batch, 1e-4); err != nil {
+			b.Fatal(err)
+		}
+	}
+	dd, n, c := tr.d, tr.n, tr.c
+	a, lp := &tr.acts[0], tr.layers[0]
+	type product struct {
+		name       string
+		x          Buf // the input's bf16 copy
+		w, in, out int
+		bf16Out    bool    // the forward writes bf16 (h1, h3)
+		dxBeta     float32 // the step's beta of the dx product
+		times      int
+	}
+	L := c.Layers
+	products := []product{
+		{"wq", a.anH, lp.wq, c.Width, tr.qd, false, 0, L},
+		{"wk", a.anH, lp.wk, c.Width, tr.kvd, false, 1, L},
+		{"wv", a.anH, lp.wv, c.Width, tr.kvd, false, 1, L},
+		{"wo", a.attH, lp.wo, tr.qd, c.Width, false, 0, L},
+		{"w1", a.mnH, lp.w1, c.Width, c.FFNHidden, true, 0, L},
+		{"w3", a.mnH, lp.w3, c.Width, c.FFNHidden, true, 1, L},
+		{"w2", a.ggH, lp.w2, c.FFNHidden, c.Width, false, 0, L},
+		{"head", tr.fnH, tr.embed, c.Width, c.Vocab, false, 0, 1},
+	}
+	for _, p := range products {
+		flop := 2 * float64(n) * float64(p.in) * float64(p.out)
+		w := half(tr.wh, p.w)
+		runs := []struct {
+			kind string
+			f    func() error
+		}{
+			{"forward", func() error {
+				if p.bf16Out {
+					return dd.gemmBF16Out(false, true, n, p.out, p.in, 1, p.x.P, p.in, w, p.in, 0, tr.doutH.P, p.out)
+				}
+				return dd.gemmBF16(false, true, n, p.out, p.in, 1, p.x.P, p.in, w, p.in, 0, tr.logits.P, p.out)
+			}},
+			{"dx", func() error {
+				return dd.gemmBF16(false, false, n, p.in, p.out, 1, tr.doutH.P, p.out, w, p.in, p.dxBeta, tr.dnorm.P, p.in)
+			}},
+			{"dW", func() error {
+				return dd.gemmBF16(true, false, p.out, p.in, n, 1, tr.doutH.P, p.out, p.x.P, p.in, 1, tr.g.At(p.w), p.in)
+			}},
+		}
+		for _, r := range runs {
+			b.Run(fmt.Sprintf("%s-%dx%dx%d-%s", p.name, n, p.out, p.in, r.kind), func(b *testing.B) {
+				defer dd.enter()()
+				sec := timeOps(b, dd, r.f)
+				b.ReportMetric(flop*float64(b.N)/sec/1e12, "TFLOP/s")
+				b.ReportMetric(1e3*sec/float64(b.N)*float64(p.times), "ms/step")
+			})
+		}
+	}
+}
+
 // BenchmarkImageStep: bf16 training steps of the GPU-sized multimodal
 // reference, the decoder of BenchmarkDecoderStep (batch 16 × 1024) behind
 // a ViT-B/16 at 224 px (width 768, 12 blocks, 196 patches, trained) and
@@ -265,7 +343,7 @@ func BenchmarkDecoderStep(b *testing.B) {
 		{"linear-forward-products", L, func() error {
 			return errors.Join(tr.linear(a.q, a.an, a.anH, lp.wq, n, D, tr.qd), tr.linear(a.k, a.an, a.anH, lp.wk, n, D, tr.kvd),
 				tr.linear(a.v, a.an, a.anH, lp.wv, n, D, tr.kvd), tr.linear(tr.branch, a.att, a.attH, lp.wo, n, tr.qd, D),
-				tr.linear(a.h1, a.mn, a.mnH, lp.w1, n, D, F), tr.linear(a.h3, a.mn, a.mnH, lp.w3, n, D, F),
+				tr.linearH(a.h1H, a.mnH, lp.w1, n, D, F), tr.linearH(a.h3H, a.mnH, lp.w3, n, D, F),
 				tr.linear(tr.branch, a.gg, a.ggH, lp.w2, n, F, D))
 		}},
 		{"linear-backward-products", L, func() error { // dx and dW of the 7 products
@@ -282,23 +360,18 @@ func BenchmarkDecoderStep(b *testing.B) {
 				dd.addRMSForward(tr.xs[1], a.an, a.anH, a.arstd, a.h, tr.branch, tr.w.Off(lp.attnNorm), n, D, normEps))
 		}},
 		{"qk-norms-and-rope-forward", L, func() error { // the reference decoder has qk-norm
-			return errors.Join(dd.rmsForward(a.qN, Buf{}, a.qrstd, a.q, tr.w.Off(lp.qNorm), n*d.Heads, tr.hd, normEps),
-				dd.rmsForward(a.kN, Buf{}, a.krstd, a.k, tr.w.Off(lp.kNorm), n*d.KVHeads, tr.hd, normEps),
-				dd.ropeApply(a.qRot, a.qRotH, a.qN, tr.pos, tr.cos, tr.sin, n, d.Heads, tr.hd, 1, false),
-				dd.ropeApply(a.kRot, a.kRotH, a.kN, tr.pos, tr.cos, tr.sin, n, d.KVHeads, tr.hd, 1, false))
+			return errors.Join(dd.qkNormRope(a.qRot, a.qRotH, a.qrstd, a.q, tr.w.Off(lp.qNorm), tr.pos, tr.cos, tr.sin, n, d.Heads, tr.hd, normEps),
+				dd.qkNormRope(a.kRot, a.kRotH, a.krstd, a.k, tr.w.Off(lp.kNorm), tr.pos, tr.cos, tr.sin, n, d.KVHeads, tr.hd, normEps))
 		}},
-		{"swiglu-forward", L, func() error { return dd.swigluForward(a.gg, a.ggH, a.h1, a.h3, n*F) }},
-		{"swiglu-backward", L, func() error { return dd.swigluBackward(tr.dG, tr.dH3, tr.dGH, tr.dH3H, a.h1, a.h3, n*F) }},
+		{"swiglu-forward", L, func() error { return dd.swigluForwardH(a.ggH, a.h1H, a.h3H, n*F) }},
+		{"swiglu-backward", L, func() error { return dd.swigluBackwardH(tr.dGH, tr.dH3H, tr.dG, a.h1H, a.h3H, n*F) }},
 		{"norms-backward", L, func() error {
 			return errors.Join(dd.rmsBackward(tr.dh, tr.dhH, tr.dx, tr.g.Off(lp.mlpNorm), tr.dnorm, a.h, tr.w.Off(lp.mlpNorm), a.mrstd, n, D),
 				dd.rmsBackward(tr.dx, tr.dxH, tr.dh, tr.g.Off(lp.attnNorm), tr.dnorm, tr.xs[0], tr.w.Off(lp.attnNorm), a.arstd, n, D))
 		}},
 		{"qk-norms-and-rope-backward", L, func() error {
-			return errors.Join(dd.ropeApply(tr.dqN, Buf{}, tr.dqRot, tr.pos, tr.cos, tr.sin, n, d.Heads, tr.hd, -1, false),
-				dd.ropeApply(tr.dkN, Buf{}, tr.dkRot, tr.pos, tr.cos, tr.sin, n, d.KVHeads, tr.hd, -1, false),
-				dd.zero(tr.dq), dd.zero(tr.dk),
-				dd.rmsBackward(tr.dq, tr.dqH, Buf{}, tr.g.Off(lp.qNorm), tr.dqN, a.q, tr.w.Off(lp.qNorm), a.qrstd, n*d.Heads, tr.hd),
-				dd.rmsBackward(tr.dk, tr.dkH, Buf{}, tr.g.Off(lp.kNorm), tr.dkN, a.k, tr.w.Off(lp.kNorm), a.krstd, n*d.KVHeads, tr.hd))
+			return errors.Join(dd.qkNormRopeBackward(tr.dq, tr.dqH, tr.g.Off(lp.qNorm), tr.dqRot, a.q, tr.w.Off(lp.qNorm), a.qrstd, tr.pos, tr.cos, tr.sin, n, d.Heads, tr.hd),
+				dd.qkNormRopeBackward(tr.dk, tr.dkH, tr.g.Off(lp.kNorm), tr.dkRot, a.k, tr.w.Off(lp.kNorm), a.krstd, tr.pos, tr.cos, tr.sin, n, d.KVHeads, tr.hd))
 		}},
 		{"head-logits-and-cross-entropy-forward", 1, func() error {
 			return errors.Join(tr.linear(tr.logits, tr.fn, tr.fnH, tr.embed, n, D, V), dd.ceForward(tr.ceStats, tr.rowloss, tr.logits, tr.tgt, tr.mask, n, V))

@@ -96,7 +96,7 @@ func op(t bool) uintptr {
 // beta·C with leading dimensions lda, ldb, ldc. cuBLAS is column-major, so
 // it runs Cᵀ = op(B)ᵀ·op(A)ᵀ: the same memory read as column-major matrices.
 func (d *Device) gemm(p Precision, tA, tB bool, m, n, k int, alpha float32, a uintptr, lda int, b uintptr, ldb int, beta float32, c uintptr, ldc int) error {
-	return d.gemmEx(cudaR32F, p.compute(), "cublasGemmEx", tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	return d.gemmEx(cudaR32F, cudaR32F, p.compute(), "cublasGemmEx", tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
 // gemmBF16 is gemm with bf16 operands: a and b hold 2-byte elements
@@ -106,19 +106,25 @@ func (d *Device) gemm(p Precision, tA, tB bool, m, n, k int, alpha float32, a ui
 // them on every call (BenchmarkGemm on an H200, 16384×2816×1024: 640–652
 // against 371–388 TFLOP/s).
 func (d *Device) gemmBF16(tA, tB bool, m, n, k int, alpha float32, a uintptr, lda int, b uintptr, ldb int, beta float32, c uintptr, ldc int) error {
-	return d.gemmEx(cudaR16BF, cublasCompute32F, "cublasGemmEx bf16", tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	return d.gemmEx(cudaR16BF, cudaR32F, cublasCompute32F, "cublasGemmEx bf16", tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
-// gemmEx is one cublasGemmEx with operands of type ab, a float32 C and
-// compute type compute; gemm and gemmBF16 are its two uses.
-func (d *Device) gemmEx(ab, compute uintptr, name string, tA, tB bool, m, n, k int, alpha float32, a uintptr, lda int, b uintptr, ldb int, beta float32, c uintptr, ldc int) error {
+// gemmBF16Out is gemmBF16 with c in bf16 too (rounded once, from the
+// fp32 accumulators).
+func (d *Device) gemmBF16Out(tA, tB bool, m, n, k int, alpha float32, a uintptr, lda int, b uintptr, ldb int, beta float32, c uintptr, ldc int) error {
+	return d.gemmEx(cudaR16BF, cudaR16BF, cublasCompute32F, "cublasGemmEx bf16 out", tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+// gemmEx is one cublasGemmEx with operands of type ab, C of type ct and
+// compute type compute.
+func (d *Device) gemmEx(ab, ct, compute uintptr, name string, tA, tB bool, m, n, k int, alpha float32, a uintptr, lda int, b uintptr, ldb int, beta float32, c uintptr, ldc int) error {
 	if m == 0 || n == 0 {
 		return nil
 	}
 	d.scalars[0], d.scalars[1] = alpha, beta
 	al, be := d.host+2*maxArgs*8, d.host+2*maxArgs*8+4
 	r, _, _ := purego.SyscallN(d.blas.gemmEx, d.blas.handle, op(tB), op(tA), uintptr(n), uintptr(m), uintptr(k),
-		al, b, ab, uintptr(ldb), a, ab, uintptr(lda), be, c, cudaR32F, uintptr(ldc),
+		al, b, ab, uintptr(ldb), a, ab, uintptr(lda), be, c, ct, uintptr(ldc),
 		compute, cublasGemmDefault)
 	return d.blas.check(fmt.Sprintf("%s(m=%d n=%d k=%d)", name, m, n, k), r)
 }

@@ -27,6 +27,17 @@ __device__ __forceinline__ unsigned short bf16_rn(float x) {
 }
 // bf16_f widens a bfloat16 to float (exact).
 __device__ __forceinline__ float bf16_f(unsigned short h) { return __uint_as_float((unsigned int)h << 16); }
+// pack4_bf16 rounds four floats to bf16 (bf16_rn), in memory order.
+__device__ __forceinline__ uint2 pack4_bf16(float4 v) {
+    return make_uint2((unsigned int)bf16_rn(v.x) | ((unsigned int)bf16_rn(v.y) << 16),
+                      (unsigned int)bf16_rn(v.z) | ((unsigned int)bf16_rn(v.w) << 16));
+}
+// ld_bf16x4 widens bf16 elements 4·i … 4·i+3 of p (8-byte aligned).
+__device__ __forceinline__ float4 ld_bf16x4(const unsigned short* p, i64 i) {
+    uint2 u = ((const uint2*)p)[i];
+    return make_float4(__uint_as_float(u.x << 16), __uint_as_float(u.x & 0xffff0000u), __uint_as_float(u.y << 16),
+                       __uint_as_float(u.y & 0xffff0000u));
+}
 
 __device__ __forceinline__ float warp_max(float v) {
     for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(FULL, v, o));
@@ -166,6 +177,127 @@ __global__ void rmsnorm_bwd(float* dx, float* dw, const float* dout, const float
         for (int j = threadIdx.x; j < d; j += blockDim.x) atomicAdd(&dw[j], sdw[j]);
 }
 
+// The same two kernels for rows of d ≤ 128·RMS_VEC floats with d % 4 == 0
+// and 16-byte aligned rows (the launchers check; else the kernels above):
+// each lane keeps its float4 chunks (lane + 32·k) of the row in registers,
+// so every input is read once with 16-byte loads, and rmsnorm_bwd4 keeps the
+// lane's dw partial in registers across the block's rows instead of an
+// atomic add to shared memory per element. The arithmetic is the kernels
+// above's, element for element; only the order of the row sums differs.
+#define RMS_VEC 8
+__device__ __forceinline__ float4 ld_w4(const float* w, int c) {
+    return make_float4(w[4 * c], w[4 * c + 1], w[4 * c + 2], w[4 * c + 3]); // w: anywhere in the arena
+}
+__global__ void rmsnorm_fwd4(float* out, float* rstd, float* x, const float* w, int n, int d, float eps,
+                             unsigned short* oh, const float* a, const float* b) {
+    int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31, d4 = d >> 2;
+    if (row >= n) return;
+    i64 base = (i64)row * d;
+    float4* xr = (float4*)(x + base);
+    float4 v[RMS_VEC];
+    float ss = 0.f;
+#pragma unroll
+    for (int k = 0; k < RMS_VEC; k++) {
+        int c = lane + 32 * k;
+        if (c < d4) {
+            float4 t;
+            if (a) {
+                float4 p = ((const float4*)(a + base))[c], q = ((const float4*)(b + base))[c];
+                t = make_float4(p.x + q.x, p.y + q.y, p.z + q.z, p.w + q.w);
+                xr[c] = t;
+            } else {
+                t = xr[c];
+            }
+            v[k] = t;
+            ss += t.x * t.x + t.y * t.y + t.z * t.z + t.w * t.w;
+        }
+    }
+    ss = warp_sum(ss);
+    float r = 1.f / sqrtf(ss / (float)d + eps);
+    if (lane == 0) rstd[row] = r;
+#pragma unroll
+    for (int k = 0; k < RMS_VEC; k++) {
+        int c = lane + 32 * k;
+        if (c < d4) {
+            float4 t = v[k], g = ld_w4(w, c);
+            float4 o = make_float4(t.x * r * g.x, t.y * r * g.y, t.z * r * g.z, t.w * r * g.w);
+            if (out) ((float4*)(out + base))[c] = o;
+            if (oh) ((uint2*)(oh + base))[c] = pack4_bf16(o);
+        }
+    }
+}
+// Rows [blockIdx.x·rows, +rows), each warp every nw-th of them; dynamic
+// shared memory d floats, where the warps' dw partials meet once.
+__global__ void rmsnorm_bwd4(float* dx, float* dw, const float* dout, const float* x, const float* w,
+                             const float* rstd, int n, int d, int rows, const float* res, unsigned short* dxh) {
+    extern __shared__ float sdw[];
+    int lane = threadIdx.x & 31, nw = blockDim.x >> 5, d4 = d >> 2;
+    for (int j = threadIdx.x; j < d; j += blockDim.x) sdw[j] = 0.f;
+    float4 acc[RMS_VEC], wv[RMS_VEC];
+#pragma unroll
+    for (int k = 0; k < RMS_VEC; k++) {
+        int c = lane + 32 * k;
+        acc[k] = make_float4(0.f, 0.f, 0.f, 0.f);
+        if (c < d4) wv[k] = ld_w4(w, c);
+    }
+    int r0 = blockIdx.x * rows, r1 = min(r0 + rows, n);
+    for (int row = r0 + (threadIdx.x >> 5); row < r1; row += nw) {
+        i64 base = (i64)row * d;
+        const float4 *g4 = (const float4*)(dout + base), *x4 = (const float4*)(x + base);
+        // The residual (or dx) is loaded with the row, not after the
+        // row's sum: one memory round trip a row instead of two.
+        const float4* o4 = (const float4*)(res ? res + base : dx + base);
+        float r = rstd[row], dot = 0.f;
+        float4 gv[RMS_VEC], xv[RMS_VEC], ov[RMS_VEC];
+#pragma unroll
+        for (int k = 0; k < RMS_VEC; k++) {
+            int c = lane + 32 * k;
+            if (c < d4) {
+                float4 g = g4[c], xx = x4[c], ww = wv[k];
+                gv[k] = g;
+                xv[k] = xx;
+                if (dx) ov[k] = o4[c];
+                dot += g.x * ww.x * xx.x * r + g.y * ww.y * xx.y * r + g.z * ww.z * xx.z * r + g.w * ww.w * xx.w * r;
+            }
+        }
+        dot = warp_sum(dot) / (float)d;
+#pragma unroll
+        for (int k = 0; k < RMS_VEC; k++) {
+            int c = lane + 32 * k;
+            if (c < d4) {
+                float4 g = gv[k], xx = xv[k], ww = wv[k];
+                acc[k].x += g.x * xx.x * r;
+                acc[k].y += g.y * xx.y * r;
+                acc[k].z += g.z * xx.z * r;
+                acc[k].w += g.w * xx.w * r;
+                if (dx) {
+                    float4 o = ov[k];
+                    o.x += r * (g.x * ww.x - xx.x * r * dot);
+                    o.y += r * (g.y * ww.y - xx.y * r * dot);
+                    o.z += r * (g.z * ww.z - xx.z * r * dot);
+                    o.w += r * (g.w * ww.w - xx.w * r * dot);
+                    ((float4*)(dx + base))[c] = o;
+                    if (dxh) ((uint2*)(dxh + base))[c] = pack4_bf16(o);
+                }
+            }
+        }
+    }
+    __syncthreads();
+#pragma unroll
+    for (int k = 0; k < RMS_VEC; k++) {
+        int c = lane + 32 * k;
+        if (c < d4) {
+            atomicAdd(&sdw[4 * c], acc[k].x);
+            atomicAdd(&sdw[4 * c + 1], acc[k].y);
+            atomicAdd(&sdw[4 * c + 2], acc[k].z);
+            atomicAdd(&sdw[4 * c + 3], acc[k].w);
+        }
+    }
+    __syncthreads();
+    if (dw)
+        for (int j = threadIdx.x; j < d; j += blockDim.x) atomicAdd(&dw[j], sdw[j]);
+}
+
 // ---------------------------------------------------------------- RoPE
 // Rotate-half pairs (i, i+hd/2) of each head of x [n, heads·hd] by the
 // angle of pos[t]; sign -1 is the backward (the transpose rotation);
@@ -197,6 +329,214 @@ __global__ void rope(float* out, const float* x, const int* pos, const float* cs
         out[off + i] = oa;
         out[off + i + half] = ob;
     }
+}
+
+// qk-norm then RoPE in one pass (the reference decoder's q and k): x
+// [rows, hd] with rows = n·heads, the projection's output per head; rstd
+// [rows] saved; w [hd] the norm's weight. The normalised row (as
+// rmsnorm_fwd computes it) rotated by pos[row / heads] (as rope, sign +1)
+// goes to out, or rounded to bf16 to oh where oh is not null. One warp per
+// row; lane l holds the rotate pairs (i, i + hd/2), i = l, l + 32, ….
+__global__ void qknorm_rope_fwd(float* out, unsigned short* oh, float* rstd, const float* x, const float* w,
+                                const int* pos, const float* cs, const float* sn, i64 rows, int heads, int hd,
+                                float eps) {
+    i64 row = (i64)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    int lane = threadIdx.x & 31, half = hd >> 1;
+    if (row >= rows) return;
+    const float* xr = x + row * hd;
+    float ss = 0.f;
+    for (int j = lane; j < hd; j += 32) ss += xr[j] * xr[j];
+    ss = warp_sum(ss);
+    float r = 1.f / sqrtf(ss / (float)hd + eps);
+    if (lane == 0) rstd[row] = r;
+    int p = pos[row / heads];
+    i64 off = row * hd;
+    for (int i = lane; i < half; i += 32) {
+        float a = xr[i] * r * w[i], b = xr[i + half] * r * w[i + half];
+        float co = cs[p * half + i], s = sn[p * half + i];
+        float oa = a * co - b * s, ob = b * co + a * s;
+        if (oh) {
+            oh[off + i] = bf16_rn(oa);
+            oh[off + i + half] = bf16_rn(ob);
+        } else {
+            out[off + i] = oa;
+            out[off + i + half] = ob;
+        }
+    }
+}
+// Its backward: dy [rows, hd] is ∂L/∂(rotated row). Rotated back (sign
+// −1) it is g, the normalised row's gradient; then as rmsnorm_bwd, dx =
+// r·(g⊙w − x·r·dot) (sets dx, or rounded to bf16 dxh where dxh is not
+// null) and dw += Σrows g·x·r. Rows [blockIdx.x·per, +per), each warp
+// every nw-th; dynamic shared memory nw·hd floats, each warp's dw partial
+// (each lane owns its columns, so no atomics until the block's one sum).
+__global__ void qknorm_rope_bwd(float* dx, unsigned short* dxh, float* dw, const float* dy, const float* x,
+                                const float* w, const float* rstd, const int* pos, const float* cs, const float* sn,
+                                i64 rows, int heads, int hd, int per) {
+    extern __shared__ float sqk[];
+    int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = blockDim.x >> 5, half = hd >> 1;
+    float* my = sqk + wid * hd;
+    for (int j = lane; j < hd; j += 32) my[j] = 0.f;
+    i64 r0 = (i64)blockIdx.x * per, r1 = min(r0 + (i64)per, rows);
+    for (i64 row = r0 + wid; row < r1; row += nw) {
+        i64 off = row * hd;
+        const float *xr = x + off, *dr = dy + off;
+        int p = pos[row / heads];
+        float r = rstd[row], dot = 0.f;
+        for (int i = lane; i < half; i += 32) {
+            float co = cs[p * half + i], s = -sn[p * half + i], a = dr[i], b = dr[i + half];
+            float ga = a * co - b * s, gb = b * co + a * s;
+            dot += ga * w[i] * xr[i] * r;
+            dot += gb * w[i + half] * xr[i + half] * r;
+        }
+        dot = warp_sum(dot) / (float)hd;
+        for (int i = lane; i < half; i += 32) {
+            float co = cs[p * half + i], s = -sn[p * half + i], a = dr[i], b = dr[i + half];
+            float ga = a * co - b * s, gb = b * co + a * s;
+            float xa = xr[i], xb = xr[i + half];
+            my[i] += ga * xa * r;
+            my[i + half] += gb * xb * r;
+            float va = r * (ga * w[i] - xa * r * dot), vb = r * (gb * w[i + half] - xb * r * dot);
+            if (dxh) {
+                dxh[off + i] = bf16_rn(va);
+                dxh[off + i + half] = bf16_rn(vb);
+            } else {
+                dx[off + i] = va;
+                dx[off + i + half] = vb;
+            }
+        }
+    }
+    __syncthreads();
+    for (int j = threadIdx.x; j < hd; j += blockDim.x) {
+        float s = 0.f;
+        for (int k = 0; k < nw; k++) s += sqk[k * hd + j];
+        atomicAdd(&dw[j], s);
+    }
+}
+
+// The same two for head widths hd = 8·L, L a power of two ≤ 32 (the
+// reference's 64: L = 8), with 16-byte aligned rows (the launchers check):
+// L lanes share a row, lane l holding pairs 4l … 4l+3 as two float4, so a
+// warp works on 32/L rows at once with 16-byte loads, striding over the
+// rows. One warp per row (above) waits on memory latency at a quarter of
+// the bandwidth. In the backward each lane's dw columns stay fixed, so
+// their partial sums stay in registers until the block's one sum.
+__device__ __forceinline__ float4 f4(float a) { return make_float4(a, a, a, a); }
+__device__ __forceinline__ float4 ld4(const float* p) { return *(const float4*)p; }
+__device__ __forceinline__ float seg_sum(float v, int L) { // over the L lanes of a row
+    for (int o = L >> 1; o > 0; o >>= 1) v += __shfl_xor_sync(FULL, v, o);
+    return v;
+}
+__global__ void qknorm_rope_fwd4(float* out, unsigned short* oh, float* rstd, const float* x, const float* w,
+                                 const int* pos, const float* cs, const float* sn, i64 rows, int heads, int hd,
+                                 float eps) {
+    int lane = threadIdx.x & 31, L = hd >> 3, R = 32 / L, half = hd >> 1, i0 = 4 * (lane % L);
+    float4 wa = ld_w4(w + i0, 0), wb = ld_w4(w + half + i0, 0);
+    i64 warp = ((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5, nwarps = ((i64)gridDim.x * blockDim.x) >> 5;
+    for (i64 g = warp; g * R < rows; g += nwarps) {
+        i64 row = g * R + lane / L, off = row * hd;
+        bool ok = row < rows;
+        float4 a = f4(0.f), b = f4(0.f);
+        int p = 0;
+        if (ok) {
+            a = ld4(x + off + i0);
+            b = ld4(x + off + half + i0);
+            p = pos[row / heads];
+        }
+        float ss = seg_sum(a.x * a.x + a.y * a.y + a.z * a.z + a.w * a.w + b.x * b.x + b.y * b.y + b.z * b.z + b.w * b.w, L);
+        if (!ok) continue;
+        float r = 1.f / sqrtf(ss / (float)hd + eps);
+        if (i0 == 0) rstd[row] = r;
+        float4 co = ld4(cs + p * half + i0), s = ld4(sn + p * half + i0);
+        float4 na = make_float4(a.x * r * wa.x, a.y * r * wa.y, a.z * r * wa.z, a.w * r * wa.w);
+        float4 nb = make_float4(b.x * r * wb.x, b.y * r * wb.y, b.z * r * wb.z, b.w * r * wb.w);
+        float4 oa = make_float4(na.x * co.x - nb.x * s.x, na.y * co.y - nb.y * s.y, na.z * co.z - nb.z * s.z, na.w * co.w - nb.w * s.w);
+        float4 ob = make_float4(nb.x * co.x + na.x * s.x, nb.y * co.y + na.y * s.y, nb.z * co.z + na.z * s.z, nb.w * co.w + na.w * s.w);
+        if (oh) {
+            *(uint2*)(oh + off + i0) = pack4_bf16(oa);
+            *(uint2*)(oh + off + half + i0) = pack4_bf16(ob);
+        } else {
+            *(float4*)(out + off + i0) = oa;
+            *(float4*)(out + off + half + i0) = ob;
+        }
+    }
+}
+// Dynamic shared memory hd floats: the block's dw sum.
+__global__ void qknorm_rope_bwd4(float* dx, unsigned short* dxh, float* dw, const float* dy, const float* x,
+                                 const float* w, const float* rstd, const int* pos, const float* cs, const float* sn,
+                                 i64 rows, int heads, int hd) {
+    extern __shared__ float sqk4[];
+    int lane = threadIdx.x & 31, L = hd >> 3, R = 32 / L, half = hd >> 1, i0 = 4 * (lane % L);
+    for (int j = threadIdx.x; j < hd; j += blockDim.x) sqk4[j] = 0.f;
+    float4 wa = ld_w4(w + i0, 0), wb = ld_w4(w + half + i0, 0), accA = f4(0.f), accB = f4(0.f);
+    i64 warp = ((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5, nwarps = ((i64)gridDim.x * blockDim.x) >> 5;
+    for (i64 g = warp; g * R < rows; g += nwarps) {
+        i64 row = g * R + lane / L, off = row * hd;
+        bool ok = row < rows;
+        float4 a = f4(0.f), b = f4(0.f), xa = f4(0.f), xb = f4(0.f), co = f4(0.f), s = f4(0.f);
+        float r = 0.f;
+        if (ok) {
+            a = ld4(dy + off + i0);
+            b = ld4(dy + off + half + i0);
+            xa = ld4(x + off + i0);
+            xb = ld4(x + off + half + i0);
+            r = rstd[row];
+            int p = pos[row / heads];
+            co = ld4(cs + p * half + i0);
+            s = ld4(sn + p * half + i0);
+            s = make_float4(-s.x, -s.y, -s.z, -s.w);
+        }
+        // g = the rows rotated back; zero where !ok, so the sums below get 0.
+        float4 ga = make_float4(a.x * co.x - b.x * s.x, a.y * co.y - b.y * s.y, a.z * co.z - b.z * s.z, a.w * co.w - b.w * s.w);
+        float4 gb = make_float4(b.x * co.x + a.x * s.x, b.y * co.y + a.y * s.y, b.z * co.z + a.z * s.z, b.w * co.w + a.w * s.w);
+        float dot = ga.x * wa.x * xa.x * r + ga.y * wa.y * xa.y * r + ga.z * wa.z * xa.z * r + ga.w * wa.w * xa.w * r +
+                    gb.x * wb.x * xb.x * r + gb.y * wb.y * xb.y * r + gb.z * wb.z * xb.z * r + gb.w * wb.w * xb.w * r;
+        dot = seg_sum(dot, L) / (float)hd;
+        accA.x += ga.x * xa.x * r;
+        accA.y += ga.y * xa.y * r;
+        accA.z += ga.z * xa.z * r;
+        accA.w += ga.w * xa.w * r;
+        accB.x += gb.x * xb.x * r;
+        accB.y += gb.y * xb.y * r;
+        accB.z += gb.z * xb.z * r;
+        accB.w += gb.w * xb.w * r;
+        if (!ok) continue;
+        float4 va = make_float4(r * (ga.x * wa.x - xa.x * r * dot), r * (ga.y * wa.y - xa.y * r * dot),
+                                r * (ga.z * wa.z - xa.z * r * dot), r * (ga.w * wa.w - xa.w * r * dot));
+        float4 vb = make_float4(r * (gb.x * wb.x - xb.x * r * dot), r * (gb.y * wb.y - xb.y * r * dot),
+                                r * (gb.z * wb.z - xb.z * r * dot), r * (gb.w * wb.w - xb.w * r * dot));
+        if (dxh) {
+            *(uint2*)(dxh + off + i0) = pack4_bf16(va);
+            *(uint2*)(dxh + off + half + i0) = pack4_bf16(vb);
+        } else {
+            *(float4*)(dx + off + i0) = va;
+            *(float4*)(dx + off + half + i0) = vb;
+        }
+    }
+    // The warp's rows groups share columns: sum over them, then the block.
+    for (int o = L; o < 32; o <<= 1) {
+        accA.x += __shfl_xor_sync(FULL, accA.x, o);
+        accA.y += __shfl_xor_sync(FULL, accA.y, o);
+        accA.z += __shfl_xor_sync(FULL, accA.z, o);
+        accA.w += __shfl_xor_sync(FULL, accA.w, o);
+        accB.x += __shfl_xor_sync(FULL, accB.x, o);
+        accB.y += __shfl_xor_sync(FULL, accB.y, o);
+        accB.z += __shfl_xor_sync(FULL, accB.z, o);
+        accB.w += __shfl_xor_sync(FULL, accB.w, o);
+    }
+    __syncthreads();
+    if (lane < L) {
+        atomicAdd(&sqk4[i0], accA.x);
+        atomicAdd(&sqk4[i0 + 1], accA.y);
+        atomicAdd(&sqk4[i0 + 2], accA.z);
+        atomicAdd(&sqk4[i0 + 3], accA.w);
+        atomicAdd(&sqk4[half + i0], accB.x);
+        atomicAdd(&sqk4[half + i0 + 1], accB.y);
+        atomicAdd(&sqk4[half + i0 + 2], accB.z);
+        atomicAdd(&sqk4[half + i0 + 3], accB.w);
+    }
+    __syncthreads();
+    for (int j = threadIdx.x; j < hd; j += blockDim.x) atomicAdd(&dw[j], sqk4[j]);
 }
 
 // ---------------------------------------------------------------- elementwise
@@ -232,6 +572,45 @@ __global__ void swiglu_bwd(float* dg, float* dh3, const float* h1, const float* 
             dh3[i] = a;
             dg[i] = b;
         }
+    }
+}
+
+// bf16 precision's SwiGLU: the products write h1 and h3 in bf16 and read
+// g and the backward's results in bf16, so only bf16 crosses memory here
+// but dg (∂L/∂g, fp32, as the w2 product's backward writes it). Four
+// elements a thread (every buffer is a whole allocation, so aligned),
+// then the tail; the arithmetic is swiglu_fwd's and swiglu_bwd's.
+__device__ __forceinline__ float swish(float v) { return v * (1.f / (1.f + expf(-v))); }
+__global__ void swiglu_fwd_h(unsigned short* gh, const unsigned short* h1, const unsigned short* h3, i64 n) {
+    i64 stride = (i64)gridDim.x * blockDim.x, i0 = (i64)blockIdx.x * blockDim.x + threadIdx.x, n4 = n / 4;
+    for (i64 i = i0; i < n4; i += stride) {
+        float4 a = ld_bf16x4(h1, i), b = ld_bf16x4(h3, i);
+        ((uint2*)gh)[i] = pack4_bf16(make_float4(swish(a.x) * b.x, swish(a.y) * b.y, swish(a.z) * b.z, swish(a.w) * b.w));
+    }
+    for (i64 i = 4 * n4 + i0; i < n; i += stride) gh[i] = bf16_rn(swish(bf16_f(h1[i])) * bf16_f(h3[i]));
+}
+__device__ __forceinline__ void swiglu_grad(float d, float v, float h3, float* dh1, float* dh3) {
+    float sg = 1.f / (1.f + expf(-v));
+    *dh3 = d * v * sg;
+    *dh1 = d * h3 * sg * (1.f + v * (1.f - sg));
+}
+__global__ void swiglu_bwd_h(unsigned short* dgh, unsigned short* dh3h, const float* dg, const unsigned short* h1,
+                             const unsigned short* h3, i64 n) {
+    i64 stride = (i64)gridDim.x * blockDim.x, i0 = (i64)blockIdx.x * blockDim.x + threadIdx.x, n4 = n / 4;
+    for (i64 i = i0; i < n4; i += stride) {
+        float4 a = ld_bf16x4(h1, i), b = ld_bf16x4(h3, i), d = ((const float4*)dg)[i], g1, g3;
+        swiglu_grad(d.x, a.x, b.x, &g1.x, &g3.x);
+        swiglu_grad(d.y, a.y, b.y, &g1.y, &g3.y);
+        swiglu_grad(d.z, a.z, b.z, &g1.z, &g3.z);
+        swiglu_grad(d.w, a.w, b.w, &g1.w, &g3.w);
+        ((uint2*)dgh)[i] = pack4_bf16(g1);
+        ((uint2*)dh3h)[i] = pack4_bf16(g3);
+    }
+    for (i64 i = 4 * n4 + i0; i < n; i += stride) {
+        float g1, g3;
+        swiglu_grad(dg[i], bf16_f(h1[i]), bf16_f(h3[i]), &g1, &g3);
+        dgh[i] = bf16_rn(g1);
+        dh3h[i] = bf16_rn(g3);
     }
 }
 
@@ -585,9 +964,7 @@ __global__ void cast_bf16(unsigned short* out, const float* in, i64 n) {
     const float4* in4 = (const float4*)in;
     uint2* out4 = (uint2*)out;
     for (i64 i = i0; i < n4; i += stride) {
-        float4 f = in4[i];
-        out4[i] = make_uint2((unsigned int)bf16_rn(f.x) | ((unsigned int)bf16_rn(f.y) << 16),
-                             (unsigned int)bf16_rn(f.z) | ((unsigned int)bf16_rn(f.w) << 16));
+        out4[i] = pack4_bf16(in4[i]);
     }
     for (i64 i = 4 * n4 + i0; i < n; i += stride) out[i] = bf16_rn(in[i]);
 }

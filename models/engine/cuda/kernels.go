@@ -12,7 +12,9 @@ type kernels struct {
 	softmaxWarp, softmaxBwdWarp                                         uintptr
 	softmaxH, softmaxBwdH, softmaxWarpH, softmaxBwdWarpH                uintptr // bf16 forms
 	rowsScatter, rowsGather                                             uintptr
-	castBF16                                                            uintptr
+	// vectorised norms, qk-norm with RoPE, bf16 SwiGLU
+	rmsFwd4, rmsBwd4, qkRopeFwd, qkRopeBwd, qkRopeFwd4, qkRopeBwd4, swigluFwdH, swigluBwdH uintptr
+	castBF16                                                                               uintptr
 	// the image path (image.go)
 	lnFwd, lnBwd, addBcast, geluFwd, geluBwd, siluFwd, siluBwd            uintptr
 	softmaxRows, softmaxRowsBwd, poolFwd, poolBwd, im2col, col2im, colsum uintptr
@@ -44,6 +46,9 @@ func (d *Device) loadKernels(cubin []byte) error {
 		"attn_softmax_h": &k.softmaxH, "attn_softmax_bwd_h": &k.softmaxBwdH,
 		"attn_softmax_warp_h": &k.softmaxWarpH, "attn_softmax_bwd_warp_h": &k.softmaxBwdWarpH,
 		"sumsq": &k.sumsq, "sum": &k.sum, "adamw": &k.adamw,
+		"rmsnorm_fwd4": &k.rmsFwd4, "rmsnorm_bwd4": &k.rmsBwd4, "qknorm_rope_fwd": &k.qkRopeFwd, "qknorm_rope_bwd": &k.qkRopeBwd,
+		"qknorm_rope_fwd4": &k.qkRopeFwd4, "qknorm_rope_bwd4": &k.qkRopeBwd4,
+		"swiglu_fwd_h": &k.swigluFwdH, "swiglu_bwd_h": &k.swigluBwdH,
 		"rows_scatter": &k.rowsScatter, "rows_gather_clear": &k.rowsGather, "cast_bf16": &k.castBF16,
 		"layernorm_fwd": &k.lnFwd, "layernorm_bwd": &k.lnBwd, "add_bcast": &k.addBcast,
 		"gelu_fwd": &k.geluFwd, "gelu_bwd": &k.geluBwd, "silu_fwd": &k.siluFwd, "silu_bwd": &k.siluBwd,
@@ -107,8 +112,31 @@ func (d *Device) rmsForward(out, oh, rstd, x, w Buf, n, dim int, eps float64) er
 // addRMSForward sets sum = a + b and normalises it as rmsForward does, in
 // one pass (a, b the zero Buf: sum is the input as it is).
 func (d *Device) addRMSForward(sum, out, oh, rstd, a, b, w Buf, n, dim int, eps float64) error {
-	return d.launch("rmsnorm_fwd", d.k.rmsFwd, grid1((n+warpsBlock-1)/warpsBlock), block1(32*warpsBlock), 0,
+	name, f := "rmsnorm_fwd", d.k.rmsFwd
+	if rowsVec(dim, oh, sum, out, a, b) {
+		name, f = "rmsnorm_fwd4", d.k.rmsFwd4
+	}
+	return d.launch(name, f, grid1((n+warpsBlock-1)/warpsBlock), block1(32*warpsBlock), 0,
 		out, rstd, sum, w, n, dim, float32(eps), oh, a, b)
+}
+
+// rmsVec is kernels.cu's RMS_VEC: the float4 chunks of a row a lane of
+// the vectorised norms holds.
+const rmsVec = 8
+
+// rowsVec says whether the vectorised norm kernels take rows of dim
+// floats: dim a multiple of 4 and at most 128·rmsVec, every fp32 row
+// 16-byte aligned and every bf16 row (h) 8-byte aligned. Zero Bufs pass.
+func rowsVec(dim int, h Buf, fp32 ...Buf) bool {
+	if dim%4 != 0 || dim > 128*rmsVec || h.P%8 != 0 {
+		return false
+	}
+	for _, b := range fp32 {
+		if b.P%16 != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // rmsBackward adds the input gradient into dx, or with res (not the zero
@@ -123,8 +151,63 @@ func (d *Device) rmsBackward(dx, dxh, res, dw, dout, x, w, rstd Buf, n, dim int)
 	// 256 blocks, latency-bound at a quarter of the memory bandwidth),
 	// while each block's dw partial is still added to dw once.
 	rows := min(64, max(warpsBlock, n/1024/warpsBlock*warpsBlock))
+	if rowsVec(dim, dxh, dx, dout, x, res) {
+		// Four warps a block, each row's inputs in registers: about a
+		// thousand blocks (the reference step's 16384 rows: 16 a block).
+		const warps = 4
+		rows = min(64, max(warps, (n/1024+warps-1)/warps*warps))
+		return d.launch("rmsnorm_bwd4", d.k.rmsBwd4, grid1((n+rows-1)/rows), block1(32*warps), 4*dim,
+			dx, dw, dout, x, w, rstd, n, dim, rows, res, dxh)
+	}
 	return d.launch("rmsnorm_bwd", d.k.rmsBwd, grid1((n+rows-1)/rows), block1(32*warpsBlock), 4*dim,
 		dx, dw, dout, x, w, rstd, n, dim, rows, res, dxh)
+}
+
+// headsVec says whether the vectorised qk-norm kernels take heads of
+// width hd: 8·L with L a power of two ≤ 32, fp32 rows 16-byte and bf16
+// rows 8-byte aligned.
+func headsVec(hd int, h Buf, fp32 ...Buf) bool {
+	L := hd / 8
+	return hd%8 == 0 && L > 0 && L <= 32 && L&(L-1) == 0 && rowsVec(4, h, fp32...)
+}
+
+// qkGrid covers rows with warps of 32/(hd/8) rows each, at most 64 warps
+// an SM of an H100/H200 (the kernels stride over the rest).
+func qkGrid(rows, hd int) [3]int {
+	warps := (rows*(hd/8) + 31) / 32
+	return grid1(min((warps+warpsBlock-1)/warpsBlock, 132*64/warpsBlock))
+}
+
+// qkNormRope normalises each head's row of x [n, heads·hd] (q or k as the
+// projection wrote it; rstd [n·heads] saved) and rotates it by its
+// position, into out or, rounded, into oh (not the zero Buf: bf16
+// precision's attention operands).
+func (d *Device) qkNormRope(out, oh, rstd, x, w, pos, cs, sn Buf, n, heads, hd int, eps float64) error {
+	rows := n * heads
+	if headsVec(hd, oh, out, x, cs, sn) {
+		return d.launch("qknorm_rope_fwd4", d.k.qkRopeFwd4, qkGrid(rows, hd), block1(32*warpsBlock), 0,
+			out, oh, rstd, x, w, pos, cs, sn, i64(rows), heads, hd, float32(eps))
+	}
+	return d.launch("qknorm_rope_fwd", d.k.qkRopeFwd, grid1((rows+warpsBlock-1)/warpsBlock), block1(32*warpsBlock), 0,
+		out, oh, rstd, x, w, pos, cs, sn, i64(rows), heads, hd, float32(eps))
+}
+
+// qkNormRopeBackward sets dx (or, rounded, dxh where it is not the zero
+// Buf) from dy, the rotated rows' gradient, and adds the norm weight's
+// gradient into dw.
+func (d *Device) qkNormRopeBackward(dx, dxh, dw, dy, x, w, rstd, pos, cs, sn Buf, n, heads, hd int) error {
+	if 4*warpsBlock*hd > 48<<10 {
+		return fmt.Errorf("cuda: qk-norm backward: head width %d needs more than 48 KiB of shared memory", hd)
+	}
+	rows := n * heads
+	if headsVec(hd, dxh, dx, dy, x, cs, sn) {
+		return d.launch("qknorm_rope_bwd4", d.k.qkRopeBwd4, qkGrid(rows, hd), block1(32*warpsBlock), 4*hd,
+			dx, dxh, dw, dy, x, w, rstd, pos, cs, sn, i64(rows), heads, hd)
+	}
+	// About a thousand blocks; dw's few columns take one atomic add per block.
+	per := max(warpsBlock, (rows/1024+warpsBlock-1)/warpsBlock*warpsBlock)
+	return d.launch("qknorm_rope_bwd", d.k.qkRopeBwd, grid1((rows+per-1)/per), block1(32*warpsBlock), 4*warpsBlock*hd,
+		dx, dxh, dw, dy, x, w, rstd, pos, cs, sn, i64(rows), heads, hd, per)
 }
 
 // ropeApply: with oh (bf16, not the zero Buf) the result goes there,
@@ -150,6 +233,18 @@ func (d *Device) swigluForward(g, gh, h1, h3 Buf, n int) error {
 // instead of to dg and dh3.
 func (d *Device) swigluBackward(dg, dh3, dgh, dh3h, h1, h3 Buf, n int) error {
 	return d.launch("swiglu_bwd", d.k.swigluBwd, ewGrid(n), block1(ewBlock), 0, dg, dh3, h1, h3, i64(n), dgh, dh3h)
+}
+
+// swigluForwardH is bf16 precision's SwiGLU: gh = h1·σ(h1)·h3, every
+// buffer bf16.
+func (d *Device) swigluForwardH(gh, h1, h3 Buf, n int) error {
+	return d.launch("swiglu_fwd_h", d.k.swigluFwdH, ewGrid((n+3)/4), block1(ewBlock), 0, gh, h1, h3, i64(n))
+}
+
+// swigluBackwardH sets dgh (∂L/∂h1) and dh3h (∂L/∂h3), bf16, from dg
+// (fp32) and the forward's bf16 h1 and h3.
+func (d *Device) swigluBackwardH(dgh, dh3h, dg, h1, h3 Buf, n int) error {
+	return d.launch("swiglu_bwd_h", d.k.swigluBwdH, ewGrid((n+3)/4), block1(ewBlock), 0, dgh, dh3h, dg, h1, h3, i64(n))
 }
 
 // maxSoftmaxT is the longest row the softmax kernels cache in 48 KiB of

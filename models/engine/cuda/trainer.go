@@ -65,19 +65,19 @@ type Trainer struct {
 	embed, norm        int // arena offsets
 	layers             []layerParams
 
-	cos, sin                    Buf // [MaxSeq, hd/2]
-	ids, pos, docs, tgt, mask   Buf
-	xs                          []Buf
-	acts                        []layerActs
-	fn, frstd, logits, ceStats  Buf
-	fnH                         Buf // bf16 copy of fn (bf16 precision)
-	rowloss, branch, partials   Buf
-	dx, dh, dnorm, dlogits      Buf
-	datt, dq, dqRot, dqN        Buf
-	dk, dkRot, dkN, dv, scratch Buf
-	dG, dH3                     Buf
-	ptrs                        Buf // device pointer arrays for the batched attention products
-	bwdPtrs                     attnPtrs
+	cos, sin                   Buf // [MaxSeq, hd/2]
+	ids, pos, docs, tgt, mask  Buf
+	xs                         []Buf
+	acts                       []layerActs
+	fn, frstd, logits, ceStats Buf
+	fnH                        Buf // bf16 copy of fn (bf16 precision)
+	rowloss, branch, partials  Buf
+	dx, dh, dnorm, dlogits     Buf
+	datt, dq, dqRot            Buf
+	dk, dkRot, dv, scratch     Buf
+	dG, dH3                    Buf
+	ptrs                       Buf // device pointer arrays for the batched attention products
+	bwdPtrs                    attnPtrs
 	// attnH only: scratchH [B·H, T, T] is dS in bf16 (the softmax
 	// backward's output), dattH [B·T, H·hd] the attention output's
 	// gradient in bf16, bwdPtrsH their pointer arrays (p and o).
@@ -111,13 +111,16 @@ type layerParams struct {
 
 // layerActs are one block's saved activations.
 type layerActs struct {
-	an, arstd, q, k, v, qN, kN, qrstd, krstd, qRot, kRot Buf
-	probs, att, h, mn, mrstd, h1, h3, gg                 Buf
+	an, arstd, q, k, v, qrstd, krstd, qRot, kRot Buf
+	probs, att, h, mn, mrstd, h1, h3, gg         Buf
 	// bf16 precision: bf16 copies of the linear layers' inputs, cast once
 	// where they are made and read by the forward and the weight-gradient
 	// products. The fp32 an, mn and gg are not kept then (only the copies
 	// are read), nor is tr.fn.
 	anH, attH, mnH, ggH Buf
+	// bf16 precision: the w1 and w3 products' outputs, written in bf16
+	// (SwiGLU, their one reader, widens them), in place of h1 and h3.
+	h1H, h3H Buf
 	// attnH: the attention products' bf16 operands in place of the fp32
 	// qRot, kRot and probs (not allocated then): q and k as RoPE writes
 	// them, v cast once from the projection, and the softmax's
@@ -276,9 +279,11 @@ func (tr *Trainer) allocate() error {
 	tr.attnH = !tr.flash && tr.prec == BF16 && tr.hd%8 == 0 && T%8 == 0
 	for range c.Layers {
 		a := layerActs{arstd: take(n), q: take(n * qd), k: take(n * kvd), v: take(n * kvd),
-			att: take(n * qd), h: take(n * D), mrstd: take(n), h1: take(n * F), h3: take(n * F)}
+			att: take(n * qd), h: take(n * D), mrstd: take(n)}
 		if tr.prec != BF16 {
-			a.an, a.mn, a.gg = take(n*D), take(n*D), take(n*F)
+			a.an, a.mn, a.gg, a.h1, a.h3 = take(n*D), take(n*D), take(n*F), take(n*F), take(n*F)
+		} else {
+			a.h1H, a.h3H = take16(n*F), take16(n*F)
 		}
 		switch {
 		case tr.flash:
@@ -289,7 +294,7 @@ func (tr *Trainer) allocate() error {
 			a.qRot, a.kRot, a.probs = take(n*qd), take(n*kvd), take(B*H*T*T)
 		}
 		if c.QKNorm {
-			a.qN, a.kN, a.qrstd, a.krstd = take(n*qd), take(n*kvd), take(n*H), take(n*KV)
+			a.qrstd, a.krstd = take(n*H), take(n*KV)
 		}
 		tr.acts = append(tr.acts, a)
 	}
@@ -301,9 +306,6 @@ func (tr *Trainer) allocate() error {
 	tr.dx, tr.dh, tr.dnorm = take(n*D), take(n*D), take(n*D)
 	tr.datt, tr.dq, tr.dqRot = take(n*qd), take(n*qd), take(n*qd)
 	tr.dk, tr.dkRot, tr.dv = take(n*kvd), take(n*kvd), take(n*kvd)
-	if c.QKNorm {
-		tr.dqN, tr.dkN = take(n*qd), take(n*kvd)
-	}
 	tr.dG = take(n * F)
 	switch {
 	case tr.flash:
@@ -456,8 +458,7 @@ func (tr *Trainer) Close() error {
 func (tr *Trainer) all() []Buf {
 	bs := []Buf{tr.w, tr.g, tr.mom, tr.vel, tr.chunkLo, tr.chunkHi, tr.chunkFlags, tr.cos, tr.sin,
 		tr.ids, tr.pos, tr.docs, tr.tgt, tr.mask, tr.fn, tr.frstd, tr.logits, tr.ceStats, tr.rowloss, tr.branch,
-		tr.partials, tr.dx, tr.dh, tr.dnorm, tr.dlogits, tr.datt, tr.dq, tr.dqRot, tr.dqN, tr.dk, tr.dkRot,
-		tr.dkN, tr.dv, tr.scratch, tr.dG, tr.dH3, tr.ptrs, tr.wh, tr.doutH, tr.fnH, tr.dGH, tr.dH3H, tr.scratchH, tr.dattH, tr.dvec, tr.dkvh,
+		tr.partials, tr.dx, tr.dh, tr.dnorm, tr.dlogits, tr.datt, tr.dq, tr.dqRot, tr.dk, tr.dkRot, tr.dv, tr.scratch, tr.dG, tr.dH3, tr.ptrs, tr.wh, tr.doutH, tr.fnH, tr.dGH, tr.dH3H, tr.scratchH, tr.dattH, tr.dvec, tr.dkvh,
 		tr.dxH, tr.dhH, tr.dqH, tr.dkH}
 	bs = append(bs, tr.places)
 	if tr.img != nil {
@@ -465,8 +466,8 @@ func (tr *Trainer) all() []Buf {
 	}
 	bs = append(bs, tr.xs...)
 	for _, a := range tr.acts {
-		bs = append(bs, a.an, a.arstd, a.q, a.k, a.v, a.qN, a.kN, a.qrstd, a.krstd, a.qRot, a.kRot,
-			a.probs, a.att, a.h, a.mn, a.mrstd, a.h1, a.h3, a.gg, a.anH, a.attH, a.mnH, a.ggH,
+		bs = append(bs, a.an, a.arstd, a.q, a.k, a.v, a.qrstd, a.krstd, a.qRot, a.kRot,
+			a.probs, a.att, a.h, a.mn, a.mrstd, a.h1, a.h3, a.gg, a.anH, a.attH, a.mnH, a.ggH, a.h1H, a.h3H,
 			a.qRotH, a.kRotH, a.vH, a.probsH, a.lse)
 	}
 	return bs
@@ -632,6 +633,24 @@ func (tr *Trainer) linearBack(dx, dout, doutH, x, xh Buf, w, n, in, out int, bet
 	return d.gemm(tr.prec, true, false, out, in, n, 1, dout.P, out, x.P, in, 1, tr.g.At(w), in)
 }
 
+// mlpIn runs the MLP's w1 and w3 products and SwiGLU: in bf16 precision
+// the products write h1 and h3 in bf16 (PyTorch's autocast keeps them so
+// too), which halves what SwiGLU and its backward read.
+func (tr *Trainer) mlpIn(a *layerActs, lp layerParams) error {
+	d, n, D, F := tr.d, tr.n, tr.c.Width, tr.c.FFNHidden
+	if tr.prec == BF16 {
+		return errors.Join(tr.linearH(a.h1H, a.mnH, lp.w1, n, D, F), tr.linearH(a.h3H, a.mnH, lp.w3, n, D, F),
+			d.swigluForwardH(a.ggH, a.h1H, a.h3H, n*F))
+	}
+	return errors.Join(tr.linear(a.h1, a.mn, Buf{}, lp.w1, n, D, F), tr.linear(a.h3, a.mn, Buf{}, lp.w3, n, D, F),
+		d.swigluForward(a.gg, Buf{}, a.h1, a.h3, n*F))
+}
+
+// linearH is linear with its output y in bf16 (bf16 precision only).
+func (tr *Trainer) linearH(yh, xh Buf, w, n, in, out int) error {
+	return tr.d.gemmBF16Out(false, true, n, out, in, 1, xh.P, in, half(tr.wh, w), in, 0, yh.P, out)
+}
+
 // toBF16 sets xh to x [k] rounded to bf16 where the precision is bf16: a
 // linear layer's input, cast once for its forward and weight-gradient
 // products, where the kernel that made it (a batched product) cannot
@@ -694,23 +713,20 @@ func (tr *Trainer) forward(b *models.Batch) (float64, error) {
 		e(tr.linear(a.q, a.an, a.anH, lp.wq, n, D, tr.qd))
 		e(tr.linear(a.k, a.an, a.anH, lp.wk, n, D, tr.kvd))
 		e(tr.linear(a.v, a.an, a.anH, lp.wv, n, D, tr.kvd))
-		qIn, kIn := a.q, a.k
 		if c.QKNorm {
-			e(d.rmsForward(a.qN, Buf{}, a.qrstd, a.q, tr.w.Off(lp.qNorm), n*H, hd, normEps))
-			e(d.rmsForward(a.kN, Buf{}, a.krstd, a.k, tr.w.Off(lp.kNorm), n*KV, hd, normEps))
-			qIn, kIn = a.qN, a.kN
+			e(d.qkNormRope(a.qRot, a.qRotH, a.qrstd, a.q, tr.w.Off(lp.qNorm), tr.pos, tr.cos, tr.sin, n, H, hd, normEps))
+			e(d.qkNormRope(a.kRot, a.kRotH, a.krstd, a.k, tr.w.Off(lp.kNorm), tr.pos, tr.cos, tr.sin, n, KV, hd, normEps))
+		} else {
+			e(d.ropeApply(a.qRot, a.qRotH, a.q, tr.pos, tr.cos, tr.sin, n, H, hd, 1, false))
+			e(d.ropeApply(a.kRot, a.kRotH, a.k, tr.pos, tr.cos, tr.sin, n, KV, hd, 1, false))
 		}
-		e(d.ropeApply(a.qRot, a.qRotH, qIn, tr.pos, tr.cos, tr.sin, n, H, hd, 1, false))
-		e(d.ropeApply(a.kRot, a.kRotH, kIn, tr.pos, tr.cos, tr.sin, n, KV, hd, 1, false))
 		e(tr.attention(a))
 		if !tr.flash { // the flash kernel writes attH itself
 			e(tr.toBF16(a.attH, a.att, n*tr.qd))
 		}
 		e(tr.linear(tr.branch, a.att, a.attH, lp.wo, n, tr.qd, D))
 		e(d.addRMSForward(a.h, a.mn, a.mnH, a.mrstd, x, tr.branch, tr.w.Off(lp.mlpNorm), n, D, normEps))
-		e(tr.linear(a.h1, a.mn, a.mnH, lp.w1, n, D, F))
-		e(tr.linear(a.h3, a.mn, a.mnH, lp.w3, n, D, F))
-		e(d.swigluForward(a.gg, a.ggH, a.h1, a.h3, n*F))
+		e(tr.mlpIn(a, lp))
 		e(tr.linear(tr.branch, a.gg, a.ggH, lp.w2, n, F, D))
 		// xs[l+1] = h + branch, normalised by the next layer's attention
 		// norm or the final norm
@@ -882,7 +898,11 @@ func (tr *Trainer) backward() error {
 		// dx holds ∂L/∂xs[l+1]; the residual passes it to h unchanged
 		// (the mlp norm's backward adds its part to a copy).
 		e(tr.linearBack(tr.dG, tr.dx, dxH, a.gg, a.ggH, lp.w2, n, F, D, 0))
-		e(d.swigluBackward(tr.dG, tr.dH3, tr.dGH, tr.dH3H, a.h1, a.h3, n*F))
+		if tr.prec == BF16 {
+			e(d.swigluBackwardH(tr.dGH, tr.dH3H, tr.dG, a.h1H, a.h3H, n*F))
+		} else {
+			e(d.swigluBackward(tr.dG, tr.dH3, Buf{}, Buf{}, a.h1, a.h3, n*F))
+		}
 		e(tr.linearBack(tr.dnorm, tr.dG, tr.dGH, a.mn, a.mnH, lp.w1, n, D, F, 0))
 		e(tr.linearBack(tr.dnorm, tr.dH3, tr.dH3H, a.mn, a.mnH, lp.w3, n, D, F, 1))
 		e(d.rmsBackward(tr.dh, dhH, tr.dx, tr.g.Off(lp.mlpNorm), tr.dnorm, a.h, tr.w.Off(lp.mlpNorm), a.mrstd, n, D))
@@ -894,14 +914,11 @@ func (tr *Trainer) backward() error {
 			e(d.zero(tr.dv))
 		}
 		e(tr.attentionBack(a))
+		// with dqH, dkH (bf16) the results go there only: the products read nothing else
 		if c.QKNorm {
-			e(d.ropeApply(tr.dqN, Buf{}, tr.dqRot, tr.pos, tr.cos, tr.sin, n, H, hd, -1, false))
-			e(d.ropeApply(tr.dkN, Buf{}, tr.dkRot, tr.pos, tr.cos, tr.sin, n, KV, hd, -1, false))
-			e(d.zero(tr.dq))
-			e(d.zero(tr.dk))
-			e(d.rmsBackward(tr.dq, dqH, Buf{}, tr.g.Off(lp.qNorm), tr.dqN, a.q, tr.w.Off(lp.qNorm), a.qrstd, n*H, hd))
-			e(d.rmsBackward(tr.dk, dkH, Buf{}, tr.g.Off(lp.kNorm), tr.dkN, a.k, tr.w.Off(lp.kNorm), a.krstd, n*KV, hd))
-		} else { // with dqH, dkH (bf16) the results go there only: the products read nothing else
+			e(d.qkNormRopeBackward(tr.dq, dqH, tr.g.Off(lp.qNorm), tr.dqRot, a.q, tr.w.Off(lp.qNorm), a.qrstd, tr.pos, tr.cos, tr.sin, n, H, hd))
+			e(d.qkNormRopeBackward(tr.dk, dkH, tr.g.Off(lp.kNorm), tr.dkRot, a.k, tr.w.Off(lp.kNorm), a.krstd, tr.pos, tr.cos, tr.sin, n, KV, hd))
+		} else {
 			e(d.ropeApply(tr.dq, dqH, tr.dqRot, tr.pos, tr.cos, tr.sin, n, H, hd, -1, false))
 			e(d.ropeApply(tr.dk, dkH, tr.dkRot, tr.pos, tr.cos, tr.sin, n, KV, hd, -1, false))
 		}
