@@ -69,16 +69,20 @@ func (d *Device) flashForward(o, oh, lse2, q, k, v, docs Buf, s flashShape) erro
 // the forward's bf16 operands, its fp32 output o and lse2, and the output
 // gradient dO (fp32) with its bf16 copy dOh. dvec [B·H, T] is scratch, and
 // so is dkvh [2·B·T·H·hd] where KV < H (the zero Buf where KV = H): each
-// query head's share of dk and dv before the group sums.
+// query head's share of dk and dv before the group sums. Two kernels and
+// the group sum: flash_dot (the row terms, and dq zeroed) and flash_bwd
+// (dk, dv, and dq added into by key tiles).
 func (d *Device) flashBackward(dq, dk, dv, dvec, dkvh, q, k, v, o, dO, dOh, lse2, docs Buf, s flashShape) error {
-	fkv, nkv, err := d.flashKernel(&d.k.flashBwdKV, "flash_bwd_kv", s.hd)
+	f, name, err := d.flashKernel(&d.k.flashBwd, "flash_bwd", s.hd)
 	if err != nil {
 		return err
 	}
-	fq, nq, _ := d.flashKernel(&d.k.flashBwdQ, "flash_bwd_q", s.hd)
 	rows := s.B * s.T * s.H
+	if dq.N < rows*s.hd {
+		panic(fmt.Sprintf("cuda: flash backward: dq of %d floats for %d", dq.N, rows*s.hd))
+	}
 	if err := d.launch("flash_dot", d.k.flashDot, grid1((rows+warpsBlock-1)/warpsBlock), block1(32*warpsBlock), 0,
-		dvec, dO, o, s.T, s.H, s.hd, i64(rows)); err != nil {
+		dvec, dq, dO, o, s.T, s.H, s.hd, i64(rows)); err != nil {
 		return err
 	}
 	scale, scale2 := flashScales(s.hd)
@@ -89,16 +93,14 @@ func (d *Device) flashBackward(dq, dk, dv, dvec, dkvh, q, k, v, o, dO, dOh, lse2
 		}
 		dkh, dvh = dkvh, dkvh.Off(rows*s.hd)
 	}
-	if err := d.launch(nkv, fkv, s.grid(s.H), block1(4*32), 0, q, k, v, dOh, lse2, dvec, docs, dkh, dvh, s.T, s.H, s.KV, scale2, scale); err != nil {
+	if err := d.launch(name, f, s.grid(s.H), block1(4*32), 0, q, k, v, dOh, lse2, dvec, docs, dq, dkh, dvh, s.T, s.H, s.KV, scale2, scale); err != nil {
 		return err
 	}
 	if s.KV < s.H {
 		n := s.B * s.T * s.KV * s.hd
-		if err := d.launch("flash_group_sum", d.k.flashGroupSum, ewGrid(n), block1(ewBlock), 0, dk, dv, dkh, dvh, s.H, s.KV, s.hd, i64(s.B*s.T)); err != nil {
-			return err
-		}
+		return d.launch("flash_group_sum", d.k.flashGroupSum, ewGrid(n), block1(ewBlock), 0, dk, dv, dkh, dvh, s.H, s.KV, s.hd, i64(s.B*s.T))
 	}
-	return d.launch(nq, fq, s.grid(s.H), block1(4*32), 0, q, k, v, dOh, lse2, dvec, docs, dq, s.T, s.H, s.KV, scale2, scale)
+	return nil
 }
 
 // kernelResources are a compiled kernel's registers per thread and local

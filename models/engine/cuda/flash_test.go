@@ -91,7 +91,7 @@ func TestFlashAttention(t *testing.T) {
 		for _, k := range []struct {
 			name string
 			f    uintptr
-		}{{"flash_fwd", d.k.flashFwd[i]}, {"flash_bwd_kv", d.k.flashBwdKV[i]}, {"flash_bwd_q", d.k.flashBwdQ[i]}} {
+		}{{"flash_fwd", d.k.flashFwd[i]}, {"flash_bwd", d.k.flashBwd[i]}} {
 			regs, local, err := d.kernelResources(k.f)
 			if err != nil {
 				t.Fatal(err)

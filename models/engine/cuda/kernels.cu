@@ -1245,9 +1245,10 @@ __global__ void col2im(float* dx, const float* cols, int B, int H, int W, int C,
 // ---------------------------------------------------------------- flash attention
 // bf16 precision's causal attention without the [B·H, T, T] square
 // (FlashAttention-2's schedule): one block of 4 warps per 64 query rows
-// (forward, dQ) or 64 keys (dK, dV), looping over the other side's tiles
-// of 64 staged in shared memory; scores, probabilities and dS live in
-// registers only. Products run on the tensor cores through mma.sync
+// (forward) or 64 keys (backward), looping over the other side's tiles
+// of 64 staged in shared memory; scores and probabilities live in
+// registers only, and dS in registers and one bf16 tile of shared memory
+// (the backward's dQ product). Products run on the tensor cores through mma.sync
 // m16n8k16 (bf16 operands, fp32 accumulation), so the kernels exist from
 // sm_80 on (the Go side checks before asking for them). q, k, v and dO are
 // the bf16 copies in the [B·T, heads·HD] layout the linear layers use;
@@ -1375,11 +1376,11 @@ __device__ __forceinline__ bool one_doc(const int* sdoc, const int* mine, const 
 #define FLASH_ROWS 64
 #define FLASH_PITCH(HD) (FLASH_TILE * ((HD) + 8))
 
-// The three kernels below write their tile loops out in full, though they
-// share their shape: with the products factored into shared helpers (one
-// call a product, a struct for the query-side blocks' geometry) the
-// backward measured 13.6 → 15.2 ms a reference step on an H200, because
-// the backward kernels interleave their two products' fragment loads and
+// The kernels below write their tile loops out in full, though they share
+// their shape: with the products factored into shared helpers (one call a
+// product, a struct for the query-side blocks' geometry) the backward (then
+// a dK/dV and a dQ kernel) measured 13.6 → 15.2 ms a reference step on an
+// H200, because the backward interleaves two products' fragment loads and
 // mma instructions in one loop.
 
 // flash_fwd: grid (⌈T/64⌉, B·H). Sets o [B·T, H·HD] (fp32) and oh (its
@@ -1512,24 +1513,66 @@ __device__ void flash_fwd(const bf16_t* q, const bf16_t* k, const bf16_t* v, con
     }
 }
 
-// flash_bwd_kv: grid (⌈T/64⌉, B·H). Sets dk and dv [B·T, H·HD] (fp32):
+// at_frag2: the A fragment (m0 … m0+15) × (k0 … k0+15) of a shared tile
+// stored transposed, as tile[k][m] (pitch elements a row, 16-byte
+// aligned), by ldmatrix.trans: lane l addresses row k0 + (l/16)·8 + l%8,
+// columns from m0 + (l/8 % 2)·8, so the four 8×8 matrices land as a[0] …
+// a[3] of mma16816's layout (rows 0-7 and 8-15 of k 0-7, then of k 8-15).
+__device__ __forceinline__ void at_frag2(const bf16_t* tile, int pitch, int m0, int k0, unsigned* a) {
+    int l = threadIdx.x & 31;
+    unsigned p = smem32(tile + (k0 + (l >> 4) * 8 + (l & 7)) * pitch + m0 + ((l >> 3) & 1) * 8);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(a[0]), "=r"(a[1]), "=r"(a[2]), "=r"(a[3]) : "r"(p));
+}
+
+// red2: p[0] += x, p[1] += y in global memory (p 8-byte aligned), the old
+// values unused. From sm_90 and PTX 8.1 (CUDA 12.1) on, one vector
+// reduction; before, two red.global.add.f32 (atomicAdd whose result is
+// unused compiles to that).
+__device__ __forceinline__ void red2(float* p, float x, float y) {
+#if MMABLATE_CC >= 90 && __CUDACC_VER_MAJOR__ * 100 + __CUDACC_VER_MINOR__ >= 1201
+    asm volatile("red.global.v2.f32.add [%0], {%1, %2};" ::"l"(p), "f"(x), "f"(y) : "memory");
+#else
+    atomicAdd(p, x);
+    atomicAdd(p + 1, y);
+#endif
+}
+
+// The dS tile that flash_bwd shares between its warps: [64 keys][64
+// queries] bf16, this many elements a row.
+#define FLASH_DS_PITCH (FLASH_TILE + 8)
+
+// flash_bwd: grid (⌈T/64⌉, B·H), one block per 64 keys and query head,
+// looping over the query tiles from the block's own on (FlashAttention-2's
+// backward: 5 products a tile pair). Sets dk and dv [B·T, H·HD] (fp32):
 // each query head's share of its kv head's gradient (flash_group_sum adds
-// the H/KV shares; with KV = H they are the gradient). One block per query
-// head rather than a loop over a group keeps the grid as wide as the dQ
-// kernel's.
+// the H/KV shares; with KV = H they are the gradient); one block per query
+// head rather than a loop over a group keeps the grid wide. Adds into dq
+// [B·T, H·HD] (fp32), which must be zero before (flash_dot zeroes it):
+// each warp holds dSᵀ for its 16 keys × the tile's 64 queries in
+// registers, for dV += Pᵀ·dO and dK += dSᵀ·Q; the block then stages dS
+// (bf16) in shared memory, and each warp computes dQ += dS·K for 16 of the
+// tile's queries (K, the block's keys, staged once) and adds it into dq
+// with red.global.add (red2; the blocks of one query tile's keys run at once, in
+// no order, so a sum in memory it is). With HD = 64 the dS tile takes the
+// current dO buffer once every warp is done with it: the kernel's shared
+// memory then stays under the 48 KiB a static allocation may have.
 template <int HD>
-__device__ void flash_bwd_kv(const bf16_t* q, const bf16_t* k, const bf16_t* v, const bf16_t* dO, const float* lse2,
-                             const float* dvec, const int* docs, float* dk, float* dv, int T, int H, int KV,
-                             float scale2, float scale) {
+__device__ void flash_bwd(const bf16_t* q, const bf16_t* k, const bf16_t* v, const bf16_t* dO, const float* lse2,
+                          const float* dvec, const int* docs, float* dq, float* dk, float* dv, int T, int H, int KV,
+                          float scale2, float scale) {
+    constexpr bool dsInO = HD + 8 >= FLASH_DS_PITCH; // the dO buffer holds the dS tile
     __shared__ __align__(16) bf16_t sQ[2 * FLASH_PITCH(HD)];
     __shared__ __align__(16) bf16_t sO[2 * FLASH_PITCH(HD)];
+    __shared__ __align__(16) bf16_t sK[FLASH_PITCH(HD)];
+    __shared__ __align__(16) bf16_t sDS[dsInO ? 8 : FLASH_TILE * FLASH_DS_PITCH];
     __shared__ float sL[2 * FLASH_TILE], sD[2 * FLASH_TILE];
     __shared__ int sDoc[2 * FLASH_TILE];
     int kt = blockIdx.x; // the first key tiles see the most queries: they start first
     int bh = blockIdx.y, b = bh / H, h = bh % H, kh = h / (H / KV);
     int qd = H * HD, kvd = KV * HD, nq = (T + FLASH_TILE - 1) / FLASH_TILE;
-    int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-    int key0 = kt * FLASH_ROWS + (threadIdx.x >> 5) * 16;
+    int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3, w16 = (threadIdx.x >> 5) * 16;
+    int key0 = kt * FLASH_ROWS + w16;
     const int* dc = docs ? docs + (i64)b * T : 0;
     int qt0 = kt * FLASH_ROWS / FLASH_TILE, steps = nq - qt0;
     auto load = [&](int st) {
@@ -1541,9 +1584,11 @@ __device__ void flash_bwd_kv(const bf16_t* q, const bf16_t* k, const bf16_t* v, 
         stage_rows(sL + buf * FLASH_TILE, lse2 + rowoff, POS_INF, sD + buf * FLASH_TILE, dvec + rowoff,
                    sDoc + buf * FLASH_TILE, dc, q0, T);
     };
+    const bf16_t* kb = k + (i64)b * T * kvd + kh * HD;
+    stage<HD>(sK, kb, kvd, kt * FLASH_ROWS, T); // lands with load(0)'s group
     load(0);
     unsigned ka[HD / 16][4], va[HD / 16][4];
-    load_a<HD>(ka, k + (i64)b * T * kvd + kh * HD, kvd, key0, T);
+    load_a<HD>(ka, kb, kvd, key0, T);
     load_a<HD>(va, v + (i64)b * T * kvd + kh * HD, kvd, key0, T);
     int keys[2] = {key0 + g, key0 + g + 8}, mine[2];
     for (int i = 0; i < 2; i++) mine[i] = (dc && keys[i] < T) ? dc[keys[i]] : 0;
@@ -1565,52 +1610,101 @@ __device__ void flash_bwd_kv(const bf16_t* q, const bf16_t* k, const bf16_t* v, 
         const float* tL = sL + buf * FLASH_TILE;
         const float* tD = sD + buf * FLASH_TILE;
         const int* tDoc = sDoc + buf * FLASH_TILE;
-        if (q0 + FLASH_TILE - 1 >= key0) { // else every query of the tile is before this warp's keys
-            bool open = q0 >= key0 + 15 && q0 + FLASH_TILE <= T && key0 + 16 <= T && one_doc(tDoc, mine, dc);
-            // Sᵀ (this warp's 16 keys × 64 queries) and dPᵀ = V·dOᵀ
-            float s[8][4], dp[8][4];
+        // Every warp has work in every step: q0 ≥ the block's first key,
+        // so the tile's last query, q0 + 63, comes after the warp's keys.
+        bool open = q0 >= key0 + 15 && q0 + FLASH_TILE <= T && key0 + 16 <= T && one_doc(tDoc, mine, dc);
+        // Sᵀ (this warp's 16 keys × 64 queries) and dPᵀ = V·dOᵀ
+        float s[8][4], dp[8][4];
 #pragma unroll
-            for (int nt = 0; nt < 8; nt++) {
-                s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
-                dp[nt][0] = dp[nt][1] = dp[nt][2] = dp[nt][3] = 0.f;
+        for (int nt = 0; nt < 8; nt++) {
+            s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
+            dp[nt][0] = dp[nt][1] = dp[nt][2] = dp[nt][3] = 0.f;
 #pragma unroll
-                for (int kc = 0; kc < HD / 16; kc++) {
-                    unsigned b0, b1;
-                    b_frag(tQ, HD + 8, nt * 8, kc * 16, b0, b1);
-                    mma16816(s[nt], ka[kc], b0, b1);
-                    b_frag(tO, HD + 8, nt * 8, kc * 16, b0, b1);
-                    mma16816(dp[nt], va[kc], b0, b1);
-                }
+            for (int kc = 0; kc < HD / 16; kc++) {
+                unsigned b0, b1;
+                b_frag(tQ, HD + 8, nt * 8, kc * 16, b0, b1);
+                mma16816(s[nt], ka[kc], b0, b1);
+                b_frag(tO, HD + 8, nt * 8, kc * 16, b0, b1);
+                mma16816(dp[nt], va[kc], b0, b1);
             }
+        }
 #pragma unroll
-            for (int nt = 0; nt < 8; nt++)
+        for (int nt = 0; nt < 8; nt++)
 #pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    int i = e >> 1, ql = nt * 8 + 2 * t + (e & 1), qq = q0 + ql;
-                    bool ok = open || (qq >= keys[i] && qq < T && keys[i] < T && (!dc || tDoc[ql] == mine[i]));
-                    float p = ok ? ex2(s[nt][e] * scale2 - tL[ql]) : 0.f;
-                    s[nt][e] = p;
-                    dp[nt][e] = p * (dp[nt][e] - tD[ql]); // dSᵀ
-                }
+            for (int e = 0; e < 4; e++) {
+                int i = e >> 1, ql = nt * 8 + 2 * t + (e & 1), qq = q0 + ql;
+                bool ok = open || (qq >= keys[i] && qq < T && keys[i] < T && (!dc || tDoc[ql] == mine[i]));
+                float p = ok ? ex2(s[nt][e] * scale2 - tL[ql]) : 0.f;
+                s[nt][e] = p;
+                dp[nt][e] = p * (dp[nt][e] - tD[ql]); // dSᵀ
+            }
+        // dSᵀ as bf16 A fragments: keys g and g+8 of the warp's 16, queries
+        // kk·16 + 2t (+1) and kk·16 + 8 + 2t (+1).
+        unsigned sa[FLASH_TILE / 16][4];
+#pragma unroll
+        for (int kk = 0; kk < FLASH_TILE / 16; kk++) {
+            sa[kk][0] = pack2(dp[2 * kk][0], dp[2 * kk][1]);
+            sa[kk][1] = pack2(dp[2 * kk][2], dp[2 * kk][3]);
+            sa[kk][2] = pack2(dp[2 * kk + 1][0], dp[2 * kk + 1][1]);
+            sa[kk][3] = pack2(dp[2 * kk + 1][2], dp[2 * kk + 1][3]);
+        }
+#pragma unroll
+        for (int kk = 0; kk < FLASH_TILE / 16; kk++) {
+            unsigned pa[4] = {pack2(s[2 * kk][0], s[2 * kk][1]), pack2(s[2 * kk][2], s[2 * kk][3]),
+                              pack2(s[2 * kk + 1][0], s[2 * kk + 1][1]), pack2(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+#pragma unroll
+            for (int d = 0; d < HD / 8; d += 2) {
+                unsigned bb[4];
+                bt_frag2(tO, HD + 8, d * 8, kk * 16, bb);
+                mma16816(dva[d], pa, bb[0], bb[1]); // dV += Pᵀ·dO
+                mma16816(dva[d + 1], pa, bb[2], bb[3]);
+                bt_frag2(tQ, HD + 8, d * 8, kk * 16, bb);
+                mma16816(dka[d], sa[kk], bb[0], bb[1]); // dK += dSᵀ·Q
+                mma16816(dka[d + 1], sa[kk], bb[2], bb[3]);
+            }
+        }
+        // The dS tile, stored as dSᵀ [key][query]: this warp's rows w16 + g
+        // and w16 + g + 8 (32-bit stores, lanes on distinct banks).
+        if (dsInO) __syncthreads(); // every warp is done reading tO
+        bf16_t* tS = dsInO ? sO + buf * FLASH_PITCH(HD) : sDS;
+        {
+            bf16_t* r0 = tS + (w16 + g) * FLASH_DS_PITCH + 2 * t;
+            bf16_t* r1 = r0 + 8 * FLASH_DS_PITCH;
 #pragma unroll
             for (int kk = 0; kk < FLASH_TILE / 16; kk++) {
-                unsigned pa[4] = {pack2(s[2 * kk][0], s[2 * kk][1]), pack2(s[2 * kk][2], s[2 * kk][3]),
-                                  pack2(s[2 * kk + 1][0], s[2 * kk + 1][1]), pack2(s[2 * kk + 1][2], s[2 * kk + 1][3])};
-                unsigned sa[4] = {pack2(dp[2 * kk][0], dp[2 * kk][1]), pack2(dp[2 * kk][2], dp[2 * kk][3]),
-                                  pack2(dp[2 * kk + 1][0], dp[2 * kk + 1][1]), pack2(dp[2 * kk + 1][2], dp[2 * kk + 1][3])};
-#pragma unroll
-                for (int d = 0; d < HD / 8; d += 2) {
-                    unsigned bb[4];
-                    bt_frag2(tO, HD + 8, d * 8, kk * 16, bb);
-                    mma16816(dva[d], pa, bb[0], bb[1]); // dV += Pᵀ·dO
-                    mma16816(dva[d + 1], pa, bb[2], bb[3]);
-                    bt_frag2(tQ, HD + 8, d * 8, kk * 16, bb);
-                    mma16816(dka[d], sa, bb[0], bb[1]); // dK += dSᵀ·Q
-                    mma16816(dka[d + 1], sa, bb[2], bb[3]);
-                }
+                *(unsigned*)(r0 + kk * 16) = sa[kk][0];
+                *(unsigned*)(r1 + kk * 16) = sa[kk][1];
+                *(unsigned*)(r0 + kk * 16 + 8) = sa[kk][2];
+                *(unsigned*)(r1 + kk * 16 + 8) = sa[kk][3];
             }
         }
         __syncthreads();
+        // dQ += dS·K for the tile's queries q0 + w16 … + 15, all 64 keys.
+        if (q0 + w16 < T) {
+            float dqa[HD / 8][4];
+#pragma unroll
+            for (int d = 0; d < HD / 8; d++) dqa[d][0] = dqa[d][1] = dqa[d][2] = dqa[d][3] = 0.f;
+#pragma unroll
+            for (int kk = 0; kk < FLASH_TILE / 16; kk++) {
+                unsigned da[4];
+                at_frag2(tS, FLASH_DS_PITCH, w16, kk * 16, da);
+#pragma unroll
+                for (int d = 0; d < HD / 8; d += 2) {
+                    unsigned bk[4];
+                    bt_frag2(sK, HD + 8, d * 8, kk * 16, bk);
+                    mma16816(dqa[d], da, bk[0], bk[1]);
+                    mma16816(dqa[d + 1], da, bk[2], bk[3]);
+                }
+            }
+            for (int i = 0; i < 2; i++) {
+                int r = q0 + w16 + g + 8 * i;
+                if (r >= T) continue;
+                float* p = dq + ((i64)b * T + r) * qd + h * HD + 2 * t;
+#pragma unroll
+                for (int d = 0; d < HD / 8; d++) red2(p + d * 8, dqa[d][2 * i] * scale, dqa[d][2 * i + 1] * scale);
+            }
+        }
+        __syncthreads(); // the next load overwrites this step's buffers (and tS)
     }
     for (int i = 0; i < 2; i++) {
         if (keys[i] >= T) continue;
@@ -1622,110 +1716,12 @@ __device__ void flash_bwd_kv(const bf16_t* q, const bf16_t* k, const bf16_t* v, 
         }
     }
 }
-
-// flash_bwd_q: grid (⌈T/64⌉, B·H). Sets dq [B·T, H·HD] (fp32).
-template <int HD>
-__device__ void flash_bwd_q(const bf16_t* q, const bf16_t* k, const bf16_t* v, const bf16_t* dO, const float* lse2,
-                            const float* dvec, const int* docs, float* dq, int T, int H, int KV, float scale2, float scale) {
-    __shared__ __align__(16) bf16_t sK[2 * FLASH_PITCH(HD)];
-    __shared__ __align__(16) bf16_t sV[2 * FLASH_PITCH(HD)];
-    __shared__ int sDoc[2 * FLASH_TILE];
-    int qt = gridDim.x - 1 - blockIdx.x;
-    int bh = blockIdx.y, b = bh / H, h = bh % H, kh = h / (H / KV);
-    int qd = H * HD, kvd = KV * HD;
-    int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-    int row0 = qt * FLASH_ROWS + (threadIdx.x >> 5) * 16;
-    const bf16_t* kb = k + (i64)b * T * kvd + kh * HD;
-    const bf16_t* vb = v + (i64)b * T * kvd + kh * HD;
-    const int* dc = docs ? docs + (i64)b * T : 0;
-    auto load = [&](int kt) {
-        int buf = kt & 1;
-        stage<HD>(sK + buf * FLASH_PITCH(HD), kb, kvd, kt * FLASH_TILE, T);
-        stage<HD>(sV + buf * FLASH_PITCH(HD), vb, kvd, kt * FLASH_TILE, T);
-        stage_commit();
-        stage_rows(0, 0, 0.f, 0, 0, sDoc + buf * FLASH_TILE, dc, kt * FLASH_TILE, T);
-    };
-    int ntiles = (min(T, (qt + 1) * FLASH_ROWS) + FLASH_TILE - 1) / FLASH_TILE;
-    load(0);
-    unsigned qa[HD / 16][4], oa[HD / 16][4];
-    load_a<HD>(qa, q + (i64)b * T * qd + h * HD, qd, row0, T);
-    load_a<HD>(oa, dO + (i64)b * T * qd + h * HD, qd, row0, T);
-    int rows[2] = {row0 + g, row0 + g + 8}, mine[2];
-    float L[2], Dr[2];
-    for (int i = 0; i < 2; i++) {
-        bool in = rows[i] < T;
-        mine[i] = (dc && in) ? dc[rows[i]] : 0;
-        L[i] = in ? lse2[(i64)bh * T + rows[i]] : POS_INF;
-        Dr[i] = in ? dvec[(i64)bh * T + rows[i]] : 0.f;
-    }
-    float dqa[HD / 8][4];
-#pragma unroll
-    for (int d = 0; d < HD / 8; d++) dqa[d][0] = dqa[d][1] = dqa[d][2] = dqa[d][3] = 0.f;
-    for (int kt = 0; kt < ntiles; kt++) {
-        int key0 = kt * FLASH_TILE;
-        if (kt + 1 < ntiles) {
-            load(kt + 1);
-            stage_wait<1>();
-        } else {
-            stage_wait<0>();
-        }
-        __syncthreads();
-        const bf16_t* tK = sK + (kt & 1) * FLASH_PITCH(HD);
-        const bf16_t* tV = sV + (kt & 1) * FLASH_PITCH(HD);
-        const int* tDoc = sDoc + (kt & 1) * FLASH_TILE;
-        if (key0 <= row0 + 15) {
-            bool open = key0 + FLASH_TILE - 1 <= row0 && key0 + FLASH_TILE <= T && one_doc(tDoc, mine, dc);
-            float s[8][4], dp[8][4];
-#pragma unroll
-            for (int nt = 0; nt < 8; nt++) {
-                s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
-                dp[nt][0] = dp[nt][1] = dp[nt][2] = dp[nt][3] = 0.f;
-#pragma unroll
-                for (int kc = 0; kc < HD / 16; kc++) {
-                    unsigned b0, b1;
-                    b_frag(tK, HD + 8, nt * 8, kc * 16, b0, b1);
-                    mma16816(s[nt], qa[kc], b0, b1);
-                    b_frag(tV, HD + 8, nt * 8, kc * 16, b0, b1);
-                    mma16816(dp[nt], oa[kc], b0, b1); // dP = dO·Vᵀ
-                }
-            }
-#pragma unroll
-            for (int nt = 0; nt < 8; nt++)
-#pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    int i = e >> 1, kl = nt * 8 + 2 * t + (e & 1), key = key0 + kl;
-                    bool ok = open || (key <= rows[i] && key < T && (!dc || tDoc[kl] == mine[i]));
-                    float p = ok ? ex2(s[nt][e] * scale2 - L[i]) : 0.f;
-                    dp[nt][e] = p * (dp[nt][e] - Dr[i]); // dS
-                }
-#pragma unroll
-            for (int kk = 0; kk < FLASH_TILE / 16; kk++) {
-                unsigned sa[4] = {pack2(dp[2 * kk][0], dp[2 * kk][1]), pack2(dp[2 * kk][2], dp[2 * kk][3]),
-                                  pack2(dp[2 * kk + 1][0], dp[2 * kk + 1][1]), pack2(dp[2 * kk + 1][2], dp[2 * kk + 1][3])};
-#pragma unroll
-                for (int d = 0; d < HD / 8; d += 2) {
-                    unsigned bk[4];
-                    bt_frag2(tK, HD + 8, d * 8, kk * 16, bk);
-                    mma16816(dqa[d], sa, bk[0], bk[1]); // dQ += dS·K
-                    mma16816(dqa[d + 1], sa, bk[2], bk[3]);
-                }
-            }
-        }
-        __syncthreads();
-    }
-    for (int i = 0; i < 2; i++) {
-        if (rows[i] >= T) continue;
-        i64 off = ((i64)b * T + rows[i]) * qd + h * HD + 2 * t;
-#pragma unroll
-        for (int d = 0; d < HD / 8; d++)
-            *(float2*)(dq + off + d * 8) = make_float2(dqa[d][2 * i] * scale, dqa[d][2 * i + 1] * scale);
-    }
-}
-
 extern "C" {
 // flash_dot: dvec [B·H, T] = Σ_d dO·O over each head's row, the softmax
-// backward's row term (fp32 operands). One warp per (token, head).
-__global__ void flash_dot(float* dvec, const float* dO, const float* o, int T, int H, int hd, i64 rows) {
+// backward's row term (fp32 operands), and zeroes the same row of dq
+// [B·T, H·hd] for flash_bwd's sums (one pass over the rows instead of a
+// memset of its own). One warp per (token, head).
+__global__ void flash_dot(float* dvec, float* dq, const float* dO, const float* o, int T, int H, int hd, i64 rows) {
     i64 r = (i64)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
     if (r >= rows) return;
     int lane = threadIdx.x & 31, h = r % H;
@@ -1733,7 +1729,10 @@ __global__ void flash_dot(float* dvec, const float* dO, const float* o, int T, i
     const float* a = dO + r * hd;
     const float* c = o + r * hd;
     float s = 0.f;
-    for (int d = lane; d < hd; d += 32) s += a[d] * c[d];
+    for (int d = lane; d < hd; d += 32) {
+        s += a[d] * c[d];
+        dq[r * hd + d] = 0.f;
+    }
     s = warp_sum(s);
     if (lane == 0) dvec[((tok / T) * H + h) * T + tok % T] = s;
 }
@@ -1765,16 +1764,10 @@ __global__ void flash_group_sum(float* dk, float* dv, const float* dkh, const fl
         flash_fwd<HD>(q, k, v, docs, o, oh, lse2, T, H, KV, scale2);                                               \
     }                                                                                                              \
     __global__ void __launch_bounds__(FLASH_THREADS)                                                               \
-        flash_bwd_kv_##HD(const bf16_t* q, const bf16_t* k, const bf16_t* v, const bf16_t* dO, const float* lse2,  \
-                          const float* dvec, const int* docs, float* dk, float* dv, int T, int H, int KV,          \
-                          float scale2, float scale) {                                                             \
-        flash_bwd_kv<HD>(q, k, v, dO, lse2, dvec, docs, dk, dv, T, H, KV, scale2, scale);                         \
-    }                                                                                                              \
-    __global__ void __launch_bounds__(FLASH_THREADS)                                                               \
-        flash_bwd_q_##HD(const bf16_t* q, const bf16_t* k, const bf16_t* v, const bf16_t* dO, const float* lse2,   \
-                         const float* dvec, const int* docs, float* dq, int T, int H, int KV, float scale2,        \
-                         float scale) {                                                                            \
-        flash_bwd_q<HD>(q, k, v, dO, lse2, dvec, docs, dq, T, H, KV, scale2, scale);                              \
+        flash_bwd_##HD(const bf16_t* q, const bf16_t* k, const bf16_t* v, const bf16_t* dO, const float* lse2,     \
+                       const float* dvec, const int* docs, float* dq, float* dk, float* dv, int T, int H, int KV,  \
+                       float scale2, float scale) {                                                                \
+        flash_bwd<HD>(q, k, v, dO, lse2, dvec, docs, dq, dk, dv, T, H, KV, scale2, scale);                         \
     }
 FLASH_KERNELS(16)
 FLASH_KERNELS(32)

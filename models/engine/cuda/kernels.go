@@ -20,13 +20,13 @@ type kernels struct {
 	softmaxRows, softmaxRowsBwd, poolFwd, poolBwd, im2col, col2im, colsum uintptr
 	// flash attention (sm_80 on): one instance per head width of
 	// flashHeadDims
-	flashFwd, flashBwdKV, flashBwdQ [len(flashHeadDims)]uintptr
-	flashDot, flashGroupSum         uintptr
+	flashFwd, flashBwd      [len(flashHeadDims)]uintptr
+	flashDot, flashGroupSum uintptr
 }
 
 // flashHeadDims are the head widths the flash-attention kernels are
 // instantiated for (kernels.cu's FLASH_KERNELS); wider heads would need more
-// than the 48 KiB of static shared memory the dK/dV kernel stages in.
+// than the 48 KiB of static shared memory the backward kernel stages in.
 var flashHeadDims = [...]int{16, 32, 64}
 
 // flashMinCC is the first compute capability with bf16 mma.sync.
@@ -59,8 +59,7 @@ func (d *Device) loadKernels(cubin []byte) error {
 		names["flash_dot"], names["flash_group_sum"] = &k.flashDot, &k.flashGroupSum
 		for i, hd := range flashHeadDims {
 			names[fmt.Sprintf("flash_fwd_%d", hd)] = &k.flashFwd[i]
-			names[fmt.Sprintf("flash_bwd_kv_%d", hd)] = &k.flashBwdKV[i]
-			names[fmt.Sprintf("flash_bwd_q_%d", hd)] = &k.flashBwdQ[i]
+			names[fmt.Sprintf("flash_bwd_%d", hd)] = &k.flashBwd[i]
 		}
 	}
 	for name, dst := range names {
