@@ -135,6 +135,9 @@ func BenchmarkDecoderProducts(b *testing.B) {
 		{"w3", a.mnH, lp.w3, c.Width, c.FFNHidden, true, 1, L},
 		{"w2", a.ggH, lp.w2, c.FFNHidden, c.Width, false, 0, L},
 		{"head", tr.fnH, tr.embed, c.Width, c.Vocab, false, 0, 1},
+		// the fused input- and weight-gradient products of wq|wk|wv
+		// (qkvBack; its forward row times the three forward products as one)
+		{"wqkv", a.anH, lp.wq, c.Width, tr.qd + 2*tr.kvd, false, 0, L},
 	}
 	for _, p := range products {
 		flop := 2 * float64(n) * float64(p.in) * float64(p.out)
@@ -342,36 +345,37 @@ func BenchmarkDecoderStep(b *testing.B) {
 	parts := append(attn, []part{
 		{"linear-forward-products", L, func() error {
 			return errors.Join(tr.linear(a.q, a.an, a.anH, lp.wq, n, D, tr.qd), tr.linear(a.k, a.an, a.anH, lp.wk, n, D, tr.kvd),
-				tr.linear(a.v, a.an, a.anH, lp.wv, n, D, tr.kvd), tr.linear(tr.branch, a.att, a.attH, lp.wo, n, tr.qd, D),
+				tr.linear(a.v, a.an, a.anH, lp.wv, n, D, tr.kvd), tr.branchOut(a.att, a.attH, lp.wo, tr.qd),
 				tr.linearH(a.h1H, a.mnH, lp.w1, n, D, F), tr.linearH(a.h3H, a.mnH, lp.w3, n, D, F),
-				tr.linear(tr.branch, a.gg, a.ggH, lp.w2, n, F, D))
+				tr.branchOut(a.gg, a.ggH, lp.w2, F))
 		}},
 		{"linear-backward-products", L, func() error { // dx and dW of the 7 products
-			return errors.Join(tr.linearBack(tr.dG, tr.dx, Buf{}, a.gg, a.ggH, lp.w2, n, F, D, 0),
+			return errors.Join(tr.linearBackH(tr.dGH, tr.dxH, a.ggH, lp.w2, n, F, D),
 				tr.linearBack(tr.dnorm, tr.dG, tr.dGH, a.mn, a.mnH, lp.w1, n, D, F, 0),
 				tr.linearBack(tr.dnorm, tr.dH3, tr.dH3H, a.mn, a.mnH, lp.w3, n, D, F, 1),
-				tr.linearBack(tr.datt, tr.dh, Buf{}, a.att, a.attH, lp.wo, n, tr.qd, D, 0),
-				tr.linearBack(tr.dnorm, tr.dq, Buf{}, a.an, a.anH, lp.wq, n, D, tr.qd, 0),
-				tr.linearBack(tr.dnorm, tr.dk, Buf{}, a.an, a.anH, lp.wk, n, D, tr.kvd, 1),
-				tr.linearBack(tr.dnorm, tr.dv, Buf{}, a.an, a.anH, lp.wv, n, D, tr.kvd, 1))
+				tr.linearBack(tr.datt, tr.dh, tr.dhH, a.att, a.attH, lp.wo, n, tr.qd, D, 0),
+				tr.qkvBack(a, lp))
 		}},
 		{"residual-adds-and-norms-forward", L, func() error {
-			return errors.Join(dd.addRMSForward(a.h, a.mn, a.mnH, a.mrstd, tr.xs[0], tr.branch, tr.w.Off(lp.mlpNorm), n, D, normEps),
-				dd.addRMSForward(tr.xs[1], a.an, a.anH, a.arstd, a.h, tr.branch, tr.w.Off(lp.attnNorm), n, D, normEps))
+			return errors.Join(tr.addNorm(a.h, a.mn, a.mnH, a.mrstd, tr.xs[0], lp.mlpNorm),
+				tr.addNorm(tr.xs[1], a.an, a.anH, a.arstd, a.h, lp.attnNorm))
 		}},
 		{"qk-norms-and-rope-forward", L, func() error { // the reference decoder has qk-norm
 			return errors.Join(dd.qkNormRope(a.qRot, a.qRotH, a.qrstd, a.q, tr.w.Off(lp.qNorm), tr.pos, tr.cos, tr.sin, n, d.Heads, tr.hd, normEps),
 				dd.qkNormRope(a.kRot, a.kRotH, a.krstd, a.k, tr.w.Off(lp.kNorm), tr.pos, tr.cos, tr.sin, n, d.KVHeads, tr.hd, normEps))
 		}},
 		{"swiglu-forward", L, func() error { return dd.swigluForwardH(a.ggH, a.h1H, a.h3H, n*F) }},
-		{"swiglu-backward", L, func() error { return dd.swigluBackwardH(tr.dGH, tr.dH3H, tr.dG, a.h1H, a.h3H, n*F) }},
+		{"swiglu-backward", L, func() error { // dg from doutH: in place it would compound over the repeats
+			return dd.swigluBackwardH(tr.dGH, tr.dH3H, tr.doutH, a.h1H, a.h3H, n*F)
+		}},
 		{"norms-backward", L, func() error {
 			return errors.Join(dd.rmsBackward(tr.dh, tr.dhH, tr.dx, tr.g.Off(lp.mlpNorm), tr.dnorm, a.h, tr.w.Off(lp.mlpNorm), a.mrstd, n, D),
 				dd.rmsBackward(tr.dx, tr.dxH, tr.dh, tr.g.Off(lp.attnNorm), tr.dnorm, tr.xs[0], tr.w.Off(lp.attnNorm), a.arstd, n, D))
 		}},
 		{"qk-norms-and-rope-backward", L, func() error {
-			return errors.Join(dd.qkNormRopeBackward(tr.dq, tr.dqH, tr.g.Off(lp.qNorm), tr.dqRot, a.q, tr.w.Off(lp.qNorm), a.qrstd, tr.pos, tr.cos, tr.sin, n, d.Heads, tr.hd),
-				dd.qkNormRopeBackward(tr.dk, tr.dkH, tr.g.Off(lp.kNorm), tr.dkRot, a.k, tr.w.Off(lp.kNorm), a.krstd, tr.pos, tr.cos, tr.sin, n, d.KVHeads, tr.hd))
+			S := tr.qd + 2*tr.kvd
+			return errors.Join(dd.qkNormRopeBackward(tr.dq, tr.dqkvH, tr.g.Off(lp.qNorm), tr.dqRot, a.q, tr.w.Off(lp.qNorm), a.qrstd, tr.pos, tr.cos, tr.sin, n, d.Heads, tr.hd, S),
+				dd.qkNormRopeBackward(tr.dk, bf16Cols(tr.dqkvH, tr.qd), tr.g.Off(lp.kNorm), tr.dkRot, a.k, tr.w.Off(lp.kNorm), a.krstd, tr.pos, tr.cos, tr.sin, n, d.KVHeads, tr.hd, S))
 		}},
 		{"head-logits-and-cross-entropy-forward", 1, func() error {
 			return errors.Join(tr.linear(tr.logits, tr.fn, tr.fnH, tr.embed, n, D, V), dd.ceForward(tr.ceStats, tr.rowloss, tr.logits, tr.tgt, tr.mask, n, V))

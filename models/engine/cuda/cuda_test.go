@@ -101,6 +101,13 @@ var parityCases = []parityCase{
 	// blocks (T ≥ 256), then with the block softmax kernels (T > 1024).
 	{name: "bf16 mqa 256", B: 2, T: 256, heads: 4, kv: 1, qkNorm: true, docsPerSeq: 3, prec: BF16, lossTol: 3e-2, rel: 1.5e-1},
 	{name: "bf16 gqa 1280", B: 1, T: 1280, heads: 4, kv: 2, qkNorm: true, docsPerSeq: 2, prec: BF16, lossTol: 3e-2, rel: 1.5e-1},
+	// Without qk-norm (RoPE's own backward writes the fused q|k|v
+	// gradient), and one head of width 64: the reference's head width,
+	// whose vectorised qk-norm kernels give each row 8 lanes (width 16
+	// above: 2).
+	{name: "bf16 mha rope", B: 2, T: 128, heads: 4, kv: 4, qkNorm: false, docsPerSeq: 2, prec: BF16, lossTol: 3e-2, rel: 1.5e-1},
+	{name: "bf16 hd64", B: 2, T: 128, heads: 1, kv: 1, qkNorm: true, docsPerSeq: 2, prec: BF16, lossTol: 3e-2, rel: 1.5e-1},
+	{name: "fp32 hd64", B: 2, T: 128, heads: 1, kv: 1, qkNorm: true, docsPerSeq: 2, prec: FP32, lossTol: 1e-4, rel: 1e-3},
 	// On sm_80 and later the bf16 cases above run flash attention; these
 	// keep the materialised path (older GPUs, other head widths) covered.
 	{name: "bf16 mat 256", B: 2, T: 256, heads: 4, kv: 1, qkNorm: true, docsPerSeq: 3, prec: BF16, lossTol: 3e-2, rel: 1.5e-1, materialised: true},

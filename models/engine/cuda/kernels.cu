@@ -115,18 +115,19 @@ __global__ void rows_gather_clear(float* rows, float* dx, const int* places, int
 // gets out rounded to bf16, a linear layer's operand in bf16 precision;
 // out may then be null (bf16 precision's linear layers read only oh).
 // With a (not null) the row is first set to x = a + b (the residual add
-// before a norm, in the same pass).
+// before a norm, in the same pass); with b null, b's bf16 form bh (bf16
+// precision's branch output).
 __global__ void rmsnorm_fwd(float* out, float* rstd, float* x, const float* w, int n, int d, float eps,
-                            unsigned short* oh, const float* a, const float* b) {
+                            unsigned short* oh, const float* a, const float* b, const unsigned short* bh) {
     int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
     if (row >= n) return;
     float* xr = x + (i64)row * d;
     float* o = out ? out + (i64)row * d : 0;
     float ss = 0.f;
     if (a) {
-        const float *ar = a + (i64)row * d, *br = b + (i64)row * d;
+        const float* ar = a + (i64)row * d;
         for (int j = lane; j < d; j += 32) {
-            float v = ar[j] + br[j];
+            float v = ar[j] + (b ? b[(i64)row * d + j] : bf16_f(bh[(i64)row * d + j]));
             xr[j] = v;
             ss += v * v;
         }
@@ -189,7 +190,7 @@ __device__ __forceinline__ float4 ld_w4(const float* w, int c) {
     return make_float4(w[4 * c], w[4 * c + 1], w[4 * c + 2], w[4 * c + 3]); // w: anywhere in the arena
 }
 __global__ void rmsnorm_fwd4(float* out, float* rstd, float* x, const float* w, int n, int d, float eps,
-                             unsigned short* oh, const float* a, const float* b) {
+                             unsigned short* oh, const float* a, const float* b, const unsigned short* bh) {
     int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31, d4 = d >> 2;
     if (row >= n) return;
     i64 base = (i64)row * d;
@@ -202,7 +203,7 @@ __global__ void rmsnorm_fwd4(float* out, float* rstd, float* x, const float* w, 
         if (c < d4) {
             float4 t;
             if (a) {
-                float4 p = ((const float4*)(a + base))[c], q = ((const float4*)(b + base))[c];
+                float4 p = ((const float4*)(a + base))[c], q = b ? ((const float4*)(b + base))[c] : ld_bf16x4(bh + base, c);
                 t = make_float4(p.x + q.x, p.y + q.y, p.z + q.z, p.w + q.w);
                 xr[c] = t;
             } else {
@@ -304,9 +305,11 @@ __global__ void rmsnorm_bwd4(float* dx, float* dw, const float* dout, const floa
 // accumulate adds into out. cs, sn [maxPos, hd/2]. out may alias x. With
 // oh (bf16 precision's forward) the result goes, rounded to bf16, to oh
 // instead of out: q and k as the attention products' operands, which
-// nothing else reads.
+// nothing else reads, or their gradients as the products read them; oh's
+// rows are hs elements apart (heads·hd, or the fused q|k|v gradient's
+// width).
 __global__ void rope(float* out, const float* x, const int* pos, const float* cs, const float* sn,
-                     int n, int heads, int hd, float sign, int accumulate, unsigned short* oh) {
+                     int n, int heads, int hd, float sign, int accumulate, unsigned short* oh, int hs) {
     i64 idx = (i64)blockIdx.x * blockDim.x + threadIdx.x;
     int half = hd / 2;
     if (idx >= (i64)n * heads * half) return;
@@ -320,8 +323,9 @@ __global__ void rope(float* out, const float* x, const int* pos, const float* cs
     float a = x[off + i], b = x[off + i + half];
     float oa = a * co - b * s, ob = b * co + a * s;
     if (oh) {
-        oh[off + i] = bf16_rn(oa);
-        oh[off + i + half] = bf16_rn(ob);
+        i64 ho = t * hs + (i64)h * hd;
+        oh[ho + i] = bf16_rn(oa);
+        oh[ho + i + half] = bf16_rn(ob);
     } else if (accumulate) {
         out[off + i] += oa;
         out[off + i + half] += ob;
@@ -367,12 +371,12 @@ __global__ void qknorm_rope_fwd(float* out, unsigned short* oh, float* rstd, con
 // Its backward: dy [rows, hd] is ∂L/∂(rotated row). Rotated back (sign
 // −1) it is g, the normalised row's gradient; then as rmsnorm_bwd, dx =
 // r·(g⊙w − x·r·dot) (sets dx, or rounded to bf16 dxh where dxh is not
-// null) and dw += Σrows g·x·r. Rows [blockIdx.x·per, +per), each warp
+// null; dxh's tokens hs elements apart, as rope's oh) and dw += Σrows g·x·r. Rows [blockIdx.x·per, +per), each warp
 // every nw-th; dynamic shared memory nw·hd floats, each warp's dw partial
 // (each lane owns its columns, so no atomics until the block's one sum).
 __global__ void qknorm_rope_bwd(float* dx, unsigned short* dxh, float* dw, const float* dy, const float* x,
                                 const float* w, const float* rstd, const int* pos, const float* cs, const float* sn,
-                                i64 rows, int heads, int hd, int per) {
+                                i64 rows, int heads, int hd, int per, int hs) {
     extern __shared__ float sqk[];
     int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = blockDim.x >> 5, half = hd >> 1;
     float* my = sqk + wid * hd;
@@ -382,6 +386,7 @@ __global__ void qknorm_rope_bwd(float* dx, unsigned short* dxh, float* dw, const
         i64 off = row * hd;
         const float *xr = x + off, *dr = dy + off;
         int p = pos[row / heads];
+        i64 ho = row / heads * hs + row % heads * hd;
         float r = rstd[row], dot = 0.f;
         for (int i = lane; i < half; i += 32) {
             float co = cs[p * half + i], s = -sn[p * half + i], a = dr[i], b = dr[i + half];
@@ -398,8 +403,8 @@ __global__ void qknorm_rope_bwd(float* dx, unsigned short* dxh, float* dw, const
             my[i + half] += gb * xb * r;
             float va = r * (ga * w[i] - xa * r * dot), vb = r * (gb * w[i + half] - xb * r * dot);
             if (dxh) {
-                dxh[off + i] = bf16_rn(va);
-                dxh[off + i + half] = bf16_rn(vb);
+                dxh[ho + i] = bf16_rn(va);
+                dxh[ho + i + half] = bf16_rn(vb);
             } else {
                 dx[off + i] = va;
                 dx[off + i + half] = vb;
@@ -464,7 +469,7 @@ __global__ void qknorm_rope_fwd4(float* out, unsigned short* oh, float* rstd, co
 // Dynamic shared memory hd floats: the block's dw sum.
 __global__ void qknorm_rope_bwd4(float* dx, unsigned short* dxh, float* dw, const float* dy, const float* x,
                                  const float* w, const float* rstd, const int* pos, const float* cs, const float* sn,
-                                 i64 rows, int heads, int hd) {
+                                 i64 rows, int heads, int hd, int hs) {
     extern __shared__ float sqk4[];
     int lane = threadIdx.x & 31, L = hd >> 3, R = 32 / L, half = hd >> 1, i0 = 4 * (lane % L);
     for (int j = threadIdx.x; j < hd; j += blockDim.x) sqk4[j] = 0.f;
@@ -506,8 +511,9 @@ __global__ void qknorm_rope_bwd4(float* dx, unsigned short* dxh, float* dw, cons
         float4 vb = make_float4(r * (gb.x * wb.x - xb.x * r * dot), r * (gb.y * wb.y - xb.y * r * dot),
                                 r * (gb.z * wb.z - xb.z * r * dot), r * (gb.w * wb.w - xb.w * r * dot));
         if (dxh) {
-            *(uint2*)(dxh + off + i0) = pack4_bf16(va);
-            *(uint2*)(dxh + off + half + i0) = pack4_bf16(vb);
+            i64 ho = row / heads * hs + row % heads * hd;
+            *(uint2*)(dxh + ho + i0) = pack4_bf16(va);
+            *(uint2*)(dxh + ho + half + i0) = pack4_bf16(vb);
         } else {
             *(float4*)(dx + off + i0) = va;
             *(float4*)(dx + off + half + i0) = vb;
@@ -575,11 +581,12 @@ __global__ void swiglu_bwd(float* dg, float* dh3, const float* h1, const float* 
     }
 }
 
-// bf16 precision's SwiGLU: the products write h1 and h3 in bf16 and read
-// g and the backward's results in bf16, so only bf16 crosses memory here
-// but dg (∂L/∂g, fp32, as the w2 product's backward writes it). Four
-// elements a thread (every buffer is a whole allocation, so aligned),
-// then the tail; the arithmetic is swiglu_fwd's and swiglu_bwd's.
+// bf16 precision's SwiGLU: the products write h1, h3 and dg (∂L/∂g) in
+// bf16 and read g and the backward's results in bf16, so only bf16 crosses
+// memory here. Four elements a thread (every buffer is a whole
+// allocation, so aligned), then the tail; the arithmetic is swiglu_fwd's
+// and swiglu_bwd's. dg may be dgh (each element is read before it is
+// written, by the same thread).
 __device__ __forceinline__ float swish(float v) { return v * (1.f / (1.f + expf(-v))); }
 __global__ void swiglu_fwd_h(unsigned short* gh, const unsigned short* h1, const unsigned short* h3, i64 n) {
     i64 stride = (i64)gridDim.x * blockDim.x, i0 = (i64)blockIdx.x * blockDim.x + threadIdx.x, n4 = n / 4;
@@ -594,11 +601,11 @@ __device__ __forceinline__ void swiglu_grad(float d, float v, float h3, float* d
     *dh3 = d * v * sg;
     *dh1 = d * h3 * sg * (1.f + v * (1.f - sg));
 }
-__global__ void swiglu_bwd_h(unsigned short* dgh, unsigned short* dh3h, const float* dg, const unsigned short* h1,
-                             const unsigned short* h3, i64 n) {
+__global__ void swiglu_bwd_h(unsigned short* dgh, unsigned short* dh3h, const unsigned short* dg,
+                             const unsigned short* h1, const unsigned short* h3, i64 n) {
     i64 stride = (i64)gridDim.x * blockDim.x, i0 = (i64)blockIdx.x * blockDim.x + threadIdx.x, n4 = n / 4;
     for (i64 i = i0; i < n4; i += stride) {
-        float4 a = ld_bf16x4(h1, i), b = ld_bf16x4(h3, i), d = ((const float4*)dg)[i], g1, g3;
+        float4 a = ld_bf16x4(h1, i), b = ld_bf16x4(h3, i), d = ld_bf16x4(dg, i), g1, g3;
         swiglu_grad(d.x, a.x, b.x, &g1.x, &g3.x);
         swiglu_grad(d.y, a.y, b.y, &g1.y, &g3.y);
         swiglu_grad(d.z, a.z, b.z, &g1.z, &g3.z);
@@ -608,7 +615,7 @@ __global__ void swiglu_bwd_h(unsigned short* dgh, unsigned short* dh3h, const fl
     }
     for (i64 i = 4 * n4 + i0; i < n; i += stride) {
         float g1, g3;
-        swiglu_grad(dg[i], bf16_f(h1[i]), bf16_f(h3[i]), &g1, &g3);
+        swiglu_grad(bf16_f(dg[i]), bf16_f(h1[i]), bf16_f(h3[i]), &g1, &g3);
         dgh[i] = bf16_rn(g1);
         dh3h[i] = bf16_rn(g3);
     }
@@ -932,6 +939,68 @@ __global__ void ce_bwd(float* dlogits, const float* logits, const float* stats, 
     }
 }
 
+// The same two for V % 4 == 0 (the launchers check): 16-byte loads (and
+// 8-byte bf16 stores), and the forward's running max moves once per four
+// logits, not per logit — one rescale where the old kernel branched on
+// every element.
+__global__ void ce_fwd4(float* stats, float* rowloss, const float* logits, const int* targets,
+                        const float* mask, int V) {
+    __shared__ float sh[32];
+    int i = blockIdx.x;
+    const float* row = logits + (i64)i * V;
+    const float4* row4 = (const float4*)row;
+    float m = NEG_INF, s = 0.f;
+    for (int c = threadIdx.x; c < V / 4; c += blockDim.x) {
+        float4 v = row4[c];
+        float cm = fmaxf(fmaxf(v.x, v.y), fmaxf(v.z, v.w));
+        if (cm > m) {
+            s *= expf(m - cm);
+            m = cm;
+        }
+        s += expf(v.x - m) + expf(v.y - m) + expf(v.z - m) + expf(v.w - m);
+    }
+    float mx = block_max(m, sh);
+    s = block_sum(m == NEG_INF ? 0.f : s * expf(m - mx), sh);
+    if (threadIdx.x == 0) {
+        float ls = logf(s);
+        stats[2 * i] = mx;
+        stats[2 * i + 1] = ls;
+        float mk = mask[i];
+        rowloss[i] = mk == 0.f ? 0.f : mk * ((mx - row[targets[i]]) + ls);
+    }
+}
+__global__ void ce_bwd4(float* dlogits, const float* logits, const float* stats, const int* targets,
+                        const float* mask, int V, float w, unsigned short* dh) {
+    int i = blockIdx.x, V4 = V / 4;
+    float4* drow = (float4*)(dlogits + (i64)i * V);
+    uint2* hrow = dh ? (uint2*)(dh + (i64)i * V) : 0;
+    float m = mask[i];
+    if (m == 0.f) {
+        for (int c = threadIdx.x; c < V4; c += blockDim.x) {
+            if (hrow) hrow[c] = make_uint2(0u, 0u);
+            else drow[c] = make_float4(0.f, 0.f, 0.f, 0.f);
+        }
+        return;
+    }
+    const float4* row4 = (const float4*)(logits + (i64)i * V);
+    float wi = w * m, mx = stats[2 * i], ls = stats[2 * i + 1];
+    int t = targets[i];
+    for (int c = threadIdx.x; c < V4; c += blockDim.x) {
+        float4 v = row4[c];
+        float4 g = make_float4(wi * expf(v.x - mx - ls), wi * expf(v.y - mx - ls), wi * expf(v.z - mx - ls),
+                               wi * expf(v.w - mx - ls));
+        if (t >> 2 == c) {
+            int k = t & 3;
+            if (k == 0) g.x -= wi;
+            else if (k == 1) g.y -= wi;
+            else if (k == 2) g.z -= wi;
+            else g.w -= wi;
+        }
+        if (hrow) hrow[c] = pack4_bf16(g);
+        else drow[c] = g;
+    }
+}
+
 // ---------------------------------------------------------------- reductions
 // partial[blockIdx.x] = Σ x² over a grid-stride share of x [n], in double.
 __global__ void sumsq(double* partial, const float* x, i64 n) {
@@ -967,6 +1036,15 @@ __global__ void cast_bf16(unsigned short* out, const float* in, i64 n) {
         out4[i] = pack4_bf16(in4[i]);
     }
     for (i64 i = 4 * n4 + i0; i < n; i += stride) out[i] = bf16_rn(in[i]);
+}
+
+// cast_bf16_rows sets rows [rows, w] of out, os elements apart, to in
+// [rows, w] rounded: v's gradient into its columns of the fused q|k|v
+// gradient the one input-gradient product reads.
+__global__ void cast_bf16_rows(unsigned short* out, int os, const float* in, int w, i64 rows) {
+    i64 n = rows * w;
+    for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x)
+        out[i / w * os + i % w] = bf16_rn(in[i]);
 }
 
 // ---------------------------------------------------------------- AdamW

@@ -7,14 +7,14 @@ import (
 
 // kernels are the entry points of kernels.cu in the loaded module.
 type kernels struct {
-	embedFwd, embedBwd, rmsFwd, rmsBwd, rope, add, swigluFwd, swigluBwd uintptr
-	softmax, softmaxBwd, ceFwd, ceBwd, sumsq, sum, adamw                uintptr
-	softmaxWarp, softmaxBwdWarp                                         uintptr
-	softmaxH, softmaxBwdH, softmaxWarpH, softmaxBwdWarpH                uintptr // bf16 forms
-	rowsScatter, rowsGather                                             uintptr
+	embedFwd, embedBwd, rmsFwd, rmsBwd, rope, add, swigluFwd, swigluBwd  uintptr
+	softmax, softmaxBwd, ceFwd, ceBwd, ceFwd4, ceBwd4, sumsq, sum, adamw uintptr
+	softmaxWarp, softmaxBwdWarp                                          uintptr
+	softmaxH, softmaxBwdH, softmaxWarpH, softmaxBwdWarpH                 uintptr // bf16 forms
+	rowsScatter, rowsGather                                              uintptr
 	// vectorised norms, qk-norm with RoPE, bf16 SwiGLU
 	rmsFwd4, rmsBwd4, qkRopeFwd, qkRopeBwd, qkRopeFwd4, qkRopeBwd4, swigluFwdH, swigluBwdH uintptr
-	castBF16                                                                               uintptr
+	castBF16, castBF16Rows                                                                 uintptr
 	// the image path (image.go)
 	lnFwd, lnBwd, addBcast, geluFwd, geluBwd, siluFwd, siluBwd            uintptr
 	softmaxRows, softmaxRowsBwd, poolFwd, poolBwd, im2col, col2im, colsum uintptr
@@ -42,14 +42,14 @@ func (d *Device) loadKernels(cubin []byte) error {
 		"embed_fwd": &k.embedFwd, "embed_bwd": &k.embedBwd, "rmsnorm_fwd": &k.rmsFwd, "rmsnorm_bwd": &k.rmsBwd,
 		"rope": &k.rope, "add": &k.add, "swiglu_fwd": &k.swigluFwd, "swiglu_bwd": &k.swigluBwd,
 		"attn_softmax": &k.softmax, "attn_softmax_bwd": &k.softmaxBwd,
-		"attn_softmax_warp": &k.softmaxWarp, "attn_softmax_bwd_warp": &k.softmaxBwdWarp, "ce_fwd": &k.ceFwd, "ce_bwd": &k.ceBwd,
+		"attn_softmax_warp": &k.softmaxWarp, "attn_softmax_bwd_warp": &k.softmaxBwdWarp, "ce_fwd": &k.ceFwd, "ce_bwd": &k.ceBwd, "ce_fwd4": &k.ceFwd4, "ce_bwd4": &k.ceBwd4,
 		"attn_softmax_h": &k.softmaxH, "attn_softmax_bwd_h": &k.softmaxBwdH,
 		"attn_softmax_warp_h": &k.softmaxWarpH, "attn_softmax_bwd_warp_h": &k.softmaxBwdWarpH,
 		"sumsq": &k.sumsq, "sum": &k.sum, "adamw": &k.adamw,
 		"rmsnorm_fwd4": &k.rmsFwd4, "rmsnorm_bwd4": &k.rmsBwd4, "qknorm_rope_fwd": &k.qkRopeFwd, "qknorm_rope_bwd": &k.qkRopeBwd,
 		"qknorm_rope_fwd4": &k.qkRopeFwd4, "qknorm_rope_bwd4": &k.qkRopeBwd4,
 		"swiglu_fwd_h": &k.swigluFwdH, "swiglu_bwd_h": &k.swigluBwdH,
-		"rows_scatter": &k.rowsScatter, "rows_gather_clear": &k.rowsGather, "cast_bf16": &k.castBF16,
+		"rows_scatter": &k.rowsScatter, "rows_gather_clear": &k.rowsGather, "cast_bf16": &k.castBF16, "cast_bf16_rows": &k.castBF16Rows,
 		"layernorm_fwd": &k.lnFwd, "layernorm_bwd": &k.lnBwd, "add_bcast": &k.addBcast,
 		"gelu_fwd": &k.geluFwd, "gelu_bwd": &k.geluBwd, "silu_fwd": &k.siluFwd, "silu_bwd": &k.siluBwd,
 		"softmax_rows": &k.softmaxRows, "softmax_rows_bwd": &k.softmaxRowsBwd,
@@ -111,12 +111,21 @@ func (d *Device) rmsForward(out, oh, rstd, x, w Buf, n, dim int, eps float64) er
 // addRMSForward sets sum = a + b and normalises it as rmsForward does, in
 // one pass (a, b the zero Buf: sum is the input as it is).
 func (d *Device) addRMSForward(sum, out, oh, rstd, a, b, w Buf, n, dim int, eps float64) error {
+	return d.addRMS(sum, out, oh, rstd, a, b, Buf{}, w, n, dim, eps)
+}
+
+// addRMSForwardH is addRMSForward with b in bf16 (bh).
+func (d *Device) addRMSForwardH(sum, out, oh, rstd, a, bh, w Buf, n, dim int, eps float64) error {
+	return d.addRMS(sum, out, oh, rstd, a, Buf{}, bh, w, n, dim, eps)
+}
+
+func (d *Device) addRMS(sum, out, oh, rstd, a, b, bh, w Buf, n, dim int, eps float64) error {
 	name, f := "rmsnorm_fwd", d.k.rmsFwd
-	if rowsVec(dim, oh, sum, out, a, b) {
+	if rowsVec(dim, oh, sum, out, a, b) && bh.P%8 == 0 {
 		name, f = "rmsnorm_fwd4", d.k.rmsFwd4
 	}
 	return d.launch(name, f, grid1((n+warpsBlock-1)/warpsBlock), block1(32*warpsBlock), 0,
-		out, rstd, sum, w, n, dim, float32(eps), oh, a, b)
+		out, rstd, sum, w, n, dim, float32(eps), oh, a, b, bh)
 }
 
 // rmsVec is kernels.cu's RMS_VEC: the float4 chunks of a row a lane of
@@ -192,30 +201,30 @@ func (d *Device) qkNormRope(out, oh, rstd, x, w, pos, cs, sn Buf, n, heads, hd i
 }
 
 // qkNormRopeBackward sets dx (or, rounded, dxh where it is not the zero
-// Buf) from dy, the rotated rows' gradient, and adds the norm weight's
-// gradient into dw.
-func (d *Device) qkNormRopeBackward(dx, dxh, dw, dy, x, w, rstd, pos, cs, sn Buf, n, heads, hd int) error {
+// Buf; its tokens hs elements apart) from dy, the rotated rows' gradient,
+// and adds the norm weight's gradient into dw.
+func (d *Device) qkNormRopeBackward(dx, dxh, dw, dy, x, w, rstd, pos, cs, sn Buf, n, heads, hd, hs int) error {
 	if 4*warpsBlock*hd > 48<<10 {
 		return fmt.Errorf("cuda: qk-norm backward: head width %d needs more than 48 KiB of shared memory", hd)
 	}
 	rows := n * heads
-	if headsVec(hd, dxh, dx, dy, x, cs, sn) {
+	if headsVec(hd, dxh, dx, dy, x, cs, sn) && hs%4 == 0 {
 		return d.launch("qknorm_rope_bwd4", d.k.qkRopeBwd4, qkGrid(rows, hd), block1(32*warpsBlock), 4*hd,
-			dx, dxh, dw, dy, x, w, rstd, pos, cs, sn, i64(rows), heads, hd)
+			dx, dxh, dw, dy, x, w, rstd, pos, cs, sn, i64(rows), heads, hd, hs)
 	}
 	// About a thousand blocks; dw's few columns take one atomic add per block.
 	per := max(warpsBlock, (rows/1024+warpsBlock-1)/warpsBlock*warpsBlock)
 	return d.launch("qknorm_rope_bwd", d.k.qkRopeBwd, grid1((rows+per-1)/per), block1(32*warpsBlock), 4*warpsBlock*hd,
-		dx, dxh, dw, dy, x, w, rstd, pos, cs, sn, i64(rows), heads, hd, per)
+		dx, dxh, dw, dy, x, w, rstd, pos, cs, sn, i64(rows), heads, hd, per, hs)
 }
 
 // ropeApply: with oh (bf16, not the zero Buf) the result goes there,
-// rounded, instead of to out.
-func (d *Device) ropeApply(out, oh, x, pos, cs, sn Buf, n, heads, hd int, sign float32, accumulate bool) error {
+// rounded, instead of to out, its tokens hs elements apart.
+func (d *Device) ropeApply(out, oh, x, pos, cs, sn Buf, n, heads, hd, hs int, sign float32, accumulate bool) error {
 	acc := b2i(accumulate)
 	total := n * heads * hd / 2
 	return d.launch("rope", d.k.rope, grid1((total+ewBlock-1)/ewBlock), block1(ewBlock), 0,
-		out, x, pos, cs, sn, n, heads, hd, sign, acc, oh)
+		out, x, pos, cs, sn, n, heads, hd, sign, acc, oh, hs)
 }
 
 func (d *Device) addInto(out, a, b Buf, n int) error {
@@ -240,8 +249,8 @@ func (d *Device) swigluForwardH(gh, h1, h3 Buf, n int) error {
 	return d.launch("swiglu_fwd_h", d.k.swigluFwdH, ewGrid((n+3)/4), block1(ewBlock), 0, gh, h1, h3, i64(n))
 }
 
-// swigluBackwardH sets dgh (∂L/∂h1) and dh3h (∂L/∂h3), bf16, from dg
-// (fp32) and the forward's bf16 h1 and h3.
+// swigluBackwardH sets dgh (∂L/∂h1) and dh3h (∂L/∂h3) from dg (∂L/∂g;
+// it may be dgh) and the forward's h1 and h3, every buffer bf16.
 func (d *Device) swigluBackwardH(dgh, dh3h, dg, h1, h3 Buf, n int) error {
 	return d.launch("swiglu_bwd_h", d.k.swigluBwdH, ewGrid((n+3)/4), block1(ewBlock), 0, dgh, dh3h, dg, h1, h3, i64(n))
 }
@@ -307,13 +316,21 @@ func b2i(b bool) int {
 func softmaxBlock(T int) int { return min(1024, max(32, (T/4+31)/32*32)) }
 
 func (d *Device) ceForward(stats, rowloss, logits, targets, mask Buf, n, V int) error {
-	return d.launch("ce_fwd", d.k.ceFwd, grid1(n), block1(1024), 0, stats, rowloss, logits, targets, mask, V)
+	name, f := "ce_fwd", d.k.ceFwd
+	if V%4 == 0 && logits.P%16 == 0 {
+		name, f = "ce_fwd4", d.k.ceFwd4
+	}
+	return d.launch(name, f, grid1(n), block1(1024), 0, stats, rowloss, logits, targets, mask, V)
 }
 
 // ceBackward: with dh (bf16) the gradient goes there, rounded, instead of
 // to dlogits.
 func (d *Device) ceBackward(dlogits, dh, logits, stats, targets, mask Buf, n, V int, w float32) error {
-	return d.launch("ce_bwd", d.k.ceBwd, grid1(n), block1(1024), 0, dlogits, logits, stats, targets, mask, V, w, dh)
+	name, f := "ce_bwd", d.k.ceBwd
+	if V%4 == 0 && logits.P%16 == 0 && dlogits.P%16 == 0 && dh.P%8 == 0 {
+		name, f = "ce_bwd4", d.k.ceBwd4
+	}
+	return d.launch(name, f, grid1(n), block1(1024), 0, dlogits, logits, stats, targets, mask, V, w, dh)
 }
 
 // reduce sums x (or x² with squares) in double on the GPU into per-block
@@ -432,6 +449,15 @@ func (d *Device) castBF16(out, in Buf, n int) error {
 		panic(fmt.Sprintf("cuda: bf16 cast of %d elements from %d into a %d-byte buffer", n, in.N, 4*out.N))
 	}
 	return d.launch("cast_bf16", d.k.castBF16, ewGrid((n+3)/4), block1(ewBlock), 0, out, in, i64(n))
+}
+
+// castBF16Rows sets rows [rows, w] of the bf16 buffer out, os elements
+// apart, to in [rows, w] rounded.
+func (d *Device) castBF16Rows(out Buf, os int, in Buf, w, rows int) error {
+	if rows > 0 && (2*((rows-1)*os+w) > 4*out.N || rows*w > in.N) {
+		panic(fmt.Sprintf("cuda: bf16 row cast of %d×%d (stride %d) from %d into a %d-byte buffer", rows, w, os, in.N, 4*out.N))
+	}
+	return d.launch("cast_bf16_rows", d.k.castBF16Rows, ewGrid(rows*w), block1(ewBlock), 0, out, os, in, w, i64(rows))
 }
 
 // allocBF16 returns a zeroed device buffer of n bf16 (2-byte) elements.

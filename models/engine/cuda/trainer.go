@@ -51,19 +51,23 @@ type Trainer struct {
 	// bf16 precision only (else zero Bufs): wh [P] is the weights rounded
 	// to bf16, refreshed by every AdamW update; doutH the bf16 copy of the
 	// output gradient of the linear backward in flight ([B·T, ≤ V]); dGH
-	// and dH3H [B·T, F] the SwiGLU backward's results in bf16.
+	// and dH3H [B·T, F] the SwiGLU backward's results in bf16 (dGH holds
+	// its input, ∂L/∂g, first).
 	wh, doutH Buf
 	dGH, dH3H Buf
-	// bf16 precision: the residual stream's gradients dx and dh and the
-	// q and k gradients in bf16, written by the norms' and RoPE's
-	// backward for the linear backwards that read them.
-	dxH, dhH, dqH, dkH Buf
-	chunkLo            Buf // int64 [chunks]
-	chunkHi            Buf
-	chunkFlags         Buf // int32 [chunks]
-	chunks             int
-	embed, norm        int // arena offsets
-	layers             []layerParams
+	// bf16 precision: the residual stream's gradients dx and dh in bf16,
+	// written by the norms' backward for the linear backwards that read
+	// them; dqkvH [B·T, qd+2·kvd] the q, k and v projections' output
+	// gradients side by side in bf16 (qk-norm's or RoPE's backward writes
+	// q's and k's columns, v's are cast), so that wq, wk and wv, adjacent
+	// in the arena, take one input- and one weight-gradient product.
+	dxH, dhH, dqkvH Buf
+	chunkLo         Buf // int64 [chunks]
+	chunkHi         Buf
+	chunkFlags      Buf // int32 [chunks]
+	chunks          int
+	embed, norm     int // arena offsets
+	layers          []layerParams
 
 	cos, sin                   Buf // [MaxSeq, hd/2]
 	ids, pos, docs, tgt, mask  Buf
@@ -224,6 +228,12 @@ func (tr *Trainer) layout() error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
+	qd, kvd, D := tr.c.Heads*tr.c.HeadDim(), tr.c.KVHeads*tr.c.HeadDim(), tr.c.Width
+	for l, lp := range tr.layers {
+		if lp.wk != lp.wq+qd*D || lp.wv != lp.wk+kvd*D {
+			return fmt.Errorf("cuda: llm.layers.%d: attn.wq, wk and wv are not adjacent in the parameter arena, as the fused q|k|v gradient products need", l)
+		}
+	}
 	tr.imgLo, tr.imgHi = tr.m.ImageParams()
 	total += tr.imgHi - tr.imgLo
 	if total != ps.Len() {
@@ -302,11 +312,15 @@ func (tr *Trainer) allocate() error {
 	if tr.prec != BF16 {
 		tr.fn = take(n * D)
 	}
-	tr.rowloss, tr.branch, tr.partials = take(n), take(n*D), take(2*maxPartials)
+	tr.rowloss, tr.partials = take(n), take(2*maxPartials)
+	if tr.prec == BF16 {
+		tr.branch = take16(n * D)
+	} else {
+		tr.branch = take(n * D)
+	}
 	tr.dx, tr.dh, tr.dnorm = take(n*D), take(n*D), take(n*D)
 	tr.datt, tr.dq, tr.dqRot = take(n*qd), take(n*qd), take(n*qd)
 	tr.dk, tr.dkRot, tr.dv = take(n*kvd), take(n*kvd), take(n*kvd)
-	tr.dG = take(n * F)
 	switch {
 	case tr.flash:
 		tr.dattH, tr.dvec = take16(n*qd), take(B*H*T)
@@ -319,13 +333,14 @@ func (tr *Trainer) allocate() error {
 		tr.scratch = take(B * H * T * T)
 	}
 	if tr.prec != BF16 {
-		// In bf16 ce_bwd and swiglu_bwd write these only in bf16 (doutH,
-		// dH3H): the products are their one reader.
-		tr.dlogits, tr.dH3 = take(n*V), take(n*F)
+		// In bf16 ce_bwd, w2's input-gradient product and swiglu_bwd
+		// write these only in bf16 (doutH, dGH, dH3H): the products are
+		// their one reader.
+		tr.dlogits, tr.dG, tr.dH3 = take(n*V), take(n*F), take(n*F)
 	} else {
 		tr.wh, tr.doutH, tr.fnH = take16(P), take16(n*max(V, F, D, qd)), take16(n*D)
 		tr.dGH, tr.dH3H = take16(n*F), take16(n*F)
-		tr.dxH, tr.dhH, tr.dqH, tr.dkH = take16(n*D), take16(n*D), take16(n*qd), take16(n*kvd)
+		tr.dxH, tr.dhH, tr.dqkvH = take16(n*D), take16(n*D), take16(n*(qd+2*kvd))
 		for l := range tr.acts {
 			a := &tr.acts[l]
 			a.anH, a.attH, a.mnH, a.ggH = take16(n*D), take16(n*qd), take16(n*D), take16(n*F)
@@ -459,7 +474,7 @@ func (tr *Trainer) all() []Buf {
 	bs := []Buf{tr.w, tr.g, tr.mom, tr.vel, tr.chunkLo, tr.chunkHi, tr.chunkFlags, tr.cos, tr.sin,
 		tr.ids, tr.pos, tr.docs, tr.tgt, tr.mask, tr.fn, tr.frstd, tr.logits, tr.ceStats, tr.rowloss, tr.branch,
 		tr.partials, tr.dx, tr.dh, tr.dnorm, tr.dlogits, tr.datt, tr.dq, tr.dqRot, tr.dk, tr.dkRot, tr.dv, tr.scratch, tr.dG, tr.dH3, tr.ptrs, tr.wh, tr.doutH, tr.fnH, tr.dGH, tr.dH3H, tr.scratchH, tr.dattH, tr.dvec, tr.dkvh,
-		tr.dxH, tr.dhH, tr.dqH, tr.dkH}
+		tr.dxH, tr.dhH, tr.dqkvH}
 	bs = append(bs, tr.places)
 	if tr.img != nil {
 		bs = append(bs, tr.img.bufs...)
@@ -608,6 +623,44 @@ func (tr *Trainer) linear(y, x, xh Buf, w, n, in, out int) error {
 	return tr.d.gemm(tr.prec, false, true, n, out, in, 1, x.P, in, tr.w.At(w), in, 0, y.P, out)
 }
 
+// linearBackH is bf16 precision's linearBack with the input gradient
+// set (beta 0) in bf16: dxh = doutH·W, dW += doutHᵀ·xh.
+func (tr *Trainer) linearBackH(dxh, doutH, xh Buf, w, n, in, out int) error {
+	d := tr.d
+	if err := d.gemmBF16Out(false, false, n, in, out, 1, doutH.P, out, half(tr.wh, w), in, 0, dxh.P, in); err != nil {
+		return err
+	}
+	return d.gemmBF16(true, false, out, in, n, 1, doutH.P, out, xh.P, in, 1, tr.g.At(w), in)
+}
+
+// qkvBack is the input- and weight-gradient products of wq, wk and wv:
+// dnorm = dq·Wq + dk·Wk + dv·Wv (sets) and each dW += doutᵀ·an. In bf16
+// precision each is one product of depth qd+2·kvd over dqkvH (v's
+// gradient cast into its columns here) and the three adjacent weights,
+// instead of three of which two are thin (kvd deep) and, adding into
+// dnorm, read and write it whole: those ran at about 130 of the H200's
+// TFLOP/s (BenchmarkDecoderProducts).
+func (tr *Trainer) qkvBack(a *layerActs, lp layerParams) error {
+	d, n, D := tr.d, tr.n, tr.c.Width
+	if tr.prec != BF16 {
+		return errors.Join(tr.linearBack(tr.dnorm, tr.dq, Buf{}, a.an, Buf{}, lp.wq, n, D, tr.qd, 0),
+			tr.linearBack(tr.dnorm, tr.dk, Buf{}, a.an, Buf{}, lp.wk, n, D, tr.kvd, 1),
+			tr.linearBack(tr.dnorm, tr.dv, Buf{}, a.an, Buf{}, lp.wv, n, D, tr.kvd, 1))
+	}
+	S := tr.qd + 2*tr.kvd
+	if err := d.castBF16Rows(bf16Cols(tr.dqkvH, tr.qd+tr.kvd), S, tr.dv, tr.kvd, n); err != nil {
+		return err
+	}
+	if err := d.gemmBF16(false, false, n, D, S, 1, tr.dqkvH.P, S, half(tr.wh, lp.wq), D, 0, tr.dnorm.P, D); err != nil {
+		return err
+	}
+	return d.gemmBF16(true, false, S, D, n, 1, tr.dqkvH.P, S, a.anH.P, D, 1, tr.g.At(lp.wq), D)
+}
+
+// bf16Cols is the bf16 buffer b from element i on (a column block of a
+// row-major matrix, addressed with its full row stride).
+func bf16Cols(b Buf, i int) Buf { return Buf{P: half(b, i), N: b.N - (i+1)/2} }
+
 // linearBack adds dW[out,in] += doutᵀ·x and sets (beta 0) or adds (beta 1)
 // dx[n,in] = dout·W. In bf16 precision both products read doutH, dout's
 // bf16 copy (where the kernel that computed dout wrote it in bf16 only,
@@ -644,6 +697,26 @@ func (tr *Trainer) mlpIn(a *layerActs, lp layerParams) error {
 	}
 	return errors.Join(tr.linear(a.h1, a.mn, Buf{}, lp.w1, n, D, F), tr.linear(a.h3, a.mn, Buf{}, lp.w3, n, D, F),
 		d.swigluForward(a.gg, Buf{}, a.h1, a.h3, n*F))
+}
+
+// branchOut runs a block's output product (wo or w2, input width in)
+// into tr.branch: in bf16 precision the product writes it in bf16 (as
+// autocast's do; the residual add that reads it widens it again), halving
+// the bytes on both sides.
+func (tr *Trainer) branchOut(x, xh Buf, w, in int) error {
+	if tr.prec == BF16 {
+		return tr.linearH(tr.branch, xh, w, tr.n, in, tr.c.Width)
+	}
+	return tr.linear(tr.branch, x, xh, w, tr.n, in, tr.c.Width)
+}
+
+// addNorm sets sum = a + tr.branch and normalises it by the norm weight at
+// arena offset w (addRMSForward, tr.branch as branchOut wrote it).
+func (tr *Trainer) addNorm(sum, out, oh, rstd, a Buf, w int) error {
+	if tr.prec == BF16 {
+		return tr.d.addRMSForwardH(sum, out, oh, rstd, a, tr.branch, tr.w.Off(w), tr.n, tr.c.Width, normEps)
+	}
+	return tr.d.addRMSForward(sum, out, oh, rstd, a, tr.branch, tr.w.Off(w), tr.n, tr.c.Width, normEps)
 }
 
 // linearH is linear with its output y in bf16 (bf16 precision only).
@@ -717,24 +790,24 @@ func (tr *Trainer) forward(b *models.Batch) (float64, error) {
 			e(d.qkNormRope(a.qRot, a.qRotH, a.qrstd, a.q, tr.w.Off(lp.qNorm), tr.pos, tr.cos, tr.sin, n, H, hd, normEps))
 			e(d.qkNormRope(a.kRot, a.kRotH, a.krstd, a.k, tr.w.Off(lp.kNorm), tr.pos, tr.cos, tr.sin, n, KV, hd, normEps))
 		} else {
-			e(d.ropeApply(a.qRot, a.qRotH, a.q, tr.pos, tr.cos, tr.sin, n, H, hd, 1, false))
-			e(d.ropeApply(a.kRot, a.kRotH, a.k, tr.pos, tr.cos, tr.sin, n, KV, hd, 1, false))
+			e(d.ropeApply(a.qRot, a.qRotH, a.q, tr.pos, tr.cos, tr.sin, n, H, hd, tr.qd, 1, false))
+			e(d.ropeApply(a.kRot, a.kRotH, a.k, tr.pos, tr.cos, tr.sin, n, KV, hd, tr.kvd, 1, false))
 		}
 		e(tr.attention(a))
 		if !tr.flash { // the flash kernel writes attH itself
 			e(tr.toBF16(a.attH, a.att, n*tr.qd))
 		}
-		e(tr.linear(tr.branch, a.att, a.attH, lp.wo, n, tr.qd, D))
-		e(d.addRMSForward(a.h, a.mn, a.mnH, a.mrstd, x, tr.branch, tr.w.Off(lp.mlpNorm), n, D, normEps))
+		e(tr.branchOut(a.att, a.attH, lp.wo, tr.qd))
+		e(tr.addNorm(a.h, a.mn, a.mnH, a.mrstd, x, lp.mlpNorm))
 		e(tr.mlpIn(a, lp))
-		e(tr.linear(tr.branch, a.gg, a.ggH, lp.w2, n, F, D))
+		e(tr.branchOut(a.gg, a.ggH, lp.w2, F))
 		// xs[l+1] = h + branch, normalised by the next layer's attention
 		// norm or the final norm
 		if l+1 < c.Layers {
 			na := &tr.acts[l+1]
-			e(d.addRMSForward(tr.xs[l+1], na.an, na.anH, na.arstd, a.h, tr.branch, tr.w.Off(tr.layers[l+1].attnNorm), n, D, normEps))
+			e(tr.addNorm(tr.xs[l+1], na.an, na.anH, na.arstd, a.h, tr.layers[l+1].attnNorm))
 		} else {
-			e(d.addRMSForward(tr.xs[l+1], tr.fn, tr.fnH, tr.frstd, a.h, tr.branch, tr.w.Off(tr.norm), n, D, normEps))
+			e(tr.addNorm(tr.xs[l+1], tr.fn, tr.fnH, tr.frstd, a.h, tr.norm))
 		}
 		if err := errors.Join(errs...); err != nil {
 			return 0, fmt.Errorf("llm.layers.%d forward: %w", l, err)
@@ -887,8 +960,12 @@ func (tr *Trainer) backward() error {
 	e(d.zero(tr.dx))
 	// dxH, dhH, dqH, dkH: bf16 copies of the linear backwards' output
 	// gradients, written by the kernels that make them (zero Bufs outside
-	// bf16 precision).
-	dxH, dhH, dqH, dkH := tr.dxH, tr.dhH, tr.dqH, tr.dkH
+	// bf16 precision); dqH and dkH are columns of dqkvH, S elements a row.
+	S := tr.qd + 2*tr.kvd
+	dxH, dhH, dqH, dkH := tr.dxH, tr.dhH, Buf{}, Buf{}
+	if tr.prec == BF16 {
+		dqH, dkH = tr.dqkvH, bf16Cols(tr.dqkvH, tr.qd)
+	}
 	e(d.rmsBackward(tr.dx, dxH, Buf{}, tr.g.Off(tr.norm), tr.dnorm, tr.xs[c.Layers], tr.w.Off(tr.norm), tr.frstd, n, D))
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("head backward: %w", err)
@@ -897,10 +974,13 @@ func (tr *Trainer) backward() error {
 		lp, a, x := tr.layers[l], &tr.acts[l], tr.xs[l]
 		// dx holds ∂L/∂xs[l+1]; the residual passes it to h unchanged
 		// (the mlp norm's backward adds its part to a copy).
-		e(tr.linearBack(tr.dG, tr.dx, dxH, a.gg, a.ggH, lp.w2, n, F, D, 0))
 		if tr.prec == BF16 {
-			e(d.swigluBackwardH(tr.dGH, tr.dH3H, tr.dG, a.h1H, a.h3H, n*F))
+			// ∂L/∂g in bf16 (as autocast's products give it), into dGH,
+			// which SwiGLU's backward then turns into ∂L/∂h1 in place.
+			e(tr.linearBackH(tr.dGH, dxH, a.ggH, lp.w2, n, F, D))
+			e(d.swigluBackwardH(tr.dGH, tr.dH3H, tr.dGH, a.h1H, a.h3H, n*F))
 		} else {
+			e(tr.linearBack(tr.dG, tr.dx, Buf{}, a.gg, Buf{}, lp.w2, n, F, D, 0))
 			e(d.swigluBackward(tr.dG, tr.dH3, Buf{}, Buf{}, a.h1, a.h3, n*F))
 		}
 		e(tr.linearBack(tr.dnorm, tr.dG, tr.dGH, a.mn, a.mnH, lp.w1, n, D, F, 0))
@@ -916,15 +996,13 @@ func (tr *Trainer) backward() error {
 		e(tr.attentionBack(a))
 		// with dqH, dkH (bf16) the results go there only: the products read nothing else
 		if c.QKNorm {
-			e(d.qkNormRopeBackward(tr.dq, dqH, tr.g.Off(lp.qNorm), tr.dqRot, a.q, tr.w.Off(lp.qNorm), a.qrstd, tr.pos, tr.cos, tr.sin, n, H, hd))
-			e(d.qkNormRopeBackward(tr.dk, dkH, tr.g.Off(lp.kNorm), tr.dkRot, a.k, tr.w.Off(lp.kNorm), a.krstd, tr.pos, tr.cos, tr.sin, n, KV, hd))
+			e(d.qkNormRopeBackward(tr.dq, dqH, tr.g.Off(lp.qNorm), tr.dqRot, a.q, tr.w.Off(lp.qNorm), a.qrstd, tr.pos, tr.cos, tr.sin, n, H, hd, S))
+			e(d.qkNormRopeBackward(tr.dk, dkH, tr.g.Off(lp.kNorm), tr.dkRot, a.k, tr.w.Off(lp.kNorm), a.krstd, tr.pos, tr.cos, tr.sin, n, KV, hd, S))
 		} else {
-			e(d.ropeApply(tr.dq, dqH, tr.dqRot, tr.pos, tr.cos, tr.sin, n, H, hd, -1, false))
-			e(d.ropeApply(tr.dk, dkH, tr.dkRot, tr.pos, tr.cos, tr.sin, n, KV, hd, -1, false))
+			e(d.ropeApply(tr.dq, dqH, tr.dqRot, tr.pos, tr.cos, tr.sin, n, H, hd, S, -1, false))
+			e(d.ropeApply(tr.dk, dkH, tr.dkRot, tr.pos, tr.cos, tr.sin, n, KV, hd, S, -1, false))
 		}
-		e(tr.linearBack(tr.dnorm, tr.dq, dqH, a.an, a.anH, lp.wq, n, D, tr.qd, 0))
-		e(tr.linearBack(tr.dnorm, tr.dk, dkH, a.an, a.anH, lp.wk, n, D, tr.kvd, 1))
-		e(tr.linearBack(tr.dnorm, tr.dv, Buf{}, a.an, a.anH, lp.wv, n, D, tr.kvd, 1))
+		e(tr.qkvBack(a, lp))
 		e(d.rmsBackward(tr.dx, dxH, tr.dh, tr.g.Off(lp.attnNorm), tr.dnorm, x, tr.w.Off(lp.attnNorm), a.arstd, n, D))
 		if err := errors.Join(errs...); err != nil {
 			return fmt.Errorf("llm.layers.%d backward: %w", l, err)
