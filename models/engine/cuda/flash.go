@@ -32,12 +32,44 @@ func (d *Device) flashAvailable(hd int) bool {
 	return d.cc >= flashMinCC && flashIndex(hd) >= 0
 }
 
-func (s flashShape) grid(heads int) [3]int {
-	return [3]int{(s.T + flashTile - 1) / flashTile, s.B * heads, 1}
+// grid is a launch over the rows (or keys) in blocks of `rows`, and the
+// batch's heads: (blocks, heads), or (heads, blocks) with flashLPT
+// (kernels.cu's flash_order, the kernels' lpt argument).
+func (s flashShape) grid(rows, heads int) [3]int {
+	n := (s.T + rows - 1) / rows
+	if flashLPT {
+		return [3]int{s.B * heads, n, 1}
+	}
+	return [3]int{n, s.B * heads, 1}
+}
+
+// lpt is the kernels' lpt argument for flashLPT.
+func lpt() int {
+	if flashLPT {
+		return 1
+	}
+	return 0
 }
 
 // flashTile is kernels.cu's FLASH_TILE: rows (or keys) per block.
 const flashTile = 64
+
+// The kernel variants, for A/B runs on the device: only tests and
+// benchmarks change these (flash_test.go reads MMABLATE_FLASH_FWD,
+// MMABLATE_FLASH_BWD and MMABLATE_FLASH_ORDER), and TestFlashAttention
+// runs every variant.
+var (
+	// flashFwdRows are the forward's query rows a block: 128
+	// (flash_fwd128_HD, 32 a warp) or 64 (flash_fwd_HD, 16 a warp).
+	flashFwdRows = 128
+	// flashBwd2: the backward is flash_bwd2_HD (Q and dO B fragments by
+	// ldmatrix.x4, a barrier a step fewer), not round 1's flash_bwd_HD.
+	flashBwd2 = true
+	// flashLPT: all heads' longest blocks start first (grid (B·H,
+	// blocks)), not each head's (grid (blocks, B·H)); kernels.cu's
+	// flash_order.
+	flashLPT = true
+)
 
 // flashScales are 1/√hd and the kernels' base-2 score scale log2(e)/√hd.
 func flashScales(hd int) (scale, scale2 float32) {
@@ -57,12 +89,16 @@ func (d *Device) flashKernel(set *[len(flashHeadDims)]uintptr, name string, hd i
 // [B·H, T] from the bf16 q [B·T, H·hd], k and v [B·T, KV·hd]; docs [B·T]
 // are the document ids (attention stays within a document).
 func (d *Device) flashForward(o, oh, lse2, q, k, v, docs Buf, s flashShape) error {
-	f, name, err := d.flashKernel(&d.k.flashFwd, "flash_fwd", s.hd)
+	set, kname, rows := &d.k.flashFwd128, "flash_fwd128", 128
+	if flashFwdRows == 64 {
+		set, kname, rows = &d.k.flashFwd, "flash_fwd", 64
+	}
+	f, name, err := d.flashKernel(set, kname, s.hd)
 	if err != nil {
 		return err
 	}
 	_, scale2 := flashScales(s.hd)
-	return d.launch(name, f, s.grid(s.H), block1(4*32), 0, q, k, v, docs, o, oh, lse2, s.T, s.H, s.KV, scale2)
+	return d.launch(name, f, s.grid(rows, s.H), block1(4*32), 0, q, k, v, docs, o, oh, lse2, s.T, s.H, s.KV, scale2, lpt())
 }
 
 // flashBackward sets dq (fp32, [B·T, H·hd]), dk and dv ([B·T, KV·hd]) from
@@ -73,7 +109,11 @@ func (d *Device) flashForward(o, oh, lse2, q, k, v, docs Buf, s flashShape) erro
 // the group sum: flash_dot (the row terms, and dq zeroed) and flash_bwd
 // (dk, dv, and dq added into by key tiles).
 func (d *Device) flashBackward(dq, dk, dv, dvec, dkvh, q, k, v, o, dO, dOh, lse2, docs Buf, s flashShape) error {
-	f, name, err := d.flashKernel(&d.k.flashBwd, "flash_bwd", s.hd)
+	set, kname := &d.k.flashBwd, "flash_bwd"
+	if flashBwd2 {
+		set, kname = &d.k.flashBwd2, "flash_bwd2"
+	}
+	f, name, err := d.flashKernel(set, kname, s.hd)
 	if err != nil {
 		return err
 	}
@@ -93,7 +133,7 @@ func (d *Device) flashBackward(dq, dk, dv, dvec, dkvh, q, k, v, o, dO, dOh, lse2
 		}
 		dkh, dvh = dkvh, dkvh.Off(rows*s.hd)
 	}
-	if err := d.launch(name, f, s.grid(s.H), block1(4*32), 0, q, k, v, dOh, lse2, dvec, docs, dq, dkh, dvh, s.T, s.H, s.KV, scale2, scale); err != nil {
+	if err := d.launch(name, f, s.grid(flashTile, s.H), block1(4*32), 0, q, k, v, dOh, lse2, dvec, docs, dq, dkh, dvh, s.T, s.H, s.KV, scale2, scale, lpt()); err != nil {
 		return err
 	}
 	if s.KV < s.H {

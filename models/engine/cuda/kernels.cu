@@ -1322,9 +1322,10 @@ __global__ void col2im(float* dx, const float* cols, int B, int H, int W, int C,
 
 // ---------------------------------------------------------------- flash attention
 // bf16 precision's causal attention without the [B·H, T, T] square
-// (FlashAttention-2's schedule): one block of 4 warps per 64 query rows
-// (forward) or 64 keys (backward), looping over the other side's tiles
-// of 64 staged in shared memory; scores and probabilities live in
+// (FlashAttention-2's schedule): one block of 4 warps per 128 query rows
+// (forward; flash_fwd128, or 64 in round 1's flash_fwd) or 64 keys
+// (backward), looping over the other side's tiles of 64 staged in shared
+// memory; scores and probabilities live in
 // registers only, and dS in registers and one bf16 tile of shared memory
 // (the backward's dQ product). Products run on the tensor cores through mma.sync
 // m16n8k16 (bf16 operands, fp32 accumulation), so the kernels exist from
@@ -1377,15 +1378,16 @@ __device__ __forceinline__ void load_a(unsigned (*a)[4], const bf16_t* src, int 
 }
 
 // smem32 is p's shared-window address (ldmatrix and cp.async take those).
-__device__ __forceinline__ unsigned smem32(const void* p) {
-    unsigned a;
-    asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(a) : "l"(p));
-    return a;
-}
+// The builtin rather than inline cvta.to.shared: the compiler sees through
+// it, to the __shared__ array's offset plus constants, and folds those into
+// the ldmatrix immediates (sm_90 open-tile loops: flash_fwd128_64 734 → 700
+// instructions, flash_bwd2_64 822 → 732).
+__device__ __forceinline__ unsigned smem32(const void* p) { return (unsigned)__cvta_generic_to_shared(p); }
 
 // b_frag: the B fragment (k0 … k0+15) × (n0 … n0+7) of a shared tile
-// stored as tile[n][k] (pitch elements a row). (ldmatrix.x4 in its place
-// measured slower in the backward kernels: more registers live.)
+// stored as tile[n][k] (pitch elements a row). (Round 1 measured ldmatrix.x4
+// in its place slower in the then backward kernels, at the register limit;
+// flash_fwd128 and flash_bwd2 take b_frag4 at no register cost.)
 __device__ __forceinline__ void b_frag(const bf16_t* tile, int pitch, int n0, int k0, unsigned& b0, unsigned& b1) {
     int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
     const bf16_t* p = tile + (n0 + g) * pitch + k0 + 2 * t;
@@ -1413,10 +1415,17 @@ __device__ __forceinline__ float ex2(float x) {
 // stage: starts copying rows row0 … row0+63 of src (row stride ld) into
 // dst [64][HD+8] with cp.async (rows ≥ T are zero-filled); the caller
 // commits the group and waits for it, so the copy overlaps the tile before.
+// The loop's trip count is a constant (the tile's HD/16 16-byte chunks a
+// thread), so it unrolls into straight-line copies at constant offsets
+// (a loop over threadIdx.x compiled to a general loop with its remainder
+// and index arithmetic: ~100 integer instructions a tile).
 template <int HD>
 __device__ __forceinline__ void stage(bf16_t* dst, const bf16_t* src, int ld, int row0, int T) {
-    for (int i = threadIdx.x; i < FLASH_TILE * HD / 8; i += FLASH_THREADS) {
-        int r = i / (HD / 8), c = (i % (HD / 8)) * 8;
+    static_assert(FLASH_TILE * HD / 8 % FLASH_THREADS == 0, "whole chunks a thread");
+#pragma unroll
+    for (int j = 0; j < FLASH_TILE * HD / 8 / FLASH_THREADS; j++) {
+        unsigned i = threadIdx.x + j * FLASH_THREADS;
+        int r = i / (HD / 8), c = i % (HD / 8) * 8;
         bool in = row0 + r < T;
         const bf16_t* g = src + (i64)(in ? row0 + r : 0) * ld + c;
         asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(smem32(dst + r * (HD + 8) + c)), "l"(g),
@@ -1461,16 +1470,28 @@ __device__ __forceinline__ bool one_doc(const int* sdoc, const int* mine, const 
 // H200, because the backward interleaves two products' fragment loads and
 // mma instructions in one loop.
 
+// flash_order: the kernels' grids. Blocks start in the order of their
+// linear index, x fastest. With lpt = 0 the grid is (blocks of a head, B·H)
+// and each head's blocks start longest first, so a head's blocks run
+// together (its K/V, or Q/dO in the backward, shared in L2), but the last
+// head's longest block starts near the end of the grid: a tail. With lpt
+// = 1 it is (B·H, blocks of a head): all heads' longest blocks first and
+// the shortest last (longest-processing-time order, a short tail), at the
+// price of L2 reuse between a head's blocks: in the backward all heads'
+// Q and dO (64 MiB at the reference shape) exceed the L2, so more of them
+// come from memory, by estimate at well under 1 TB/s, far below an H200's
+// bandwidth; the forward's K and V (16 MiB) fit.
 // flash_fwd: grid (⌈T/64⌉, B·H). Sets o [B·T, H·HD] (fp32) and oh (its
 // bf16 copy), and lse2.
 template <int HD>
 __device__ void flash_fwd(const bf16_t* q, const bf16_t* k, const bf16_t* v, const int* docs, float* o, bf16_t* oh,
-                          float* lse2, int T, int H, int KV, float scale2) {
+                          float* lse2, int T, int H, int KV, float scale2, int lpt) {
     __shared__ __align__(16) bf16_t sK[2 * FLASH_PITCH(HD)];
     __shared__ __align__(16) bf16_t sV[2 * FLASH_PITCH(HD)];
     __shared__ int sDoc[2 * FLASH_TILE];
-    int qt = gridDim.x - 1 - blockIdx.x; // the longest rows start first
-    int bh = blockIdx.y, b = bh / H, h = bh % H, kh = h / (H / KV);
+    // the longest rows start first (see flash_order)
+    int qt = lpt ? gridDim.y - 1 - blockIdx.y : gridDim.x - 1 - blockIdx.x;
+    int bh = lpt ? blockIdx.x : blockIdx.y, b = bh / H, h = bh % H, kh = h / (H / KV);
     int qd = H * HD, kvd = KV * HD;
     int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     int row0 = qt * FLASH_ROWS + (threadIdx.x >> 5) * 16;
@@ -1591,6 +1612,202 @@ __device__ void flash_fwd(const bf16_t* q, const bf16_t* k, const bf16_t* v, con
     }
 }
 
+// b_frag4: the B fragments (k0 … k0+15) × (n0 … n0+7) in b[0], b[1] and
+// × (n0+8 … n0+15) in b[2], b[3] of a shared tile stored as tile[n][k]
+// (pitch elements a row, 16-byte aligned), by one ldmatrix.x4: lane l
+// addresses row n0 + (l/16)·8 + l%8 from column k0 + (l/8 % 2)·8, and
+// ldmatrix gives lane l of each 8×8 matrix its row l/4, columns 2(l%4) and
+// +1 — b_frag's layout.
+__device__ __forceinline__ void b_frag4(const bf16_t* tile, int pitch, int n0, int k0, unsigned* b) {
+    int l = threadIdx.x & 31;
+    unsigned p = smem32(tile + (n0 + (l >> 4) * 8 + (l & 7)) * pitch + k0 + ((l >> 3) & 1) * 8);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(b[0]), "=r"(b[1]), "=r"(b[2]), "=r"(b[3]) : "r"(p));
+}
+
+// Query rows per block of flash_fwd128: 4 warps of 32.
+#define FLASH_ROWS128 128
+
+// flash_fwd128: flash_fwd with 128 query rows a block, 32 a warp (two
+// m16 row groups, FlashAttention-2's forward layout): each B fragment of K
+// and V read from shared memory (K by ldmatrix.x4 rather than b_frag's
+// 32-bit loads) feeds two mma instructions instead of one, and each staged
+// K/V tile serves twice the rows, for half the shared-memory reads,
+// staging and barriers per product; the price is registers (S and the
+// output accumulators twice flash_fwd's). The softmax folds the score
+// scale into the exponent (p = 2^(s·scale2 − m), one FFMA before the
+// MUFU) and takes the row max on the raw scores, and there is one barrier
+// a tile (the next tile's load is issued after it). grid (⌈T/128⌉, B·H),
+// or (B·H, ⌈T/128⌉) with lpt (flash_order).
+template <int HD>
+__device__ void flash_fwd128(const bf16_t* q, const bf16_t* k, const bf16_t* v, const int* docs, float* o,
+                             bf16_t* oh, float* lse2, int T, int H, int KV, float scale2, int lpt) {
+    __shared__ __align__(16) bf16_t sK[2 * FLASH_PITCH(HD)];
+    __shared__ __align__(16) bf16_t sV[2 * FLASH_PITCH(HD)];
+    __shared__ int sDoc[2 * FLASH_TILE];
+    // the longest rows start first (see flash_order)
+    int qt = lpt ? gridDim.y - 1 - blockIdx.y : gridDim.x - 1 - blockIdx.x;
+    int bh = lpt ? blockIdx.x : blockIdx.y, b = bh / H, h = bh % H, kh = h / (H / KV);
+    int qd = H * HD, kvd = KV * HD;
+    int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    int row0 = qt * FLASH_ROWS128 + (threadIdx.x >> 5) * 32;
+    const bf16_t* kb = k + (i64)b * T * kvd + kh * HD;
+    const bf16_t* vb = v + (i64)b * T * kvd + kh * HD;
+    const int* dc = docs ? docs + (i64)b * T : 0;
+    auto load = [&](int kt) {
+        int buf = kt & 1;
+        stage<HD>(sK + buf * FLASH_PITCH(HD), kb, kvd, kt * FLASH_TILE, T);
+        stage<HD>(sV + buf * FLASH_PITCH(HD), vb, kvd, kt * FLASH_TILE, T);
+        stage_commit();
+        stage_rows(0, 0, 0.f, 0, 0, sDoc + buf * FLASH_TILE, dc, kt * FLASH_TILE, T);
+    };
+    int ntiles = (min(T, (qt + 1) * FLASH_ROWS128) + FLASH_TILE - 1) / FLASH_TILE;
+    load(0);
+    // Row group mg (0, 1) of the warp: rows row0 + 16·mg + g and + 8.
+    unsigned qa[2][HD / 16][4];
+    load_a<HD>(qa[0], q + (i64)b * T * qd + h * HD, qd, row0, T);
+    load_a<HD>(qa[1], q + (i64)b * T * qd + h * HD, qd, row0 + 16, T);
+    int rows[4] = {row0 + g, row0 + g + 8, row0 + g + 16, row0 + g + 24}, mine[4];
+    for (int i = 0; i < 4; i++) mine[i] = (dc && rows[i] < T) ? dc[rows[i]] : 0;
+    float acc[2][HD / 8][4];
+#pragma unroll
+    for (int mg = 0; mg < 2; mg++)
+#pragma unroll
+        for (int d = 0; d < HD / 8; d++) acc[mg][d][0] = acc[mg][d][1] = acc[mg][d][2] = acc[mg][d][3] = 0.f;
+    float m[4] = {NEG_INF, NEG_INF, NEG_INF, NEG_INF}, l[4] = {0.f, 0.f, 0.f, 0.f};
+    for (int kt = 0; kt < ntiles; kt++) {
+        int key0 = kt * FLASH_TILE;
+        // One barrier a tile: tile kt has landed for every thread, and every
+        // warp is done with tile kt − 1, whose buffers the next load takes.
+        stage_wait<0>();
+        __syncthreads();
+        if (kt + 1 < ntiles) load(kt + 1);
+        const bf16_t* tK = sK + (kt & 1) * FLASH_PITCH(HD);
+        const bf16_t* tV = sV + (kt & 1) * FLASH_PITCH(HD);
+        const int* tDoc = sDoc + (kt & 1) * FLASH_TILE;
+        if (key0 <= row0 + 31) { // else every key of the tile is after this warp's rows
+            bool open = key0 + FLASH_TILE - 1 <= row0 && key0 + FLASH_TILE <= T;
+            if (dc) {
+                int ref = tDoc[0];
+                open = open && __all_sync(FULL, tDoc[lane] == ref && tDoc[lane + 32] == ref && mine[0] == ref &&
+                                                    mine[1] == ref && mine[2] == ref && mine[3] == ref);
+            }
+            float s[2][8][4];
+#pragma unroll
+            for (int mg = 0; mg < 2; mg++)
+#pragma unroll
+                for (int nt = 0; nt < 8; nt++) s[mg][nt][0] = s[mg][nt][1] = s[mg][nt][2] = s[mg][nt][3] = 0.f;
+#pragma unroll
+            for (int nt = 0; nt < 8; nt += 2)
+#pragma unroll
+                for (int kc = 0; kc < HD / 16; kc++) {
+                    unsigned bk[4];
+                    b_frag4(tK, HD + 8, nt * 8, kc * 16, bk);
+#pragma unroll
+                    for (int mg = 0; mg < 2; mg++) {
+                        mma16816(s[mg][nt], qa[mg][kc], bk[0], bk[1]);
+                        mma16816(s[mg][nt + 1], qa[mg][kc], bk[2], bk[3]);
+                    }
+                }
+            // Row j = 2·mg + i of this lane's four: s[mg][·][2i], [2i+1].
+            float mx[4] = {NEG_INF, NEG_INF, NEG_INF, NEG_INF};
+            if (open) {
+#pragma unroll
+                for (int mg = 0; mg < 2; mg++)
+#pragma unroll
+                    for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+                        for (int e = 0; e < 4; e++) mx[2 * mg + (e >> 1)] = fmaxf(mx[2 * mg + (e >> 1)], s[mg][nt][e]);
+            } else {
+#pragma unroll
+                for (int mg = 0; mg < 2; mg++)
+#pragma unroll
+                    for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+                        for (int e = 0; e < 4; e++) {
+                            int j = 2 * mg + (e >> 1), kl = nt * 8 + 2 * t + (e & 1), key = key0 + kl;
+                            bool ok = key <= rows[j] && key < T && (!dc || tDoc[kl] == mine[j]);
+                            float x = ok ? s[mg][nt][e] : NEG_INF;
+                            s[mg][nt][e] = x;
+                            mx[j] = fmaxf(mx[j], x);
+                        }
+            }
+            float alpha[4], base[4], sum[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                mx[j] = fmaxf(mx[j], __shfl_xor_sync(FULL, mx[j], 1));
+                mx[j] = fmaxf(mx[j], __shfl_xor_sync(FULL, mx[j], 2));
+                float mn = fmaxf(m[j], mx[j] * scale2); // scale2 > 0: the max of the scaled scores
+                alpha[j] = mn == NEG_INF ? 1.f : ex2(m[j] - mn);
+                m[j] = mn;
+                // A row with no key yet: base 0, so its masked scores give 2^−∞ = 0.
+                base[j] = mn == NEG_INF ? 0.f : mn;
+            }
+#pragma unroll
+            for (int mg = 0; mg < 2; mg++)
+#pragma unroll
+                for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+                    for (int e = 0; e < 4; e++) {
+                        int j = 2 * mg + (e >> 1);
+                        float p = ex2(fmaf(s[mg][nt][e], scale2, -base[j]));
+                        s[mg][nt][e] = p;
+                        sum[j] += p;
+                    }
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                sum[j] += __shfl_xor_sync(FULL, sum[j], 1);
+                sum[j] += __shfl_xor_sync(FULL, sum[j], 2);
+                l[j] = l[j] * alpha[j] + sum[j];
+            }
+#pragma unroll
+            for (int mg = 0; mg < 2; mg++)
+#pragma unroll
+                for (int d = 0; d < HD / 8; d++) {
+                    acc[mg][d][0] *= alpha[2 * mg];
+                    acc[mg][d][1] *= alpha[2 * mg];
+                    acc[mg][d][2] *= alpha[2 * mg + 1];
+                    acc[mg][d][3] *= alpha[2 * mg + 1];
+                }
+#pragma unroll
+            for (int kk = 0; kk < FLASH_TILE / 16; kk++) {
+                unsigned pa[2][4];
+#pragma unroll
+                for (int mg = 0; mg < 2; mg++) {
+                    pa[mg][0] = pack2(s[mg][2 * kk][0], s[mg][2 * kk][1]);
+                    pa[mg][1] = pack2(s[mg][2 * kk][2], s[mg][2 * kk][3]);
+                    pa[mg][2] = pack2(s[mg][2 * kk + 1][0], s[mg][2 * kk + 1][1]);
+                    pa[mg][3] = pack2(s[mg][2 * kk + 1][2], s[mg][2 * kk + 1][3]);
+                }
+#pragma unroll
+                for (int d = 0; d < HD / 8; d += 2) {
+                    unsigned bv[4];
+                    bt_frag2(tV, HD + 8, d * 8, kk * 16, bv);
+#pragma unroll
+                    for (int mg = 0; mg < 2; mg++) {
+                        mma16816(acc[mg][d], pa[mg], bv[0], bv[1]);
+                        mma16816(acc[mg][d + 1], pa[mg], bv[2], bv[3]);
+                    }
+                }
+            }
+        }
+    }
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+        int r = rows[j], mg = j >> 1, i = j & 1;
+        if (r >= T) continue;
+        float inv = l[j] > 0.f ? 1.f / l[j] : 0.f;
+        i64 off = ((i64)b * T + r) * qd + h * HD + 2 * t;
+#pragma unroll
+        for (int d = 0; d < HD / 8; d++) {
+            float x0 = acc[mg][d][2 * i] * inv, x1 = acc[mg][d][2 * i + 1] * inv;
+            *(float2*)(o + off + d * 8) = make_float2(x0, x1);
+            if (oh) *(unsigned*)(oh + off + d * 8) = pack2(x0, x1);
+        }
+        if (t == 0) lse2[(i64)bh * T + r] = l[j] > 0.f ? m[j] + log2f(l[j]) : POS_INF;
+    }
+}
+
 // at_frag2: the A fragment (m0 … m0+15) × (k0 … k0+15) of a shared tile
 // stored transposed, as tile[k][m] (pitch elements a row, 16-byte
 // aligned), by ldmatrix.trans: lane l addresses row k0 + (l/16)·8 + l%8,
@@ -1620,7 +1837,8 @@ __device__ __forceinline__ void red2(float* p, float x, float y) {
 // queries] bf16, this many elements a row.
 #define FLASH_DS_PITCH (FLASH_TILE + 8)
 
-// flash_bwd: grid (⌈T/64⌉, B·H), one block per 64 keys and query head,
+// flash_bwd: grid (⌈T/64⌉, B·H) (or (B·H, ⌈T/64⌉) with lpt, flash_order),
+// one block per 64 keys and query head,
 // looping over the query tiles from the block's own on (FlashAttention-2's
 // backward: 5 products a tile pair). Sets dk and dv [B·T, H·HD] (fp32):
 // each query head's share of its kv head's gradient (flash_group_sum adds
@@ -1635,10 +1853,15 @@ __device__ __forceinline__ void red2(float* p, float x, float y) {
 // no order, so a sum in memory it is). With HD = 64 the dS tile takes the
 // current dO buffer once every warp is done with it: the kernel's shared
 // memory then stays under the 48 KiB a static allocation may have.
-template <int HD>
+// V2 (flash_bwd2_HD; round 1's kernel is flash_bwd_HD): the Q and dO B
+// fragments of the first two products by ldmatrix.x4 (32 instructions a
+// step instead of 128 32-bit loads, no registers more), and three barriers
+// a step instead of four (the next step's load is issued after the step's
+// first barrier, when every warp is done with the buffers it takes).
+template <int HD, bool V2>
 __device__ void flash_bwd(const bf16_t* q, const bf16_t* k, const bf16_t* v, const bf16_t* dO, const float* lse2,
                           const float* dvec, const int* docs, float* dq, float* dk, float* dv, int T, int H, int KV,
-                          float scale2, float scale) {
+                          float scale2, float scale, int lpt) {
     constexpr bool dsInO = HD + 8 >= FLASH_DS_PITCH; // the dO buffer holds the dS tile
     __shared__ __align__(16) bf16_t sQ[2 * FLASH_PITCH(HD)];
     __shared__ __align__(16) bf16_t sO[2 * FLASH_PITCH(HD)];
@@ -1646,8 +1869,9 @@ __device__ void flash_bwd(const bf16_t* q, const bf16_t* k, const bf16_t* v, con
     __shared__ __align__(16) bf16_t sDS[dsInO ? 8 : FLASH_TILE * FLASH_DS_PITCH];
     __shared__ float sL[2 * FLASH_TILE], sD[2 * FLASH_TILE];
     __shared__ int sDoc[2 * FLASH_TILE];
-    int kt = blockIdx.x; // the first key tiles see the most queries: they start first
-    int bh = blockIdx.y, b = bh / H, h = bh % H, kh = h / (H / KV);
+    // the first key tiles see the most queries: they start first (see flash_order)
+    int kt = lpt ? blockIdx.y : blockIdx.x;
+    int bh = lpt ? blockIdx.x : blockIdx.y, b = bh / H, h = bh % H, kh = h / (H / KV);
     int qd = H * HD, kvd = KV * HD, nq = (T + FLASH_TILE - 1) / FLASH_TILE;
     int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3, w16 = (threadIdx.x >> 5) * 16;
     int key0 = kt * FLASH_ROWS + w16;
@@ -1676,13 +1900,21 @@ __device__ void flash_bwd(const bf16_t* q, const bf16_t* k, const bf16_t* v, con
         for (int e = 0; e < 4; e++) dka[d][e] = dva[d][e] = 0.f;
     for (int st = 0; st < steps; st++) {
         int q0 = (qt0 + st) * FLASH_TILE, buf = st & 1;
-        if (st + 1 < steps) {
+        if (V2) {
+            // Step st's tiles have landed for every thread, and every warp
+            // is done with step st − 1, whose buffers (and dS tile) the
+            // next load takes: no barrier at the step's end.
+            stage_wait<0>();
+            __syncthreads();
+            if (st + 1 < steps) load(st + 1);
+        } else if (st + 1 < steps) {
             load(st + 1);
             stage_wait<1>();
+            __syncthreads();
         } else {
             stage_wait<0>();
+            __syncthreads();
         }
-        __syncthreads();
         const bf16_t* tQ = sQ + buf * FLASH_PITCH(HD);
         const bf16_t* tO = sO + buf * FLASH_PITCH(HD);
         const float* tL = sL + buf * FLASH_TILE;
@@ -1697,14 +1929,31 @@ __device__ void flash_bwd(const bf16_t* q, const bf16_t* k, const bf16_t* v, con
         for (int nt = 0; nt < 8; nt++) {
             s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
             dp[nt][0] = dp[nt][1] = dp[nt][2] = dp[nt][3] = 0.f;
+        }
+        if (V2) { // the B fragments of two query octets by one ldmatrix.x4 each
 #pragma unroll
-            for (int kc = 0; kc < HD / 16; kc++) {
-                unsigned b0, b1;
-                b_frag(tQ, HD + 8, nt * 8, kc * 16, b0, b1);
-                mma16816(s[nt], ka[kc], b0, b1);
-                b_frag(tO, HD + 8, nt * 8, kc * 16, b0, b1);
-                mma16816(dp[nt], va[kc], b0, b1);
-            }
+            for (int nt = 0; nt < 8; nt += 2)
+#pragma unroll
+                for (int kc = 0; kc < HD / 16; kc++) {
+                    unsigned bb[4];
+                    b_frag4(tQ, HD + 8, nt * 8, kc * 16, bb);
+                    mma16816(s[nt], ka[kc], bb[0], bb[1]);
+                    mma16816(s[nt + 1], ka[kc], bb[2], bb[3]);
+                    b_frag4(tO, HD + 8, nt * 8, kc * 16, bb);
+                    mma16816(dp[nt], va[kc], bb[0], bb[1]);
+                    mma16816(dp[nt + 1], va[kc], bb[2], bb[3]);
+                }
+        } else {
+#pragma unroll
+            for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+                for (int kc = 0; kc < HD / 16; kc++) {
+                    unsigned b0, b1;
+                    b_frag(tQ, HD + 8, nt * 8, kc * 16, b0, b1);
+                    mma16816(s[nt], ka[kc], b0, b1);
+                    b_frag(tO, HD + 8, nt * 8, kc * 16, b0, b1);
+                    mma16816(dp[nt], va[kc], b0, b1);
+                }
         }
 #pragma unroll
         for (int nt = 0; nt < 8; nt++)
@@ -1782,7 +2031,7 @@ __device__ void flash_bwd(const bf16_t* q, const bf16_t* k, const bf16_t* v, con
                 for (int d = 0; d < HD / 8; d++) red2(p + d * 8, dqa[d][2 * i] * scale, dqa[d][2 * i + 1] * scale);
             }
         }
-        __syncthreads(); // the next load overwrites this step's buffers (and tS)
+        if (!V2) __syncthreads(); // the next load overwrites this step's buffers (and tS)
     }
     for (int i = 0; i < 2; i++) {
         if (keys[i] >= T) continue;
@@ -1838,14 +2087,25 @@ __global__ void flash_group_sum(float* dk, float* dv, const float* dkh, const fl
 #define FLASH_KERNELS(HD)                                                                                          \
     __global__ void __launch_bounds__(FLASH_THREADS)                                                               \
         flash_fwd_##HD(const bf16_t* q, const bf16_t* k, const bf16_t* v, const int* docs, float* o, bf16_t* oh,   \
-                       float* lse2, int T, int H, int KV, float scale2) {                                          \
-        flash_fwd<HD>(q, k, v, docs, o, oh, lse2, T, H, KV, scale2);                                               \
+                       float* lse2, int T, int H, int KV, float scale2, int lpt) {                                 \
+        flash_fwd<HD>(q, k, v, docs, o, oh, lse2, T, H, KV, scale2, lpt);                                          \
+    }                                                                                                              \
+    __global__ void __launch_bounds__(FLASH_THREADS)                                                               \
+        flash_fwd128_##HD(const bf16_t* q, const bf16_t* k, const bf16_t* v, const int* docs, float* o,            \
+                          bf16_t* oh, float* lse2, int T, int H, int KV, float scale2, int lpt) {                   \
+        flash_fwd128<HD>(q, k, v, docs, o, oh, lse2, T, H, KV, scale2, lpt);                                       \
     }                                                                                                              \
     __global__ void __launch_bounds__(FLASH_THREADS)                                                               \
         flash_bwd_##HD(const bf16_t* q, const bf16_t* k, const bf16_t* v, const bf16_t* dO, const float* lse2,     \
                        const float* dvec, const int* docs, float* dq, float* dk, float* dv, int T, int H, int KV,  \
-                       float scale2, float scale) {                                                                \
-        flash_bwd<HD>(q, k, v, dO, lse2, dvec, docs, dq, dk, dv, T, H, KV, scale2, scale);                         \
+                       float scale2, float scale, int lpt) {                                                       \
+        flash_bwd<HD, false>(q, k, v, dO, lse2, dvec, docs, dq, dk, dv, T, H, KV, scale2, scale, lpt);             \
+    }                                                                                                              \
+    __global__ void __launch_bounds__(FLASH_THREADS)                                                               \
+        flash_bwd2_##HD(const bf16_t* q, const bf16_t* k, const bf16_t* v, const bf16_t* dO, const float* lse2,   \
+                         const float* dvec, const int* docs, float* dq, float* dk, float* dv, int T, int H, int KV, \
+                         float scale2, float scale, int lpt) {                                                     \
+        flash_bwd<HD, true>(q, k, v, dO, lse2, dvec, docs, dq, dk, dv, T, H, KV, scale2, scale, lpt);              \
     }
 FLASH_KERNELS(16)
 FLASH_KERNELS(32)
