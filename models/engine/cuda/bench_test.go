@@ -153,7 +153,7 @@ func BenchmarkDecoderProducts(b *testing.B) {
 				return dd.gemmBF16(false, true, n, p.out, p.in, 1, p.x.P, p.in, w, p.in, 0, tr.logits.P, p.out)
 			}},
 			{"dx", func() error {
-				return dd.gemmBF16(false, false, n, p.in, p.out, 1, tr.doutH.P, p.out, w, p.in, p.dxBeta, tr.dnorm.P, p.in)
+				return dd.gemmBF16(false, false, n, p.in, p.out, 1, tr.doutH.P, p.out, w, p.in, p.dxBeta, tr.logits.P, p.in)
 			}},
 			{"dW", func() error {
 				return dd.gemmBF16(true, false, p.out, p.in, n, 1, tr.doutH.P, p.out, p.x.P, p.in, 1, tr.g.At(p.w), p.in)
@@ -350,9 +350,8 @@ func BenchmarkDecoderStep(b *testing.B) {
 				tr.branchOut(a.gg, a.ggH, lp.w2, F))
 		}},
 		{"linear-backward-products", L, func() error { // dx and dW of the 7 products
-			return errors.Join(tr.linearBackH(tr.dGH, tr.dxH, a.ggH, lp.w2, n, F, D),
-				tr.linearBack(tr.dnorm, tr.dG, tr.dGH, a.mn, a.mnH, lp.w1, n, D, F, 0),
-				tr.linearBack(tr.dnorm, tr.dH3, tr.dH3H, a.mn, a.mnH, lp.w3, n, D, F, 1),
+			return errors.Join(tr.linearBackH(tr.dGH, tr.dxH, a.ggH, lp.w2, n, F, D, 0),
+				tr.toNorm(tr.dG, tr.dGH, a.mn, a.mnH, lp.w1, F, 0), tr.toNorm(tr.dH3, tr.dH3H, a.mn, a.mnH, lp.w3, F, 1),
 				tr.linearBack(tr.datt, tr.dh, tr.dhH, a.att, a.attH, lp.wo, n, tr.qd, D, 0),
 				tr.qkvBack(a, lp))
 		}},
@@ -369,20 +368,29 @@ func BenchmarkDecoderStep(b *testing.B) {
 			return dd.swigluBackwardH(tr.dGH, tr.dH3H, tr.doutH, a.h1H, a.h3H, n*F)
 		}},
 		{"norms-backward", L, func() error {
-			return errors.Join(dd.rmsBackward(tr.dh, tr.dhH, tr.dx, tr.g.Off(lp.mlpNorm), tr.dnorm, a.h, tr.w.Off(lp.mlpNorm), a.mrstd, n, D),
-				dd.rmsBackward(tr.dx, tr.dxH, tr.dh, tr.g.Off(lp.attnNorm), tr.dnorm, tr.xs[0], tr.w.Off(lp.attnNorm), a.arstd, n, D))
+			return errors.Join(tr.normBack(tr.dh, tr.dhH, tr.dx, lp.mlpNorm, a.h, a.mrstd),
+				tr.normBack(tr.dx, tr.dxH, tr.dh, lp.attnNorm, tr.xs[0], a.arstd))
 		}},
 		{"qk-norms-and-rope-backward", L, func() error {
 			S := tr.qd + 2*tr.kvd
 			return errors.Join(dd.qkNormRopeBackward(tr.dq, tr.dqkvH, tr.g.Off(lp.qNorm), tr.dqRot, a.q, tr.w.Off(lp.qNorm), a.qrstd, tr.pos, tr.cos, tr.sin, n, d.Heads, tr.hd, S),
 				dd.qkNormRopeBackward(tr.dk, bf16Cols(tr.dqkvH, tr.qd), tr.g.Off(lp.kNorm), tr.dkRot, a.k, tr.w.Off(lp.kNorm), a.krstd, tr.pos, tr.cos, tr.sin, n, d.KVHeads, tr.hd, S))
 		}},
+		// With ce_fused (the reference's vocabulary) the cross-entropy's
+		// gradient is made in the forward, and the backward is the products.
 		{"head-logits-and-cross-entropy-forward", 1, func() error {
-			return errors.Join(tr.linear(tr.logits, tr.fn, tr.fnH, tr.embed, n, D, V), dd.ceForward(tr.ceStats, tr.rowloss, tr.logits, tr.tgt, tr.mask, n, V))
+			err := tr.linear(tr.logits, tr.fn, tr.fnH, tr.embed, n, D, V)
+			if ceFusable(V, tr.logits, Buf{}, tr.doutH) {
+				return errors.Join(err, dd.ceFused(tr.ceStats, tr.rowloss, Buf{}, tr.doutH, tr.logits, tr.tgt, tr.mask, n, V, 1e-5))
+			}
+			return errors.Join(err, dd.ceForward(tr.ceStats, tr.rowloss, tr.logits, tr.tgt, tr.mask, n, V))
 		}},
 		{"head-cross-entropy-and-logits-backward", 1, func() error {
-			return errors.Join(dd.ceBackward(tr.dlogits, tr.doutH, tr.logits, tr.ceStats, tr.tgt, tr.mask, n, V, 1e-5),
-				tr.linearBack(tr.dnorm, tr.dlogits, tr.doutH, tr.fn, tr.fnH, tr.embed, n, D, V, 0))
+			var err error
+			if !ceFusable(V, tr.logits, Buf{}, tr.doutH) {
+				err = dd.ceBackward(Buf{}, tr.doutH, tr.logits, tr.ceStats, tr.tgt, tr.mask, n, V, 1e-5)
+			}
+			return errors.Join(err, tr.toNorm(Buf{}, tr.doutH, tr.fn, tr.fnH, tr.embed, V, 0))
 		}},
 		{"gradient-norm-and-adamw", 1, func() error {
 			_, err := dd.reduce(tr.partials, tr.g, tr.g.N, true)

@@ -81,6 +81,7 @@ type parityCase struct {
 	heads, kv    int
 	qkNorm       bool
 	docsPerSeq   int
+	vocab        int // 0: 96
 	prec         Precision
 	lossTol, rel float64 // |Δloss| and per-tensor max|Δg|/max|g| bounds
 	materialised bool    // bf16: the batched products and softmax kernels, not flash attention
@@ -108,6 +109,10 @@ var parityCases = []parityCase{
 	{name: "bf16 mha rope", B: 2, T: 128, heads: 4, kv: 4, qkNorm: false, docsPerSeq: 2, prec: BF16, lossTol: 3e-2, rel: 1.5e-1},
 	{name: "bf16 hd64", B: 2, T: 128, heads: 1, kv: 1, qkNorm: true, docsPerSeq: 2, prec: BF16, lossTol: 3e-2, rel: 1.5e-1},
 	{name: "fp32 hd64", B: 2, T: 128, heads: 1, kv: 1, qkNorm: true, docsPerSeq: 2, prec: FP32, lossTol: 1e-4, rel: 1e-3},
+	// The cross-entropy's other kernels: a vocabulary not a multiple of 4
+	// (one logit at a time), and one longer than ce_fused holds.
+	{name: "fp32 vocab 97", B: 2, T: 64, heads: 4, kv: 2, qkNorm: true, docsPerSeq: 2, vocab: 97, prec: FP32, lossTol: 1e-4, rel: 1e-3},
+	{name: "bf16 vocab 32772", B: 1, T: 64, heads: 4, kv: 2, qkNorm: true, docsPerSeq: 2, vocab: 32772, prec: BF16, lossTol: 3e-2, rel: 1.5e-1},
 	// On sm_80 and later the bf16 cases above run flash attention; these
 	// keep the materialised path (older GPUs, other head widths) covered.
 	{name: "bf16 mat 256", B: 2, T: 256, heads: 4, kv: 1, qkNorm: true, docsPerSeq: 3, prec: BF16, lossTol: 3e-2, rel: 1.5e-1, materialised: true},
@@ -117,6 +122,9 @@ var parityCases = []parityCase{
 func (pc parityCase) config() models.Config {
 	d := models.DefaultDecoderConfig()
 	d.Vocab, d.Width, d.Layers, d.Heads, d.KVHeads, d.FFNHidden, d.QKNorm, d.MaxSeq = 96, 64, 2, pc.heads, pc.kv, 176, pc.qkNorm, max(512, pc.T)
+	if pc.vocab > 0 {
+		d.Vocab = pc.vocab
+	}
 	return models.Config{Decoder: d}
 }
 

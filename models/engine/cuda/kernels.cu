@@ -149,9 +149,12 @@ __global__ void rmsnorm_fwd(float* out, float* rstd, float* x, const float* w, i
 // passing the norm, without a copy first); with dxh, dx's bf16 rounding
 // goes there as well (the next linear backward's operand).
 // Block = some warps over rows [blockIdx.x·rows, +rows); dynamic shared
-// memory d floats for the block's dw partial. dx may be null.
+// memory d floats for the block's dw partial. dx may be null. dout may be
+// null and its bf16 form douth given instead (bf16 precision's products
+// write the norms' output gradients so).
 __global__ void rmsnorm_bwd(float* dx, float* dw, const float* dout, const float* x, const float* w,
-                            const float* rstd, int n, int d, int rows, const float* res, unsigned short* dxh) {
+                            const float* rstd, int n, int d, int rows, const float* res, unsigned short* dxh,
+                            const unsigned short* douth) {
     extern __shared__ float sdw[];
     for (int j = threadIdx.x; j < d; j += blockDim.x) sdw[j] = 0.f;
     __syncthreads();
@@ -159,15 +162,17 @@ __global__ void rmsnorm_bwd(float* dx, float* dw, const float* dout, const float
     int r0 = blockIdx.x * rows, r1 = min(r0 + rows, n);
     for (int row = r0 + (threadIdx.x >> 5); row < r1; row += nw) {
         const float* xr = x + (i64)row * d;
-        const float* g = dout + (i64)row * d;
+        const float* g = dout ? dout + (i64)row * d : 0;
+        const unsigned short* gh = douth + (i64)row * d;
         float r = rstd[row], dot = 0.f;
-        for (int j = lane; j < d; j += 32) dot += g[j] * w[j] * xr[j] * r;
+        for (int j = lane; j < d; j += 32) dot += (g ? g[j] : bf16_f(gh[j])) * w[j] * xr[j] * r;
         dot = warp_sum(dot) / (float)d;
         for (int j = lane; j < d; j += 32) {
-            atomicAdd(&sdw[j], g[j] * xr[j] * r);
+            float gj = g ? g[j] : bf16_f(gh[j]);
+            atomicAdd(&sdw[j], gj * xr[j] * r);
             if (dx) {
                 i64 i = (i64)row * d + j;
-                float v = (res ? res[i] : dx[i]) + r * (g[j] * w[j] - xr[j] * r * dot);
+                float v = (res ? res[i] : dx[i]) + r * (gj * w[j] - xr[j] * r * dot);
                 dx[i] = v;
                 if (dxh) dxh[i] = bf16_rn(v);
             }
@@ -230,7 +235,8 @@ __global__ void rmsnorm_fwd4(float* out, float* rstd, float* x, const float* w, 
 // Rows [blockIdx.x·rows, +rows), each warp every nw-th of them; dynamic
 // shared memory d floats, where the warps' dw partials meet once.
 __global__ void rmsnorm_bwd4(float* dx, float* dw, const float* dout, const float* x, const float* w,
-                             const float* rstd, int n, int d, int rows, const float* res, unsigned short* dxh) {
+                             const float* rstd, int n, int d, int rows, const float* res, unsigned short* dxh,
+                             const unsigned short* douth) {
     extern __shared__ float sdw[];
     int lane = threadIdx.x & 31, nw = blockDim.x >> 5, d4 = d >> 2;
     for (int j = threadIdx.x; j < d; j += blockDim.x) sdw[j] = 0.f;
@@ -244,7 +250,7 @@ __global__ void rmsnorm_bwd4(float* dx, float* dw, const float* dout, const floa
     int r0 = blockIdx.x * rows, r1 = min(r0 + rows, n);
     for (int row = r0 + (threadIdx.x >> 5); row < r1; row += nw) {
         i64 base = (i64)row * d;
-        const float4 *g4 = (const float4*)(dout + base), *x4 = (const float4*)(x + base);
+        const float4 *g4 = dout ? (const float4*)(dout + base) : 0, *x4 = (const float4*)(x + base);
         // The residual (or dx) is loaded with the row, not after the
         // row's sum: one memory round trip a row instead of two.
         const float4* o4 = (const float4*)(res ? res + base : dx + base);
@@ -254,7 +260,7 @@ __global__ void rmsnorm_bwd4(float* dx, float* dw, const float* dout, const floa
         for (int k = 0; k < RMS_VEC; k++) {
             int c = lane + 32 * k;
             if (c < d4) {
-                float4 g = g4[c], xx = x4[c], ww = wv[k];
+                float4 g = g4 ? g4[c] : ld_bf16x4(douth + base, c), xx = x4[c], ww = wv[k];
                 gv[k] = g;
                 xv[k] = xx;
                 if (dx) ov[k] = o4[c];
@@ -1001,6 +1007,66 @@ __global__ void ce_bwd4(float* dlogits, const float* logits, const float* stats,
     }
 }
 
+// ce_fused is ce_fwd4 and ce_bwd4 in one pass for rows of V ≤
+// 4·CE_THREADS·CE_VEC logits, V % 4 == 0 (the launcher checks): the row
+// stays in registers between its max, its sum and the gradient, so the
+// logits ([B·T, V] fp32, the step's largest buffer) are read once, not
+// twice. The forward computes the gradient then, with the loss weight w
+// (1/Σmask) known before the step; the backward only runs the products.
+#define CE_VEC 16
+#define CE_THREADS 512
+__global__ void __launch_bounds__(CE_THREADS) ce_fused(float* stats, float* rowloss, const float* logits,
+                                                      const int* targets, const float* mask, int V, float w,
+                                                      float* dlogits, unsigned short* dh) {
+    __shared__ float sh[32];
+    int i = blockIdx.x, V4 = V >> 2;
+    const float4* row4 = (const float4*)(logits + (i64)i * V);
+    float4 v[CE_VEC];
+    float m = NEG_INF;
+#pragma unroll
+    for (int k = 0; k < CE_VEC; k++) {
+        int c = threadIdx.x + CE_THREADS * k;
+        if (c < V4) {
+            v[k] = row4[c];
+            m = fmaxf(m, fmaxf(fmaxf(v[k].x, v[k].y), fmaxf(v[k].z, v[k].w)));
+        }
+    }
+    float mx = block_max(m, sh), s = 0.f;
+#pragma unroll
+    for (int k = 0; k < CE_VEC; k++)
+        if (threadIdx.x + CE_THREADS * k < V4)
+            s += expf(v[k].x - mx) + expf(v[k].y - mx) + expf(v[k].z - mx) + expf(v[k].w - mx);
+    float ls = logf(block_sum(s, sh)), mk = mask[i], wi = w * mk;
+    int t = targets[i];
+    if (threadIdx.x == 0) {
+        stats[2 * i] = mx;
+        stats[2 * i + 1] = ls;
+        rowloss[i] = mk == 0.f ? 0.f : mk * ((mx - logits[(i64)i * V + t]) + ls);
+    }
+    float4* drow = (float4*)(dlogits + (i64)i * V);
+    uint2* hrow = dh ? (uint2*)(dh + (i64)i * V) : 0;
+#pragma unroll
+    for (int k = 0; k < CE_VEC; k++) {
+        int c = threadIdx.x + CE_THREADS * k;
+        if (c < V4) {
+            float4 g = make_float4(0.f, 0.f, 0.f, 0.f);
+            if (mk != 0.f) {
+                g = make_float4(wi * expf(v[k].x - mx - ls), wi * expf(v[k].y - mx - ls), wi * expf(v[k].z - mx - ls),
+                                wi * expf(v[k].w - mx - ls));
+                if (t >> 2 == c) {
+                    int j = t & 3;
+                    if (j == 0) g.x -= wi;
+                    else if (j == 1) g.y -= wi;
+                    else if (j == 2) g.z -= wi;
+                    else g.w -= wi;
+                }
+            }
+            if (hrow) hrow[c] = pack4_bf16(g);
+            else drow[c] = g;
+        }
+    }
+}
+
 // ---------------------------------------------------------------- reductions
 // partial[blockIdx.x] = Σ x² over a grid-stride share of x [n], in double.
 __global__ void sumsq(double* partial, const float* x, i64 n) {
@@ -1054,20 +1120,45 @@ __global__ void cast_bf16_rows(unsigned short* out, int os, const float* in, int
 // ClipGradNorm then AdamW.Step compute it. Where wh is not null (bf16
 // precision) it also sets wh [P] to the new weights rounded to bf16: the
 // copy the matrix products read, refreshed once per step.
+// adamw1 is one parameter's update, in place.
+__device__ __forceinline__ void adamw1(float* w, float* m, float* v, float g, float clip, float b1, float b2, float eps,
+                                       float step, float inv, float decay, int dec) {
+    float gi = g * clip;
+    float mi = b1 * *m + (1.f - b1) * gi;
+    float vi = b2 * *v + (1.f - b2) * gi * gi;
+    *m = mi;
+    *v = vi;
+    float upd = step * mi / (sqrtf(vi) * inv + eps);
+    *w = dec ? *w * decay - upd : *w - upd;
+}
 __global__ void adamw(float* w, float* g, float* m, float* v, const i64* lo, const i64* hi, const int* flags,
                       float clip, float b1, float b2, float eps, float step, float inv, float decay, unsigned short* wh) {
     int c = blockIdx.x;
     int dec = flags[c] & 1;
-    float ob1 = 1.f - b1, ob2 = 1.f - b2;
-    for (i64 i = lo[c] + threadIdx.x; i < hi[c]; i += blockDim.x) {
-        float gi = g[i] * clip;
-        float mi = b1 * m[i] + ob1 * gi;
-        float vi = b2 * v[i] + ob2 * gi * gi;
+    i64 l = lo[c], h = hi[c];
+    // Four parameters a thread with 16-byte accesses where the chunk's
+    // ends allow (every tensor of the reference decoder), else one.
+    if (((l | h) & 3) == 0) {
+        float4 *w4 = (float4*)w, *g4 = (float4*)g, *m4 = (float4*)m, *v4 = (float4*)v;
+        for (i64 i = l / 4 + threadIdx.x; i < h / 4; i += blockDim.x) {
+            float4 wi = w4[i], gi = g4[i], mi = m4[i], vi = v4[i];
+            adamw1(&wi.x, &mi.x, &vi.x, gi.x, clip, b1, b2, eps, step, inv, decay, dec);
+            adamw1(&wi.y, &mi.y, &vi.y, gi.y, clip, b1, b2, eps, step, inv, decay, dec);
+            adamw1(&wi.z, &mi.z, &vi.z, gi.z, clip, b1, b2, eps, step, inv, decay, dec);
+            adamw1(&wi.w, &mi.w, &vi.w, gi.w, clip, b1, b2, eps, step, inv, decay, dec);
+            w4[i] = wi;
+            m4[i] = mi;
+            v4[i] = vi;
+            if (wh) ((uint2*)wh)[i] = pack4_bf16(wi);
+        }
+        return;
+    }
+    for (i64 i = l + threadIdx.x; i < h; i += blockDim.x) {
+        float wi = w[i], mi = m[i], vi = v[i];
+        adamw1(&wi, &mi, &vi, g[i], clip, b1, b2, eps, step, inv, decay, dec);
+        w[i] = wi;
         m[i] = mi;
         v[i] = vi;
-        float upd = step * mi / (sqrtf(vi) * inv + eps);
-        float wi = dec ? w[i] * decay - upd : w[i] - upd;
-        w[i] = wi;
         if (wh) wh[i] = bf16_rn(wi);
     }
 }

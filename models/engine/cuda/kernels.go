@@ -7,11 +7,11 @@ import (
 
 // kernels are the entry points of kernels.cu in the loaded module.
 type kernels struct {
-	embedFwd, embedBwd, rmsFwd, rmsBwd, rope, add, swigluFwd, swigluBwd  uintptr
-	softmax, softmaxBwd, ceFwd, ceBwd, ceFwd4, ceBwd4, sumsq, sum, adamw uintptr
-	softmaxWarp, softmaxBwdWarp                                          uintptr
-	softmaxH, softmaxBwdH, softmaxWarpH, softmaxBwdWarpH                 uintptr // bf16 forms
-	rowsScatter, rowsGather                                              uintptr
+	embedFwd, embedBwd, rmsFwd, rmsBwd, rope, add, swigluFwd, swigluBwd           uintptr
+	softmax, softmaxBwd, ceFwd, ceBwd, ceFwd4, ceBwd4, ceFused, sumsq, sum, adamw uintptr
+	softmaxWarp, softmaxBwdWarp                                                   uintptr
+	softmaxH, softmaxBwdH, softmaxWarpH, softmaxBwdWarpH                          uintptr // bf16 forms
+	rowsScatter, rowsGather                                                       uintptr
 	// vectorised norms, qk-norm with RoPE, bf16 SwiGLU
 	rmsFwd4, rmsBwd4, qkRopeFwd, qkRopeBwd, qkRopeFwd4, qkRopeBwd4, swigluFwdH, swigluBwdH uintptr
 	castBF16, castBF16Rows                                                                 uintptr
@@ -43,7 +43,7 @@ func (d *Device) loadKernels(cubin []byte) error {
 		"embed_fwd": &k.embedFwd, "embed_bwd": &k.embedBwd, "rmsnorm_fwd": &k.rmsFwd, "rmsnorm_bwd": &k.rmsBwd,
 		"rope": &k.rope, "add": &k.add, "swiglu_fwd": &k.swigluFwd, "swiglu_bwd": &k.swigluBwd,
 		"attn_softmax": &k.softmax, "attn_softmax_bwd": &k.softmaxBwd,
-		"attn_softmax_warp": &k.softmaxWarp, "attn_softmax_bwd_warp": &k.softmaxBwdWarp, "ce_fwd": &k.ceFwd, "ce_bwd": &k.ceBwd, "ce_fwd4": &k.ceFwd4, "ce_bwd4": &k.ceBwd4,
+		"attn_softmax_warp": &k.softmaxWarp, "attn_softmax_bwd_warp": &k.softmaxBwdWarp, "ce_fwd": &k.ceFwd, "ce_bwd": &k.ceBwd, "ce_fwd4": &k.ceFwd4, "ce_bwd4": &k.ceBwd4, "ce_fused": &k.ceFused,
 		"attn_softmax_h": &k.softmaxH, "attn_softmax_bwd_h": &k.softmaxBwdH,
 		"attn_softmax_warp_h": &k.softmaxWarpH, "attn_softmax_bwd_warp_h": &k.softmaxBwdWarpH,
 		"sumsq": &k.sumsq, "sum": &k.sum, "adamw": &k.adamw,
@@ -154,6 +154,15 @@ func rowsVec(dim int, h Buf, fp32 ...Buf) bool {
 // Buf) sets dx = res + it; dxh (the zero Buf: none) gets dx's bf16
 // rounding. dx may be the zero Buf (no input gradient).
 func (d *Device) rmsBackward(dx, dxh, res, dw, dout, x, w, rstd Buf, n, dim int) error {
+	return d.rmsBack(dx, dxh, res, dw, dout, Buf{}, x, w, rstd, n, dim)
+}
+
+// rmsBackwardH is rmsBackward with the output gradient in bf16 (douth).
+func (d *Device) rmsBackwardH(dx, dxh, res, dw, douth, x, w, rstd Buf, n, dim int) error {
+	return d.rmsBack(dx, dxh, res, dw, Buf{}, douth, x, w, rstd, n, dim)
+}
+
+func (d *Device) rmsBack(dx, dxh, res, dw, dout, douth, x, w, rstd Buf, n, dim int) error {
 	if 4*dim > 48<<10 {
 		return fmt.Errorf("cuda: rmsnorm backward: width %d needs more than 48 KiB of shared memory", dim)
 	}
@@ -162,16 +171,18 @@ func (d *Device) rmsBackward(dx, dxh, res, dw, dout, x, w, rstd Buf, n, dim int)
 	// 256 blocks, latency-bound at a quarter of the memory bandwidth),
 	// while each block's dw partial is still added to dw once.
 	rows := min(64, max(warpsBlock, n/1024/warpsBlock*warpsBlock))
-	if rowsVec(dim, dxh, dx, dout, x, res) {
-		// Four warps a block, each row's inputs in registers: about a
-		// thousand blocks (the reference step's 16384 rows: 16 a block).
+	if rowsVec(dim, dxh, dx, dout, x, res) && douth.P%8 == 0 {
+		// Four warps a block, each row's inputs in registers: 64 rows a
+		// block where there are enough (the reference step's 16384 rows:
+		// 256 blocks, one wave at two blocks an SM), which measured 2.87
+		// ms a step on an H200 against 3.40 with 16 rows a block.
 		const warps = 4
-		rows = min(64, max(warps, (n/1024+warps-1)/warps*warps))
+		rows = min(64, max(warps, (n/256+warps-1)/warps*warps))
 		return d.launch("rmsnorm_bwd4", d.k.rmsBwd4, grid1((n+rows-1)/rows), block1(32*warps), 4*dim,
-			dx, dw, dout, x, w, rstd, n, dim, rows, res, dxh)
+			dx, dw, dout, x, w, rstd, n, dim, rows, res, dxh, douth)
 	}
 	return d.launch("rmsnorm_bwd", d.k.rmsBwd, grid1((n+rows-1)/rows), block1(32*warpsBlock), 4*dim,
-		dx, dw, dout, x, w, rstd, n, dim, rows, res, dxh)
+		dx, dw, dout, x, w, rstd, n, dim, rows, res, dxh, douth)
 }
 
 // headsVec says whether the vectorised qk-norm kernels take heads of
@@ -324,6 +335,22 @@ func (d *Device) ceForward(stats, rowloss, logits, targets, mask Buf, n, V int) 
 		name, f = "ce_fwd4", d.k.ceFwd4
 	}
 	return d.launch(name, f, grid1(n), block1(1024), 0, stats, rowloss, logits, targets, mask, V)
+}
+
+// ceFusedMax is the longest row ce_fused holds (kernels.cu's
+// 4·CE_THREADS·CE_VEC).
+const ceFusedMax = 4 * 512 * 16
+
+// ceFusable says whether ceFused takes rows of V logits with these
+// buffers (else ceForward then ceBackward).
+func ceFusable(V int, logits, dlogits, dh Buf) bool {
+	return V%4 == 0 && V <= ceFusedMax && logits.P%16 == 0 && dlogits.P%16 == 0 && dh.P%8 == 0
+}
+
+// ceFused is ceForward and ceBackward (loss weight w) in one pass over
+// the logits; the caller checks ceFusable.
+func (d *Device) ceFused(stats, rowloss, dlogits, dh, logits, targets, mask Buf, n, V int, w float32) error {
+	return d.launch("ce_fused", d.k.ceFused, grid1(n), block1(512), 0, stats, rowloss, logits, targets, mask, V, w, dlogits, dh)
 }
 
 // ceBackward: with dh (bf16) the gradient goes there, rounded, instead of

@@ -318,7 +318,12 @@ func (tr *Trainer) allocate() error {
 	} else {
 		tr.branch = take(n * D)
 	}
-	tr.dx, tr.dh, tr.dnorm = take(n*D), take(n*D), take(n*D)
+	tr.dx, tr.dh = take(n*D), take(n*D)
+	if tr.prec == BF16 { // the products write it in bf16 (normBack)
+		tr.dnorm = take16(n * D)
+	} else {
+		tr.dnorm = take(n * D)
+	}
 	tr.datt, tr.dq, tr.dqRot = take(n*qd), take(n*qd), take(n*qd)
 	tr.dk, tr.dkRot, tr.dv = take(n*kvd), take(n*kvd), take(n*kvd)
 	switch {
@@ -623,14 +628,36 @@ func (tr *Trainer) linear(y, x, xh Buf, w, n, in, out int) error {
 	return tr.d.gemm(tr.prec, false, true, n, out, in, 1, x.P, in, tr.w.At(w), in, 0, y.P, out)
 }
 
-// linearBackH is bf16 precision's linearBack with the input gradient
-// set (beta 0) in bf16: dxh = doutH·W, dW += doutHᵀ·xh.
-func (tr *Trainer) linearBackH(dxh, doutH, xh Buf, w, n, in, out int) error {
+// linearBackH is bf16 precision's linearBack with the input gradient in
+// bf16: dxh = doutH·W (beta 0) or dxh += doutH·W (beta 1, rounded again),
+// dW += doutHᵀ·xh.
+func (tr *Trainer) linearBackH(dxh, doutH, xh Buf, w, n, in, out int, beta float32) error {
 	d := tr.d
-	if err := d.gemmBF16Out(false, false, n, in, out, 1, doutH.P, out, half(tr.wh, w), in, 0, dxh.P, in); err != nil {
+	if err := d.gemmBF16Out(false, false, n, in, out, 1, doutH.P, out, half(tr.wh, w), in, beta, dxh.P, in); err != nil {
 		return err
 	}
 	return d.gemmBF16(true, false, out, in, n, 1, doutH.P, out, xh.P, in, 1, tr.g.At(w), in)
+}
+
+// toNorm runs the backward products of a linear layer that reads a norm's
+// output (width D): dnorm = dout·W (beta 0) or += (beta 1), and dW +=
+// doutᵀ·x. In bf16 precision dnorm is bf16 (doutH and xh the bf16
+// operands), as autocast's products give their input gradients: the
+// norm's backward reads half the bytes.
+func (tr *Trainer) toNorm(dout, doutH, x, xh Buf, w, out int, beta float32) error {
+	if tr.prec == BF16 {
+		return tr.linearBackH(tr.dnorm, doutH, xh, w, tr.n, tr.c.Width, out, beta)
+	}
+	return tr.linearBack(tr.dnorm, dout, Buf{}, x, Buf{}, w, tr.n, tr.c.Width, out, beta)
+}
+
+// normBack is the backward of the norm with weight at arena offset w, input
+// x and saved rstd, from dnorm (rmsBackward's dx, dxh and res).
+func (tr *Trainer) normBack(dx, dxh, res Buf, w int, x, rstd Buf) error {
+	if tr.prec == BF16 {
+		return tr.d.rmsBackwardH(dx, dxh, res, tr.g.Off(w), tr.dnorm, x, tr.w.Off(w), rstd, tr.n, tr.c.Width)
+	}
+	return tr.d.rmsBackward(dx, dxh, res, tr.g.Off(w), tr.dnorm, x, tr.w.Off(w), rstd, tr.n, tr.c.Width)
 }
 
 // qkvBack is the input- and weight-gradient products of wq, wk and wv:
@@ -651,7 +678,7 @@ func (tr *Trainer) qkvBack(a *layerActs, lp layerParams) error {
 	if err := d.castBF16Rows(bf16Cols(tr.dqkvH, tr.qd+tr.kvd), S, tr.dv, tr.kvd, n); err != nil {
 		return err
 	}
-	if err := d.gemmBF16(false, false, n, D, S, 1, tr.dqkvH.P, S, half(tr.wh, lp.wq), D, 0, tr.dnorm.P, D); err != nil {
+	if err := d.gemmBF16Out(false, false, n, D, S, 1, tr.dqkvH.P, S, half(tr.wh, lp.wq), D, 0, tr.dnorm.P, D); err != nil {
 		return err
 	}
 	return d.gemmBF16(true, false, S, D, n, 1, tr.dqkvH.P, S, a.anH.P, D, 1, tr.g.At(lp.wq), D)
@@ -817,7 +844,11 @@ func (tr *Trainer) forward(b *models.Batch) (float64, error) {
 		e(d.rmsForward(tr.fn, tr.fnH, tr.frstd, tr.xs[0], tr.w.Off(tr.norm), n, D, normEps))
 	}
 	e(tr.linear(tr.logits, tr.fn, tr.fnH, tr.embed, n, D, V))
-	e(d.ceForward(tr.ceStats, tr.rowloss, tr.logits, tr.tgt, tr.mask, n, V))
+	if dl, dlH := tr.logitsGrad(); ceFusable(V, tr.logits, dl, dlH) {
+		e(d.ceFused(tr.ceStats, tr.rowloss, dl, dlH, tr.logits, tr.tgt, tr.mask, n, V, tr.lossWeight()))
+	} else {
+		e(d.ceForward(tr.ceStats, tr.rowloss, tr.logits, tr.tgt, tr.mask, n, V))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return 0, fmt.Errorf("head forward: %w", err)
 	}
@@ -947,16 +978,11 @@ func (tr *Trainer) backward() error {
 	var errs []error
 	e := func(err error) { errs = append(errs, err) }
 	e(d.zero(tr.g))
-	w := float32(0)
-	if tr.count > 0 {
-		w = float32(1 / tr.count)
+	dl, dlH := tr.logitsGrad()
+	if !ceFusable(V, tr.logits, dl, dlH) { // else the forward's ce_fused has set it
+		e(d.ceBackward(dl, dlH, tr.logits, tr.ceStats, tr.tgt, tr.mask, n, V, tr.lossWeight()))
 	}
-	dlH := Buf{} // bf16: ce_bwd writes the logits' gradient in bf16 only
-	if tr.prec == BF16 {
-		dlH = tr.doutH
-	}
-	e(d.ceBackward(tr.dlogits, dlH, tr.logits, tr.ceStats, tr.tgt, tr.mask, n, V, w))
-	e(tr.linearBack(tr.dnorm, tr.dlogits, dlH, tr.fn, tr.fnH, tr.embed, n, D, V, 0))
+	e(tr.toNorm(dl, dlH, tr.fn, tr.fnH, tr.embed, V, 0))
 	e(d.zero(tr.dx))
 	// dxH, dhH, dqH, dkH: bf16 copies of the linear backwards' output
 	// gradients, written by the kernels that make them (zero Bufs outside
@@ -966,7 +992,7 @@ func (tr *Trainer) backward() error {
 	if tr.prec == BF16 {
 		dqH, dkH = tr.dqkvH, bf16Cols(tr.dqkvH, tr.qd)
 	}
-	e(d.rmsBackward(tr.dx, dxH, Buf{}, tr.g.Off(tr.norm), tr.dnorm, tr.xs[c.Layers], tr.w.Off(tr.norm), tr.frstd, n, D))
+	e(tr.normBack(tr.dx, dxH, Buf{}, tr.norm, tr.xs[c.Layers], tr.frstd))
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("head backward: %w", err)
 	}
@@ -977,15 +1003,15 @@ func (tr *Trainer) backward() error {
 		if tr.prec == BF16 {
 			// ∂L/∂g in bf16 (as autocast's products give it), into dGH,
 			// which SwiGLU's backward then turns into ∂L/∂h1 in place.
-			e(tr.linearBackH(tr.dGH, dxH, a.ggH, lp.w2, n, F, D))
+			e(tr.linearBackH(tr.dGH, dxH, a.ggH, lp.w2, n, F, D, 0))
 			e(d.swigluBackwardH(tr.dGH, tr.dH3H, tr.dGH, a.h1H, a.h3H, n*F))
 		} else {
 			e(tr.linearBack(tr.dG, tr.dx, Buf{}, a.gg, Buf{}, lp.w2, n, F, D, 0))
 			e(d.swigluBackward(tr.dG, tr.dH3, Buf{}, Buf{}, a.h1, a.h3, n*F))
 		}
-		e(tr.linearBack(tr.dnorm, tr.dG, tr.dGH, a.mn, a.mnH, lp.w1, n, D, F, 0))
-		e(tr.linearBack(tr.dnorm, tr.dH3, tr.dH3H, a.mn, a.mnH, lp.w3, n, D, F, 1))
-		e(d.rmsBackward(tr.dh, dhH, tr.dx, tr.g.Off(lp.mlpNorm), tr.dnorm, a.h, tr.w.Off(lp.mlpNorm), a.mrstd, n, D))
+		e(tr.toNorm(tr.dG, tr.dGH, a.mn, a.mnH, lp.w1, F, 0))
+		e(tr.toNorm(tr.dH3, tr.dH3H, a.mn, a.mnH, lp.w3, F, 1))
+		e(tr.normBack(tr.dh, dhH, tr.dx, lp.mlpNorm, a.h, a.mrstd))
 		// dh holds ∂L/∂h; the residual passes it to x unchanged (as above).
 		e(tr.linearBack(tr.datt, tr.dh, dhH, a.att, a.attH, lp.wo, n, tr.qd, D, 0))
 		if !tr.flash {
@@ -1003,7 +1029,7 @@ func (tr *Trainer) backward() error {
 			e(d.ropeApply(tr.dk, dkH, tr.dkRot, tr.pos, tr.cos, tr.sin, n, KV, hd, S, -1, false))
 		}
 		e(tr.qkvBack(a, lp))
-		e(d.rmsBackward(tr.dx, dxH, tr.dh, tr.g.Off(lp.attnNorm), tr.dnorm, x, tr.w.Off(lp.attnNorm), a.arstd, n, D))
+		e(tr.normBack(tr.dx, dxH, tr.dh, lp.attnNorm, x, a.arstd))
 		if err := errors.Join(errs...); err != nil {
 			return fmt.Errorf("llm.layers.%d backward: %w", l, err)
 		}
@@ -1015,6 +1041,24 @@ func (tr *Trainer) backward() error {
 		return fmt.Errorf("llm.tok_embed backward: %w", err)
 	}
 	return nil
+}
+
+// logitsGrad is where the logits' gradient goes: dlogits, or in bf16
+// precision (the zero dlogits then) its bf16 form in doutH, the head
+// product's operand, which nothing else reads.
+func (tr *Trainer) logitsGrad() (dl, dlH Buf) {
+	if tr.prec == BF16 {
+		return tr.dlogits, tr.doutH
+	}
+	return tr.dlogits, Buf{}
+}
+
+// lossWeight is the mean's weight 1/Σmask of the batch (0 for none).
+func (tr *Trainer) lossWeight() float32 {
+	if tr.count > 0 {
+		return float32(1 / tr.count)
+	}
+	return 0
 }
 
 // nonFiniteImages names the first image-side layer that goes non-finite
