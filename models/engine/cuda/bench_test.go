@@ -344,8 +344,7 @@ func BenchmarkDecoderStep(b *testing.B) {
 	}
 	parts := append(attn, []part{
 		{"linear-forward-products", L, func() error {
-			return errors.Join(tr.linear(a.q, a.an, a.anH, lp.wq, n, D, tr.qd), tr.linear(a.k, a.an, a.anH, lp.wk, n, D, tr.kvd),
-				tr.linear(a.v, a.an, a.anH, lp.wv, n, D, tr.kvd), tr.branchOut(a.att, a.attH, lp.wo, tr.qd),
+			return errors.Join(tr.qkvForward(a, lp), tr.branchOut(a.att, a.attH, lp.wo, tr.qd),
 				tr.linearH(a.h1H, a.mnH, lp.w1, n, D, F), tr.linearH(a.h3H, a.mnH, lp.w3, n, D, F),
 				tr.branchOut(a.gg, a.ggH, lp.w2, F))
 		}},
@@ -360,8 +359,9 @@ func BenchmarkDecoderStep(b *testing.B) {
 				tr.addNorm(tr.xs[1], a.an, a.anH, a.arstd, a.h, lp.attnNorm))
 		}},
 		{"qk-norms-and-rope-forward", L, func() error { // the reference decoder has qk-norm
-			return errors.Join(dd.qkNormRope(a.qRot, a.qRotH, a.qrstd, a.q, tr.w.Off(lp.qNorm), tr.pos, tr.cos, tr.sin, n, d.Heads, tr.hd, normEps),
-				dd.qkNormRope(a.kRot, a.kRotH, a.krstd, a.k, tr.w.Off(lp.kNorm), tr.pos, tr.cos, tr.sin, n, d.KVHeads, tr.hd, normEps))
+			qIn, kIn := tr.qkIn(a)
+			return errors.Join(dd.qkNormRope(a.qRot, a.qRotH, a.qrstd, qIn, tr.w.Off(lp.qNorm), tr.pos, tr.cos, tr.sin, n, d.Heads, tr.hd, normEps),
+				dd.qkNormRope(a.kRot, a.kRotH, a.krstd, kIn, tr.w.Off(lp.kNorm), tr.pos, tr.cos, tr.sin, n, d.KVHeads, tr.hd, normEps))
 		}},
 		{"swiglu-forward", L, func() error { return dd.swigluForwardH(a.ggH, a.h1H, a.h3H, n*F) }},
 		{"swiglu-backward", L, func() error { // dg from doutH: in place it would compound over the repeats
@@ -373,8 +373,9 @@ func BenchmarkDecoderStep(b *testing.B) {
 		}},
 		{"qk-norms-and-rope-backward", L, func() error {
 			S := tr.qd + 2*tr.kvd
-			return errors.Join(dd.qkNormRopeBackward(tr.dq, tr.dqkvH, tr.g.Off(lp.qNorm), tr.dqRot, a.q, tr.w.Off(lp.qNorm), a.qrstd, tr.pos, tr.cos, tr.sin, n, d.Heads, tr.hd, S),
-				dd.qkNormRopeBackward(tr.dk, bf16Cols(tr.dqkvH, tr.qd), tr.g.Off(lp.kNorm), tr.dkRot, a.k, tr.w.Off(lp.kNorm), a.krstd, tr.pos, tr.cos, tr.sin, n, d.KVHeads, tr.hd, S))
+			qIn, kIn := tr.qkIn(a)
+			return errors.Join(dd.qkNormRopeBackward(tr.dq, tr.dqkvH, tr.g.Off(lp.qNorm), tr.dqRot, qIn, tr.w.Off(lp.qNorm), a.qrstd, tr.pos, tr.cos, tr.sin, n, d.Heads, tr.hd, S),
+				dd.qkNormRopeBackward(tr.dk, bf16Cols(tr.dqkvH, tr.qd), tr.g.Off(lp.kNorm), tr.dkRot, kIn, tr.w.Off(lp.kNorm), a.krstd, tr.pos, tr.cos, tr.sin, n, d.KVHeads, tr.hd, S))
 		}},
 		// With ce_fused (the reference's vocabulary) the cross-entropy's
 		// gradient is made in the forward, and the backward is the products.

@@ -109,6 +109,9 @@ var parityCases = []parityCase{
 	{name: "bf16 mha rope", B: 2, T: 128, heads: 4, kv: 4, qkNorm: false, docsPerSeq: 2, prec: BF16, lossTol: 3e-2, rel: 1.5e-1},
 	{name: "bf16 hd64", B: 2, T: 128, heads: 1, kv: 1, qkNorm: true, docsPerSeq: 2, prec: BF16, lossTol: 3e-2, rel: 1.5e-1},
 	{name: "fp32 hd64", B: 2, T: 128, heads: 1, kv: 1, qkNorm: true, docsPerSeq: 2, prec: FP32, lossTol: 1e-4, rel: 1e-3},
+	// Head width 8 (no flash kernels) and T not a multiple of 8 (no bf16
+	// attention operands): bf16 linear layers around fp32 attention.
+	{name: "bf16 hd8 T100", B: 2, T: 100, heads: 8, kv: 2, qkNorm: true, docsPerSeq: 2, prec: BF16, lossTol: 3e-2, rel: 1.5e-1},
 	// The cross-entropy's other kernels: a vocabulary not a multiple of 4
 	// (one logit at a time), and one longer than ce_fused holds.
 	{name: "fp32 vocab 97", B: 2, T: 64, heads: 4, kv: 2, qkNorm: true, docsPerSeq: 2, vocab: 97, prec: FP32, lossTol: 1e-4, rel: 1e-3},

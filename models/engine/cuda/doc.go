@@ -34,9 +34,12 @@
 //	bf16  tensor cores with bf16 operands (the decoder's linear and
 //	      attention products: bf16 copies, CUBLAS_COMPUTE_32F; the image
 //	      path's: fp32 operands under CUBLAS_COMPUTE_32F_FAST_16BF), fp32
-//	      accumulation and outputs;
-//	      weights (the master copy), gradients, optimizer state and every
-//	      non-product kernel stay fp32
+//	      accumulation; the decoder's products whose one reader is a
+//	      kernel that widens its input (q|k, v, h1, h3, the blocks'
+//	      branch outputs, ∂L/∂g, the norms' output gradients) write bf16,
+//	      as PyTorch's autocast does, the others fp32;
+//	      weights (the master copy), gradients, optimizer state, the
+//	      residual stream and its gradient stay fp32
 //
 // In bf16 the decoder's linear products read bf16 copies of their operands
 // rather than letting cuBLAS convert fp32 ones on every call

@@ -38,6 +38,15 @@ __device__ __forceinline__ float4 ld_bf16x4(const unsigned short* p, i64 i) {
     return make_float4(__uint_as_float(u.x << 16), __uint_as_float(u.x & 0xffff0000u), __uint_as_float(u.y << 16),
                        __uint_as_float(u.y & 0xffff0000u));
 }
+// An input of q or k heads is x (fp32) or, where x is null, xh (bf16:
+// bf16 precision's projection writes q|k so), its tokens xs elements
+// apart; xat is element i, xat4 elements i … i+3 (i a multiple of 4).
+__device__ __forceinline__ float xat(const float* x, const unsigned short* xh, i64 i) {
+    return x ? x[i] : bf16_f(xh[i]);
+}
+__device__ __forceinline__ float4 xat4(const float* x, const unsigned short* xh, i64 i) {
+    return x ? *(const float4*)(x + i) : ld_bf16x4(xh + i, 0);
+}
 
 __device__ __forceinline__ float warp_max(float v) {
     for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(FULL, v, o));
@@ -315,7 +324,8 @@ __global__ void rmsnorm_bwd4(float* dx, float* dw, const float* dout, const floa
 // rows are hs elements apart (heads·hd, or the fused q|k|v gradient's
 // width).
 __global__ void rope(float* out, const float* x, const int* pos, const float* cs, const float* sn,
-                     int n, int heads, int hd, float sign, int accumulate, unsigned short* oh, int hs) {
+                     int n, int heads, int hd, float sign, int accumulate, unsigned short* oh, int hs,
+                     const unsigned short* xh, int xs) {
     i64 idx = (i64)blockIdx.x * blockDim.x + threadIdx.x;
     int half = hd / 2;
     if (idx >= (i64)n * heads * half) return;
@@ -325,8 +335,8 @@ __global__ void rope(float* out, const float* x, const int* pos, const float* cs
     i64 t = th / heads;
     int p = pos[t];
     float co = cs[p * half + i], s = sign * sn[p * half + i];
-    i64 off = t * heads * hd + (i64)h * hd;
-    float a = x[off + i], b = x[off + i + half];
+    i64 off = t * heads * hd + (i64)h * hd, xo = t * xs + (i64)h * hd;
+    float a = xat(x, xh, xo + i), b = xat(x, xh, xo + i + half);
     float oa = a * co - b * s, ob = b * co + a * s;
     if (oh) {
         i64 ho = t * hs + (i64)h * hd;
@@ -349,20 +359,23 @@ __global__ void rope(float* out, const float* x, const int* pos, const float* cs
 // row; lane l holds the rotate pairs (i, i + hd/2), i = l, l + 32, ….
 __global__ void qknorm_rope_fwd(float* out, unsigned short* oh, float* rstd, const float* x, const float* w,
                                 const int* pos, const float* cs, const float* sn, i64 rows, int heads, int hd,
-                                float eps) {
+                                float eps, const unsigned short* xh, int xs) {
     i64 row = (i64)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
     int lane = threadIdx.x & 31, half = hd >> 1;
     if (row >= rows) return;
-    const float* xr = x + row * hd;
+    i64 xo = row / heads * xs + row % heads * hd;
     float ss = 0.f;
-    for (int j = lane; j < hd; j += 32) ss += xr[j] * xr[j];
+    for (int j = lane; j < hd; j += 32) {
+        float v = xat(x, xh, xo + j);
+        ss += v * v;
+    }
     ss = warp_sum(ss);
     float r = 1.f / sqrtf(ss / (float)hd + eps);
     if (lane == 0) rstd[row] = r;
     int p = pos[row / heads];
     i64 off = row * hd;
     for (int i = lane; i < half; i += 32) {
-        float a = xr[i] * r * w[i], b = xr[i + half] * r * w[i + half];
+        float a = xat(x, xh, xo + i) * r * w[i], b = xat(x, xh, xo + i + half) * r * w[i + half];
         float co = cs[p * half + i], s = sn[p * half + i];
         float oa = a * co - b * s, ob = b * co + a * s;
         if (oh) {
@@ -382,29 +395,29 @@ __global__ void qknorm_rope_fwd(float* out, unsigned short* oh, float* rstd, con
 // (each lane owns its columns, so no atomics until the block's one sum).
 __global__ void qknorm_rope_bwd(float* dx, unsigned short* dxh, float* dw, const float* dy, const float* x,
                                 const float* w, const float* rstd, const int* pos, const float* cs, const float* sn,
-                                i64 rows, int heads, int hd, int per, int hs) {
+                                i64 rows, int heads, int hd, int per, int hs, const unsigned short* xh, int xs) {
     extern __shared__ float sqk[];
     int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = blockDim.x >> 5, half = hd >> 1;
     float* my = sqk + wid * hd;
     for (int j = lane; j < hd; j += 32) my[j] = 0.f;
     i64 r0 = (i64)blockIdx.x * per, r1 = min(r0 + (i64)per, rows);
     for (i64 row = r0 + wid; row < r1; row += nw) {
-        i64 off = row * hd;
-        const float *xr = x + off, *dr = dy + off;
+        i64 off = row * hd, xo = row / heads * xs + row % heads * hd;
+        const float* dr = dy + off;
         int p = pos[row / heads];
         i64 ho = row / heads * hs + row % heads * hd;
         float r = rstd[row], dot = 0.f;
         for (int i = lane; i < half; i += 32) {
             float co = cs[p * half + i], s = -sn[p * half + i], a = dr[i], b = dr[i + half];
             float ga = a * co - b * s, gb = b * co + a * s;
-            dot += ga * w[i] * xr[i] * r;
-            dot += gb * w[i + half] * xr[i + half] * r;
+            dot += ga * w[i] * xat(x, xh, xo + i) * r;
+            dot += gb * w[i + half] * xat(x, xh, xo + i + half) * r;
         }
         dot = warp_sum(dot) / (float)hd;
         for (int i = lane; i < half; i += 32) {
             float co = cs[p * half + i], s = -sn[p * half + i], a = dr[i], b = dr[i + half];
             float ga = a * co - b * s, gb = b * co + a * s;
-            float xa = xr[i], xb = xr[i + half];
+            float xa = xat(x, xh, xo + i), xb = xat(x, xh, xo + i + half);
             my[i] += ga * xa * r;
             my[i + half] += gb * xb * r;
             float va = r * (ga * w[i] - xa * r * dot), vb = r * (gb * w[i + half] - xb * r * dot);
@@ -440,18 +453,18 @@ __device__ __forceinline__ float seg_sum(float v, int L) { // over the L lanes o
 }
 __global__ void qknorm_rope_fwd4(float* out, unsigned short* oh, float* rstd, const float* x, const float* w,
                                  const int* pos, const float* cs, const float* sn, i64 rows, int heads, int hd,
-                                 float eps) {
+                                 float eps, const unsigned short* xh, int xs) {
     int lane = threadIdx.x & 31, L = hd >> 3, R = 32 / L, half = hd >> 1, i0 = 4 * (lane % L);
     float4 wa = ld_w4(w + i0, 0), wb = ld_w4(w + half + i0, 0);
     i64 warp = ((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5, nwarps = ((i64)gridDim.x * blockDim.x) >> 5;
     for (i64 g = warp; g * R < rows; g += nwarps) {
-        i64 row = g * R + lane / L, off = row * hd;
+        i64 row = g * R + lane / L, off = row * hd, xo = row / heads * xs + row % heads * hd;
         bool ok = row < rows;
         float4 a = f4(0.f), b = f4(0.f);
         int p = 0;
         if (ok) {
-            a = ld4(x + off + i0);
-            b = ld4(x + off + half + i0);
+            a = xat4(x, xh, xo + i0);
+            b = xat4(x, xh, xo + half + i0);
             p = pos[row / heads];
         }
         float ss = seg_sum(a.x * a.x + a.y * a.y + a.z * a.z + a.w * a.w + b.x * b.x + b.y * b.y + b.z * b.z + b.w * b.w, L);
@@ -475,22 +488,22 @@ __global__ void qknorm_rope_fwd4(float* out, unsigned short* oh, float* rstd, co
 // Dynamic shared memory hd floats: the block's dw sum.
 __global__ void qknorm_rope_bwd4(float* dx, unsigned short* dxh, float* dw, const float* dy, const float* x,
                                  const float* w, const float* rstd, const int* pos, const float* cs, const float* sn,
-                                 i64 rows, int heads, int hd, int hs) {
+                                 i64 rows, int heads, int hd, int hs, const unsigned short* xh, int xs) {
     extern __shared__ float sqk4[];
     int lane = threadIdx.x & 31, L = hd >> 3, R = 32 / L, half = hd >> 1, i0 = 4 * (lane % L);
     for (int j = threadIdx.x; j < hd; j += blockDim.x) sqk4[j] = 0.f;
     float4 wa = ld_w4(w + i0, 0), wb = ld_w4(w + half + i0, 0), accA = f4(0.f), accB = f4(0.f);
     i64 warp = ((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5, nwarps = ((i64)gridDim.x * blockDim.x) >> 5;
     for (i64 g = warp; g * R < rows; g += nwarps) {
-        i64 row = g * R + lane / L, off = row * hd;
+        i64 row = g * R + lane / L, off = row * hd, xo = row / heads * xs + row % heads * hd;
         bool ok = row < rows;
         float4 a = f4(0.f), b = f4(0.f), xa = f4(0.f), xb = f4(0.f), co = f4(0.f), s = f4(0.f);
         float r = 0.f;
         if (ok) {
             a = ld4(dy + off + i0);
             b = ld4(dy + off + half + i0);
-            xa = ld4(x + off + i0);
-            xb = ld4(x + off + half + i0);
+            xa = xat4(x, xh, xo + i0);
+            xb = xat4(x, xh, xo + half + i0);
             r = rstd[row];
             int p = pos[row / heads];
             co = ld4(cs + p * half + i0);

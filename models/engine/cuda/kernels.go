@@ -200,45 +200,56 @@ func qkGrid(rows, hd int) [3]int {
 	return grid1(min((warps+warpsBlock-1)/warpsBlock, 132*64/warpsBlock))
 }
 
-// qkNormRope normalises each head's row of x [n, heads·hd] (q or k as the
-// projection wrote it; rstd [n·heads] saved) and rotates it by its
-// position, into out or, rounded, into oh (not the zero Buf: bf16
-// precision's attention operands).
-func (d *Device) qkNormRope(out, oh, rstd, x, w, pos, cs, sn Buf, n, heads, hd int, eps float64) error {
+// headsIn is an input of q or k heads as a projection wrote it: fp32 x
+// or, where x is the zero Buf, bf16 xh; its tokens stride elements apart
+// (heads·hd, or the fused q|k output's width).
+type headsIn struct {
+	x, xh  Buf
+	stride int
+}
+
+// vec says whether the vectorised qk kernels can read it.
+func (in headsIn) vec() bool { return in.stride%4 == 0 && rowsVec(4, in.xh, in.x) }
+
+// qkNormRope normalises each head's row of in ([n, heads·hd]; rstd
+// [n·heads] saved) and rotates it by its position, into out or, rounded,
+// into oh (not the zero Buf: bf16 precision's attention operands).
+func (d *Device) qkNormRope(out, oh, rstd Buf, in headsIn, w, pos, cs, sn Buf, n, heads, hd int, eps float64) error {
 	rows := n * heads
-	if headsVec(hd, oh, out, x, cs, sn) {
+	if headsVec(hd, oh, out, cs, sn) && in.vec() {
 		return d.launch("qknorm_rope_fwd4", d.k.qkRopeFwd4, qkGrid(rows, hd), block1(32*warpsBlock), 0,
-			out, oh, rstd, x, w, pos, cs, sn, i64(rows), heads, hd, float32(eps))
+			out, oh, rstd, in.x, w, pos, cs, sn, i64(rows), heads, hd, float32(eps), in.xh, in.stride)
 	}
 	return d.launch("qknorm_rope_fwd", d.k.qkRopeFwd, grid1((rows+warpsBlock-1)/warpsBlock), block1(32*warpsBlock), 0,
-		out, oh, rstd, x, w, pos, cs, sn, i64(rows), heads, hd, float32(eps))
+		out, oh, rstd, in.x, w, pos, cs, sn, i64(rows), heads, hd, float32(eps), in.xh, in.stride)
 }
 
 // qkNormRopeBackward sets dx (or, rounded, dxh where it is not the zero
 // Buf; its tokens hs elements apart) from dy, the rotated rows' gradient,
 // and adds the norm weight's gradient into dw.
-func (d *Device) qkNormRopeBackward(dx, dxh, dw, dy, x, w, rstd, pos, cs, sn Buf, n, heads, hd, hs int) error {
+func (d *Device) qkNormRopeBackward(dx, dxh, dw, dy Buf, in headsIn, w, rstd, pos, cs, sn Buf, n, heads, hd, hs int) error {
 	if 4*warpsBlock*hd > 48<<10 {
 		return fmt.Errorf("cuda: qk-norm backward: head width %d needs more than 48 KiB of shared memory", hd)
 	}
 	rows := n * heads
-	if headsVec(hd, dxh, dx, dy, x, cs, sn) && hs%4 == 0 {
+	if headsVec(hd, dxh, dx, dy, cs, sn) && hs%4 == 0 && in.vec() {
 		return d.launch("qknorm_rope_bwd4", d.k.qkRopeBwd4, qkGrid(rows, hd), block1(32*warpsBlock), 4*hd,
-			dx, dxh, dw, dy, x, w, rstd, pos, cs, sn, i64(rows), heads, hd, hs)
+			dx, dxh, dw, dy, in.x, w, rstd, pos, cs, sn, i64(rows), heads, hd, hs, in.xh, in.stride)
 	}
 	// About a thousand blocks; dw's few columns take one atomic add per block.
 	per := max(warpsBlock, (rows/1024+warpsBlock-1)/warpsBlock*warpsBlock)
 	return d.launch("qknorm_rope_bwd", d.k.qkRopeBwd, grid1((rows+per-1)/per), block1(32*warpsBlock), 4*warpsBlock*hd,
-		dx, dxh, dw, dy, x, w, rstd, pos, cs, sn, i64(rows), heads, hd, per, hs)
+		dx, dxh, dw, dy, in.x, w, rstd, pos, cs, sn, i64(rows), heads, hd, per, hs, in.xh, in.stride)
 }
 
-// ropeApply: with oh (bf16, not the zero Buf) the result goes there,
-// rounded, instead of to out, its tokens hs elements apart.
-func (d *Device) ropeApply(out, oh, x, pos, cs, sn Buf, n, heads, hd, hs int, sign float32, accumulate bool) error {
+// ropeApply rotates the heads of in: with oh (bf16, not the zero Buf) the
+// result goes there, rounded, instead of to out, its tokens hs elements
+// apart.
+func (d *Device) ropeApply(out, oh Buf, in headsIn, pos, cs, sn Buf, n, heads, hd, hs int, sign float32, accumulate bool) error {
 	acc := b2i(accumulate)
 	total := n * heads * hd / 2
 	return d.launch("rope", d.k.rope, grid1((total+ewBlock-1)/ewBlock), block1(ewBlock), 0,
-		out, x, pos, cs, sn, n, heads, hd, sign, acc, oh, hs)
+		out, in.x, pos, cs, sn, n, heads, hd, sign, acc, oh, hs, in.xh, in.stride)
 }
 
 func (d *Device) addInto(out, a, b Buf, n int) error {

@@ -123,8 +123,12 @@ type layerActs struct {
 	// are read), nor is tr.fn.
 	anH, attH, mnH, ggH Buf
 	// bf16 precision: the w1 and w3 products' outputs, written in bf16
-	// (SwiGLU, their one reader, widens them), in place of h1 and h3.
-	h1H, h3H Buf
+	// (SwiGLU, their one reader, widens them), in place of h1 and h3; qkH
+	// [B·T, qd+kvd] the q|k projection (wq and wk adjacent: one product)
+	// in bf16 in place of q and k, read by qk-norm or RoPE; and where the
+	// attention reads bf16 operands (flash, attnH) the v projection goes
+	// straight to vH, with no fp32 v.
+	h1H, h3H, qkH Buf
 	// attnH: the attention products' bf16 operands in place of the fp32
 	// qRot, kRot and probs (not allocated then): q and k as RoPE writes
 	// them, v cast once from the projection, and the softmax's
@@ -288,12 +292,15 @@ func (tr *Trainer) allocate() error {
 	take16 := func(k int) Buf { return take((k + 1) / 2) }
 	tr.attnH = !tr.flash && tr.prec == BF16 && tr.hd%8 == 0 && T%8 == 0
 	for range c.Layers {
-		a := layerActs{arstd: take(n), q: take(n * qd), k: take(n * kvd), v: take(n * kvd),
-			att: take(n * qd), h: take(n * D), mrstd: take(n)}
+		a := layerActs{arstd: take(n), att: take(n * qd), h: take(n * D), mrstd: take(n)}
 		if tr.prec != BF16 {
 			a.an, a.mn, a.gg, a.h1, a.h3 = take(n*D), take(n*D), take(n*F), take(n*F), take(n*F)
+			a.q, a.k = take(n*qd), take(n*kvd)
 		} else {
-			a.h1H, a.h3H = take16(n*F), take16(n*F)
+			a.h1H, a.h3H, a.qkH = take16(n*F), take16(n*F), take16(n*(qd+kvd))
+		}
+		if !tr.flash && !tr.attnH {
+			a.v = take(n * kvd)
 		}
 		switch {
 		case tr.flash:
@@ -488,7 +495,7 @@ func (tr *Trainer) all() []Buf {
 	for _, a := range tr.acts {
 		bs = append(bs, a.an, a.arstd, a.q, a.k, a.v, a.qrstd, a.krstd, a.qRot, a.kRot,
 			a.probs, a.att, a.h, a.mn, a.mrstd, a.h1, a.h3, a.gg, a.anH, a.attH, a.mnH, a.ggH, a.h1H, a.h3H,
-			a.qRotH, a.kRotH, a.vH, a.probsH, a.lse)
+			a.qRotH, a.kRotH, a.vH, a.probsH, a.lse, a.qkH)
 	}
 	return bs
 }
@@ -713,6 +720,31 @@ func (tr *Trainer) linearBack(dx, dout, doutH, x, xh Buf, w, n, in, out int, bet
 	return d.gemm(tr.prec, true, false, out, in, n, 1, dout.P, out, x.P, in, 1, tr.g.At(w), in)
 }
 
+// qkvForward runs the q, k and v projections: in bf16 precision q|k as
+// one product into qkH (bf16) and v into vH (bf16) where the attention
+// reads bf16 operands, else three fp32-output products.
+func (tr *Trainer) qkvForward(a *layerActs, lp layerParams) error {
+	n, D := tr.n, tr.c.Width
+	if tr.prec != BF16 {
+		return errors.Join(tr.linear(a.q, a.an, Buf{}, lp.wq, n, D, tr.qd), tr.linear(a.k, a.an, Buf{}, lp.wk, n, D, tr.kvd),
+			tr.linear(a.v, a.an, Buf{}, lp.wv, n, D, tr.kvd))
+	}
+	err := tr.linearH(a.qkH, a.anH, lp.wq, n, D, tr.qd+tr.kvd)
+	if a.vH.P != 0 {
+		return errors.Join(err, tr.linearH(a.vH, a.anH, lp.wv, n, D, tr.kvd))
+	}
+	return errors.Join(err, tr.linear(a.v, Buf{}, a.anH, lp.wv, n, D, tr.kvd))
+}
+
+// qkIn is where qkvForward left q and k.
+func (tr *Trainer) qkIn(a *layerActs) (q, k headsIn) {
+	if tr.prec == BF16 {
+		s := tr.qd + tr.kvd
+		return headsIn{xh: a.qkH, stride: s}, headsIn{xh: bf16Cols(a.qkH, tr.qd), stride: s}
+	}
+	return headsIn{x: a.q, stride: tr.qd}, headsIn{x: a.k, stride: tr.kvd}
+}
+
 // mlpIn runs the MLP's w1 and w3 products and SwiGLU: in bf16 precision
 // the products write h1 and h3 in bf16 (PyTorch's autocast keeps them so
 // too), which halves what SwiGLU and its backward read.
@@ -810,15 +842,14 @@ func (tr *Trainer) forward(b *models.Batch) (float64, error) {
 		if l == 0 { // later layers' attention norms run with the residual add before them
 			e(d.rmsForward(a.an, a.anH, a.arstd, x, tr.w.Off(lp.attnNorm), n, D, normEps))
 		}
-		e(tr.linear(a.q, a.an, a.anH, lp.wq, n, D, tr.qd))
-		e(tr.linear(a.k, a.an, a.anH, lp.wk, n, D, tr.kvd))
-		e(tr.linear(a.v, a.an, a.anH, lp.wv, n, D, tr.kvd))
+		e(tr.qkvForward(a, lp))
+		qIn, kIn := tr.qkIn(a)
 		if c.QKNorm {
-			e(d.qkNormRope(a.qRot, a.qRotH, a.qrstd, a.q, tr.w.Off(lp.qNorm), tr.pos, tr.cos, tr.sin, n, H, hd, normEps))
-			e(d.qkNormRope(a.kRot, a.kRotH, a.krstd, a.k, tr.w.Off(lp.kNorm), tr.pos, tr.cos, tr.sin, n, KV, hd, normEps))
+			e(d.qkNormRope(a.qRot, a.qRotH, a.qrstd, qIn, tr.w.Off(lp.qNorm), tr.pos, tr.cos, tr.sin, n, H, hd, normEps))
+			e(d.qkNormRope(a.kRot, a.kRotH, a.krstd, kIn, tr.w.Off(lp.kNorm), tr.pos, tr.cos, tr.sin, n, KV, hd, normEps))
 		} else {
-			e(d.ropeApply(a.qRot, a.qRotH, a.q, tr.pos, tr.cos, tr.sin, n, H, hd, tr.qd, 1, false))
-			e(d.ropeApply(a.kRot, a.kRotH, a.k, tr.pos, tr.cos, tr.sin, n, KV, hd, tr.kvd, 1, false))
+			e(d.ropeApply(a.qRot, a.qRotH, qIn, tr.pos, tr.cos, tr.sin, n, H, hd, tr.qd, 1, false))
+			e(d.ropeApply(a.kRot, a.kRotH, kIn, tr.pos, tr.cos, tr.sin, n, KV, hd, tr.kvd, 1, false))
 		}
 		e(tr.attention(a))
 		if !tr.flash { // the flash kernel writes attH itself
@@ -869,19 +900,13 @@ func (tr *Trainer) forward(b *models.Batch) (float64, error) {
 // bf16 only.
 func (tr *Trainer) attention(a *layerActs) error {
 	d, c := tr.d, tr.c
-	if tr.flash {
-		if err := d.castBF16(a.vH, a.v, tr.n*tr.kvd); err != nil {
-			return err
-		}
+	if tr.flash { // qkvForward wrote vH
 		return d.flashForward(a.att, a.attH, a.lse, a.qRotH, a.kRotH, a.vH, tr.docs, tr.flashShape())
 	}
 	T, hd, BH, bs := tr.T, tr.hd, tr.B*c.Heads, tr.bs
 	scale := float32(1 / math.Sqrt(float64(hd)))
 	in, scores, probs := a.ptr, a.ptr.p, a.probs
-	if tr.attnH {
-		if err := d.castBF16(a.vH, a.v, tr.n*tr.kvd); err != nil {
-			return err
-		}
+	if tr.attnH { // qkvForward wrote vH
 		in, scores, probs = a.ptrH, tr.bwdPtrs.p, tr.scratch
 	}
 	for r := range tr.nb {
@@ -1022,11 +1047,12 @@ func (tr *Trainer) backward() error {
 		e(tr.attentionBack(a))
 		// with dqH, dkH (bf16) the results go there only: the products read nothing else
 		if c.QKNorm {
-			e(d.qkNormRopeBackward(tr.dq, dqH, tr.g.Off(lp.qNorm), tr.dqRot, a.q, tr.w.Off(lp.qNorm), a.qrstd, tr.pos, tr.cos, tr.sin, n, H, hd, S))
-			e(d.qkNormRopeBackward(tr.dk, dkH, tr.g.Off(lp.kNorm), tr.dkRot, a.k, tr.w.Off(lp.kNorm), a.krstd, tr.pos, tr.cos, tr.sin, n, KV, hd, S))
+			qIn, kIn := tr.qkIn(a)
+			e(d.qkNormRopeBackward(tr.dq, dqH, tr.g.Off(lp.qNorm), tr.dqRot, qIn, tr.w.Off(lp.qNorm), a.qrstd, tr.pos, tr.cos, tr.sin, n, H, hd, S))
+			e(d.qkNormRopeBackward(tr.dk, dkH, tr.g.Off(lp.kNorm), tr.dkRot, kIn, tr.w.Off(lp.kNorm), a.krstd, tr.pos, tr.cos, tr.sin, n, KV, hd, S))
 		} else {
-			e(d.ropeApply(tr.dq, dqH, tr.dqRot, tr.pos, tr.cos, tr.sin, n, H, hd, S, -1, false))
-			e(d.ropeApply(tr.dk, dkH, tr.dkRot, tr.pos, tr.cos, tr.sin, n, KV, hd, S, -1, false))
+			e(d.ropeApply(tr.dq, dqH, headsIn{x: tr.dqRot, stride: tr.qd}, tr.pos, tr.cos, tr.sin, n, H, hd, S, -1, false))
+			e(d.ropeApply(tr.dk, dkH, headsIn{x: tr.dkRot, stride: tr.kvd}, tr.pos, tr.cos, tr.sin, n, KV, hd, S, -1, false))
 		}
 		e(tr.qkvBack(a, lp))
 		e(tr.normBack(tr.dx, dxH, tr.dh, lp.attnNorm, x, a.arstd))
