@@ -351,7 +351,7 @@ func BenchmarkDecoderStep(b *testing.B) {
 		{"linear-backward-products", L, func() error { // dx and dW of the 7 products
 			return errors.Join(tr.linearBackH(tr.dGH, tr.dxH, a.ggH, lp.w2, n, F, D, 0),
 				tr.toNorm(tr.dG, tr.dGH, a.mn, a.mnH, lp.w1, F, 0), tr.toNorm(tr.dH3, tr.dH3H, a.mn, a.mnH, lp.w3, F, 1),
-				tr.linearBack(tr.datt, tr.dh, tr.dhH, a.att, a.attH, lp.wo, n, tr.qd, D, 0),
+				tr.woBack(a, lp, tr.dhH),
 				tr.qkvBack(a, lp))
 		}},
 		{"residual-adds-and-norms-forward", L, func() error {

@@ -1427,7 +1427,7 @@ __global__ void col2im(float* dx, const float* cols, int B, int H, int W, int C,
 // ---------------------------------------------------------------- flash attention
 // bf16 precision's causal attention without the [B·H, T, T] square
 // (FlashAttention-2's schedule): one block of 4 warps per 128 query rows
-// (forward; flash_fwd128, or 64 in round 1's flash_fwd) or 64 keys
+// (forward) or 64 keys of a kv head
 // (backward), looping over the other side's tiles of 64 staged in shared
 // memory; scores and probabilities live in
 // registers only, and dS in registers and one bf16 tile of shared memory
@@ -1484,20 +1484,9 @@ __device__ __forceinline__ void load_a(unsigned (*a)[4], const bf16_t* src, int 
 // smem32 is p's shared-window address (ldmatrix and cp.async take those).
 // The builtin rather than inline cvta.to.shared: the compiler sees through
 // it, to the __shared__ array's offset plus constants, and folds those into
-// the ldmatrix immediates (sm_90 open-tile loops: flash_fwd128_64 734 → 700
-// instructions, flash_bwd2_64 822 → 732).
+// the ldmatrix immediates (sm_90 open-tile loops: flash_fwd_64 734 → 700
+// instructions, flash_bwd_64 822 → 732, round 2).
 __device__ __forceinline__ unsigned smem32(const void* p) { return (unsigned)__cvta_generic_to_shared(p); }
-
-// b_frag: the B fragment (k0 … k0+15) × (n0 … n0+7) of a shared tile
-// stored as tile[n][k] (pitch elements a row). (Round 1 measured ldmatrix.x4
-// in its place slower in the then backward kernels, at the register limit;
-// flash_fwd128 and flash_bwd2 take b_frag4 at no register cost.)
-__device__ __forceinline__ void b_frag(const bf16_t* tile, int pitch, int n0, int k0, unsigned& b0, unsigned& b1) {
-    int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
-    const bf16_t* p = tile + (n0 + g) * pitch + k0 + 2 * t;
-    b0 = *(const unsigned*)p;
-    b1 = *(const unsigned*)(p + 8);
-}
 
 // bt_frag2: the B fragments (k0 … k0+15) × (n0 … n0+7) and × (n0+8 …
 // n0+15) of a shared tile stored as tile[k][n] (pitch elements a row,
@@ -1574,147 +1563,15 @@ __device__ __forceinline__ bool one_doc(const int* sdoc, const int* mine, const 
 // H200, because the backward interleaves two products' fragment loads and
 // mma instructions in one loop.
 
-// flash_order: the kernels' grids. Blocks start in the order of their
-// linear index, x fastest. With lpt = 0 the grid is (blocks of a head, B·H)
-// and each head's blocks start longest first, so a head's blocks run
-// together (its K/V, or Q/dO in the backward, shared in L2), but the last
-// head's longest block starts near the end of the grid: a tail. With lpt
-// = 1 it is (B·H, blocks of a head): all heads' longest blocks first and
-// the shortest last (longest-processing-time order, a short tail), at the
-// price of L2 reuse between a head's blocks: in the backward all heads'
-// Q and dO (64 MiB at the reference shape) exceed the L2, so more of them
-// come from memory, by estimate at well under 1 TB/s, far below an H200's
-// bandwidth; the forward's K and V (16 MiB) fit.
-// flash_fwd: grid (⌈T/64⌉, B·H). Sets o [B·T, H·HD] (fp32) and oh (its
-// bf16 copy), and lse2.
-template <int HD>
-__device__ void flash_fwd(const bf16_t* q, const bf16_t* k, const bf16_t* v, const int* docs, float* o, bf16_t* oh,
-                          float* lse2, int T, int H, int KV, float scale2, int lpt) {
-    __shared__ __align__(16) bf16_t sK[2 * FLASH_PITCH(HD)];
-    __shared__ __align__(16) bf16_t sV[2 * FLASH_PITCH(HD)];
-    __shared__ int sDoc[2 * FLASH_TILE];
-    // the longest rows start first (see flash_order)
-    int qt = lpt ? gridDim.y - 1 - blockIdx.y : gridDim.x - 1 - blockIdx.x;
-    int bh = lpt ? blockIdx.x : blockIdx.y, b = bh / H, h = bh % H, kh = h / (H / KV);
-    int qd = H * HD, kvd = KV * HD;
-    int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-    int row0 = qt * FLASH_ROWS + (threadIdx.x >> 5) * 16;
-    const bf16_t* kb = k + (i64)b * T * kvd + kh * HD;
-    const bf16_t* vb = v + (i64)b * T * kvd + kh * HD;
-    const int* dc = docs ? docs + (i64)b * T : 0;
-    auto load = [&](int kt) {
-        int buf = kt & 1;
-        stage<HD>(sK + buf * FLASH_PITCH(HD), kb, kvd, kt * FLASH_TILE, T);
-        stage<HD>(sV + buf * FLASH_PITCH(HD), vb, kvd, kt * FLASH_TILE, T);
-        stage_commit();
-        stage_rows(0, 0, 0.f, 0, 0, sDoc + buf * FLASH_TILE, dc, kt * FLASH_TILE, T);
-    };
-    int ntiles = (min(T, (qt + 1) * FLASH_ROWS) + FLASH_TILE - 1) / FLASH_TILE;
-    load(0);
-    unsigned qa[HD / 16][4];
-    load_a<HD>(qa, q + (i64)b * T * qd + h * HD, qd, row0, T);
-    int rows[2] = {row0 + g, row0 + g + 8}, mine[2];
-    for (int i = 0; i < 2; i++) mine[i] = (dc && rows[i] < T) ? dc[rows[i]] : 0;
-    float acc[HD / 8][4];
-#pragma unroll
-    for (int d = 0; d < HD / 8; d++) acc[d][0] = acc[d][1] = acc[d][2] = acc[d][3] = 0.f;
-    float m[2] = {NEG_INF, NEG_INF}, l[2] = {0.f, 0.f};
-    for (int kt = 0; kt < ntiles; kt++) {
-        int key0 = kt * FLASH_TILE;
-        if (kt + 1 < ntiles) {
-            load(kt + 1);
-            stage_wait<1>();
-        } else {
-            stage_wait<0>();
-        }
-        __syncthreads();
-        const bf16_t* tK = sK + (kt & 1) * FLASH_PITCH(HD);
-        const bf16_t* tV = sV + (kt & 1) * FLASH_PITCH(HD);
-        const int* tDoc = sDoc + (kt & 1) * FLASH_TILE;
-        if (key0 <= row0 + 15) { // else every key of the tile is after this warp's rows
-            bool open = key0 + FLASH_TILE - 1 <= row0 && key0 + FLASH_TILE <= T && one_doc(tDoc, mine, dc);
-            float s[8][4];
-#pragma unroll
-            for (int nt = 0; nt < 8; nt++) {
-                s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
-#pragma unroll
-                for (int kc = 0; kc < HD / 16; kc++) {
-                    unsigned b0, b1;
-                    b_frag(tK, HD + 8, nt * 8, kc * 16, b0, b1);
-                    mma16816(s[nt], qa[kc], b0, b1);
-                }
-            }
-            float mx[2] = {NEG_INF, NEG_INF};
-#pragma unroll
-            for (int nt = 0; nt < 8; nt++)
-#pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    int i = e >> 1, kl = nt * 8 + 2 * t + (e & 1), key = key0 + kl;
-                    bool ok = open || (key <= rows[i] && key < T && (!dc || tDoc[kl] == mine[i]));
-                    float x = ok ? s[nt][e] * scale2 : NEG_INF;
-                    s[nt][e] = x;
-                    mx[i] = fmaxf(mx[i], x);
-                }
-            float alpha[2], sum[2] = {0.f, 0.f};
-            for (int i = 0; i < 2; i++) {
-                mx[i] = fmaxf(mx[i], __shfl_xor_sync(FULL, mx[i], 1));
-                mx[i] = fmaxf(mx[i], __shfl_xor_sync(FULL, mx[i], 2));
-                float mn = fmaxf(m[i], mx[i]);
-                alpha[i] = mn == NEG_INF ? 1.f : ex2(m[i] - mn);
-                m[i] = mn;
-            }
-            // A row with no key yet: base 0, so its masked scores give 2^−∞ = 0.
-            float base[2] = {m[0] == NEG_INF ? 0.f : m[0], m[1] == NEG_INF ? 0.f : m[1]};
-#pragma unroll
-            for (int nt = 0; nt < 8; nt++)
-#pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    int i = e >> 1;
-                    float p = ex2(s[nt][e] - base[i]);
-                    s[nt][e] = p;
-                    sum[i] += p;
-                }
-            for (int i = 0; i < 2; i++) {
-                sum[i] += __shfl_xor_sync(FULL, sum[i], 1);
-                sum[i] += __shfl_xor_sync(FULL, sum[i], 2);
-                l[i] = l[i] * alpha[i] + sum[i];
-            }
-#pragma unroll
-            for (int d = 0; d < HD / 8; d++) {
-                acc[d][0] *= alpha[0];
-                acc[d][1] *= alpha[0];
-                acc[d][2] *= alpha[1];
-                acc[d][3] *= alpha[1];
-            }
-#pragma unroll
-            for (int kk = 0; kk < FLASH_TILE / 16; kk++) {
-                unsigned pa[4] = {pack2(s[2 * kk][0], s[2 * kk][1]), pack2(s[2 * kk][2], s[2 * kk][3]),
-                                  pack2(s[2 * kk + 1][0], s[2 * kk + 1][1]), pack2(s[2 * kk + 1][2], s[2 * kk + 1][3])};
-#pragma unroll
-                for (int d = 0; d < HD / 8; d += 2) {
-                    unsigned bv[4];
-                    bt_frag2(tV, HD + 8, d * 8, kk * 16, bv);
-                    mma16816(acc[d], pa, bv[0], bv[1]);
-                    mma16816(acc[d + 1], pa, bv[2], bv[3]);
-                }
-            }
-        }
-        __syncthreads(); // the next load overwrites this tile's buffers
-    }
-    for (int i = 0; i < 2; i++) {
-        int r = rows[i];
-        if (r >= T) continue;
-        float inv = l[i] > 0.f ? 1.f / l[i] : 0.f;
-        i64 off = ((i64)b * T + r) * qd + h * HD + 2 * t;
-#pragma unroll
-        for (int d = 0; d < HD / 8; d++) {
-            float x0 = acc[d][2 * i] * inv, x1 = acc[d][2 * i + 1] * inv;
-            *(float2*)(o + off + d * 8) = make_float2(x0, x1);
-            if (oh) *(unsigned*)(oh + off + d * 8) = pack2(x0, x1);
-        }
-        if (t == 0) lse2[(i64)bh * T + r] = l[i] > 0.f ? m[i] + log2f(l[i]) : POS_INF;
-    }
-}
+// Grid orders (blocks start in the order of their linear index, x
+// fastest), as measured on an H200 at the reference shape: the forward's
+// grid is (B·H, ⌈T/128⌉), all heads' longest row blocks first and the
+// shortest last (longest-processing-time order, a short tail; its K and V
+// fit in the L2): 2.73 → 2.63 ms a step against each head's blocks
+// together. The backward's is (⌈T/64⌉, B·KV), a kv head's key blocks
+// together (longest first), so their Q and dO tiles are shared in the L2:
+// all heads' Q and dO exceed it, and the longest-first order measured
+// 11.4 → 12.2 ms a step.
 
 // b_frag4: the B fragments (k0 … k0+15) × (n0 … n0+7) in b[0], b[1] and
 // × (n0+8 … n0+15) in b[2], b[3] of a shared tile stored as tile[n][k]
@@ -1729,29 +1586,28 @@ __device__ __forceinline__ void b_frag4(const bf16_t* tile, int pitch, int n0, i
                  : "=r"(b[0]), "=r"(b[1]), "=r"(b[2]), "=r"(b[3]) : "r"(p));
 }
 
-// Query rows per block of flash_fwd128: 4 warps of 32.
+// Query rows per block of flash_fwd: 4 warps of 32.
 #define FLASH_ROWS128 128
 
-// flash_fwd128: flash_fwd with 128 query rows a block, 32 a warp (two
+// flash_fwd: grid (B·H, ⌈T/128⌉), 128 query rows a block, 32 a warp (two
 // m16 row groups, FlashAttention-2's forward layout): each B fragment of K
-// and V read from shared memory (K by ldmatrix.x4 rather than b_frag's
-// 32-bit loads) feeds two mma instructions instead of one, and each staged
-// K/V tile serves twice the rows, for half the shared-memory reads,
-// staging and barriers per product; the price is registers (S and the
-// output accumulators twice flash_fwd's). The softmax folds the score
-// scale into the exponent (p = 2^(s·scale2 − m), one FFMA before the
-// MUFU) and takes the row max on the raw scores, and there is one barrier
-// a tile (the next tile's load is issued after it). grid (⌈T/128⌉, B·H),
-// or (B·H, ⌈T/128⌉) with lpt (flash_order).
+// and V read from shared memory (K by ldmatrix.x4) feeds two mma
+// instructions, and each staged K/V tile serves 128 rows (round 1's 64
+// rows a block, 16 a warp, measured 3.60 against 2.63 ms a reference
+// step). The softmax folds the score scale into the exponent (p =
+// 2^(s·scale2 − m), one FFMA before the MUFU) and takes the row max on the
+// raw scores, and there is one barrier a tile (the next tile's load is
+// issued after it). Sets oh [B·T, H·HD] (bf16), o (fp32, where not null:
+// the tests) and lse2.
 template <int HD>
-__device__ void flash_fwd128(const bf16_t* q, const bf16_t* k, const bf16_t* v, const int* docs, float* o,
-                             bf16_t* oh, float* lse2, int T, int H, int KV, float scale2, int lpt) {
+__device__ void flash_fwd(const bf16_t* q, const bf16_t* k, const bf16_t* v, const int* docs, float* o, bf16_t* oh,
+                          float* lse2, int T, int H, int KV, float scale2) {
     __shared__ __align__(16) bf16_t sK[2 * FLASH_PITCH(HD)];
     __shared__ __align__(16) bf16_t sV[2 * FLASH_PITCH(HD)];
     __shared__ int sDoc[2 * FLASH_TILE];
-    // the longest rows start first (see flash_order)
-    int qt = lpt ? gridDim.y - 1 - blockIdx.y : gridDim.x - 1 - blockIdx.x;
-    int bh = lpt ? blockIdx.x : blockIdx.y, b = bh / H, h = bh % H, kh = h / (H / KV);
+    // the longest rows start first (see the grid orders above)
+    int qt = gridDim.y - 1 - blockIdx.y;
+    int bh = blockIdx.x, b = bh / H, h = bh % H, kh = h / (H / KV);
     int qd = H * HD, kvd = KV * HD;
     int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     int row0 = qt * FLASH_ROWS128 + (threadIdx.x >> 5) * 32;
@@ -1905,8 +1761,8 @@ __device__ void flash_fwd128(const bf16_t* q, const bf16_t* k, const bf16_t* v, 
 #pragma unroll
         for (int d = 0; d < HD / 8; d++) {
             float x0 = acc[mg][d][2 * i] * inv, x1 = acc[mg][d][2 * i + 1] * inv;
-            *(float2*)(o + off + d * 8) = make_float2(x0, x1);
-            if (oh) *(unsigned*)(oh + off + d * 8) = pack2(x0, x1);
+            if (o) *(float2*)(o + off + d * 8) = make_float2(x0, x1);
+            *(unsigned*)(oh + off + d * 8) = pack2(x0, x1);
         }
         if (t == 0) lse2[(i64)bh * T + r] = l[j] > 0.f ? m[j] + log2f(l[j]) : POS_INF;
     }
@@ -1941,31 +1797,31 @@ __device__ __forceinline__ void red2(float* p, float x, float y) {
 // queries] bf16, this many elements a row.
 #define FLASH_DS_PITCH (FLASH_TILE + 8)
 
-// flash_bwd: grid (⌈T/64⌉, B·H) (or (B·H, ⌈T/64⌉) with lpt, flash_order),
-// one block per 64 keys and query head,
-// looping over the query tiles from the block's own on (FlashAttention-2's
-// backward: 5 products a tile pair). Sets dk and dv [B·T, H·HD] (fp32):
-// each query head's share of its kv head's gradient (flash_group_sum adds
-// the H/KV shares; with KV = H they are the gradient); one block per query
-// head rather than a loop over a group keeps the grid wide. Adds into dq
-// [B·T, H·HD] (fp32), which must be zero before (flash_dot zeroes it):
-// each warp holds dSᵀ for its 16 keys × the tile's 64 queries in
+// flash_bwd: grid (⌈T/64⌉, B·KV) (see the grid orders above), one block per
+// 64 keys of a kv head, looping over the H/KV query heads that share it
+// and, for each, over the query tiles from the block's own on
+// (FlashAttention-2's backward: 5 products a tile pair). dK and dV stay in
+// registers across the group's query heads, so the block sets dk and dv
+// [B·T, KV·HD] (fp32) once: no per-query-head shares and no group sum
+// (which cost 2·B·T·H·HD floats of scratch written and read again). Adds
+// into dq [B·T, H·HD] (fp32), which must be zero before (flash_dot zeroes
+// it): each warp holds dSᵀ for its 16 keys × the tile's 64 queries in
 // registers, for dV += Pᵀ·dO and dK += dSᵀ·Q; the block then stages dS
 // (bf16) in shared memory, and each warp computes dQ += dS·K for 16 of the
 // tile's queries (K, the block's keys, staged once) and adds it into dq
-// with red.global.add (red2; the blocks of one query tile's keys run at once, in
-// no order, so a sum in memory it is). With HD = 64 the dS tile takes the
-// current dO buffer once every warp is done with it: the kernel's shared
-// memory then stays under the 48 KiB a static allocation may have.
-// V2 (flash_bwd2_HD; round 1's kernel is flash_bwd_HD): the Q and dO B
-// fragments of the first two products by ldmatrix.x4 (32 instructions a
-// step instead of 128 32-bit loads, no registers more), and three barriers
-// a step instead of four (the next step's load is issued after the step's
-// first barrier, when every warp is done with the buffers it takes).
-template <int HD, bool V2>
+// with red.global.add (red2; the blocks of one query tile's keys run at
+// once, in no order, so a sum in memory it is). With HD = 64 the dS tile
+// takes the current dO buffer once every warp is done with it: the
+// kernel's shared memory then stays under the 48 KiB a static allocation
+// may have. The Q and dO B fragments of the first two products come by
+// ldmatrix.x4, and there are three barriers a step (the next step's load
+// is issued after the step's first barrier, when every warp is done with
+// the buffers it takes); round 1's 32-bit fragment loads and four barriers
+// measured 12.56 against 12.21 ms a reference step.
+template <int HD>
 __device__ void flash_bwd(const bf16_t* q, const bf16_t* k, const bf16_t* v, const bf16_t* dO, const float* lse2,
                           const float* dvec, const int* docs, float* dq, float* dk, float* dv, int T, int H, int KV,
-                          float scale2, float scale, int lpt) {
+                          float scale2, float scale) {
     constexpr bool dsInO = HD + 8 >= FLASH_DS_PITCH; // the dO buffer holds the dS tile
     __shared__ __align__(16) bf16_t sQ[2 * FLASH_PITCH(HD)];
     __shared__ __align__(16) bf16_t sO[2 * FLASH_PITCH(HD)];
@@ -1973,16 +1829,25 @@ __device__ void flash_bwd(const bf16_t* q, const bf16_t* k, const bf16_t* v, con
     __shared__ __align__(16) bf16_t sDS[dsInO ? 8 : FLASH_TILE * FLASH_DS_PITCH];
     __shared__ float sL[2 * FLASH_TILE], sD[2 * FLASH_TILE];
     __shared__ int sDoc[2 * FLASH_TILE];
-    // the first key tiles see the most queries: they start first (see flash_order)
-    int kt = lpt ? blockIdx.y : blockIdx.x;
-    int bh = lpt ? blockIdx.x : blockIdx.y, b = bh / H, h = bh % H, kh = h / (H / KV);
+    // the first key tiles see the most queries: they start first
+    int kt = blockIdx.x, bkv = blockIdx.y, b = bkv / KV, kh = bkv % KV, gh = H / KV;
     int qd = H * HD, kvd = KV * HD, nq = (T + FLASH_TILE - 1) / FLASH_TILE;
     int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3, w16 = (threadIdx.x >> 5) * 16;
     int key0 = kt * FLASH_ROWS + w16;
     const int* dc = docs ? docs + (i64)b * T : 0;
-    int qt0 = kt * FLASH_ROWS / FLASH_TILE, steps = nq - qt0;
-    auto load = [&](int st) {
-        int buf = st & 1, q0 = (qt0 + st) * FLASH_TILE;
+    // The steps: query heads kh·gh … kh·gh + gh − 1, and for each the
+    // query tiles from qt0 on. (h, q0) is a step's head and first query;
+    // next advances it (no division in the loop: two of them cost ~70
+    // instructions a step).
+    int qt0 = kt * FLASH_ROWS / FLASH_TILE, total = gh * (nq - qt0);
+    auto next = [&](int& h, int& q0) {
+        q0 += FLASH_TILE;
+        if (q0 >= T) {
+            q0 = qt0 * FLASH_TILE;
+            h++;
+        }
+    };
+    auto load = [&](int buf, int h, int q0) {
         stage<HD>(sQ + buf * FLASH_PITCH(HD), q + (i64)b * T * qd + h * HD, qd, q0, T);
         stage<HD>(sO + buf * FLASH_PITCH(HD), dO + (i64)b * T * qd + h * HD, qd, q0, T);
         stage_commit();
@@ -1992,7 +1857,8 @@ __device__ void flash_bwd(const bf16_t* q, const bf16_t* k, const bf16_t* v, con
     };
     const bf16_t* kb = k + (i64)b * T * kvd + kh * HD;
     stage<HD>(sK, kb, kvd, kt * FLASH_ROWS, T); // lands with load(0)'s group
-    load(0);
+    int h = kh * gh, q0 = qt0 * FLASH_TILE;
+    load(0, h, q0);
     unsigned ka[HD / 16][4], va[HD / 16][4];
     load_a<HD>(ka, kb, kvd, key0, T);
     load_a<HD>(va, v + (i64)b * T * kvd + kh * HD, kvd, key0, T);
@@ -2002,22 +1868,17 @@ __device__ void flash_bwd(const bf16_t* q, const bf16_t* k, const bf16_t* v, con
 #pragma unroll
     for (int d = 0; d < HD / 8; d++)
         for (int e = 0; e < 4; e++) dka[d][e] = dva[d][e] = 0.f;
-    for (int st = 0; st < steps; st++) {
-        int q0 = (qt0 + st) * FLASH_TILE, buf = st & 1;
-        if (V2) {
-            // Step st's tiles have landed for every thread, and every warp
-            // is done with step st − 1, whose buffers (and dS tile) the
-            // next load takes: no barrier at the step's end.
-            stage_wait<0>();
-            __syncthreads();
-            if (st + 1 < steps) load(st + 1);
-        } else if (st + 1 < steps) {
-            load(st + 1);
-            stage_wait<1>();
-            __syncthreads();
-        } else {
-            stage_wait<0>();
-            __syncthreads();
+    for (int st = 0; st < total; st++) {
+        int buf = st & 1;
+        // Step st's tiles have landed for every thread, and every warp is
+        // done with step st − 1, whose buffers (and dS tile) the next load
+        // takes: no barrier at the step's end.
+        stage_wait<0>();
+        __syncthreads();
+        if (st + 1 < total) {
+            int hn = h, qn = q0;
+            next(hn, qn);
+            load(buf ^ 1, hn, qn);
         }
         const bf16_t* tQ = sQ + buf * FLASH_PITCH(HD);
         const bf16_t* tO = sO + buf * FLASH_PITCH(HD);
@@ -2034,31 +1895,19 @@ __device__ void flash_bwd(const bf16_t* q, const bf16_t* k, const bf16_t* v, con
             s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
             dp[nt][0] = dp[nt][1] = dp[nt][2] = dp[nt][3] = 0.f;
         }
-        if (V2) { // the B fragments of two query octets by one ldmatrix.x4 each
+        // the B fragments of two query octets by one ldmatrix.x4 each
 #pragma unroll
-            for (int nt = 0; nt < 8; nt += 2)
+        for (int nt = 0; nt < 8; nt += 2)
 #pragma unroll
-                for (int kc = 0; kc < HD / 16; kc++) {
-                    unsigned bb[4];
-                    b_frag4(tQ, HD + 8, nt * 8, kc * 16, bb);
-                    mma16816(s[nt], ka[kc], bb[0], bb[1]);
-                    mma16816(s[nt + 1], ka[kc], bb[2], bb[3]);
-                    b_frag4(tO, HD + 8, nt * 8, kc * 16, bb);
-                    mma16816(dp[nt], va[kc], bb[0], bb[1]);
-                    mma16816(dp[nt + 1], va[kc], bb[2], bb[3]);
-                }
-        } else {
-#pragma unroll
-            for (int nt = 0; nt < 8; nt++)
-#pragma unroll
-                for (int kc = 0; kc < HD / 16; kc++) {
-                    unsigned b0, b1;
-                    b_frag(tQ, HD + 8, nt * 8, kc * 16, b0, b1);
-                    mma16816(s[nt], ka[kc], b0, b1);
-                    b_frag(tO, HD + 8, nt * 8, kc * 16, b0, b1);
-                    mma16816(dp[nt], va[kc], b0, b1);
-                }
-        }
+            for (int kc = 0; kc < HD / 16; kc++) {
+                unsigned bb[4];
+                b_frag4(tQ, HD + 8, nt * 8, kc * 16, bb);
+                mma16816(s[nt], ka[kc], bb[0], bb[1]);
+                mma16816(s[nt + 1], ka[kc], bb[2], bb[3]);
+                b_frag4(tO, HD + 8, nt * 8, kc * 16, bb);
+                mma16816(dp[nt], va[kc], bb[0], bb[1]);
+                mma16816(dp[nt + 1], va[kc], bb[2], bb[3]);
+            }
 #pragma unroll
         for (int nt = 0; nt < 8; nt++)
 #pragma unroll
@@ -2135,11 +1984,11 @@ __device__ void flash_bwd(const bf16_t* q, const bf16_t* k, const bf16_t* v, con
                 for (int d = 0; d < HD / 8; d++) red2(p + d * 8, dqa[d][2 * i] * scale, dqa[d][2 * i + 1] * scale);
             }
         }
-        if (!V2) __syncthreads(); // the next load overwrites this step's buffers (and tS)
+        next(h, q0);
     }
     for (int i = 0; i < 2; i++) {
         if (keys[i] >= T) continue;
-        i64 off = ((i64)b * T + keys[i]) * qd + h * HD + 2 * t;
+        i64 off = ((i64)b * T + keys[i]) * kvd + kh * HD + 2 * t;
 #pragma unroll
         for (int d = 0; d < HD / 8; d++) {
             *(float2*)(dk + off + d * 8) = make_float2(dka[d][2 * i] * scale, dka[d][2 * i + 1] * scale);
@@ -2149,67 +1998,40 @@ __device__ void flash_bwd(const bf16_t* q, const bf16_t* k, const bf16_t* v, con
 }
 extern "C" {
 // flash_dot: dvec [B·H, T] = Σ_d dO·O over each head's row, the softmax
-// backward's row term (fp32 operands), and zeroes the same row of dq
-// [B·T, H·hd] for flash_bwd's sums (one pass over the rows instead of a
-// memset of its own). One warp per (token, head).
-__global__ void flash_dot(float* dvec, float* dq, const float* dO, const float* o, int T, int H, int hd, i64 rows) {
+// backward's row term, from the bf16 copies (FlashAttention-2's way: half
+// the bytes of the fp32 ones, which bf16 precision then need not keep), and
+// zeroes the same row of dq [B·T, H·hd] for flash_bwd's sums (one pass over
+// the rows instead of a memset of its own). One warp per (token, head),
+// two elements a lane.
+__global__ void flash_dot(float* dvec, float* dq, const bf16_t* dO, const bf16_t* o, int T, int H, int hd, i64 rows) {
     i64 r = (i64)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
     if (r >= rows) return;
     int lane = threadIdx.x & 31, h = r % H;
     i64 tok = r / H;
-    const float* a = dO + r * hd;
-    const float* c = o + r * hd;
+    const unsigned* a = (const unsigned*)(dO + r * hd);
+    const unsigned* c = (const unsigned*)(o + r * hd);
     float s = 0.f;
-    for (int d = lane; d < hd; d += 32) {
-        s += a[d] * c[d];
-        dq[r * hd + d] = 0.f;
+    for (int d = lane; d < hd / 2; d += 32) {
+        unsigned x = a[d], y = c[d];
+        s += __uint_as_float(x << 16) * __uint_as_float(y << 16) +
+             __uint_as_float(x & 0xffff0000u) * __uint_as_float(y & 0xffff0000u);
+        *(float2*)(dq + r * hd + 2 * d) = make_float2(0.f, 0.f);
     }
     s = warp_sum(s);
     if (lane == 0) dvec[((tok / T) * H + h) * T + tok % T] = s;
 }
 
-// flash_group_sum: dk, dv [n, KV·hd] = the sums of dkh, dvh [n, H·hd]
-// over the H/KV query heads of each kv head.
-__global__ void flash_group_sum(float* dk, float* dv, const float* dkh, const float* dvh, int H, int KV, int hd, i64 n) {
-    int gh = H / KV;
-    i64 total = n * KV * hd;
-    for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (i64)gridDim.x * blockDim.x) {
-        i64 tok = i / (KV * hd);
-        int rem = i % (KV * hd), kh = rem / hd, d = rem % hd;
-        const float* a = dkh + tok * H * hd + (i64)kh * gh * hd + d;
-        const float* c = dvh + tok * H * hd + (i64)kh * gh * hd + d;
-        float sk = 0.f, sv = 0.f;
-        for (int j = 0; j < gh; j++) {
-            sk += a[j * hd];
-            sv += c[j * hd];
-        }
-        dk[i] = sk;
-        dv[i] = sv;
-    }
-}
-
 #define FLASH_KERNELS(HD)                                                                                          \
     __global__ void __launch_bounds__(FLASH_THREADS)                                                               \
         flash_fwd_##HD(const bf16_t* q, const bf16_t* k, const bf16_t* v, const int* docs, float* o, bf16_t* oh,   \
-                       float* lse2, int T, int H, int KV, float scale2, int lpt) {                                 \
-        flash_fwd<HD>(q, k, v, docs, o, oh, lse2, T, H, KV, scale2, lpt);                                          \
-    }                                                                                                              \
-    __global__ void __launch_bounds__(FLASH_THREADS)                                                               \
-        flash_fwd128_##HD(const bf16_t* q, const bf16_t* k, const bf16_t* v, const int* docs, float* o,            \
-                          bf16_t* oh, float* lse2, int T, int H, int KV, float scale2, int lpt) {                   \
-        flash_fwd128<HD>(q, k, v, docs, o, oh, lse2, T, H, KV, scale2, lpt);                                       \
+                       float* lse2, int T, int H, int KV, float scale2) {                                          \
+        flash_fwd<HD>(q, k, v, docs, o, oh, lse2, T, H, KV, scale2);                                               \
     }                                                                                                              \
     __global__ void __launch_bounds__(FLASH_THREADS)                                                               \
         flash_bwd_##HD(const bf16_t* q, const bf16_t* k, const bf16_t* v, const bf16_t* dO, const float* lse2,     \
                        const float* dvec, const int* docs, float* dq, float* dk, float* dv, int T, int H, int KV,  \
-                       float scale2, float scale, int lpt) {                                                       \
-        flash_bwd<HD, false>(q, k, v, dO, lse2, dvec, docs, dq, dk, dv, T, H, KV, scale2, scale, lpt);             \
-    }                                                                                                              \
-    __global__ void __launch_bounds__(FLASH_THREADS)                                                               \
-        flash_bwd2_##HD(const bf16_t* q, const bf16_t* k, const bf16_t* v, const bf16_t* dO, const float* lse2,   \
-                         const float* dvec, const int* docs, float* dq, float* dk, float* dv, int T, int H, int KV, \
-                         float scale2, float scale, int lpt) {                                                     \
-        flash_bwd<HD, true>(q, k, v, dO, lse2, dvec, docs, dq, dk, dv, T, H, KV, scale2, scale, lpt);              \
+                       float scale2, float scale) {                                                                \
+        flash_bwd<HD>(q, k, v, dO, lse2, dvec, docs, dq, dk, dv, T, H, KV, scale2, scale);                         \
     }
 FLASH_KERNELS(16)
 FLASH_KERNELS(32)

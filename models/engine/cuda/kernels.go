@@ -19,10 +19,9 @@ type kernels struct {
 	lnFwd, lnBwd, addBcast, geluFwd, geluBwd, siluFwd, siluBwd            uintptr
 	softmaxRows, softmaxRowsBwd, poolFwd, poolBwd, im2col, col2im, colsum uintptr
 	// flash attention (sm_80 on): one instance per head width of
-	// flashHeadDims; two variants of each pass (flash.go's flashFwdRows,
-	// flashBwd2)
-	flashFwd, flashFwd128, flashBwd, flashBwd2 [len(flashHeadDims)]uintptr
-	flashDot, flashGroupSum                    uintptr
+	// flashHeadDims
+	flashFwd, flashBwd [len(flashHeadDims)]uintptr
+	flashDot           uintptr
 }
 
 // flashHeadDims are the head widths the flash-attention kernels are
@@ -57,12 +56,10 @@ func (d *Device) loadKernels(cubin []byte) error {
 		"avgpool_fwd": &k.poolFwd, "avgpool_bwd": &k.poolBwd, "im2col": &k.im2col, "col2im": &k.col2im, "colsum": &k.colsum,
 	}
 	if d.cc >= flashMinCC {
-		names["flash_dot"], names["flash_group_sum"] = &k.flashDot, &k.flashGroupSum
+		names["flash_dot"] = &k.flashDot
 		for i, hd := range flashHeadDims {
 			names[fmt.Sprintf("flash_fwd_%d", hd)] = &k.flashFwd[i]
 			names[fmt.Sprintf("flash_bwd_%d", hd)] = &k.flashBwd[i]
-			names[fmt.Sprintf("flash_fwd128_%d", hd)] = &k.flashFwd128[i]
-			names[fmt.Sprintf("flash_bwd2_%d", hd)] = &k.flashBwd2[i]
 		}
 	}
 	for name, dst := range names {

@@ -87,10 +87,9 @@ type Trainer struct {
 	// gradient in bf16, bwdPtrsH their pointer arrays (p and o).
 	scratchH, dattH Buf
 	bwdPtrsH        attnPtrs
-	// flash only: dvec [B·H, T], the softmax backward's row terms, and
-	// dkvh [2·B·T·H·hd] each query head's share of dk and dv where kv
-	// heads are shared (dattH is dO's bf16 copy then).
-	dvec, dkvh Buf
+	// flash only: dvec [B·H, T], the softmax backward's row terms
+	// (dattH is dO, wo's input-gradient product writes it in bf16 only).
+	dvec Buf
 
 	hostIDs []int32 // the batch's tokens with each image placeholder replaced by 0
 	count   float64 // Σ mask of the current batch
@@ -292,7 +291,10 @@ func (tr *Trainer) allocate() error {
 	take16 := func(k int) Buf { return take((k + 1) / 2) }
 	tr.attnH = !tr.flash && tr.prec == BF16 && tr.hd%8 == 0 && T%8 == 0
 	for range c.Layers {
-		a := layerActs{arstd: take(n), att: take(n * qd), h: take(n * D), mrstd: take(n)}
+		a := layerActs{arstd: take(n), h: take(n * D), mrstd: take(n)}
+		if !tr.flash { // the flash forward writes attH only
+			a.att = take(n * qd)
+		}
 		if tr.prec != BF16 {
 			a.an, a.mn, a.gg, a.h1, a.h3 = take(n*D), take(n*D), take(n*F), take(n*F), take(n*F)
 			a.q, a.k = take(n*qd), take(n*kvd)
@@ -331,14 +333,14 @@ func (tr *Trainer) allocate() error {
 	} else {
 		tr.dnorm = take(n * D)
 	}
-	tr.datt, tr.dq, tr.dqRot = take(n*qd), take(n*qd), take(n*qd)
+	tr.dq, tr.dqRot = take(n*qd), take(n*qd)
+	if !tr.flash { // flash: wo's input gradient goes to dattH only
+		tr.datt = take(n * qd)
+	}
 	tr.dk, tr.dkRot, tr.dv = take(n*kvd), take(n*kvd), take(n*kvd)
 	switch {
 	case tr.flash:
 		tr.dattH, tr.dvec = take16(n*qd), take(B*H*T)
-		if KV < H {
-			tr.dkvh = take(2 * n * qd)
-		}
 	case tr.attnH:
 		tr.scratch, tr.scratchH, tr.dattH = take(B*H*T*T), take16(B*H*T*T), take16(n*qd)
 	default:
@@ -485,7 +487,7 @@ func (tr *Trainer) Close() error {
 func (tr *Trainer) all() []Buf {
 	bs := []Buf{tr.w, tr.g, tr.mom, tr.vel, tr.chunkLo, tr.chunkHi, tr.chunkFlags, tr.cos, tr.sin,
 		tr.ids, tr.pos, tr.docs, tr.tgt, tr.mask, tr.fn, tr.frstd, tr.logits, tr.ceStats, tr.rowloss, tr.branch,
-		tr.partials, tr.dx, tr.dh, tr.dnorm, tr.dlogits, tr.datt, tr.dq, tr.dqRot, tr.dk, tr.dkRot, tr.dv, tr.scratch, tr.dG, tr.dH3, tr.ptrs, tr.wh, tr.doutH, tr.fnH, tr.dGH, tr.dH3H, tr.scratchH, tr.dattH, tr.dvec, tr.dkvh,
+		tr.partials, tr.dx, tr.dh, tr.dnorm, tr.dlogits, tr.datt, tr.dq, tr.dqRot, tr.dk, tr.dkRot, tr.dv, tr.scratch, tr.dG, tr.dH3, tr.ptrs, tr.wh, tr.doutH, tr.fnH, tr.dGH, tr.dH3H, tr.scratchH, tr.dattH, tr.dvec,
 		tr.dxH, tr.dhH, tr.dqkvH}
 	bs = append(bs, tr.places)
 	if tr.img != nil {
@@ -901,7 +903,7 @@ func (tr *Trainer) forward(b *models.Batch) (float64, error) {
 func (tr *Trainer) attention(a *layerActs) error {
 	d, c := tr.d, tr.c
 	if tr.flash { // qkvForward wrote vH
-		return d.flashForward(a.att, a.attH, a.lse, a.qRotH, a.kRotH, a.vH, tr.docs, tr.flashShape())
+		return d.flashForward(Buf{}, a.attH, a.lse, a.qRotH, a.kRotH, a.vH, tr.docs, tr.flashShape())
 	}
 	T, hd, BH, bs := tr.T, tr.hd, tr.B*c.Heads, tr.bs
 	scale := float32(1 / math.Sqrt(float64(hd)))
@@ -928,16 +930,14 @@ func (tr *Trainer) attention(a *layerActs) error {
 }
 
 // attentionBack adds into dqRot, dkRot, dv (zeroed by the caller) from
-// datt; the flash kernels set them instead. With attnH the products read
-// bf16 operands: the forward's, datt cast here, and dS as the softmax
+// datt; the flash kernels set them instead, from dattH (which wo's
+// input-gradient product writes in bf16) and attH. With attnH the products
+// read bf16 operands: the forward's, datt cast here, and dS as the softmax
 // backward writes it (bf16 only).
 func (tr *Trainer) attentionBack(a *layerActs) error {
 	d, c := tr.d, tr.c
 	if tr.flash {
-		if err := d.castBF16(tr.dattH, tr.datt, tr.n*tr.qd); err != nil {
-			return err
-		}
-		return d.flashBackward(tr.dqRot, tr.dkRot, tr.dv, tr.dvec, tr.dkvh, a.qRotH, a.kRotH, a.vH, a.att, tr.datt, tr.dattH,
+		return d.flashBackward(tr.dqRot, tr.dkRot, tr.dv, tr.dvec, a.qRotH, a.kRotH, a.vH, a.attH, tr.dattH,
 			a.lse, tr.docs, tr.flashShape())
 	}
 	T, hd, BH, BKV, bs := tr.T, tr.hd, tr.B*c.Heads, tr.B*c.KVHeads, tr.bs
@@ -981,6 +981,16 @@ func (tr *Trainer) attentionBack(a *layerActs) error {
 		}
 	}
 	return nil
+}
+
+// woBack is wo's input- and weight-gradient products from dh (dhH its
+// bf16 copy, or the zero Buf): the input gradient goes to datt, or with
+// flash to dattH only (the flash backward's one reader of it).
+func (tr *Trainer) woBack(a *layerActs, lp layerParams, dhH Buf) error {
+	if tr.flash {
+		return tr.linearBackH(tr.dattH, dhH, a.attH, lp.wo, tr.n, tr.qd, tr.c.Width, 0)
+	}
+	return tr.linearBack(tr.datt, tr.dh, dhH, a.att, a.attH, lp.wo, tr.n, tr.qd, tr.c.Width, 0)
 }
 
 func (tr *Trainer) flashShape() flashShape {
@@ -1038,7 +1048,7 @@ func (tr *Trainer) backward() error {
 		e(tr.toNorm(tr.dH3, tr.dH3H, a.mn, a.mnH, lp.w3, F, 1))
 		e(tr.normBack(tr.dh, dhH, tr.dx, lp.mlpNorm, a.h, a.mrstd))
 		// dh holds ∂L/∂h; the residual passes it to x unchanged (as above).
-		e(tr.linearBack(tr.datt, tr.dh, dhH, a.att, a.attH, lp.wo, n, tr.qd, D, 0))
+		e(tr.woBack(a, lp, dhH))
 		if !tr.flash {
 			e(d.zero(tr.dqRot))
 			e(d.zero(tr.dkRot))
