@@ -1908,16 +1908,39 @@ __device__ void flash_bwd(const bf16_t* q, const bf16_t* k, const bf16_t* v, con
                 mma16816(dp[nt], va[kc], bb[0], bb[1]);
                 mma16816(dp[nt + 1], va[kc], bb[2], bb[3]);
             }
+        // P and dSᵀ, in two loops as in flash_fwd: with the mask a
+        // condition inside one (ok = open || …, round 2), the compiler
+        // branched around each element's exponential, so open tiles too ran
+        // ~19 instructions an element (branches, BSSY/BSYNC convergence
+        // barriers, a scalar lse load and its address) with each MUFU in a
+        // basic block of its own, none overlapping the next; now an open
+        // tile's 32 are straight-line FFMA/MUFU with lse and D by LDS.64
+        // (sm_90 SASS). A masked element gets the exponent −∞ (2^−∞ = 0):
+        // a select, no branch.
+        if (open) {
 #pragma unroll
-        for (int nt = 0; nt < 8; nt++)
+            for (int nt = 0; nt < 8; nt++)
 #pragma unroll
-            for (int e = 0; e < 4; e++) {
-                int i = e >> 1, ql = nt * 8 + 2 * t + (e & 1), qq = q0 + ql;
-                bool ok = open || (qq >= keys[i] && qq < T && keys[i] < T && (!dc || tDoc[ql] == mine[i]));
-                float p = ok ? ex2(s[nt][e] * scale2 - tL[ql]) : 0.f;
-                s[nt][e] = p;
-                dp[nt][e] = p * (dp[nt][e] - tD[ql]); // dSᵀ
-            }
+                for (int e = 0; e < 4; e++) {
+                    int ql = nt * 8 + 2 * t + (e & 1);
+                    float p = ex2(fmaf(s[nt][e], scale2, -tL[ql]));
+                    s[nt][e] = p;
+                    dp[nt][e] = p * (dp[nt][e] - tD[ql]); // dSᵀ
+                }
+        } else {
+#pragma unroll
+            for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    int i = e >> 1, ql = nt * 8 + 2 * t + (e & 1), qq = q0 + ql;
+                    // & rather than &&: no branch around the tDoc load
+                    // (without docs tDoc and mine are all 0)
+                    bool ok = (qq >= keys[i]) & (qq < T) & (keys[i] < T) & (tDoc[ql] == mine[i]);
+                    float p = ex2(ok ? fmaf(s[nt][e], scale2, -tL[ql]) : NEG_INF);
+                    s[nt][e] = p;
+                    dp[nt][e] = p * (dp[nt][e] - tD[ql]); // dSᵀ
+                }
+        }
         // dSᵀ as bf16 A fragments: keys g and g+8 of the warp's 16, queries
         // kk·16 + 2t (+1) and kk·16 + 8 + 2t (+1).
         unsigned sa[FLASH_TILE / 16][4];
