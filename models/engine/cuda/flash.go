@@ -70,9 +70,9 @@ func (d *Device) flashForward(o, oh, lse2, q, k, v, docs Buf, s flashShape) erro
 // flashBackward sets dq (fp32, [B·T, H·hd]), dk and dv (fp32, [B·T, KV·hd])
 // from the forward's bf16 operands, its bf16 output oh and lse2, and the
 // output gradient's bf16 copy dOh. dvec [B·H, T] is scratch. Two kernels:
-// flash_dot (the row terms, and dq zeroed) and flash_bwd (grid (key
-// blocks, B·KV): dk and dv, each block over its kv head's H/KV query
-// heads, and dq added into by key tiles).
+// flash_dot (the row terms, and dq zeroed) and flash_bwd (grid (B·KV, key
+// blocks): dk and dv, each block over its kv head's H/KV query heads, and
+// dq added into by key tiles).
 func (d *Device) flashBackward(dq, dk, dv, dvec, q, k, v, oh, dOh, lse2, docs Buf, s flashShape) error {
 	f, name, err := d.flashKernel(&d.k.flashBwd, "flash_bwd", s.hd)
 	if err != nil {
@@ -87,7 +87,7 @@ func (d *Device) flashBackward(dq, dk, dv, dvec, q, k, v, oh, dOh, lse2, docs Bu
 		return err
 	}
 	scale, scale2 := flashScales(s.hd)
-	grid := [3]int{(s.T + flashTile - 1) / flashTile, s.B * s.KV, 1}
+	grid := [3]int{s.B * s.KV, (s.T + flashTile - 1) / flashTile, 1}
 	return d.launch(name, f, grid, block1(4*32), 0, q, k, v, dOh, lse2, dvec, docs, dq, dk, dv, s.T, s.H, s.KV, scale2, scale)
 }
 

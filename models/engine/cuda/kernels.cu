@@ -1568,10 +1568,17 @@ __device__ __forceinline__ bool one_doc(const int* sdoc, const int* mine, const 
 // grid is (B·H, ⌈T/128⌉), all heads' longest row blocks first and the
 // shortest last (longest-processing-time order, a short tail; its K and V
 // fit in the L2): 2.73 → 2.63 ms a step against each head's blocks
-// together. The backward's is (⌈T/64⌉, B·KV), a kv head's key blocks
-// together (longest first), so their Q and dO tiles are shared in the L2:
-// all heads' Q and dO exceed it, and the longest-first order measured
-// 11.4 → 12.2 ms a step.
+// together. The backward's is (B·KV, ⌈T/64⌉), longest first too. Round 2
+// (a block per query head, each 1/16 of a head's work at most) measured
+// the head-grouped order faster (11.4 against 12.2 ms): there the blocks
+// running at once were all query heads' longest ones, each reading its
+// head's Q and dO from memory, and the tail was short anyway. A block now
+// does the H/KV query heads of its kv head (4× the work, up to 64 steps at
+// the reference shape): in the head-grouped order the last kv head's
+// longest block would start near the end of the grid, a tail of up to
+// half the kernel by estimate; the blocks of a kv head running at once
+// (about 4 of its 16 at 264 resident blocks) step through the query tiles
+// with the heads inner, close together, and share the Q/dO tiles in L2.
 
 // b_frag4: the B fragments (k0 … k0+15) × (n0 … n0+7) in b[0], b[1] and
 // × (n0+8 … n0+15) in b[2], b[3] of a shared tile stored as tile[n][k]
@@ -1797,7 +1804,7 @@ __device__ __forceinline__ void red2(float* p, float x, float y) {
 // queries] bf16, this many elements a row.
 #define FLASH_DS_PITCH (FLASH_TILE + 8)
 
-// flash_bwd: grid (⌈T/64⌉, B·KV) (see the grid orders above), one block per
+// flash_bwd: grid (B·KV, ⌈T/64⌉) (see the grid orders above), one block per
 // 64 keys of a kv head, looping over the H/KV query heads that share it
 // and, for each, over the query tiles from the block's own on
 // (FlashAttention-2's backward: 5 products a tile pair). dK and dV stay in
@@ -1829,22 +1836,24 @@ __device__ void flash_bwd(const bf16_t* q, const bf16_t* k, const bf16_t* v, con
     __shared__ __align__(16) bf16_t sDS[dsInO ? 8 : FLASH_TILE * FLASH_DS_PITCH];
     __shared__ float sL[2 * FLASH_TILE], sD[2 * FLASH_TILE];
     __shared__ int sDoc[2 * FLASH_TILE];
-    // the first key tiles see the most queries: they start first
-    int kt = blockIdx.x, bkv = blockIdx.y, b = bkv / KV, kh = bkv % KV, gh = H / KV;
+    // the first key tiles see the most queries: they start first, all kv
+    // heads' (see the grid orders above)
+    int kt = blockIdx.y, bkv = blockIdx.x, b = bkv / KV, kh = bkv % KV, gh = H / KV;
     int qd = H * HD, kvd = KV * HD, nq = (T + FLASH_TILE - 1) / FLASH_TILE;
     int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3, w16 = (threadIdx.x >> 5) * 16;
     int key0 = kt * FLASH_ROWS + w16;
     const int* dc = docs ? docs + (i64)b * T : 0;
-    // The steps: query heads kh·gh … kh·gh + gh − 1, and for each the
-    // query tiles from qt0 on. (h, q0) is a step's head and first query;
-    // next advances it (no division in the loop: two of them cost ~70
-    // instructions a step).
+    // The steps: the query tiles from qt0 on, and for each the query
+    // heads kh·gh … kh·gh + gh − 1 (heads inner: the blocks of a kv head
+    // that run at once read nearby Q/dO tiles of all its query heads, and
+    // add into nearby rows of dq, so those stay in the L2). (h, q0) is a
+    // step's head and first query; next advances it (no division in the
+    // loop: two of them cost ~70 instructions a step).
     int qt0 = kt * FLASH_ROWS / FLASH_TILE, total = gh * (nq - qt0);
     auto next = [&](int& h, int& q0) {
-        q0 += FLASH_TILE;
-        if (q0 >= T) {
-            q0 = qt0 * FLASH_TILE;
-            h++;
+        if (++h == (kh + 1) * gh) {
+            h = kh * gh;
+            q0 += FLASH_TILE;
         }
     };
     auto load = [&](int buf, int h, int q0) {
