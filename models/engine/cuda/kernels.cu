@@ -1530,14 +1530,14 @@ __device__ __forceinline__ void stage_commit() { asm volatile("cp.async.commit_g
 template <int pending>
 __device__ __forceinline__ void stage_wait() { asm volatile("cp.async.wait_group %0;" ::"n"(pending)); }
 
-// stage_rows: per-row floats of a tile (lse2, D; rows ≥ T get pad) and the
-// tile's document ids.
-__device__ __forceinline__ void stage_rows(float* s1, const float* r1, float pad1, float* s2, const float* r2,
-                                           int* sdoc, const int* dc, int row0, int T) {
+// stage_rows: per-row floats of a tile (lse2 − sub1, D; rows ≥ T get pad)
+// and the tile's document ids.
+__device__ __forceinline__ void stage_rows(float* s1, const float* r1, float sub1, float pad1, float* s2,
+                                           const float* r2, int* sdoc, const int* dc, int row0, int T) {
     int i = threadIdx.x;
     if (i < FLASH_TILE) {
         bool in = row0 + i < T;
-        if (s1) s1[i] = in ? r1[row0 + i] : pad1;
+        if (s1) s1[i] = in ? r1[row0 + i] - sub1 : pad1;
         if (s2) s2[i] = in ? r2[row0 + i] : 0.f;
         sdoc[i] = (dc && in) ? dc[row0 + i] : 0;
     }
@@ -1626,7 +1626,7 @@ __device__ void flash_fwd(const bf16_t* q, const bf16_t* k, const bf16_t* v, con
         stage<HD>(sK + buf * FLASH_PITCH(HD), kb, kvd, kt * FLASH_TILE, T);
         stage<HD>(sV + buf * FLASH_PITCH(HD), vb, kvd, kt * FLASH_TILE, T);
         stage_commit();
-        stage_rows(0, 0, 0.f, 0, 0, sDoc + buf * FLASH_TILE, dc, kt * FLASH_TILE, T);
+        stage_rows(0, 0, 0.f, 0.f, 0, 0, sDoc + buf * FLASH_TILE, dc, kt * FLASH_TILE, T);
     };
     int ntiles = (min(T, (qt + 1) * FLASH_ROWS128) + FLASH_TILE - 1) / FLASH_TILE;
     load(0);
@@ -1850,6 +1850,12 @@ __device__ void flash_bwd(const bf16_t* q, const bf16_t* k, const bf16_t* v, con
     // step's head and first query; next advances it (no division in the
     // loop: two of them cost ~70 instructions a step).
     int qt0 = kt * FLASH_ROWS / FLASH_TILE, total = gh * (nq - qt0);
+    // P is computed as scale·P (lse2 staged less log2(scale)), so dS comes
+    // out as scale·dS, the factor dQ and dK take, and only dV is divided by
+    // it, once at the end: no multiply on the 32 dQ values a lane adds each
+    // step. (With HD 16 and 64 the scale is a power of 2 and the bf16 P
+    // operand the same as P's; with 32, rounded once as before.)
+    float lscale = log2f(scale);
     auto next = [&](int& h, int& q0) {
         if (++h == (kh + 1) * gh) {
             h = kh * gh;
@@ -1861,7 +1867,7 @@ __device__ void flash_bwd(const bf16_t* q, const bf16_t* k, const bf16_t* v, con
         stage<HD>(sO + buf * FLASH_PITCH(HD), dO + (i64)b * T * qd + h * HD, qd, q0, T);
         stage_commit();
         i64 rowoff = ((i64)b * H + h) * T;
-        stage_rows(sL + buf * FLASH_TILE, lse2 + rowoff, POS_INF, sD + buf * FLASH_TILE, dvec + rowoff,
+        stage_rows(sL + buf * FLASH_TILE, lse2 + rowoff, lscale, POS_INF, sD + buf * FLASH_TILE, dvec + rowoff,
                    sDoc + buf * FLASH_TILE, dc, q0, T);
     };
     const bf16_t* kb = k + (i64)b * T * kvd + kh * HD;
@@ -2013,18 +2019,19 @@ __device__ void flash_bwd(const bf16_t* q, const bf16_t* k, const bf16_t* v, con
                 if (r >= T) continue;
                 float* p = dq + ((i64)b * T + r) * qd + h * HD + 2 * t;
 #pragma unroll
-                for (int d = 0; d < HD / 8; d++) red2(p + d * 8, dqa[d][2 * i] * scale, dqa[d][2 * i + 1] * scale);
+                for (int d = 0; d < HD / 8; d++) red2(p + d * 8, dqa[d][2 * i], dqa[d][2 * i + 1]);
             }
         }
         next(h, q0);
     }
+    float inv = 1.f / scale;
     for (int i = 0; i < 2; i++) {
         if (keys[i] >= T) continue;
         i64 off = ((i64)b * T + keys[i]) * kvd + kh * HD + 2 * t;
 #pragma unroll
         for (int d = 0; d < HD / 8; d++) {
-            *(float2*)(dk + off + d * 8) = make_float2(dka[d][2 * i] * scale, dka[d][2 * i + 1] * scale);
-            *(float2*)(dv + off + d * 8) = make_float2(dva[d][2 * i], dva[d][2 * i + 1]);
+            *(float2*)(dk + off + d * 8) = make_float2(dka[d][2 * i], dka[d][2 * i + 1]);
+            *(float2*)(dv + off + d * 8) = make_float2(dva[d][2 * i] * inv, dva[d][2 * i + 1] * inv);
         }
     }
 }
