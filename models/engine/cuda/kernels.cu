@@ -1805,8 +1805,8 @@ __device__ __forceinline__ void red2(float* p, float x, float y) {
 #define FLASH_DS_PITCH (FLASH_TILE + 8)
 
 // flash_bwd: grid (B·KV, ⌈T/64⌉) (see the grid orders above), one block per
-// 64 keys of a kv head, looping over the H/KV query heads that share it
-// and, for each, over the query tiles from the block's own on
+// 64 keys of a kv head, looping over the query tiles from the block's own
+// on and, for each, over the H/KV query heads that share the kv head
 // (FlashAttention-2's backward: 5 products a tile pair). dK and dV stay in
 // registers across the group's query heads, so the block sets dk and dv
 // [B·T, KV·HD] (fp32) once: no per-query-head shares and no group sum
