@@ -180,16 +180,15 @@ It prints tokens/s (every token of the batch, B×T per step, the images
 case's placeholders included), model TFLOP/s and MFU (the model's own FLOP
 count, decoder + ViT + connector, over the H100/H200 dense bf16 peak, 989
 TFLOP/s) and Go's tokens/s over each peer's, per case. On one NVIDIA H200
-against torch 2.11.0+cu130 (2026-12-02, with flash attention; columns
-abbreviated):
+against torch 2.11.0+cu130 (2026-12-02 09:22 UTC; columns abbreviated):
 
   case    impl                                 tokens/s  TFLOP/s  MFU    go/this
-  text    go cuda bf16                         252548    293.9    29.7%
-  text    pytorch eager bf16 autocast          83806     97.5     9.9%   3.01
-  text    pytorch torch.compile bf16 autocast  206513    240.4    24.3%  1.22
-  images  go cuda bf16                         194596    250.7    25.3%
-  images  pytorch eager bf16 autocast          73028     94.1     9.5%   2.66
-  images  pytorch torch.compile bf16 autocast  173972    224.1    22.6%  1.12`,
+  text    go cuda bf16                         367162    427.3    43.2%
+  text    pytorch eager bf16 autocast          82137     95.6     9.7%   4.47
+  text    pytorch torch.compile bf16 autocast  217314    252.9    25.6%  1.69
+  images  go cuda bf16                         257015    331.1    33.5%
+  images  pytorch eager bf16 autocast          69700     89.8     9.1%   3.69
+  images  pytorch torch.compile bf16 autocast  161201    207.6    21.0%  1.59`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if threads < 1 || steps < 1 || warmup < 0 {
