@@ -89,13 +89,11 @@ func BenchmarkGemm(b *testing.B) {
 	}
 }
 
-// BenchmarkDecoderProducts: each matrix product of a bf16 training step of
-// the GPU reference decoder (BenchmarkDecoderStep's) alone, on the step's
-// own buffers after two steps: per weight its forward, input-gradient (dx)
-// and weight-gradient (dW) product, with the beta the step uses, as
-// TFLOP/s and ms a step (× the layers) — where the linear parts' time
-// goes.
-func BenchmarkDecoderProducts(b *testing.B) {
+// referenceTrainer is the GPU reference decoder (batch 16 × 1024, text
+// only) on a bf16 Trainer, closed when b ends, after two steps on its
+// synthetic batch, so that parts of a step timed alone run on a real
+// step's activations whichever sub-benchmarks -test.bench selects.
+func referenceTrainer(b *testing.B) (*Trainer, *models.Batch) {
 	needGPU(b)
 	const B, T = 16, 1024
 	cfg := models.GPUReferenceConfig(T, false)
@@ -103,18 +101,29 @@ func BenchmarkDecoderProducts(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer m.Close()
+	b.Cleanup(func() { m.Close() })
 	tr, err := NewTrainer(m, Options{Precision: BF16})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer tr.Close()
+	b.Cleanup(func() { tr.Close() })
 	batch := models.SyntheticBatch(cfg, B, T, false, 1)
 	for range 2 {
 		if _, err := tr.Step(batch, 1e-4); err != nil {
 			b.Fatal(err)
 		}
 	}
+	return tr, batch
+}
+
+// BenchmarkDecoderProducts: each matrix product of a bf16 training step of
+// the GPU reference decoder (BenchmarkDecoderStep's) alone, on the step's
+// own buffers after two steps: per weight its forward, input-gradient (dx)
+// and weight-gradient (dW) product, with the beta the step uses, as
+// TFLOP/s and ms a step (× the layers) — where the linear parts' time
+// goes.
+func BenchmarkDecoderProducts(b *testing.B) {
+	tr, _ := referenceTrainer(b)
 	dd, n, c := tr.d, tr.n, tr.c
 	a, lp := &tr.acts[0], tr.layers[0]
 	type product struct {
@@ -276,28 +285,8 @@ func BenchmarkImageStep(b *testing.B) {
 // GPU before sm_80) the products' parts include their softmax, which is
 // also timed alone and subtracted in the summary.
 func BenchmarkDecoderStep(b *testing.B) {
-	needGPU(b)
-	const B, T = 16, 1024
-	cfg := models.GPUReferenceConfig(T, false)
-	d := cfg.Decoder
-	m, err := models.New(cfg, B, T, models.Options{Seed: 1})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer m.Close()
-	tr, err := NewTrainer(m, Options{Precision: BF16})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer tr.Close()
-	batch := models.SyntheticBatch(cfg, B, T, false, 1)
-	// Two steps first, so that the parts below run on a real step's
-	// activations whichever sub-benchmarks -test.bench selects.
-	for range 2 {
-		if _, err := tr.Step(batch, 1e-4); err != nil {
-			b.Fatal(err)
-		}
-	}
+	tr, batch := referenceTrainer(b)
+	B, T, m, d := tr.B, tr.T, tr.m, tr.c
 	fwd, bwd := m.FLOPs(0)
 	flop := float64(fwd + bwd)
 	var stepMS float64

@@ -905,6 +905,14 @@ __global__ void attn_softmax_bwd_warp_h(const float* dp, const unsigned short* p
 // Per row i of logits [n, V]: stats[2i] = max, stats[2i+1] = log Σ exp(x −
 // max); rowloss[i] = mask[i]·(max − x[target] + logsum) (0 where mask is 0).
 // grid n.
+// ce_row_out writes row i's max mx and log-sum-exp ls (less mx) and its
+// loss mk·(log Σexp − logit of the target), 0 where the mask mk is 0.
+__device__ __forceinline__ void ce_row_out(float* stats, float* rowloss, int i, float mx, float ls, float mk,
+                                           float target) {
+    stats[2 * i] = mx;
+    stats[2 * i + 1] = ls;
+    rowloss[i] = mk == 0.f ? 0.f : mk * ((mx - target) + ls);
+}
 __global__ void ce_fwd(float* stats, float* rowloss, const float* logits, const int* targets,
                        const float* mask, int V) {
     __shared__ float sh[32];
@@ -923,13 +931,7 @@ __global__ void ce_fwd(float* stats, float* rowloss, const float* logits, const 
     }
     float mx = block_max(m, sh);
     s = block_sum(m == NEG_INF ? 0.f : s * expf(m - mx), sh);
-    if (threadIdx.x == 0) {
-        float ls = logf(s);
-        stats[2 * i] = mx;
-        stats[2 * i + 1] = ls;
-        float mk = mask[i];
-        rowloss[i] = mk == 0.f ? 0.f : mk * ((mx - row[targets[i]]) + ls);
-    }
+    if (threadIdx.x == 0) ce_row_out(stats, rowloss, i, mx, logf(s), mask[i], row[targets[i]]);
 }
 // Sets dlogits = w·mask·(softmax − onehot(target)) (0 on unmasked rows).
 // With dh (bf16 precision) it sets dh [n, V], rounded to bf16, instead:
@@ -962,6 +964,20 @@ __global__ void ce_bwd(float* dlogits, const float* logits, const float* stats, 
 // 8-byte bf16 stores), and the forward's running max moves once per four
 // logits, not per logit — one rescale where the old kernel branched on
 // every element.
+// ce_grad4 is the gradient w·(softmax − onehot(t)) of logits 4c … 4c+3,
+// v, given the row's max mx and log-sum-exp ls less mx.
+__device__ __forceinline__ float4 ce_grad4(float4 v, int c, int t, float w, float mx, float ls) {
+    float4 g = make_float4(w * expf(v.x - mx - ls), w * expf(v.y - mx - ls), w * expf(v.z - mx - ls),
+                           w * expf(v.w - mx - ls));
+    if (t >> 2 == c) {
+        int k = t & 3;
+        if (k == 0) g.x -= w;
+        else if (k == 1) g.y -= w;
+        else if (k == 2) g.z -= w;
+        else g.w -= w;
+    }
+    return g;
+}
 __global__ void ce_fwd4(float* stats, float* rowloss, const float* logits, const int* targets,
                         const float* mask, int V) {
     __shared__ float sh[32];
@@ -980,13 +996,7 @@ __global__ void ce_fwd4(float* stats, float* rowloss, const float* logits, const
     }
     float mx = block_max(m, sh);
     s = block_sum(m == NEG_INF ? 0.f : s * expf(m - mx), sh);
-    if (threadIdx.x == 0) {
-        float ls = logf(s);
-        stats[2 * i] = mx;
-        stats[2 * i + 1] = ls;
-        float mk = mask[i];
-        rowloss[i] = mk == 0.f ? 0.f : mk * ((mx - row[targets[i]]) + ls);
-    }
+    if (threadIdx.x == 0) ce_row_out(stats, rowloss, i, mx, logf(s), mask[i], row[targets[i]]);
 }
 __global__ void ce_bwd4(float* dlogits, const float* logits, const float* stats, const int* targets,
                         const float* mask, int V, float w, unsigned short* dh) {
@@ -1005,16 +1015,7 @@ __global__ void ce_bwd4(float* dlogits, const float* logits, const float* stats,
     float wi = w * m, mx = stats[2 * i], ls = stats[2 * i + 1];
     int t = targets[i];
     for (int c = threadIdx.x; c < V4; c += blockDim.x) {
-        float4 v = row4[c];
-        float4 g = make_float4(wi * expf(v.x - mx - ls), wi * expf(v.y - mx - ls), wi * expf(v.z - mx - ls),
-                               wi * expf(v.w - mx - ls));
-        if (t >> 2 == c) {
-            int k = t & 3;
-            if (k == 0) g.x -= wi;
-            else if (k == 1) g.y -= wi;
-            else if (k == 2) g.z -= wi;
-            else g.w -= wi;
-        }
+        float4 g = ce_grad4(row4[c], c, t, wi, mx, ls);
         if (hrow) hrow[c] = pack4_bf16(g);
         else drow[c] = g;
     }
@@ -1051,29 +1052,14 @@ __global__ void __launch_bounds__(CE_THREADS) ce_fused(float* stats, float* rowl
             s += expf(v[k].x - mx) + expf(v[k].y - mx) + expf(v[k].z - mx) + expf(v[k].w - mx);
     float ls = logf(block_sum(s, sh)), mk = mask[i], wi = w * mk;
     int t = targets[i];
-    if (threadIdx.x == 0) {
-        stats[2 * i] = mx;
-        stats[2 * i + 1] = ls;
-        rowloss[i] = mk == 0.f ? 0.f : mk * ((mx - logits[(i64)i * V + t]) + ls);
-    }
+    if (threadIdx.x == 0) ce_row_out(stats, rowloss, i, mx, ls, mk, logits[(i64)i * V + t]);
     float4* drow = (float4*)(dlogits + (i64)i * V);
     uint2* hrow = dh ? (uint2*)(dh + (i64)i * V) : 0;
 #pragma unroll
     for (int k = 0; k < CE_VEC; k++) {
         int c = threadIdx.x + CE_THREADS * k;
         if (c < V4) {
-            float4 g = make_float4(0.f, 0.f, 0.f, 0.f);
-            if (mk != 0.f) {
-                g = make_float4(wi * expf(v[k].x - mx - ls), wi * expf(v[k].y - mx - ls), wi * expf(v[k].z - mx - ls),
-                                wi * expf(v[k].w - mx - ls));
-                if (t >> 2 == c) {
-                    int j = t & 3;
-                    if (j == 0) g.x -= wi;
-                    else if (j == 1) g.y -= wi;
-                    else if (j == 2) g.z -= wi;
-                    else g.w -= wi;
-                }
-            }
+            float4 g = mk != 0.f ? ce_grad4(v[k], c, t, wi, mx, ls) : make_float4(0.f, 0.f, 0.f, 0.f);
             if (hrow) hrow[c] = pack4_bf16(g);
             else drow[c] = g;
         }
