@@ -23,11 +23,13 @@
 //
 // # Numerics
 //
-// Every tensor is float32 in device memory, laid out exactly as the CPU
-// engine lays it out (models/engine's doc: row-major, Linear weights
-// [out, in]), so weights and AdamW state copy between host and device
-// without conversion and a checkpoint is the same safetensors file whichever
-// device wrote it. Precision picks the matrix-product arithmetic:
+// Weights, gradients and AdamW state are float32 in device memory, laid
+// out exactly as the CPU engine lays them out (models/engine's doc:
+// row-major, Linear weights [out, in]), so they copy between host and
+// device without conversion and a checkpoint is the same safetensors file
+// whichever device wrote it; so are activations, but for the bf16 copies
+// and bf16 outputs listed below. Precision picks the matrix-product
+// arithmetic:
 //
 //	fp32  CUBLAS_COMPUTE_32F: the CPU engine's arithmetic (parity tests)
 //	tf32  CUBLAS_COMPUTE_32F_FAST_TF32: tensor cores, 10-bit mantissa inputs

@@ -1,8 +1,9 @@
 // mmablate's CUDA kernels: the CPU engine's layers (models/engine), fused
 // where the CPU runs separate passes. Compiled at run time by NVRTC for the
-// detected GPU (nvrtc.go). Every tensor is float32, row-major, laid out as
-// the CPU engine lays it out; shapes are in the comments. Backward kernels
-// ADD into gradients unless the comment says "sets".
+// detected GPU (nvrtc.go). Tensors are row-major, laid out as the CPU
+// engine lays them out, float32 unless named bf16 (unsigned short: the
+// products' bf16 operands and outputs, doc.go); shapes are in the comments.
+// Backward kernels ADD into gradients unless the comment says "sets".
 
 typedef long long i64;
 
@@ -351,9 +352,10 @@ __global__ void rope(float* out, const float* x, const int* pos, const float* cs
     }
 }
 
-// qk-norm then RoPE in one pass (the reference decoder's q and k): x
-// [rows, hd] with rows = n·heads, the projection's output per head; rstd
-// [rows] saved; w [hd] the norm's weight. The normalised row (as
+// qk-norm then RoPE in one pass (the reference decoder's q and k): the
+// input is x or xh (xat: the projection's output, tokens xs elements
+// apart), rows = n·heads rows of hd; rstd [rows] saved; w [hd] the norm's
+// weight. The normalised row (as
 // rmsnorm_fwd computes it) rotated by pos[row / heads] (as rope, sign +1)
 // goes to out, or rounded to bf16 to oh where oh is not null. One warp per
 // row; lane l holds the rotate pairs (i, i + hd/2), i = l, l + 32, ….
