@@ -45,11 +45,10 @@ func flashScales(hd int) (scale, scale2 float32) {
 }
 
 func (d *Device) flashKernel(set *[len(flashHeadDims)]uintptr, name string, hd int) (uintptr, string, error) {
-	i := flashIndex(hd)
-	if d.cc < flashMinCC || i < 0 {
+	if !d.flashAvailable(hd) {
 		return 0, "", fmt.Errorf("cuda: flash attention needs sm_80 or later and a head width in %v (have %s, %d)", flashHeadDims, d.SM, hd)
 	}
-	return set[i], fmt.Sprintf("%s_%d", name, hd), nil
+	return set[flashIndex(hd)], fmt.Sprintf("%s_%d", name, hd), nil
 }
 
 // flashForward sets oh [B·T, H·hd] (bf16), o (its fp32 value, where not

@@ -163,21 +163,21 @@ func (d *Device) rmsBack(dx, dxh, res, dw, dout, douth, x, w, rstd Buf, n, dim i
 	if 4*dim > 48<<10 {
 		return fmt.Errorf("cuda: rmsnorm backward: width %d needs more than 48 KiB of shared memory", dim)
 	}
-	// Rows a block: about a thousand blocks, so that the residual norms'
-	// 16384 rows of the reference step fill the GPU (64 rows a block left
-	// 256 blocks, latency-bound at a quarter of the memory bandwidth),
-	// while each block's dw partial is still added to dw once.
-	rows := min(64, max(warpsBlock, n/1024/warpsBlock*warpsBlock))
 	if rowsVec(dim, dxh, dx, dout, x, res) && douth.P%8 == 0 {
 		// Four warps a block, each row's inputs in registers: 64 rows a
 		// block where there are enough (the reference step's 16384 rows:
 		// 256 blocks, one wave at two blocks an SM), which measured 2.87
 		// ms a step on an H200 against 3.40 with 16 rows a block.
 		const warps = 4
-		rows = min(64, max(warps, (n/256+warps-1)/warps*warps))
+		rows := min(64, max(warps, (n/256+warps-1)/warps*warps))
 		return d.launch("rmsnorm_bwd4", d.k.rmsBwd4, grid1((n+rows-1)/rows), block1(32*warps), 4*dim,
 			dx, dw, dout, x, w, rstd, n, dim, rows, res, dxh, douth)
 	}
+	// The scalar kernel (odd or wide rows): about a thousand blocks, since
+	// with its per-element shared atomics 64 rows a block (256 blocks for
+	// 16384 rows) ran latency-bound at a quarter of the memory bandwidth;
+	// each block's dw partial is still added to dw once.
+	rows := min(64, max(warpsBlock, n/1024/warpsBlock*warpsBlock))
 	return d.launch("rmsnorm_bwd", d.k.rmsBwd, grid1((n+rows-1)/rows), block1(32*warpsBlock), 4*dim,
 		dx, dw, dout, x, w, rstd, n, dim, rows, res, dxh, douth)
 }

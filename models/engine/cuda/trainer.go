@@ -49,8 +49,9 @@ type Trainer struct {
 
 	w, g, mom, vel Buf // [P] the parameter arena and its gradient and moments
 	// bf16 precision only (else zero Bufs): wh [P] is the weights rounded
-	// to bf16, refreshed by every AdamW update; doutH the bf16 copy of the
-	// output gradient of the linear backward in flight ([B·T, ≤ V]); dGH
+	// to bf16, refreshed by every AdamW update; doutH the logits' gradient
+	// in bf16 (ce_bwd or ce_fused write it; [B·T, V], at least F, D and qd
+	// wide too: the benchmarks use it as any product's output gradient); dGH
 	// and dH3H [B·T, F] the SwiGLU backward's results in bf16 (dGH holds
 	// its input, ∂L/∂g, first).
 	wh, doutH Buf
@@ -333,11 +334,13 @@ func (tr *Trainer) allocate() error {
 	} else {
 		tr.dnorm = take(n * D)
 	}
-	tr.dq, tr.dqRot = take(n*qd), take(n*qd)
-	if !tr.flash { // flash: wo's input gradient goes to dattH only
+	tr.dqRot, tr.dkRot, tr.dv = take(n*qd), take(n*kvd), take(n*kvd)
+	if tr.prec != BF16 { // bf16: qk-norm's or RoPE's backward writes them into dqkvH only
+		tr.dq, tr.dk = take(n*qd), take(n*kvd)
+	}
+	if !tr.flash && !tr.attnH { // else wo's input gradient goes to dattH only
 		tr.datt = take(n * qd)
 	}
-	tr.dk, tr.dkRot, tr.dv = take(n*kvd), take(n*kvd), take(n*kvd)
 	switch {
 	case tr.flash:
 		tr.dattH, tr.dvec = take16(n*qd), take(B*H*T)
@@ -687,10 +690,7 @@ func (tr *Trainer) qkvBack(a *layerActs, lp layerParams) error {
 	if err := d.castBF16Rows(bf16Cols(tr.dqkvH, tr.qd+tr.kvd), S, tr.dv, tr.kvd, n); err != nil {
 		return err
 	}
-	if err := d.gemmBF16Out(false, false, n, D, S, 1, tr.dqkvH.P, S, half(tr.wh, lp.wq), D, 0, tr.dnorm.P, D); err != nil {
-		return err
-	}
-	return d.gemmBF16(true, false, S, D, n, 1, tr.dqkvH.P, S, a.anH.P, D, 1, tr.g.At(lp.wq), D)
+	return tr.linearBackH(tr.dnorm, tr.dqkvH, a.anH, lp.wq, n, D, S, 0)
 }
 
 // bf16Cols is the bf16 buffer b from element i on (a column block of a
@@ -699,17 +699,14 @@ func bf16Cols(b Buf, i int) Buf { return Buf{P: half(b, i), N: b.N - (i+1)/2} }
 
 // linearBack adds dW[out,in] += doutᵀ·x and sets (beta 0) or adds (beta 1)
 // dx[n,in] = dout·W. In bf16 precision both products read doutH, dout's
-// bf16 copy (where the kernel that computed dout wrote it in bf16 only,
-// as ce_bwd and swiglu_bwd do; the zero Buf: cast here from dout), and
-// x's (xh) and the weights' bf16 copies.
+// bf16 copy, which the kernel that computed dout writes beside it (every
+// output gradient of the decoder has one), and x's (xh) and the weights'
+// bf16 copies.
 func (tr *Trainer) linearBack(dx, dout, doutH, x, xh Buf, w, n, in, out int, beta float32) error {
 	d := tr.d
 	if tr.prec == BF16 {
 		if doutH.P == 0 {
-			if err := d.castBF16(tr.doutH, dout, n*out); err != nil {
-				return err
-			}
-			doutH = tr.doutH
+			return fmt.Errorf("cuda: linear backward of the weight at %d: bf16 precision needs the output gradient's bf16 copy", w)
 		}
 		if err := d.gemmBF16(false, false, n, in, out, 1, doutH.P, out, half(tr.wh, w), in, beta, dx.P, in); err != nil {
 			return err
@@ -932,7 +929,7 @@ func (tr *Trainer) attention(a *layerActs) error {
 // attentionBack adds into dqRot, dkRot, dv (zeroed by the caller) from
 // datt; the flash kernels set them instead, from dattH (which wo's
 // input-gradient product writes in bf16) and attH. With attnH the products
-// read bf16 operands: the forward's, datt cast here, and dS as the softmax
+// read bf16 operands: the forward's, dattH, and dS as the softmax
 // backward writes it (bf16 only).
 func (tr *Trainer) attentionBack(a *layerActs) error {
 	d, c := tr.d, tr.c
@@ -944,10 +941,7 @@ func (tr *Trainer) attentionBack(a *layerActs) error {
 	scale := float32(1 / math.Sqrt(float64(hd)))
 	g := tr.bwdPtrs // the outputs: dv, dP (scratch), dq, dk
 	in, dO, dS := a.ptr, g.o, g.p
-	if tr.attnH {
-		if err := d.castBF16(tr.dattH, tr.datt, tr.n*tr.qd); err != nil {
-			return err
-		}
+	if tr.attnH { // woBack wrote dO in bf16 only
 		in, dO, dS = a.ptrH, tr.bwdPtrsH.o, tr.bwdPtrsH.p
 	}
 	for r := range tr.nb {
@@ -984,10 +978,11 @@ func (tr *Trainer) attentionBack(a *layerActs) error {
 }
 
 // woBack is wo's input- and weight-gradient products from dh (dhH its
-// bf16 copy, or the zero Buf): the input gradient goes to datt, or with
-// flash to dattH only (the flash backward's one reader of it).
+// bf16 copy, or the zero Buf): the input gradient goes to datt, or where
+// the attention's backward reads bf16 operands (flash, attnH) to dattH
+// only, its one reader there.
 func (tr *Trainer) woBack(a *layerActs, lp layerParams, dhH Buf) error {
-	if tr.flash {
+	if tr.flash || tr.attnH {
 		return tr.linearBackH(tr.dattH, dhH, a.attH, lp.wo, tr.n, tr.qd, tr.c.Width, 0)
 	}
 	return tr.linearBack(tr.datt, tr.dh, dhH, a.att, a.attH, lp.wo, tr.n, tr.qd, tr.c.Width, 0)
