@@ -417,3 +417,106 @@ func BenchmarkDecoderStep(b *testing.B) {
 	fmt.Printf("decoder step %.1f ms (%s, bf16, flash attention %v); the parts above sum to %.1f ms (the attention parts less any softmax timed alone)\n",
 		stepMS, dd.Name, tr.flash, total)
 }
+
+// BenchmarkImageParts: where the multimodal reference's image path spends
+// its time (BenchmarkImageStep's model, cabstractor), each part alone,
+// repeated and synchronised, as ms/step (a per-block part times the ViT's
+// 12 blocks); the summary adds them up against the image path's passes
+// timed whole.
+func BenchmarkImageParts(b *testing.B) {
+	needGPU(b)
+	const B, T = 16, 1024
+	cfg := models.GPUReferenceConfig(T, true)
+	cfg.Connector = &models.ConnectorConfig{Type: models.ConnCAbstractor, Tokens: 144, Depth: 1}
+	m, err := models.New(cfg, B, T, models.Options{Seed: 1, MaxImages: B})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	tr, err := NewTrainer(m, Options{Precision: BF16})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := m.SetAccelerator(tr); err != nil {
+		tr.Close()
+		b.Fatal(err)
+	}
+	defer m.SetAccelerator(nil)
+	batch := models.SyntheticBatch(cfg, B, T, true, 1)
+	for range 2 {
+		if _, err := m.Step(batch, 1e-4); err != nil {
+			b.Fatal(err)
+		}
+	}
+	ip, d := tr.img, tr.d
+	parts := ip.benchParts(B)
+	ms := make([]float64, len(parts))
+	for i, p := range parts {
+		b.Run(p.name, func(b *testing.B) {
+			defer d.enter()()
+			sec := timeOps(b, d, p.f)
+			ms[i] = 1e3 * sec / float64(b.N) * float64(p.times)
+			b.ReportMetric(ms[i], "ms/step")
+		})
+	}
+	if slices.Contains(ms, 0) {
+		return
+	}
+	for i, p := range parts {
+		fmt.Printf("  %-40s %7.3f ms/step\n", p.name, ms[i])
+	}
+}
+
+// benchPart is one timed part of a pass: f runs it once; times is how
+// often a step runs it.
+type benchPart struct {
+	name  string
+	times int
+	f     func() error
+}
+
+// benchParts are the image path's parts: the whole passes, then block 0's
+// operations (each run once per ViT block per step).
+func (ip *imagePath) benchParts(K int) []benchPart {
+	d, n, dv, F, L, tr := ip.d, K*ip.np, ip.dv, ip.F, ip.depth, ip.tr
+	b, a, x, g := ip.blocks[0], &ip.acts[0], ip.xs[0], tr.g
+	return []benchPart{
+		{"vit-forward", 1, func() error { return ip.vitForward(K) }},
+		{"vit-backward", 1, func() error { return ip.vitBackward(K) }},
+		{"connector-forward", 1, func() error { return ip.conn.forward(K) }},
+		{"connector-backward", 1, func() error { return ip.conn.backward(K, true) }},
+		{"block-layernorms-forward", L, func() error {
+			return errors.Join(d.layerNorm(a.a1, a.mean1, a.rstd1, x, tr.w.Off(b.ln1W), tr.w.Off(b.ln1B), n, dv, normEps),
+				d.layerNorm(a.a2, a.mean2, a.rstd2, a.h, tr.w.Off(b.ln2W), tr.w.Off(b.ln2B), n, dv, normEps))
+		}},
+		{"block-linear-forward", L, func() error {
+			return errors.Join(ip.affine(a.qkv, a.a1, b.qkvW, b.qkvB, n, dv, 3*dv), ip.affine(a.h, a.o, b.projW, b.projB, n, dv, dv),
+				ip.affine(a.hid, a.a2, b.fc1W, b.fc1B, n, dv, F), ip.affine(ip.xs[1], a.act, b.fc2W, b.fc2B, n, F, dv))
+		}},
+		{"block-attention-forward", L, func() error { return ip.attention(a.ptr, a.probs, K, ip.np, ip.np, 3*dv, 3*dv, dv) }},
+		{"block-gelu-and-adds-forward", L, func() error {
+			return errors.Join(d.addInto(a.h, a.h, x, n*dv), d.gelu(a.act, a.hid, n*F), d.addInto(ip.xs[1], ip.xs[1], a.h, n*dv))
+		}},
+		{"block-linear-backward", L, func() error {
+			return errors.Join(ip.affineBack(ip.dgelu, 0, ip.dx, a.act, b.fc2W, b.fc2B, n, F, dv),
+				ip.affineBack(ip.da, 0, ip.dgelu, a.a2, b.fc1W, b.fc1B, n, dv, F),
+				ip.affineBack(ip.do, 0, ip.dx, a.o, b.projW, b.projB, n, dv, dv),
+				ip.affineBack(ip.da, 0, ip.dqkv, a.a1, b.qkvW, b.qkvB, n, dv, 3*dv))
+		}},
+		{"block-bias-gradients", L, func() error {
+			return errors.Join(d.colsumAdd(g.Off(b.fc2B), ip.dx, n, dv), d.colsumAdd(g.Off(b.fc1B), ip.dgelu, n, F),
+				d.colsumAdd(g.Off(b.projB), ip.dx, n, dv), d.colsumAdd(g.Off(b.qkvB), ip.dqkv, n, 3*dv))
+		}},
+		{"block-gelu-backward", L, func() error { return d.geluBackward(ip.dgelu, a.hid, n*F) }},
+		{"block-layernorms-backward", L, func() error {
+			return errors.Join(d.layerNormBackward(ip.dx, g.Off(b.ln2W), g.Off(b.ln2B), ip.da, a.h, tr.w.Off(b.ln2W), a.mean2, a.rstd2, n, dv),
+				d.layerNormBackward(ip.dx, g.Off(b.ln1W), g.Off(b.ln1B), ip.da, x, tr.w.Off(b.ln1W), a.mean1, a.rstd1, n, dv))
+		}},
+		{"block-attention-backward", L, func() error {
+			return ip.attentionBack(a.ptr, ip.vitBwd, a.probs, ip.dp, K, ip.np, ip.np, 3*dv, 3*dv, dv)
+		}},
+		{"block-softmax-forward-and-backward", L, func() error {
+			return errors.Join(d.softmaxRows(a.probs, K*ip.H*ip.np, ip.np), d.softmaxRowsBackward(ip.dp, a.probs, K*ip.H*ip.np, ip.np))
+		}},
+	}
+}

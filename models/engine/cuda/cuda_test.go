@@ -281,6 +281,51 @@ func TestParityTraining(t *testing.T) {
 	}
 }
 
+// TestParityTwoLiveTrainers: two Trainers alive in one process, each
+// built in a fresh goroutine (a small stack that grows during the build,
+// which is what moved the driver's out-parameters before driver.call
+// kept them on the heap: cuMemAlloc then "returned" address 0), step in
+// turn and follow the CPU engine's loss curve.
+func TestParityTwoLiveTrainers(t *testing.T) {
+	needGPU(t)
+	pc := parityCases[0]
+	cpu, gpuA, _ := newPair(t, pc)
+	gpuB := make(chan *models.Model, 1)
+	errs := make(chan error, 1)
+	go func() {
+		m, err := models.New(pc.config(), pc.B, pc.T, models.Options{Seed: 11})
+		if err == nil {
+			var tr *Trainer
+			if tr, err = NewTrainer(m, Options{Precision: pc.prec}); err == nil {
+				err = m.SetAccelerator(tr)
+			}
+		}
+		gpuB <- m
+		errs <- err
+	}()
+	second := <-gpuB
+	t.Cleanup(func() { second.Close() })
+	if err := <-errs; err != nil {
+		t.Fatalf("second trainer: %v", err)
+	}
+	b := pc.batch(cpu.Config)
+	for i := range 5 {
+		cs, err := cpu.Step(b, 3e-3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j, m := range []*models.Model{gpuA, second} {
+			gs, err := m.Step(b, 3e-3)
+			if err != nil {
+				t.Fatalf("trainer %d, step %d: %v", j+1, i+1, err)
+			}
+			if d := math.Abs(gs.Loss - cs.Loss); d > 1e-4 {
+				t.Errorf("trainer %d, step %d: loss %.6f, cpu %.6f", j+1, i+1, gs.Loss, cs.Loss)
+			}
+		}
+	}
+}
+
 // TestRejectsPruned: the GPU backend refuses what it does not implement
 // instead of training something else (before opening a GPU, so this runs
 // everywhere).

@@ -78,6 +78,17 @@ func (d *driver) check(call string, r uintptr) error {
 	return &Error{Lib: d.lib.name, Call: call, Code: int(r), Msg: goString(s)}
 }
 
+// call runs fn(args…) and checks its CUresult. Callers pass Go pointers
+// as uintptr (&out for a result): uintptrescapes moves what they point to
+// to the heap and keeps it there for the call, as it does for
+// purego.SyscallN itself. Without it an out-variable stayed on the
+// goroutine stack, a stack growth between this frame and the C call moved
+// it, and the driver wrote the result to the old place: cuMemAlloc
+// "succeeded" with address 0 and the next call on the buffer failed with
+// invalid argument (a Trainer built after a second Open, or at a deeper
+// stack).
+//
+//go:uintptrescapes
 func (d *driver) call(name string, fn uintptr, args ...uintptr) error {
 	r, _, _ := purego.SyscallN(fn, args...)
 	return d.check(name, r)
@@ -238,7 +249,10 @@ func (d *Device) alloc(n int) (Buf, error) {
 		return Buf{}, err
 	}
 	b := Buf{P: p, N: n}
-	return b, d.zero(b)
+	if err := d.zero(b); err != nil {
+		return b, fmt.Errorf("zeroing a new buffer of %d floats at %#x: %w", n, p, err)
+	}
+	return b, nil
 }
 
 func (d *Device) zero(b Buf) error {

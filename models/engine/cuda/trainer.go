@@ -175,10 +175,14 @@ func NewTrainer(m *models.Model, opts Options) (*Trainer, error) {
 	defer d.enter()()
 	err = tr.allocate()
 	if err == nil && tr.imgHi > tr.imgLo {
-		err = newImagePath(tr)
+		if err = newImagePath(tr); err != nil {
+			err = fmt.Errorf("cuda: the image path's buffers: %w", err)
+		}
 	}
 	if err == nil {
-		err = tr.push()
+		if err = tr.push(); err != nil {
+			err = fmt.Errorf("cuda: weights to the GPU: %w", err)
+		}
 	}
 	if err == nil {
 		err = tr.gap.init(d)
