@@ -475,48 +475,57 @@ type benchPart struct {
 	f     func() error
 }
 
-// benchParts are the image path's parts: the whole passes, then block 0's
-// operations (each run once per ViT block per step).
+// benchParts are the image path's parts: the whole passes, then block
+// 0's operations in bf16 (each run once per ViT block per step).
 func (ip *imagePath) benchParts(K int) []benchPart {
 	d, n, dv, F, L, tr := ip.d, K*ip.np, ip.dv, ip.F, ip.depth, ip.tr
-	b, a, x, g := ip.blocks[0], &ip.acts[0], ip.xs[0], tr.g
+	b, a, x, w, g, wh := ip.blocks[0], &ip.acts[0], ip.xs[0], tr.w, tr.g, tr.wh
+	if !ip.bf16 {
+		panic("benchParts times the bf16 image path")
+	}
 	return []benchPart{
 		{"vit-forward", 1, func() error { return ip.vitForward(K) }},
 		{"vit-backward", 1, func() error { return ip.vitBackward(K) }},
 		{"connector-forward", 1, func() error { return ip.conn.forward(K) }},
 		{"connector-backward", 1, func() error { return ip.conn.backward(K, true) }},
 		{"block-layernorms-forward", L, func() error {
-			return errors.Join(d.layerNorm(a.a1, a.mean1, a.rstd1, x, tr.w.Off(b.ln1W), tr.w.Off(b.ln1B), n, dv, normEps),
-				d.layerNorm(a.a2, a.mean2, a.rstd2, a.h, tr.w.Off(b.ln2W), tr.w.Off(b.ln2B), n, dv, normEps))
+			return errors.Join(d.layerNormH(a.a1H, a.mean1, a.rstd1, x, w.Off(b.ln1W), w.Off(b.ln1B), n, dv, normEps),
+				d.layerNormH(a.a2H, a.mean2, a.rstd2, a.h, w.Off(b.ln2W), w.Off(b.ln2B), n, dv, normEps))
 		}},
-		{"block-linear-forward", L, func() error {
-			return errors.Join(ip.affine(a.qkv, a.a1, b.qkvW, b.qkvB, n, dv, 3*dv), ip.affine(a.h, a.o, b.projW, b.projB, n, dv, dv),
-				ip.affine(a.hid, a.a2, b.fc1W, b.fc1B, n, dv, F), ip.affine(ip.xs[1], a.act, b.fc2W, b.fc2B, n, F, dv))
+		{"block-biases-and-residuals-forward", L, func() error { // the products' C operands
+			return errors.Join(d.biasRowsH(a.qkvH, w.Off(b.qkvB), n, 3*dv), d.residualBias(a.h, x, w.Off(b.projB), n, dv),
+				d.biasRowsH(a.hidH, w.Off(b.fc1B), n, F), d.residualBias(ip.xs[1], a.h, w.Off(b.fc2B), n, dv))
 		}},
-		{"block-attention-forward", L, func() error { return ip.attention(a.ptr, a.probs, K, ip.np, ip.np, 3*dv, 3*dv, dv) }},
-		{"block-gelu-and-adds-forward", L, func() error {
-			return errors.Join(d.addInto(a.h, a.h, x, n*dv), d.gelu(a.act, a.hid, n*F), d.addInto(ip.xs[1], ip.xs[1], a.h, n*dv))
+		{"block-linear-forward-products", L, func() error {
+			return errors.Join(
+				d.gemmBF16Out(false, true, n, 3*dv, dv, 1, a.a1H.P, dv, half(wh, b.qkvW), dv, 1, a.qkvH.P, 3*dv),
+				d.gemmBF16(false, true, n, dv, dv, 1, a.oH.P, dv, half(wh, b.projW), dv, 1, a.h.P, dv),
+				d.gemmBF16Out(false, true, n, F, dv, 1, a.a2H.P, dv, half(wh, b.fc1W), dv, 1, a.hidH.P, F),
+				d.gemmBF16(false, true, n, dv, F, 1, a.actH.P, F, half(wh, b.fc2W), F, 1, ip.xs[1].P, dv))
 		}},
-		{"block-linear-backward", L, func() error {
-			return errors.Join(ip.affineBack(ip.dgelu, 0, ip.dx, a.act, b.fc2W, b.fc2B, n, F, dv),
-				ip.affineBack(ip.da, 0, ip.dgelu, a.a2, b.fc1W, b.fc1B, n, dv, F),
-				ip.affineBack(ip.do, 0, ip.dx, a.o, b.projW, b.projB, n, dv, dv),
-				ip.affineBack(ip.da, 0, ip.dqkv, a.a1, b.qkvW, b.qkvB, n, dv, 3*dv))
+		{"block-attention-forward", L, func() error { return ip.attentionH(a, K) }},
+		{"block-gelu-forward", L, func() error { return d.geluH(a.actH, a.hidH, n*F) }},
+		{"block-linear-backward-products", L, func() error {
+			return errors.Join(
+				d.gemmBF16Out(false, false, n, F, dv, 1, ip.dxH.P, dv, half(wh, b.fc2W), F, 0, ip.dhidH.P, F),
+				d.gemmBF16(true, false, dv, F, n, 1, ip.dxH.P, dv, a.actH.P, F, 1, g.At(b.fc2W), F),
+				d.gemmBF16Out(false, false, n, dv, F, 1, ip.dhidH.P, F, half(wh, b.fc1W), dv, 0, ip.daH.P, dv),
+				d.gemmBF16(true, false, F, dv, n, 1, ip.dhidH.P, F, a.a2H.P, dv, 1, g.At(b.fc1W), dv),
+				d.gemmBF16Out(false, false, n, dv, dv, 1, ip.dxH.P, dv, half(wh, b.projW), dv, 0, ip.doH.P, dv),
+				d.gemmBF16(true, false, dv, dv, n, 1, ip.dxH.P, dv, a.oH.P, dv, 1, g.At(b.projW), dv),
+				d.gemmBF16Out(false, false, n, dv, 3*dv, 1, ip.dqkvH.P, 3*dv, half(wh, b.qkvW), dv, 0, ip.daH.P, dv),
+				d.gemmBF16(true, false, 3*dv, dv, n, 1, ip.dqkvH.P, 3*dv, a.a1H.P, dv, 1, g.At(b.qkvW), dv))
 		}},
 		{"block-bias-gradients", L, func() error {
-			return errors.Join(d.colsumAdd(g.Off(b.fc2B), ip.dx, n, dv), d.colsumAdd(g.Off(b.fc1B), ip.dgelu, n, F),
-				d.colsumAdd(g.Off(b.projB), ip.dx, n, dv), d.colsumAdd(g.Off(b.qkvB), ip.dqkv, n, 3*dv))
+			return errors.Join(d.colsumAdd(g.Off(b.fc2B), ip.dx, n, dv), d.colsumAddH(g.Off(b.fc1B), ip.dhidH, n, F),
+				d.colsumAdd(g.Off(b.projB), ip.dx, n, dv), d.colsumAddH(g.Off(b.qkvB), ip.dqkvH, n, 3*dv))
 		}},
-		{"block-gelu-backward", L, func() error { return d.geluBackward(ip.dgelu, a.hid, n*F) }},
+		{"block-gelu-backward", L, func() error { return d.geluBackwardH(ip.dhidH, a.hidH, n*F) }},
 		{"block-layernorms-backward", L, func() error {
-			return errors.Join(d.layerNormBackward(ip.dx, g.Off(b.ln2W), g.Off(b.ln2B), ip.da, a.h, tr.w.Off(b.ln2W), a.mean2, a.rstd2, n, dv),
-				d.layerNormBackward(ip.dx, g.Off(b.ln1W), g.Off(b.ln1B), ip.da, x, tr.w.Off(b.ln1W), a.mean1, a.rstd1, n, dv))
+			return errors.Join(
+				d.layerNormBackwardH(ip.dx, ip.dxH, g.Off(b.ln2W), g.Off(b.ln2B), Buf{}, ip.daH, a.h, w.Off(b.ln2W), a.mean2, a.rstd2, n, dv),
+				d.layerNormBackwardH(ip.dx, ip.dxH, g.Off(b.ln1W), g.Off(b.ln1B), Buf{}, ip.daH, x, w.Off(b.ln1W), a.mean1, a.rstd1, n, dv))
 		}},
-		{"block-attention-backward", L, func() error {
-			return ip.attentionBack(a.ptr, ip.vitBwd, a.probs, ip.dp, K, ip.np, ip.np, 3*dv, 3*dv, dv)
-		}},
-		{"block-softmax-forward-and-backward", L, func() error {
-			return errors.Join(d.softmaxRows(a.probs, K*ip.H*ip.np, ip.np), d.softmaxRowsBackward(ip.dp, a.probs, K*ip.H*ip.np, ip.np))
-		}},
+		{"block-attention-backward", L, func() error { return ip.attentionBackH(a, K) }},
 	}
 }

@@ -162,6 +162,11 @@ type cAbstractor struct {
 	dPre, dPost  Buf // residual-stream gradients [maxK·h·w, Dv], [maxK·N, Dv]
 	g1, g2       Buf // branch-gradient scratch [maxK·h·w, Dv]
 	dcols        Buf // [maxK·h·w, 9Dv]
+	// bf16 (imagePath.bf16): the convolutions' products read bf16 operands,
+	// so cols1, cols2 and dcols are bf16 (im2col and col2im convert), and
+	// doutH [maxK·h·w, Dv] holds each product's output gradient in bf16.
+	bf16  bool
+	doutH Buf
 }
 
 // resBlock is one ResNet block's arena offsets.
@@ -171,8 +176,12 @@ type resBlock struct{ n1W, n1B, c1W, c1B, n2W, n2B, c2W, c2B int }
 type resActs struct{ a1, mean1, rstd1, s1, cols1, c1, a2, mean2, rstd2, s2, cols2, out Buf }
 
 func newCAbstractor(ip *imagePath, o *offsets, depth int) deviceConnector {
-	c := &cAbstractor{ip: ip, depth: depth}
+	c := &cAbstractor{ip: ip, depth: depth, bf16: ip.bf16}
 	dv := ip.dv
+	cols := ip.take
+	if c.bf16 {
+		cols = ip.take16
+	}
 	for i := range 2 * depth {
 		pre := fmt.Sprintf("connector.blocks.%d.", i)
 		var b resBlock
@@ -184,14 +193,17 @@ func newCAbstractor(ip *imagePath, o *offsets, depth int) deviceConnector {
 		h, w := c.stage(i)
 		rows := ip.maxK * h * w
 		c.acts = append(c.acts, resActs{a1: ip.take(rows * dv), mean1: ip.take(rows), rstd1: ip.take(rows),
-			s1: ip.take(rows * dv), cols1: ip.take(rows * 9 * dv), c1: ip.take(rows * dv),
+			s1: ip.take(rows * dv), cols1: cols(rows * 9 * dv), c1: ip.take(rows * dv),
 			a2: ip.take(rows * dv), mean2: ip.take(rows), rstd2: ip.take(rows),
-			s2: ip.take(rows * dv), cols2: ip.take(rows * 9 * dv), out: ip.take(rows * dv)})
+			s2: ip.take(rows * dv), cols2: cols(rows * 9 * dv), out: ip.take(rows * dv)})
 	}
 	c.projW, c.projB = o.linear("connector.proj")
 	pre, post := ip.maxK*ip.np*dv, ip.maxK*ip.N*dv
 	c.pooled, c.dPre, c.dPost = ip.take(post), ip.take(pre), ip.take(post)
-	c.g1, c.g2, c.dcols = ip.take(pre), ip.take(pre), ip.take(9*pre)
+	c.g1, c.g2, c.dcols = ip.take(pre), ip.take(pre), cols(9*pre)
+	if c.bf16 {
+		c.doutH = ip.take16(pre)
+	}
 	return c
 }
 
@@ -240,6 +252,18 @@ func (c *cAbstractor) blockForward(b resBlock, s *resActs, x Buf, K, i int) erro
 	ip, d, w := c.ip, c.ip.d, c.ip.tr.w
 	g := c.geometry(K, i)
 	dv, rows := ip.dv, K*g.H*g.W
+	if c.bf16 {
+		return errors.Join(
+			d.layerNorm(s.a1, s.mean1, s.rstd1, x, w.Off(b.n1W), w.Off(b.n1B), rows, dv, normEps),
+			d.silu(s.s1, s.a1, rows*dv),
+			d.im2colH(s.cols1, s.s1, g),
+			ip.affineH(s.c1, s.cols1, b.c1W, b.c1B, rows, 9*dv, dv),
+			d.layerNorm(s.a2, s.mean2, s.rstd2, s.c1, w.Off(b.n2W), w.Off(b.n2B), rows, dv, normEps),
+			d.silu(s.s2, s.a2, rows*dv),
+			d.im2colH(s.cols2, s.s2, g),
+			ip.affineH(s.out, s.cols2, b.c2W, b.c2B, rows, 9*dv, dv),
+			d.addInto(s.out, s.out, x, rows*dv))
+	}
 	return errors.Join(
 		d.layerNorm(s.a1, s.mean1, s.rstd1, x, w.Off(b.n1W), w.Off(b.n1B), rows, dv, normEps),
 		d.silu(s.s1, s.a1, rows*dv),
@@ -286,6 +310,20 @@ func (c *cAbstractor) blockBackward(b resBlock, s *resActs, dx, x Buf, K, i int)
 	g := c.geometry(K, i)
 	dv, rows := ip.dv, K*g.H*g.W
 	g1, g2 := Buf{P: c.g1.P, N: rows * dv}, Buf{P: c.g2.P, N: rows * dv}
+	if c.bf16 {
+		return errors.Join(
+			ip.affineBackH(c.dcols, dx, c.doutH, s.cols2, b.c2W, b.c2B, rows, 9*dv, dv),
+			d.zero(g1),
+			d.col2imAddH(g1, c.dcols, g),
+			d.siluBackward(g2, g1, s.a2, rows*dv),
+			d.zero(g1),
+			d.layerNormBackwardH(g1, Buf{}, tr.g.Off(b.n2W), tr.g.Off(b.n2B), g2, Buf{}, s.c1, tr.w.Off(b.n2W), s.mean2, s.rstd2, rows, dv),
+			ip.affineBackH(c.dcols, g1, c.doutH, s.cols1, b.c1W, b.c1B, rows, 9*dv, dv),
+			d.zero(g2),
+			d.col2imAddH(g2, c.dcols, g),
+			d.siluBackward(g1, g2, s.a1, rows*dv),
+			d.layerNormBackwardH(dx, Buf{}, tr.g.Off(b.n1W), tr.g.Off(b.n1B), g1, Buf{}, x, tr.w.Off(b.n1W), s.mean1, s.rstd1, rows, dv))
+	}
 	return errors.Join(
 		// d s2: dcols = dx·W2, dW2 += dxᵀ·cols2, then col2im into g1.
 		ip.affineBack(c.dcols, 0, dx, s.cols2, b.c2W, b.c2B, rows, 9*dv, dv),

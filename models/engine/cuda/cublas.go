@@ -132,7 +132,7 @@ func (d *Device) gemmEx(ab, ct, compute uintptr, name string, tA, tB bool, m, n,
 // gemmBatched is gemm over count independent products whose operands are
 // given by device arrays of device pointers (a, b, c each [count]uintptr).
 func (d *Device) gemmBatched(p Precision, tA, tB bool, m, n, k int, alpha float32, a uintptr, lda int, b uintptr, ldb int, beta float32, c uintptr, ldc, count int) error {
-	return d.gemmBatchedEx(cudaR32F, p.compute(), "cublasGemmBatchedEx", tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, count)
+	return d.gemmBatchedEx(cudaR32F, cudaR32F, p.compute(), "cublasGemmBatchedEx", tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, count)
 }
 
 // gemmBatchedBF16 is gemmBatched with bf16 operands (as gemmBF16: a and b
@@ -140,18 +140,23 @@ func (d *Device) gemmBatched(p Precision, tA, tB bool, m, n, k int, alpha float3
 // operand pointer must be 16-byte aligned (cuBLAS reads them with vector
 // loads and cannot check pointers inside an array): the caller ensures it.
 func (d *Device) gemmBatchedBF16(tA, tB bool, m, n, k int, alpha float32, a uintptr, lda int, b uintptr, ldb int, beta float32, c uintptr, ldc, count int) error {
-	return d.gemmBatchedEx(cudaR16BF, cublasCompute32F, "cublasGemmBatchedEx bf16", tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, count)
+	return d.gemmBatchedEx(cudaR16BF, cudaR32F, cublasCompute32F, "cublasGemmBatchedEx bf16", tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, count)
+}
+
+// gemmBatchedBF16Out is gemmBatchedBF16 with c in bf16 too.
+func (d *Device) gemmBatchedBF16Out(tA, tB bool, m, n, k int, alpha float32, a uintptr, lda int, b uintptr, ldb int, beta float32, c uintptr, ldc, count int) error {
+	return d.gemmBatchedEx(cudaR16BF, cudaR16BF, cublasCompute32F, "cublasGemmBatchedEx bf16 out", tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, count)
 }
 
 // gemmBatchedEx is one cublasGemmBatchedEx, typed as gemmEx.
-func (d *Device) gemmBatchedEx(ab, compute uintptr, name string, tA, tB bool, m, n, k int, alpha float32, a uintptr, lda int, b uintptr, ldb int, beta float32, c uintptr, ldc, count int) error {
+func (d *Device) gemmBatchedEx(ab, ct, compute uintptr, name string, tA, tB bool, m, n, k int, alpha float32, a uintptr, lda int, b uintptr, ldb int, beta float32, c uintptr, ldc, count int) error {
 	if m == 0 || n == 0 || count == 0 {
 		return nil
 	}
 	d.scalars[0], d.scalars[1] = alpha, beta
 	al, be := d.host+2*maxArgs*8, d.host+2*maxArgs*8+4
 	r, _, _ := purego.SyscallN(d.blas.gemmBatchedEx, d.blas.handle, op(tB), op(tA), uintptr(n), uintptr(m), uintptr(k),
-		al, b, ab, uintptr(ldb), a, ab, uintptr(lda), be, c, cudaR32F, uintptr(ldc),
+		al, b, ab, uintptr(ldb), a, ab, uintptr(lda), be, c, ct, uintptr(ldc),
 		uintptr(count), compute, cublasGemmDefault)
 	return d.blas.check(fmt.Sprintf("%s(m=%d n=%d k=%d ×%d)", name, m, n, k, count), r)
 }

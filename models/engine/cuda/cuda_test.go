@@ -366,11 +366,18 @@ var imageCases = []struct {
 	{"cabstractor 6x6→4x4 d2", vit48, models.ConnectorConfig{Type: models.ConnCAbstractor, Tokens: 16, Depth: 2}, FP32, 1e-4, 1e-3},
 	{"mlp frozen vit", frozen(vit32), models.ConnectorConfig{Type: models.ConnMLP, Tokens: 16}, FP32, 1e-4, 1e-3},
 	{"cabstractor bf16", vit48, models.ConnectorConfig{Type: models.ConnCAbstractor, Tokens: 16, Depth: 1}, BF16, 3e-2, 1.5e-1},
+	// The bf16 ViT: with 49 patches and heads of 24 (batched attention
+	// products, score rows padded to 56), and with heads of 16 (flash
+	// attention) behind the other connectors and frozen.
+	{"mlp bf16 7x7", vit56, models.ConnectorConfig{Type: models.ConnMLP, Tokens: 49}, BF16, 3e-2, 1.5e-1},
+	{"attnpool bf16", vit48, models.ConnectorConfig{Type: models.ConnAttnPool, Tokens: 9}, BF16, 3e-2, 1.5e-1},
+	{"cabstractor bf16 frozen vit", frozen(vit48), models.ConnectorConfig{Type: models.ConnCAbstractor, Tokens: 16, Depth: 1}, BF16, 3e-2, 1.5e-1},
 }
 
 var (
 	vit32 = models.VisionConfig{Resolution: 32, Patch: 8, Width: 48, Depth: 1, Heads: 4}
 	vit48 = models.VisionConfig{Resolution: 48, Patch: 8, Width: 64, Depth: 2, Heads: 4}
+	vit56 = models.VisionConfig{Resolution: 56, Patch: 8, Width: 96, Depth: 2, Heads: 4} // head width 24: no flash kernel
 )
 
 func frozen(v models.VisionConfig) models.VisionConfig {
@@ -403,6 +410,9 @@ func TestParityImages(t *testing.T) {
 			tr, err := NewTrainer(gpu, Options{Precision: ic.prec})
 			if err != nil {
 				t.Fatal(err)
+			}
+			if ic.prec == BF16 && !tr.img.bf16 {
+				t.Fatal("bf16 precision did not take the bf16 image path")
 			}
 			if err := gpu.SetAccelerator(tr); err != nil {
 				t.Fatal(err)

@@ -13,8 +13,14 @@ import (
 // then bounded by memory for activations, not by a softmax row that must
 // fit in shared memory.
 
-// flashShape is one attention call's geometry.
-type flashShape struct{ B, T, H, KV, hd int }
+// flashShape is one attention call's geometry: causal over [B·T, H·hd] q
+// and [B·T, KV·hd] k and v, or, bidirectional, the q rows ldq and the k and
+// v rows ldkv elements apart (the ViT's column blocks of q|k|v).
+type flashShape struct {
+	B, T, H, KV, hd int
+	bidirectional   bool
+	ldq, ldkv       int
+}
 
 // flashIndex is hd's instance in flashHeadDims, or -1.
 func flashIndex(hd int) int {
@@ -57,23 +63,32 @@ func (d *Device) flashKernel(set *[len(flashHeadDims)]uintptr, name string, hd i
 // within a document). Grid (B·H, row blocks): all heads' longest blocks
 // first (kernels.cu's grid orders).
 func (d *Device) flashForward(o, oh, lse2, q, k, v, docs Buf, s flashShape) error {
-	f, name, err := d.flashKernel(&d.k.flashFwd, "flash_fwd", s.hd)
+	set, base := &d.k.flashFwd, "flash_fwd"
+	if s.bidirectional {
+		set, base = &d.k.flashFwdBi, "flash_fwd_bi"
+	}
+	f, name, err := d.flashKernel(set, base, s.hd)
 	if err != nil {
 		return err
 	}
 	_, scale2 := flashScales(s.hd)
 	grid := [3]int{s.B * s.H, (s.T + flashFwdRows - 1) / flashFwdRows, 1}
-	return d.launch(name, f, grid, block1(4*32), 0, q, k, v, docs, o, oh, lse2, s.T, s.H, s.KV, scale2)
+	return d.launch(name, f, grid, block1(4*32), 0, q, k, v, docs, o, oh, lse2, s.T, s.H, s.KV, scale2, s.ldq, s.ldkv)
 }
 
-// flashBackward sets dq (fp32, [B·T, H·hd]), dk and dv (fp32, [B·T, KV·hd])
+// flashBackward sets dq (fp32, [B·T, H·hd]), dk and dv (fp32, [B·T, KV·hd];
+// bidirectional: bf16, rows ldkv apart)
 // from the forward's bf16 operands, its bf16 output oh and lse2, and the
 // output gradient's bf16 copy dOh. dvec [B·H, T] is scratch. Two kernels:
 // flash_dot (the row terms, and dq zeroed) and flash_bwd (grid (B·KV, key
 // blocks): dk and dv, each block over its kv head's H/KV query heads, and
 // dq added into by key tiles).
 func (d *Device) flashBackward(dq, dk, dv, dvec, q, k, v, oh, dOh, lse2, docs Buf, s flashShape) error {
-	f, name, err := d.flashKernel(&d.k.flashBwd, "flash_bwd", s.hd)
+	set, base := &d.k.flashBwd, "flash_bwd"
+	if s.bidirectional {
+		set, base = &d.k.flashBwdBi, "flash_bwd_bi"
+	}
+	f, name, err := d.flashKernel(set, base, s.hd)
 	if err != nil {
 		return err
 	}
@@ -87,7 +102,7 @@ func (d *Device) flashBackward(dq, dk, dv, dvec, q, k, v, oh, dOh, lse2, docs Bu
 	}
 	scale, scale2 := flashScales(s.hd)
 	grid := [3]int{s.B * s.KV, (s.T + flashTile - 1) / flashTile, 1}
-	return d.launch(name, f, grid, block1(4*32), 0, q, k, v, dOh, lse2, dvec, docs, dq, dk, dv, s.T, s.H, s.KV, scale2, scale)
+	return d.launch(name, f, grid, block1(4*32), 0, q, k, v, dOh, lse2, dvec, docs, dq, dk, dv, s.T, s.H, s.KV, scale2, scale, s.ldq, s.ldkv)
 }
 
 // kernelResources are a compiled kernel's registers per thread and local

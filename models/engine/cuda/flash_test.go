@@ -15,9 +15,9 @@ func bf16Round(x float32) float32 {
 	return math.Float32frombits(u)
 }
 
-// flashReference is causal, document-masked attention and its backward in
-// float64: o, lse (natural log), dq, dk, dv for q [B·T, H·hd], k, v
-// [B·T, KV·hd] and dO [B·T, H·hd].
+// flashReference is causal (or, s.bidirectional, unmasked by position),
+// document-masked attention and its backward in float64: o, lse (natural
+// log), dq, dk, dv for q [B·T, H·hd], k, v [B·T, KV·hd] and dO [B·T, H·hd].
 func flashReference(s flashShape, q, k, v, dO []float32, docs []int32) (o, lse, dq, dk, dv []float64) {
 	B, T, H, KV, hd := s.B, s.T, s.H, s.KV, s.hd
 	qd, kvd := H*hd, KV*hd
@@ -25,6 +25,12 @@ func flashReference(s flashShape, q, k, v, dO []float32, docs []int32) (o, lse, 
 	dk, dv = make([]float64, B*T*kvd), make([]float64, B*T*kvd)
 	scale := 1 / math.Sqrt(float64(hd))
 	p, dp := make([]float64, T), make([]float64, T)
+	keys := func(i int) int { // keys 0 … keys(i)−1 are visible from query i
+		if s.bidirectional {
+			return T
+		}
+		return i + 1
+	}
 	for b := range B {
 		for h := range H {
 			g := h / (H / KV)
@@ -32,7 +38,7 @@ func flashReference(s flashShape, q, k, v, dO []float32, docs []int32) (o, lse, 
 			ki := func(t, d int) int { return (b*T+t)*kvd + g*hd + d }
 			for i := range T {
 				mx := math.Inf(-1)
-				for j := 0; j <= i; j++ {
+				for j := range keys(i) {
 					p[j] = math.Inf(-1)
 					if docs[b*T+j] != docs[b*T+i] {
 						continue
@@ -45,13 +51,13 @@ func flashReference(s flashShape, q, k, v, dO []float32, docs []int32) (o, lse, 
 					mx = max(mx, p[j])
 				}
 				sum := 0.0
-				for j := 0; j <= i; j++ {
+				for j := range keys(i) {
 					p[j] = math.Exp(p[j] - mx)
 					sum += p[j]
 				}
 				lse[(b*H+h)*T+i] = mx + math.Log(sum)
 				rowD := 0.0
-				for j := 0; j <= i; j++ {
+				for j := range keys(i) {
 					p[j] /= sum
 					dp[j] = 0
 					for d := range hd {
@@ -60,7 +66,7 @@ func flashReference(s flashShape, q, k, v, dO []float32, docs []int32) (o, lse, 
 					}
 					rowD += p[j] * dp[j]
 				}
-				for j := 0; j <= i; j++ {
+				for j := range keys(i) {
 					ds := p[j] * (dp[j] - rowD) * scale
 					for d := range hd {
 						dq[qi(i, d)] += ds * float64(k[ki(j, d)])
@@ -91,7 +97,7 @@ func TestFlashAttention(t *testing.T) {
 		for _, k := range []struct {
 			name string
 			f    uintptr
-		}{{"flash_fwd", d.k.flashFwd[i]}, {"flash_bwd", d.k.flashBwd[i]}} {
+		}{{"flash_fwd", d.k.flashFwd[i]}, {"flash_bwd", d.k.flashBwd[i]}, {"flash_fwd_bi", d.k.flashFwdBi[i]}, {"flash_bwd_bi", d.k.flashBwdBi[i]}} {
 			regs, local, err := d.kernelResources(k.f)
 			if err != nil {
 				t.Fatal(err)
@@ -109,9 +115,18 @@ func TestFlashAttention(t *testing.T) {
 		{flashShape{B: 2, T: 130, H: 4, KV: 4, hd: 64}, 1},
 		{flashShape{B: 1, T: 300, H: 2, KV: 1, hd: 64}, 3},
 		{flashShape{B: 2, T: 200, H: 8, KV: 2, hd: 64}, 2},
+		// Bidirectional, q, k and v column blocks of one [B·T, 3·H·hd]
+		// buffer (the ViT's q|k|v), T not a multiple of the tiles.
+		{flashShape{B: 3, T: 196, H: 4, KV: 4, hd: 64, bidirectional: true}, 1},
+		{flashShape{B: 2, T: 50, H: 2, KV: 2, hd: 16, bidirectional: true}, 1},
+		{flashShape{B: 2, T: 130, H: 2, KV: 2, hd: 32, bidirectional: true}, 1},
 	} {
 		s := tc.s
-		t.Run(fmt.Sprintf("B%d T%d H%d KV%d hd%d docs%d", s.B, s.T, s.H, s.KV, s.hd, tc.docs), func(t *testing.T) {
+		name := fmt.Sprintf("B%d T%d H%d KV%d hd%d docs%d", s.B, s.T, s.H, s.KV, s.hd, tc.docs)
+		if s.bidirectional {
+			name += " bidirectional"
+		}
+		t.Run(name, func(t *testing.T) {
 			defer d.enter()()
 			n, qd, kvd := s.B*s.T, s.H*s.hd, s.KV*s.hd
 			rng := rand.New(rand.NewPCG(5, uint64(s.hd)))
@@ -149,8 +164,30 @@ func TestFlashAttention(t *testing.T) {
 				t.Fatal(err)
 			}
 			if err := errors.Join(upload(d, qf, q), upload(d, kf, k), upload(d, vf, v), upload(d, dOf, dO), upload(d, db, docs),
-				d.castBF16(qh, qf, n*qd), d.castBF16(kh, kf, n*kvd), d.castBF16(vh, vf, n*kvd), d.castBF16(dOh, dOf, n*qd),
-				d.flashForward(o, oh, lse2, qh, kh, vh, db, s),
+				d.castBF16(qh, qf, n*qd), d.castBF16(kh, kf, n*kvd), d.castBF16(vh, vf, n*kvd), d.castBF16(dOh, dOf, n*qd)); err != nil {
+				t.Fatal(err)
+			}
+			if s.bidirectional { // q|k|v as the ViT lays them out
+				w := qd + 2*kvd
+				qkv := take((n*w + 1) / 2)
+				if err := errors.Join(errs...); err != nil {
+					t.Fatal(err)
+				}
+				if err := errors.Join(d.castBF16Rows(qkv, w, qf, qd, n), d.castBF16Rows(bf16Cols(qkv, qd), w, kf, kvd, n),
+					d.castBF16Rows(bf16Cols(qkv, qd+kvd), w, vf, kvd, n)); err != nil {
+					t.Fatal(err)
+				}
+				qh, kh, vh = qkv, bf16Cols(qkv, qd), bf16Cols(qkv, qd+kvd)
+				s.ldq, s.ldkv = w, w
+				// dk and dv come out in bf16, in a q|k|v gradient laid out
+				// the same way
+				dqkv := take((n*w + 1) / 2)
+				if err := errors.Join(errs...); err != nil {
+					t.Fatal(err)
+				}
+				dk, dv = bf16Cols(dqkv, qd), bf16Cols(dqkv, qd+kvd)
+			}
+			if err := errors.Join(d.flashForward(o, oh, lse2, qh, kh, vh, db, s),
 				d.flashBackward(dq, dk, dv, dvec, qh, kh, vh, oh, dOh, lse2, db, s)); err != nil {
 				t.Fatal(err)
 			}
@@ -162,7 +199,9 @@ func TestFlashAttention(t *testing.T) {
 				conv float64
 			}{{"o", o, wo, 1}, {"lse", lse2, wl, math.Ln2}, {"dq", dq, wdq, 1}, {"dk", dk, wdk, 1}, {"dv", dv, wdv, 1}} {
 				got := make([]float32, len(c.want))
-				if err := download(d, got, c.buf); err != nil {
+				if s.bidirectional && (c.name == "dk" || c.name == "dv") {
+					got = downloadBF16Rows(t, d, c.buf, n, kvd, s.ldkv)
+				} else if err := download(d, got, c.buf); err != nil {
 					t.Fatal(err)
 				}
 				var diff, size float64
@@ -181,4 +220,28 @@ func TestFlashAttention(t *testing.T) {
 			}
 		})
 	}
+}
+
+// downloadBF16Rows widens rows [rows, w] of the bf16 buffer b, ld elements
+// apart, to float32.
+func downloadBF16Rows(t *testing.T, d *Device, b Buf, rows, w, ld int) []float32 {
+	t.Helper()
+	words := make([]float32, ((rows-1)*ld+w+1)/2)
+	if err := download(d, words, b); err != nil {
+		t.Fatal(err)
+	}
+	out := make([]float32, 0, rows*w)
+	for r := range rows {
+		for c := range w {
+			i := r*ld + c
+			u := math.Float32bits(words[i/2]) // little-endian: element 2j in the low half
+			if i%2 == 0 {
+				u <<= 16
+			} else {
+				u &= 0xffff0000
+			}
+			out = append(out, math.Float32frombits(u))
+		}
+	}
+	return out
 }

@@ -31,6 +31,20 @@ type imagePath struct {
 	patchW, patchB, pos, normW, normB int // arena offsets
 	blocks                            []vitBlock
 
+	// bf16: bf16 precision with shapes the bf16 kernels take; the ViT's
+	// products then read bf16 operands and its activations that only
+	// products read are bf16 (vitForwardH, vitBackwardH); ldp is the score
+	// rows' stride there (np rounded up to 8, so every row of every
+	// (image, head) block starts 16-byte aligned in bf16).
+	bf16 bool
+	ldp  int
+	// flash: bf16 on a GPU and head width the flash kernels take; the
+	// ViT's attention is then their bidirectional form (no score square;
+	// the backward writes dk and dv into dqkvH, adds dq into dqF, fp32
+	// [maxK·np, dv], and keeps its row terms in dvec).
+	flash     bool
+	dqF, dvec Buf
+
 	hostPatches     []float32 // [maxK·np, 3P²]
 	bufs            []Buf     // every allocation, for Close
 	allocErr        error     // failed allocations
@@ -45,6 +59,14 @@ type imagePath struct {
 	vitBwd                      attnArrays
 	ptrs                        Buf // the attention products' pointer arrays
 	hostPtrs                    []uint64
+	// bf16 only: the patches' bf16 copy; the scores (forward) and dP
+	// (backward), fp32 [maxK·H, np, ldp]; the backward's bf16 gradients
+	// (dxH the residual stream's copy, daH a norm's output gradient, doH
+	// the attention output's, dqkvH q|k|v's, dhidH the MLP hidden layer's,
+	// dSH the scores') and the pointer arrays of the attention backward.
+	patchesH, scores                 Buf
+	dxH, daH, doH, dqkvH, dhidH, dSH Buf
+	bwdH                             attnArraysH
 
 	conn deviceConnector
 }
@@ -52,11 +74,22 @@ type imagePath struct {
 // vitBlock is one ViT block's arena offsets (weight, bias pairs).
 type vitBlock struct{ ln1W, ln1B, qkvW, qkvB, projW, projB, ln2W, ln2B, fc1W, fc1B, fc2W, fc2B int }
 
-// vitActs is one ViT block's saved activations; its input is xs[l].
+// vitActs is one ViT block's saved activations; its input is xs[l]. In
+// bf16 (imagePath.bf16) the norms' outputs, q|k|v, the probabilities, the
+// attention output and the MLP's hidden layer before and after GELU are
+// the bf16 buffers (…H) and their fp32 forms are not allocated.
 type vitActs struct {
 	a1, mean1, rstd1, qkv, o, probs, h, a2, mean2, rstd2, hid, act Buf
 	ptr                                                            attnArrays
+	a1H, qkvH, probsH, oH, a2H, hidH, actH                         Buf
+	ptrH                                                           attnArraysH
+	lse                                                            Buf // flash: each row's log-sum-exp [maxK·H·np]
 }
+
+// attnArraysH are attnArrays for the bf16 attention: q, k, v, p and o
+// point at bf16 blocks, s at the fp32 scores (or dP) the first product
+// writes and the softmax reads; p and s rows are ldp elements apart.
+type attnArraysH struct{ q, k, v, s, p, o uintptr }
 
 // attnArrays are the device addresses of [maxK·H] arrays of operand
 // pointers for the batched attention products, entry b·H+h pointing at
@@ -122,14 +155,22 @@ func newImagePath(tr *Trainer) error {
 	}
 	K, n, dv, F := ip.maxK, ip.maxK*ip.np, ip.dv, ip.F
 	pp := vision.Channels * ip.P * ip.P
+	ip.bf16 = tr.prec == BF16 && ip.np <= 1024 && ip.hd%8 == 0 && dv <= 32*lnSlots
+	ip.flash = ip.bf16 && tr.d.flashAvailable(ip.hd)
+	ip.ldp = (ip.np + 7) &^ 7
 	ip.hostPatches = make([]float32, n*pp)
 	ip.patches = ip.take(n * pp)
-	// Pointer arrays: 5 per ViT block, 5 for the ViT backward, 10 for attnpool.
-	ip.ptrs = ip.take(2 * K * ip.H * (5*ip.depth + 15))
+	// Pointer arrays: 6 per ViT block and 6 for its backward at most, 10
+	// for attnpool.
+	ip.ptrs = ip.take(2 * K * ip.H * (6*ip.depth + 16))
 	for range ip.depth + 1 {
 		ip.xs = append(ip.xs, ip.take(n*dv))
 	}
 	for range ip.depth {
+		if ip.bf16 {
+			ip.acts = append(ip.acts, ip.actsH())
+			continue
+		}
 		a := vitActs{a1: ip.take(n * dv), mean1: ip.take(n), rstd1: ip.take(n), qkv: ip.take(3 * n * dv),
 			o: ip.take(n * dv), probs: ip.take(K * ip.H * ip.np * ip.np), h: ip.take(n * dv),
 			a2: ip.take(n * dv), mean2: ip.take(n), rstd2: ip.take(n), hid: ip.take(n * F), act: ip.take(n * F)}
@@ -138,7 +179,11 @@ func newImagePath(tr *Trainer) error {
 	}
 	ip.meanF, ip.rstdF, ip.grid = ip.take(n), ip.take(n), ip.take(n*dv)
 	ip.tokens, ip.dtokens = ip.take(K*ip.N*ip.D), ip.take(K*ip.N*ip.D)
-	if !ip.frozen {
+	switch {
+	case ip.frozen:
+	case ip.bf16:
+		ip.allocateBackwardH()
+	default:
 		ip.dgrid, ip.dx, ip.da, ip.do = ip.take(n*dv), ip.take(n*dv), ip.take(n*dv), ip.take(n*dv)
 		ip.dqkv, ip.dgelu, ip.dp = ip.take(3*n*dv), ip.take(n*F), ip.take(K*ip.H*ip.np*ip.np)
 		ip.vitBwd = ip.arrays(ip.dqkv, 3*dv, ip.dqkv.Off(dv), ip.dqkv.Off(2*dv), 3*dv, ip.dp, ip.do, dv, ip.np, ip.np, false)
@@ -160,6 +205,65 @@ func newImagePath(tr *Trainer) error {
 	}
 	return upload(ip.d, ip.ptrs, ip.hostPtrs)
 }
+
+// actsH allocates one block's activations for the bf16 ViT.
+func (ip *imagePath) actsH() vitActs {
+	n, dv, F := ip.maxK*ip.np, ip.dv, ip.F
+	a := vitActs{a1H: ip.take16(n * dv), mean1: ip.take(n), rstd1: ip.take(n), qkvH: ip.take16(3 * n * dv),
+		oH: ip.take16(n * dv), h: ip.take(n * dv),
+		a2H: ip.take16(n * dv), mean2: ip.take(n), rstd2: ip.take(n), hidH: ip.take16(n * F), actH: ip.take16(n * F)}
+	if ip.flash {
+		a.lse = ip.take(ip.maxK * ip.H * ip.np)
+		if ip.patchesH.P == 0 {
+			ip.patchesH = ip.take16(n * vision.Channels * ip.P * ip.P)
+		}
+		return a
+	}
+	a.probsH = ip.take16(ip.maxK * ip.H * ip.np * ip.ldp)
+	if ip.scores.P == 0 {
+		ip.scores = ip.take(ip.maxK * ip.H * ip.np * ip.ldp)
+		ip.patchesH = ip.take16(n * vision.Channels * ip.P * ip.P)
+	}
+	a.ptrH = ip.arraysH(a.qkvH, a.probsH, a.oH)
+	return a
+}
+
+// allocateBackwardH allocates the bf16 ViT's backward buffers.
+func (ip *imagePath) allocateBackwardH() {
+	n, dv := ip.maxK*ip.np, ip.dv
+	ip.dgrid, ip.dx, ip.dxH, ip.daH, ip.doH = ip.take(n*dv), ip.take(n*dv), ip.take16(n*dv), ip.take16(n*dv), ip.take16(n*dv)
+	ip.dqkvH, ip.dhidH = ip.take16(3*n*dv), ip.take16(n*ip.F)
+	if ip.flash {
+		ip.dqF, ip.dvec = ip.take(n*dv), ip.take(ip.maxK*ip.H*ip.np)
+		return
+	}
+	ip.dSH = ip.take16(ip.maxK * ip.H * ip.np * ip.ldp)
+	ip.bwdH = ip.arraysH(ip.dqkvH, ip.dSH, ip.doH)
+}
+
+// arraysH appends the pointer arrays of one bf16 attention over (image,
+// head) pairs: q, k, v the column blocks of qkv [maxK·np, 3·dv], p blocks
+// of [np, ldp] in p, o rows of [maxK·np, dv], s blocks of ip.scores.
+func (ip *imagePath) arraysH(qkv, p, o Buf) attnArraysH {
+	count, np, dv := ip.maxK*ip.H, ip.np, ip.dv
+	array := func(at func(b, h int) uintptr) uintptr {
+		addr := ip.ptrs.P + uintptr(8*len(ip.hostPtrs))
+		for j := range count {
+			ip.hostPtrs = append(ip.hostPtrs, uint64(at(j/ip.H, j%ip.H)))
+		}
+		return addr
+	}
+	col := func(base Buf, ld, c int) func(b, h int) uintptr {
+		return func(b, h int) uintptr { return half(base, b*np*ld+c+h*ip.hd) }
+	}
+	block := func(b, h int) int { return (b*ip.H + h) * np * ip.ldp }
+	return attnArraysH{q: array(col(qkv, 3*dv, 0)), k: array(col(qkv, 3*dv, dv)), v: array(col(qkv, 3*dv, 2*dv)),
+		s: array(func(b, h int) uintptr { return ip.scores.At(block(b, h)) }),
+		p: array(func(b, h int) uintptr { return half(p, block(b, h)) }), o: array(col(o, dv, 0))}
+}
+
+// take16 allocates n bf16 elements.
+func (ip *imagePath) take16(n int) Buf { return ip.take((n + 1) / 2) }
 
 // take allocates n elements, recording the buffer (a zero Buf after a
 // failure, which the caller's error check reports).
@@ -251,6 +355,26 @@ func (ip *imagePath) affineBack(dx Buf, beta float32, dout, x Buf, w, b, n, in, 
 	return tr.d.colsumAdd(tr.g.Off(b), dout, n, out)
 }
 
+// affineH is affine in bf16 (imagePath.bf16): xh is x's bf16 copy, the
+// weights' comes from the trainer's wh.
+func (ip *imagePath) affineH(y, xh Buf, w, b, n, in, out int) error {
+	tr := ip.tr
+	return errors.Join(tr.d.gemmBF16(false, true, n, out, in, 1, xh.P, in, half(tr.wh, w), in, 0, y.P, out),
+		tr.d.addBcast(y, tr.w.Off(b), n*out, out))
+}
+
+// affineBackH is affineBack in bf16: dout is rounded into douth for the
+// two products, the input gradient goes to the bf16 dxh (set) and xh is
+// x's bf16 copy.
+func (ip *imagePath) affineBackH(dxh, dout, douth, xh Buf, w, b, n, in, out int) error {
+	tr := ip.tr
+	d := tr.d
+	return errors.Join(d.castBF16(douth, dout, n*out),
+		d.gemmBF16Out(false, false, n, in, out, 1, douth.P, out, half(tr.wh, w), in, 0, dxh.P, in),
+		d.gemmBF16(true, false, out, in, n, 1, douth.P, out, xh.P, in, 1, tr.g.At(w), in),
+		d.colsumAdd(tr.g.Off(b), dout, n, out))
+}
+
 // forward runs the batch's K images (their patches uploaded) through the
 // ViT and the connector into ip.tokens [K·N, D].
 func (ip *imagePath) forward(K int) error {
@@ -286,6 +410,9 @@ func (ip *imagePath) uploadPatches(K int) error {
 }
 
 func (ip *imagePath) vitForward(K int) error {
+	if ip.bf16 {
+		return ip.vitForwardH(K)
+	}
 	d, n, dv, F := ip.d, K*ip.np, ip.dv, ip.F
 	pp := vision.Channels * ip.P * ip.P
 	tr := ip.tr
@@ -336,6 +463,9 @@ func (ip *imagePath) backward(K int) error {
 }
 
 func (ip *imagePath) vitBackward(K int) error {
+	if ip.bf16 {
+		return ip.vitBackwardH(K)
+	}
 	d, n, dv, F, tr := ip.d, K*ip.np, ip.dv, ip.F, ip.tr
 	pp := vision.Channels * ip.P * ip.P
 	g := tr.g
@@ -362,6 +492,139 @@ func (ip *imagePath) vitBackward(K int) error {
 	}
 	if err := errors.Join(d.colsumAdd(g.Off(ip.pos), ip.dx, K, ip.np*dv),
 		ip.affineBack(Buf{}, 0, ip.dx, ip.patches, ip.patchW, ip.patchB, n, pp, dv)); err != nil {
+		return fmt.Errorf("vit.patch_embed: %w", err)
+	}
+	return nil
+}
+
+// vitForwardH is vitForward in bf16 (ip.bf16): the products read the bf16
+// copies of their operands (the weights' from the trainer's wh) and
+// accumulate in fp32. A product followed by its bias writes into a C
+// operand that already holds the bias (beta 1): bf16 outputs (q|k|v, the
+// MLP's hidden layer) are rounded once, and the fp32 ones (the residual
+// stream) start from residual + bias (bias_rows_h, residual_bias: one
+// pass each, where the bias and residual adds after the products took
+// two).
+func (ip *imagePath) vitForwardH(K int) error {
+	d, n, dv, F, tr := ip.d, K*ip.np, ip.dv, ip.F, ip.tr
+	pp := vision.Channels * ip.P * ip.P
+	w := tr.w
+	x := ip.xs[0]
+	if err := errors.Join(d.castBF16(ip.patchesH, ip.patches, n*pp),
+		d.gemmBF16(false, true, n, dv, pp, 1, ip.patchesH.P, pp, half(tr.wh, ip.patchW), pp, 0, x.P, dv),
+		d.addBcast(x, w.Off(ip.patchB), n*dv, dv),
+		d.addBcast(x, w.Off(ip.pos), n*dv, ip.np*dv)); err != nil {
+		return fmt.Errorf("vit.patch_embed: %w", err)
+	}
+	for l, b := range ip.blocks {
+		a, next := &ip.acts[l], ip.xs[l+1]
+		err := errors.Join(
+			d.layerNormH(a.a1H, a.mean1, a.rstd1, x, w.Off(b.ln1W), w.Off(b.ln1B), n, dv, normEps),
+			d.biasRowsH(a.qkvH, w.Off(b.qkvB), n, 3*dv),
+			d.gemmBF16Out(false, true, n, 3*dv, dv, 1, a.a1H.P, dv, half(tr.wh, b.qkvW), dv, 1, a.qkvH.P, 3*dv),
+			ip.attentionH(a, K),
+			d.residualBias(a.h, x, w.Off(b.projB), n, dv),
+			d.gemmBF16(false, true, n, dv, dv, 1, a.oH.P, dv, half(tr.wh, b.projW), dv, 1, a.h.P, dv),
+			d.layerNormH(a.a2H, a.mean2, a.rstd2, a.h, w.Off(b.ln2W), w.Off(b.ln2B), n, dv, normEps),
+			d.biasRowsH(a.hidH, w.Off(b.fc1B), n, F),
+			d.gemmBF16Out(false, true, n, F, dv, 1, a.a2H.P, dv, half(tr.wh, b.fc1W), dv, 1, a.hidH.P, F),
+			d.geluH(a.actH, a.hidH, n*F),
+			d.residualBias(next, a.h, w.Off(b.fc2B), n, dv),
+			d.gemmBF16(false, true, n, dv, F, 1, a.actH.P, F, half(tr.wh, b.fc2W), F, 1, next.P, dv))
+		if err != nil {
+			return fmt.Errorf("vit.blocks.%d: %w", l, err)
+		}
+		x = next
+	}
+	return d.layerNorm(ip.grid, ip.meanF, ip.rstdF, x, w.Off(ip.normW), w.Off(ip.normB), n, dv, normEps)
+}
+
+// flashShape is the ViT attention's geometry for the flash kernels.
+func (ip *imagePath) flashShape(K int) flashShape {
+	return flashShape{B: K, T: ip.np, H: ip.H, KV: ip.H, hd: ip.hd, bidirectional: true, ldq: 3 * ip.dv, ldkv: 3 * ip.dv}
+}
+
+// attentionH: block a's bf16 attention of K images, from a.qkvH to a.oH:
+// flash attention, or batched products over (image, head) pairs with the
+// scores in fp32 (ip.scores) and the probabilities in a.probsH.
+func (ip *imagePath) attentionH(blk *vitActs, K int) error {
+	d, count, np, hd, dv := ip.d, K*ip.H, ip.np, ip.hd, ip.dv
+	if ip.flash {
+		return d.flashForward(Buf{}, blk.oH, blk.lse, blk.qkvH, bf16Cols(blk.qkvH, dv), bf16Cols(blk.qkvH, 2*dv), Buf{}, ip.flashShape(K))
+	}
+	a, probsH := blk.ptrH, blk.probsH
+	scale := float32(1 / math.Sqrt(float64(hd)))
+	return errors.Join(
+		d.gemmBatchedBF16(false, true, np, np, hd, scale, a.q, 3*dv, a.k, 3*dv, 0, a.s, ip.ldp, count),
+		d.softmaxRowsH(probsH, ip.scores, count*np, np, ip.ldp),
+		d.gemmBatchedBF16Out(false, false, np, hd, np, 1, a.p, ip.ldp, a.v, 3*dv, 0, a.o, dv, count))
+}
+
+// attentionBackH sets the q, k and v column blocks of dqkvH from doH:
+// flash attention's backward (dq added up in dqF, then rounded); or
+// the batched products (dP in ip.scores, dS in ip.dSH).
+func (ip *imagePath) attentionBackH(blk *vitActs, K int) error {
+	d, count, np, hd, dv := ip.d, K*ip.H, ip.np, ip.hd, ip.dv
+	if ip.flash {
+		n, qkv := K*np, blk.qkvH
+		return errors.Join(
+			d.flashBackward(ip.dqF, bf16Cols(ip.dqkvH, dv), bf16Cols(ip.dqkvH, 2*dv), ip.dvec, qkv, bf16Cols(qkv, dv), bf16Cols(qkv, 2*dv),
+				blk.oH, ip.doH, blk.lse, Buf{}, ip.flashShape(K)),
+			d.castBF16Rows(ip.dqkvH, 3*dv, ip.dqF, dv, n))
+	}
+	f, g, probsH := blk.ptrH, ip.bwdH, blk.probsH
+	scale := float32(1 / math.Sqrt(float64(hd)))
+	return errors.Join(
+		d.gemmBatchedBF16Out(true, false, np, hd, np, 1, f.p, ip.ldp, g.o, dv, 0, g.v, 3*dv, count),        // dv = pᵀ·do
+		d.gemmBatchedBF16(false, true, np, np, hd, 1, g.o, dv, f.v, 3*dv, 0, g.s, ip.ldp, count),           // dp = do·vᵀ
+		d.softmaxRowsBackwardH(ip.dSH, ip.scores, probsH, count*np, np, ip.ldp),                            // ds
+		d.gemmBatchedBF16Out(false, false, np, hd, np, scale, g.p, ip.ldp, f.k, 3*dv, 0, g.q, 3*dv, count), // dq = ds·k/√hd
+		d.gemmBatchedBF16Out(true, false, np, hd, np, scale, g.p, ip.ldp, f.q, 3*dv, 0, g.k, 3*dv, count))  // dk = dsᵀ·q/√hd
+}
+
+// vitBackwardH is vitBackward in bf16: every product reads bf16 operands;
+// the input-gradient products that feed only kernels write bf16 (the norms'
+// output gradients, the attention output's, the MLP hidden layer's), and
+// the norms' backward keeps the residual stream's gradient in fp32 with
+// its bf16 copy beside it.
+func (ip *imagePath) vitBackwardH(K int) error {
+	d, n, dv, F, tr := ip.d, K*ip.np, ip.dv, ip.F, ip.tr
+	pp := vision.Channels * ip.P * ip.P
+	w, g, wh := tr.w, tr.g, tr.wh
+	if err := errors.Join(d.zero(Buf{P: ip.dx.P, N: n * dv}),
+		d.layerNormBackwardH(ip.dx, ip.dxH, g.Off(ip.normW), g.Off(ip.normB), ip.dgrid, Buf{}, ip.xs[ip.depth], w.Off(ip.normW), ip.meanF, ip.rstdF, n, dv)); err != nil {
+		return fmt.Errorf("vit.norm: %w", err)
+	}
+	for l := ip.depth - 1; l >= 0; l-- {
+		b, a, x := ip.blocks[l], &ip.acts[l], ip.xs[l]
+		err := errors.Join(
+			// fc2, then GELU, from dx (the block output's gradient)
+			d.gemmBF16Out(false, false, n, F, dv, 1, ip.dxH.P, dv, half(wh, b.fc2W), F, 0, ip.dhidH.P, F),
+			d.gemmBF16(true, false, dv, F, n, 1, ip.dxH.P, dv, a.actH.P, F, 1, g.At(b.fc2W), F),
+			d.colsumAdd(g.Off(b.fc2B), ip.dx, n, dv),
+			d.geluBackwardH(ip.dhidH, a.hidH, n*F),
+			// fc1 and ln2: dx becomes h's gradient
+			d.gemmBF16Out(false, false, n, dv, F, 1, ip.dhidH.P, F, half(wh, b.fc1W), dv, 0, ip.daH.P, dv),
+			d.gemmBF16(true, false, F, dv, n, 1, ip.dhidH.P, F, a.a2H.P, dv, 1, g.At(b.fc1W), dv),
+			d.colsumAddH(g.Off(b.fc1B), ip.dhidH, n, F),
+			d.layerNormBackwardH(ip.dx, ip.dxH, g.Off(b.ln2W), g.Off(b.ln2B), Buf{}, ip.daH, a.h, w.Off(b.ln2W), a.mean2, a.rstd2, n, dv),
+			// proj and the attention
+			d.gemmBF16Out(false, false, n, dv, dv, 1, ip.dxH.P, dv, half(wh, b.projW), dv, 0, ip.doH.P, dv),
+			d.gemmBF16(true, false, dv, dv, n, 1, ip.dxH.P, dv, a.oH.P, dv, 1, g.At(b.projW), dv),
+			d.colsumAdd(g.Off(b.projB), ip.dx, n, dv),
+			ip.attentionBackH(a, K),
+			// qkv and ln1: dx becomes the block input's gradient
+			d.gemmBF16Out(false, false, n, dv, 3*dv, 1, ip.dqkvH.P, 3*dv, half(wh, b.qkvW), dv, 0, ip.daH.P, dv),
+			d.gemmBF16(true, false, 3*dv, dv, n, 1, ip.dqkvH.P, 3*dv, a.a1H.P, dv, 1, g.At(b.qkvW), dv),
+			d.colsumAddH(g.Off(b.qkvB), ip.dqkvH, n, 3*dv),
+			d.layerNormBackwardH(ip.dx, ip.dxH, g.Off(b.ln1W), g.Off(b.ln1B), Buf{}, ip.daH, x, w.Off(b.ln1W), a.mean1, a.rstd1, n, dv))
+		if err != nil {
+			return fmt.Errorf("vit.blocks.%d: %w", l, err)
+		}
+	}
+	if err := errors.Join(d.colsumAdd(g.Off(ip.pos), ip.dx, K, ip.np*dv),
+		d.gemmBF16(true, false, dv, pp, n, 1, ip.dxH.P, dv, ip.patchesH.P, pp, 1, g.At(ip.patchW), pp),
+		d.colsumAdd(g.Off(ip.patchB), ip.dx, n, dv)); err != nil {
 		return fmt.Errorf("vit.patch_embed: %w", err)
 	}
 	return nil

@@ -1410,6 +1410,273 @@ __global__ void col2im(float* dx, const float* cols, int B, int H, int W, int C,
     }
 }
 
+
+// ---------------------------------------------------------------- the image path in bf16
+// bf16 precision's image path (image.go) keeps the residual stream, its
+// gradient and the norms' statistics in fp32 and everything only products
+// read in bf16: the norms' outputs, q|k|v, the probabilities, the attention
+// output, the MLP's hidden layer and their gradients. These kernels are the
+// plain image kernels' bf16 forms; the fp32 ones stay as they are.
+
+// layernorm_fwd_h: layernorm_fwd with the output rounded to bf16 into oh
+// only (its readers are products).
+__global__ void layernorm_fwd_h(unsigned short* oh, float* mean, float* rstd, const float* x, const float* w,
+                                const float* b, int n, int d, float eps) {
+    int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
+    if (row >= n) return;
+    const float* xr = x + (i64)row * d;
+    float s = 0.f;
+    for (int j = lane; j < d; j += 32) s += xr[j];
+    float mu = warp_sum(s) / (float)d;
+    float ss = 0.f;
+    for (int j = lane; j < d; j += 32) {
+        float e = xr[j] - mu;
+        ss += e * e;
+    }
+    float r = 1.f / sqrtf(warp_sum(ss) / (float)d + eps);
+    if (lane == 0) {
+        mean[row] = mu;
+        rstd[row] = r;
+    }
+    unsigned short* o = oh + (i64)row * d;
+    for (int j = lane; j < d; j += 32) o[j] = bf16_rn((xr[j] - mu) * r * w[j] + b[j]);
+}
+
+// layernorm_bwd_h: layernorm_bwd's dx part, reading the output gradient
+// in bf16 (gh; or fp32 g where gh is null: the final norm's, from the
+// connector) and writing dx's bf16 rounding to dxh beside dx (dx += as
+// there; dxh may be null): the next products read it. One warp per row, its lanes' share
+// of the row (j = lane + 32·i, d ≤ 32·LN_SLOTS) in registers; grid
+// ⌈n/8⌉, block 256. layernorm_dwdb_h adds dw and db.
+#define LN_SLOTS 32
+__global__ void layernorm_bwd_h(float* dx, unsigned short* dxh, const float* g, const unsigned short* gh,
+                                const float* x, const float* w, const float* mean, const float* rstd, int n, int d) {
+    int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
+    if (row >= n) return;
+    i64 off = (i64)row * d;
+    float m = mean[row], r = rstd[row], sg = 0.f, sgx = 0.f;
+    float gv[LN_SLOTS], xv[LN_SLOTS];
+#pragma unroll
+    for (int i = 0; i < LN_SLOTS; i++) {
+        int j = lane + 32 * i;
+        gv[i] = xv[i] = 0.f;
+        if (j < d) {
+            float gw = (gh ? bf16_f(gh[off + j]) : g[off + j]) * w[j];
+            float xh = (x[off + j] - m) * r;
+            gv[i] = gw;
+            xv[i] = xh;
+            sg += gw;
+            sgx += gw * xh;
+        }
+    }
+    sg = warp_sum(sg) / (float)d;
+    sgx = warp_sum(sgx) / (float)d;
+#pragma unroll
+    for (int i = 0; i < LN_SLOTS; i++) {
+        int j = lane + 32 * i;
+        if (j < d) {
+            float v = dx[off + j] + r * (gv[i] - sg - xv[i] * sgx);
+            dx[off + j] = v;
+            if (dxh) dxh[off + j] = bf16_rn(v);
+        }
+    }
+}
+// layernorm_dwdb_h: dw += Σrows g ⊙ (x − mean)·rstd, db += Σrows g, g as
+// in layernorm_bwd_h; colsum's grid (columns a thread, rows in chunks).
+__global__ void layernorm_dwdb_h(float* dw, float* db, const float* g, const unsigned short* gh, const float* x,
+                                 const float* mean, const float* rstd, int n, int d, int chunk) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= d) return;
+    int r0 = blockIdx.y * chunk, r1 = min(r0 + chunk, n);
+    float sw = 0.f, sb = 0.f;
+    for (int r = r0; r < r1; r++) {
+        i64 i = (i64)r * d + c;
+        float gj = gh ? bf16_f(gh[i]) : g[i];
+        sw += gj * (x[i] - mean[r]) * rstd[r];
+        sb += gj;
+    }
+    atomicAdd(&dw[c], sw);
+    atomicAdd(&db[c], sb);
+}
+
+// bias_rows_h sets y [rows, period] (bf16) to b [period] on every row,
+// rounded: the C operand of a product run with beta 1, so the bias is
+// added in its fp32 accumulators and the sum rounded once. Four columns a
+// thread (period a multiple of 4); grid (⌈period/4/blockDim⌉, row blocks).
+// (Written by the norm before the product instead, from a warp a row, the
+// block's norms and these passes took 0.68 against 0.62 ms a reference
+// step on an H200.)
+__global__ void bias_rows_h(unsigned short* y, const float* b, int rows, int period) {
+    int c = 4 * (blockIdx.x * blockDim.x + threadIdx.x);
+    if (c >= period) return;
+    uint2 v = pack4_bf16(make_float4(b[c], b[c + 1], b[c + 2], b[c + 3]));
+    for (int r = blockIdx.y; r < rows; r += gridDim.y) *(uint2*)(y + (i64)r * period + c) = v;
+}
+
+// residual_bias sets y [rows, period] = x + b on every row: the residual
+// and the bias a beta-1 product then adds its result to (fp32); grid as
+// bias_rows_h.
+__global__ void residual_bias(float* y, const float* x, const float* b, int rows, int period) {
+    int c = 4 * (blockIdx.x * blockDim.x + threadIdx.x);
+    if (c >= period) return;
+    float4 bb = make_float4(b[c], b[c + 1], b[c + 2], b[c + 3]);
+    for (int r = blockIdx.y; r < rows; r += gridDim.y) {
+        i64 i = (i64)r * period + c;
+        float4 v = *(const float4*)(x + i);
+        v.x += bb.x;
+        v.y += bb.y;
+        v.z += bb.z;
+        v.w += bb.w;
+        *(float4*)(y + i) = v;
+    }
+}
+
+// im2col_h: im2col writing the columns in bf16 (the conv product's
+// operand). A thread per (output pixel, channel) writes that channel's K·K
+// entries, with 32-bit index arithmetic (the pixel and channel counts of
+// an image path fit; the Go side checks): im2col's per-entry 64-bit
+// divisions made it the connector's slowest kernel.
+__global__ void im2col_h(unsigned short* cols, const float* x, int B, int H, int W, int C, int K, int stride,
+                         int pad, int Ho, int Wo) {
+    int n = B * Ho * Wo * C, row = C * K * K;
+    for (int idx = blockIdx.x * blockDim.x + threadIdx.x; idx < n; idx += gridDim.x * blockDim.x) {
+        int c = idx % C, r = idx / C;
+        int ox = r % Wo, t = r / Wo;
+        int oy = t % Ho, b = t / Ho;
+        unsigned short* out = cols + (i64)r * row + c * K * K;
+        for (int ky = 0; ky < K; ky++) {
+            int y = oy * stride - pad + ky;
+            for (int kx = 0; kx < K; kx++) {
+                int xx = ox * stride - pad + kx;
+                float v = (y >= 0 && y < H && xx >= 0 && xx < W) ? x[((i64)(b * H + y) * W + xx) * C + c] : 0.f;
+                out[ky * K + kx] = bf16_rn(v);
+            }
+        }
+    }
+}
+// col2im_h: col2im reading bf16 columns, with 32-bit index arithmetic.
+__global__ void col2im_h(float* dx, const unsigned short* cols, int B, int H, int W, int C, int K, int stride, int pad,
+                         int Ho, int Wo) {
+    int row = C * K * K, n = B * H * W * C;
+    for (int idx = blockIdx.x * blockDim.x + threadIdx.x; idx < n; idx += gridDim.x * blockDim.x) {
+        int c = idx % C, t = idx / C;
+        int xx = t % W;
+        t /= W;
+        int y = t % H, b = t / H;
+        float s = 0.f;
+        for (int ky = 0; ky < K; ky++) {
+            int sy = y + pad - ky;
+            if (sy < 0 || sy % stride != 0 || sy / stride >= Ho) continue;
+            for (int kx = 0; kx < K; kx++) {
+                int sx = xx + pad - kx;
+                if (sx < 0 || sx % stride != 0 || sx / stride >= Wo) continue;
+                int r = (b * Ho + sy / stride) * Wo + sx / stride;
+                s += bf16_f(cols[(i64)r * row + c * K * K + ky * K + kx]);
+            }
+        }
+        dx[idx] += s;
+    }
+}
+
+// gelu_fwd_h: a = GELU(h), both bf16, four elements a thread (n a
+// multiple of 4).
+__global__ void gelu_fwd_h(unsigned short* a, const unsigned short* h, i64 n) {
+    for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; 4 * i < n; i += (i64)gridDim.x * blockDim.x) {
+        float4 v = ld_bf16x4(h, i);
+        v.x = 0.5f * v.x * (1.f + erff(v.x * 0.70710678118654752f));
+        v.y = 0.5f * v.y * (1.f + erff(v.y * 0.70710678118654752f));
+        v.z = 0.5f * v.z * (1.f + erff(v.z * 0.70710678118654752f));
+        v.w = 0.5f * v.w * (1.f + erff(v.w * 0.70710678118654752f));
+        ((uint2*)a)[i] = pack4_bf16(v);
+    }
+}
+__device__ __forceinline__ float gelu_grad(float v) {
+    return 0.5f * (1.f + erff(v * 0.70710678118654752f)) + v * 0.39894228040143268f * expf(-0.5f * v * v);
+}
+// gelu_bwd_h: dd ⊙= GELU'(h) in place, both bf16, four elements a thread.
+__global__ void gelu_bwd_h(unsigned short* dd, const unsigned short* h, i64 n) {
+    for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; 4 * i < n; i += (i64)gridDim.x * blockDim.x) {
+        float4 v = ld_bf16x4(h, i), g = ld_bf16x4(dd, i);
+        g.x *= gelu_grad(v.x);
+        g.y *= gelu_grad(v.y);
+        g.z *= gelu_grad(v.z);
+        g.w *= gelu_grad(v.w);
+        ((uint2*)dd)[i] = pack4_bf16(g);
+    }
+}
+
+// colsum_h: colsum over a bf16 src.
+__global__ void colsum_h(float* dst, const unsigned short* src, int rows, int cols, int chunk) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= cols) return;
+    int r0 = blockIdx.y * chunk, r1 = min(r0 + chunk, rows);
+    float s = 0.f;
+    for (int r = r0; r < r1; r++) s += bf16_f(src[(i64)r * cols + c]);
+    atomicAdd(&dst[c], s);
+}
+
+// softmax_rows_h: the unmasked softmax of each row of the fp32 scores s
+// [rows, ld] over its first L ≤ 1024 entries, written rounded to ph
+// [rows, ld] (the columns from L on are neither read nor written). One
+// warp per row, the row in registers; grid ⌈rows/8⌉, block 256.
+__global__ void softmax_rows_h(const float* s, unsigned short* ph, int L, int ld, i64 rows) {
+    int lane = threadIdx.x & 31;
+    i64 r = (i64)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    if (r >= rows) return;
+    const float* row = s + r * ld;
+    float v[32];
+    float mx = NEG_INF;
+#pragma unroll
+    for (int i = 0; i < 32; i++) {
+        int j = lane + 32 * i;
+        v[i] = j < L ? row[j] : NEG_INF;
+        mx = fmaxf(mx, v[i]);
+    }
+    mx = warp_max(mx);
+    float sum = 0.f;
+#pragma unroll
+    for (int i = 0; i < 32; i++) {
+        v[i] = lane + 32 * i < L ? expf(v[i] - mx) : 0.f;
+        sum += v[i];
+    }
+    float inv = 1.f / warp_sum(sum);
+    unsigned short* out = ph + r * ld;
+#pragma unroll
+    for (int i = 0; i < 32; i++) {
+        int j = lane + 32 * i;
+        if (j < L) out[j] = bf16_rn(v[i] * inv);
+    }
+}
+// softmax_rows_bwd_h: dS = P ⊙ (dP − Σ P·dP) per row, from the fp32 dP
+// (dp) and the bf16 P (ph), written rounded to dh; same shapes and grid.
+__global__ void softmax_rows_bwd_h(const float* dp, const unsigned short* ph, unsigned short* dh, int L, int ld,
+                                   i64 rows) {
+    int lane = threadIdx.x & 31;
+    i64 r = (i64)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    if (r >= rows) return;
+    const float* dr = dp + r * ld;
+    const unsigned short* pr = ph + r * ld;
+    float pv[32], gv[32];
+    float dot = 0.f;
+#pragma unroll
+    for (int i = 0; i < 32; i++) {
+        int j = lane + 32 * i;
+        pv[i] = gv[i] = 0.f;
+        if (j < L) {
+            pv[i] = bf16_f(pr[j]);
+            gv[i] = dr[j];
+        }
+        dot += pv[i] * gv[i];
+    }
+    dot = warp_sum(dot);
+    unsigned short* out = dh + r * ld;
+#pragma unroll
+    for (int i = 0; i < 32; i++) {
+        int j = lane + 32 * i;
+        if (j < L) out[j] = bf16_rn(pv[i] * (gv[i] - dot));
+    }
+}
+
 } // extern "C"
 
 // ---------------------------------------------------------------- flash attention
@@ -1594,16 +1861,22 @@ __device__ __forceinline__ void b_frag4(const bf16_t* tile, int pitch, int n0, i
 // raw scores, and there is one barrier a tile (the next tile's load is
 // issued after it). Sets oh [B·T, H·HD] (bf16), o (fp32, where not null:
 // the tests) and lse2.
-template <int HD>
+//
+// CAUSAL false is the bidirectional form (the ViT's): every key tile of the
+// image, masked only past T, and q rows ldq, k and v rows ldkv elements
+// apart (column blocks of the ViT's q|k|v); the causal form takes the
+// [B·T, heads·HD] layouts and ignores ldq and ldkv, so its code is the
+// one the decoder had before the flag.
+template <int HD, bool CAUSAL>
 __device__ void flash_fwd(const bf16_t* q, const bf16_t* k, const bf16_t* v, const int* docs, float* o, bf16_t* oh,
-                          float* lse2, int T, int H, int KV, float scale2) {
+                          float* lse2, int T, int H, int KV, float scale2, int ldq, int ldkv) {
     __shared__ __align__(16) bf16_t sK[2 * FLASH_PITCH(HD)];
     __shared__ __align__(16) bf16_t sV[2 * FLASH_PITCH(HD)];
     __shared__ int sDoc[2 * FLASH_TILE];
     // the longest rows start first (see the grid orders above)
     int qt = gridDim.y - 1 - blockIdx.y;
     int bh = blockIdx.x, b = bh / H, h = bh % H, kh = h / (H / KV);
-    int qd = H * HD, kvd = KV * HD;
+    int qd = H * HD, kvd = CAUSAL ? KV * HD : ldkv, lq = CAUSAL ? qd : ldq;
     int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     int row0 = qt * FLASH_ROWS128 + (threadIdx.x >> 5) * 32;
     const bf16_t* kb = k + (i64)b * T * kvd + kh * HD;
@@ -1616,12 +1889,12 @@ __device__ void flash_fwd(const bf16_t* q, const bf16_t* k, const bf16_t* v, con
         stage_commit();
         stage_rows(0, 0, 0.f, 0.f, 0, 0, sDoc + buf * FLASH_TILE, dc, kt * FLASH_TILE, T);
     };
-    int ntiles = (min(T, (qt + 1) * FLASH_ROWS128) + FLASH_TILE - 1) / FLASH_TILE;
+    int ntiles = ((CAUSAL ? min(T, (qt + 1) * FLASH_ROWS128) : T) + FLASH_TILE - 1) / FLASH_TILE;
     load(0);
     // Row group mg (0, 1) of the warp: rows row0 + 16·mg + g and + 8.
     unsigned qa[2][HD / 16][4];
-    load_a<HD>(qa[0], q + (i64)b * T * qd + h * HD, qd, row0, T);
-    load_a<HD>(qa[1], q + (i64)b * T * qd + h * HD, qd, row0 + 16, T);
+    load_a<HD>(qa[0], q + (i64)b * T * lq + h * HD, lq, row0, T);
+    load_a<HD>(qa[1], q + (i64)b * T * lq + h * HD, lq, row0 + 16, T);
     int rows[4] = {row0 + g, row0 + g + 8, row0 + g + 16, row0 + g + 24}, mine[4];
     for (int i = 0; i < 4; i++) mine[i] = (dc && rows[i] < T) ? dc[rows[i]] : 0;
     float acc[2][HD / 8][4];
@@ -1640,8 +1913,8 @@ __device__ void flash_fwd(const bf16_t* q, const bf16_t* k, const bf16_t* v, con
         const bf16_t* tK = sK + (kt & 1) * FLASH_PITCH(HD);
         const bf16_t* tV = sV + (kt & 1) * FLASH_PITCH(HD);
         const int* tDoc = sDoc + (kt & 1) * FLASH_TILE;
-        if (key0 <= row0 + 31) { // else every key of the tile is after this warp's rows
-            bool open = key0 + FLASH_TILE - 1 <= row0 && key0 + FLASH_TILE <= T;
+        if (!CAUSAL || key0 <= row0 + 31) { // else every key of the tile is after this warp's rows
+            bool open = (!CAUSAL || key0 + FLASH_TILE - 1 <= row0) && key0 + FLASH_TILE <= T;
             if (dc) {
                 int ref = tDoc[0];
                 open = open && __all_sync(FULL, tDoc[lane] == ref && tDoc[lane + 32] == ref && mine[0] == ref &&
@@ -1681,7 +1954,7 @@ __device__ void flash_fwd(const bf16_t* q, const bf16_t* k, const bf16_t* v, con
 #pragma unroll
                         for (int e = 0; e < 4; e++) {
                             int j = 2 * mg + (e >> 1), kl = nt * 8 + 2 * t + (e & 1), key = key0 + kl;
-                            bool ok = key <= rows[j] && key < T && (!dc || tDoc[kl] == mine[j]);
+                            bool ok = (!CAUSAL || key <= rows[j]) && key < T && (!dc || tDoc[kl] == mine[j]);
                             float x = ok ? s[mg][nt][e] : NEG_INF;
                             s[mg][nt][e] = x;
                             mx[j] = fmaxf(mx[j], x);
@@ -1813,10 +2086,13 @@ __device__ __forceinline__ void red2(float* p, float x, float y) {
 // is issued after the step's first barrier, when every warp is done with
 // the buffers it takes); round 1's 32-bit fragment loads and four barriers
 // measured 12.56 against 12.21 ms a reference step.
-template <int HD>
+// CAUSAL false: as in flash_fwd (every query tile; q, k and v rows ldq
+// and ldkv apart; dO and dq keep the [B·T, heads·HD] layouts, and dk and
+// dv are bf16, rounded once, with rows ldkv apart like k and v).
+template <int HD, bool CAUSAL>
 __device__ void flash_bwd(const bf16_t* q, const bf16_t* k, const bf16_t* v, const bf16_t* dO, const float* lse2,
                           const float* dvec, const int* docs, float* dq, float* dk, float* dv, int T, int H, int KV,
-                          float scale2, float scale) {
+                          float scale2, float scale, int ldq, int ldkv) {
     constexpr bool dsInO = HD + 8 >= FLASH_DS_PITCH; // the dO buffer holds the dS tile
     __shared__ __align__(16) bf16_t sQ[2 * FLASH_PITCH(HD)];
     __shared__ __align__(16) bf16_t sO[2 * FLASH_PITCH(HD)];
@@ -1828,6 +2104,7 @@ __device__ void flash_bwd(const bf16_t* q, const bf16_t* k, const bf16_t* v, con
     // heads' (see the grid orders above)
     int kt = blockIdx.y, bkv = blockIdx.x, b = bkv / KV, kh = bkv % KV, gh = H / KV;
     int qd = H * HD, kvd = KV * HD, nq = (T + FLASH_TILE - 1) / FLASH_TILE;
+    int lq = CAUSAL ? qd : ldq, lkv = CAUSAL ? kvd : ldkv;
     int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3, w16 = (threadIdx.x >> 5) * 16;
     int key0 = kt * FLASH_ROWS + w16;
     const int* dc = docs ? docs + (i64)b * T : 0;
@@ -1837,7 +2114,7 @@ __device__ void flash_bwd(const bf16_t* q, const bf16_t* k, const bf16_t* v, con
     // add into nearby rows of dq, so those stay in the L2). (h, q0) is a
     // step's head and first query; next advances it (no division in the
     // loop: two of them cost ~70 instructions a step).
-    int qt0 = kt * FLASH_ROWS / FLASH_TILE, total = gh * (nq - qt0);
+    int qt0 = CAUSAL ? kt * FLASH_ROWS / FLASH_TILE : 0, total = gh * (nq - qt0);
     // P is computed as scale·P (lse2 staged less log2(scale)), so dS comes
     // out as scale·dS, the factor dQ and dK take, and only dV is divided by
     // it, once at the end: no multiply on the 32 dQ values a lane adds each
@@ -1851,20 +2128,20 @@ __device__ void flash_bwd(const bf16_t* q, const bf16_t* k, const bf16_t* v, con
         }
     };
     auto load = [&](int buf, int h, int q0) {
-        stage<HD>(sQ + buf * FLASH_PITCH(HD), q + (i64)b * T * qd + h * HD, qd, q0, T);
+        stage<HD>(sQ + buf * FLASH_PITCH(HD), q + (i64)b * T * lq + h * HD, lq, q0, T);
         stage<HD>(sO + buf * FLASH_PITCH(HD), dO + (i64)b * T * qd + h * HD, qd, q0, T);
         stage_commit();
         i64 rowoff = ((i64)b * H + h) * T;
         stage_rows(sL + buf * FLASH_TILE, lse2 + rowoff, lscale, POS_INF, sD + buf * FLASH_TILE, dvec + rowoff,
                    sDoc + buf * FLASH_TILE, dc, q0, T);
     };
-    const bf16_t* kb = k + (i64)b * T * kvd + kh * HD;
-    stage<HD>(sK, kb, kvd, kt * FLASH_ROWS, T); // lands with load(0)'s group
+    const bf16_t* kb = k + (i64)b * T * lkv + kh * HD;
+    stage<HD>(sK, kb, lkv, kt * FLASH_ROWS, T); // lands with load(0)'s group
     int h = kh * gh, q0 = qt0 * FLASH_TILE;
     load(0, h, q0);
     unsigned ka[HD / 16][4], va[HD / 16][4];
-    load_a<HD>(ka, kb, kvd, key0, T);
-    load_a<HD>(va, v + (i64)b * T * kvd + kh * HD, kvd, key0, T);
+    load_a<HD>(ka, kb, lkv, key0, T);
+    load_a<HD>(va, v + (i64)b * T * lkv + kh * HD, lkv, key0, T);
     int keys[2] = {key0 + g, key0 + g + 8}, mine[2];
     for (int i = 0; i < 2; i++) mine[i] = (dc && keys[i] < T) ? dc[keys[i]] : 0;
     float dka[HD / 8][4], dva[HD / 8][4];
@@ -1889,8 +2166,9 @@ __device__ void flash_bwd(const bf16_t* q, const bf16_t* k, const bf16_t* v, con
         const float* tD = sD + buf * FLASH_TILE;
         const int* tDoc = sDoc + buf * FLASH_TILE;
         // Every warp has work in every step: q0 ≥ the block's first key,
-        // so the tile's last query, q0 + 63, comes after the warp's keys.
-        bool open = q0 >= key0 + 15 && q0 + FLASH_TILE <= T && key0 + 16 <= T && one_doc(tDoc, mine, dc);
+        // so the tile's last query, q0 + 63, comes after the warp's keys
+        // (causal; bidirectional, every query sees every key).
+        bool open = (!CAUSAL || q0 >= key0 + 15) && q0 + FLASH_TILE <= T && key0 + 16 <= T && one_doc(tDoc, mine, dc);
         // Sᵀ (this warp's 16 keys × 64 queries) and dPᵀ = V·dOᵀ
         float s[8][4], dp[8][4];
 #pragma unroll
@@ -1938,7 +2216,7 @@ __device__ void flash_bwd(const bf16_t* q, const bf16_t* k, const bf16_t* v, con
                     int i = e >> 1, ql = nt * 8 + 2 * t + (e & 1), qq = q0 + ql;
                     // & rather than &&: no branch around the tDoc load
                     // (without docs tDoc and mine are all 0)
-                    bool ok = (qq >= keys[i]) & (qq < T) & (keys[i] < T) & (tDoc[ql] == mine[i]);
+                    bool ok = (!CAUSAL | (qq >= keys[i])) & (qq < T) & (keys[i] < T) & (tDoc[ql] == mine[i]);
                     float p = ex2(ok ? fmaf(s[nt][e], scale2, -tL[ql]) : NEG_INF);
                     s[nt][e] = p;
                     dp[nt][e] = p * (dp[nt][e] - tD[ql]); // dSᵀ
@@ -2015,11 +2293,20 @@ __device__ void flash_bwd(const bf16_t* q, const bf16_t* k, const bf16_t* v, con
     float inv = 1.f / scale;
     for (int i = 0; i < 2; i++) {
         if (keys[i] >= T) continue;
-        i64 off = ((i64)b * T + keys[i]) * kvd + kh * HD + 2 * t;
+        if constexpr (CAUSAL) {
+            i64 off = ((i64)b * T + keys[i]) * kvd + kh * HD + 2 * t;
 #pragma unroll
-        for (int d = 0; d < HD / 8; d++) {
-            *(float2*)(dk + off + d * 8) = make_float2(dka[d][2 * i], dka[d][2 * i + 1]);
-            *(float2*)(dv + off + d * 8) = make_float2(dva[d][2 * i] * inv, dva[d][2 * i + 1] * inv);
+            for (int d = 0; d < HD / 8; d++) {
+                *(float2*)(dk + off + d * 8) = make_float2(dka[d][2 * i], dka[d][2 * i + 1]);
+                *(float2*)(dv + off + d * 8) = make_float2(dva[d][2 * i] * inv, dva[d][2 * i + 1] * inv);
+            }
+        } else { // bf16, rows ldkv apart: the ViT's q|k|v gradient, which products read
+            i64 off = ((i64)b * T + keys[i]) * lkv + kh * HD + 2 * t;
+#pragma unroll
+            for (int d = 0; d < HD / 8; d++) {
+                *(unsigned*)((bf16_t*)dk + off + d * 8) = pack2(dka[d][2 * i], dka[d][2 * i + 1]);
+                *(unsigned*)((bf16_t*)dv + off + d * 8) = pack2(dva[d][2 * i] * inv, dva[d][2 * i + 1] * inv);
+            }
         }
     }
 }
@@ -2048,18 +2335,21 @@ __global__ void flash_dot(float* dvec, float* dq, const bf16_t* dO, const bf16_t
     if (lane == 0) dvec[((tok / T) * H + h) * T + tok % T] = s;
 }
 
-#define FLASH_KERNELS(HD)                                                                                          \
+#define FLASH_KERNELS_(HD, SUFFIX, CAUSAL)                                                                         \
     __global__ void __launch_bounds__(FLASH_THREADS)                                                               \
-        flash_fwd_##HD(const bf16_t* q, const bf16_t* k, const bf16_t* v, const int* docs, float* o, bf16_t* oh,   \
-                       float* lse2, int T, int H, int KV, float scale2) {                                          \
-        flash_fwd<HD>(q, k, v, docs, o, oh, lse2, T, H, KV, scale2);                                               \
+        flash_fwd##SUFFIX##HD(const bf16_t* q, const bf16_t* k, const bf16_t* v, const int* docs, float* o,        \
+                              bf16_t* oh, float* lse2, int T, int H, int KV, float scale2, int ldq, int ldkv) {    \
+        flash_fwd<HD, CAUSAL>(q, k, v, docs, o, oh, lse2, T, H, KV, scale2, ldq, ldkv);                            \
     }                                                                                                              \
     __global__ void __launch_bounds__(FLASH_THREADS)                                                               \
-        flash_bwd_##HD(const bf16_t* q, const bf16_t* k, const bf16_t* v, const bf16_t* dO, const float* lse2,     \
-                       const float* dvec, const int* docs, float* dq, float* dk, float* dv, int T, int H, int KV,  \
-                       float scale2, float scale) {                                                                \
-        flash_bwd<HD>(q, k, v, dO, lse2, dvec, docs, dq, dk, dv, T, H, KV, scale2, scale);                         \
+        flash_bwd##SUFFIX##HD(const bf16_t* q, const bf16_t* k, const bf16_t* v, const bf16_t* dO,                 \
+                              const float* lse2, const float* dvec, const int* docs, float* dq, float* dk,         \
+                              float* dv, int T, int H, int KV, float scale2, float scale, int ldq, int ldkv) {     \
+        flash_bwd<HD, CAUSAL>(q, k, v, dO, lse2, dvec, docs, dq, dk, dv, T, H, KV, scale2, scale, ldq, ldkv);     \
     }
+// flash_fwd_HD and flash_bwd_HD (causal), flash_fwd_bi_HD and
+// flash_bwd_bi_HD (bidirectional).
+#define FLASH_KERNELS(HD) FLASH_KERNELS_(HD, _, true) FLASH_KERNELS_(HD, _bi_, false)
 FLASH_KERNELS(16)
 FLASH_KERNELS(32)
 FLASH_KERNELS(64)

@@ -1,6 +1,7 @@
 package cuda
 
 import (
+	"errors"
 	"fmt"
 	"unsafe"
 )
@@ -18,10 +19,14 @@ type kernels struct {
 	// the image path (image.go)
 	lnFwd, lnBwd, addBcast, geluFwd, geluBwd, siluFwd, siluBwd            uintptr
 	softmaxRows, softmaxRowsBwd, poolFwd, poolBwd, im2col, col2im, colsum uintptr
+	// its bf16 forms
+	lnFwdH, lnBwdH, lnDwDbH, biasRowsH, residualBias, geluFwdH, geluBwdH, colsumH, softmaxRowsH, softmaxRowsBwdH uintptr
+	im2colH, col2imH                                                                                             uintptr
 	// flash attention (sm_80 on): one instance per head width of
 	// flashHeadDims
-	flashFwd, flashBwd [len(flashHeadDims)]uintptr
-	flashDot           uintptr
+	flashFwd, flashBwd     [len(flashHeadDims)]uintptr
+	flashFwdBi, flashBwdBi [len(flashHeadDims)]uintptr // bidirectional (the ViT's)
+	flashDot               uintptr
 }
 
 // flashHeadDims are the head widths the flash-attention kernels are
@@ -54,12 +59,17 @@ func (d *Device) loadKernels(cubin []byte) error {
 		"gelu_fwd": &k.geluFwd, "gelu_bwd": &k.geluBwd, "silu_fwd": &k.siluFwd, "silu_bwd": &k.siluBwd,
 		"softmax_rows": &k.softmaxRows, "softmax_rows_bwd": &k.softmaxRowsBwd,
 		"avgpool_fwd": &k.poolFwd, "avgpool_bwd": &k.poolBwd, "im2col": &k.im2col, "col2im": &k.col2im, "colsum": &k.colsum,
+		"layernorm_fwd_h": &k.lnFwdH, "layernorm_bwd_h": &k.lnBwdH, "bias_rows_h": &k.biasRowsH, "residual_bias": &k.residualBias, "layernorm_dwdb_h": &k.lnDwDbH, "im2col_h": &k.im2colH, "col2im_h": &k.col2imH,
+		"gelu_fwd_h": &k.geluFwdH, "gelu_bwd_h": &k.geluBwdH, "colsum_h": &k.colsumH,
+		"softmax_rows_h": &k.softmaxRowsH, "softmax_rows_bwd_h": &k.softmaxRowsBwdH,
 	}
 	if d.cc >= flashMinCC {
 		names["flash_dot"] = &k.flashDot
 		for i, hd := range flashHeadDims {
 			names[fmt.Sprintf("flash_fwd_%d", hd)] = &k.flashFwd[i]
 			names[fmt.Sprintf("flash_bwd_%d", hd)] = &k.flashBwd[i]
+			names[fmt.Sprintf("flash_fwd_bi_%d", hd)] = &k.flashFwdBi[i]
+			names[fmt.Sprintf("flash_bwd_bi_%d", hd)] = &k.flashBwdBi[i]
 		}
 	}
 	for name, dst := range names {
@@ -474,10 +484,115 @@ func (d *Device) im2colFwd(cols, x Buf, g conv) error {
 		cols, x, g.B, g.H, g.W, g.C, g.K, g.stride, g.pad, g.Ho, g.Wo)
 }
 
+// im2colH is im2colFwd writing the bf16 cols: a thread per (output
+// pixel, channel), 32-bit indices.
+func (d *Device) im2colH(cols, x Buf, g conv) error {
+	if err := g.fits32(); err != nil {
+		return err
+	}
+	return d.launch("im2col_h", d.k.im2colH, ewGrid(g.B*g.Ho*g.Wo*g.C), block1(ewBlock), 0,
+		cols, x, g.B, g.H, g.W, g.C, g.K, g.stride, g.pad, g.Ho, g.Wo)
+}
+
+// col2imAddH is col2imAdd reading the bf16 cols, 32-bit indices.
+func (d *Device) col2imAddH(dx, cols Buf, g conv) error {
+	if err := g.fits32(); err != nil {
+		return err
+	}
+	return d.launch("col2im_h", d.k.col2imH, ewGrid(g.B*g.H*g.W*g.C), block1(ewBlock), 0,
+		dx, cols, g.B, g.H, g.W, g.C, g.K, g.stride, g.pad, g.Ho, g.Wo)
+}
+
+// fits32 checks that im2col_h's and col2im_h's 32-bit element indices
+// (pixels × channels, on either side) cannot overflow.
+func (g conv) fits32() error {
+	if int64(g.B)*int64(max(g.H*g.W, g.Ho*g.Wo))*int64(g.C) >= 1<<31 {
+		return fmt.Errorf("cuda: convolution of %d×%d×%d×%d: more than 2³¹ elements", g.B, g.H, g.W, g.C)
+	}
+	return nil
+}
+
 // col2im adds cols' entries into dx [B, H, W, C].
 func (d *Device) col2imAdd(dx, cols Buf, g conv) error {
 	return d.launch("col2im", d.k.col2im, ewGrid(g.B*g.H*g.W*g.C), block1(ewBlock), 0,
 		dx, cols, g.B, g.H, g.W, g.C, g.K, g.stride, g.pad, g.Ho, g.Wo)
+}
+
+// layerNormH is layerNorm writing its output in bf16 only (oh).
+func (d *Device) layerNormH(oh, mean, rstd, x, w, b Buf, n, dim int, eps float64) error {
+	return d.launch("layernorm_fwd_h", d.k.lnFwdH, grid1((n+warpsBlock-1)/warpsBlock), block1(32*warpsBlock), 0,
+		oh, mean, rstd, x, w, b, n, dim, float32(eps))
+}
+
+// lnSlots is layernorm_bwd_h's LN_SLOTS: the widest row it takes is
+// 32·lnSlots.
+const lnSlots = 32
+
+// layerNormBackwardH adds dx and writes its bf16 rounding to dxh (the
+// zero Buf: not written), and adds
+// dw and db, from the output gradient gh (bf16) or, where gh is the zero
+// Buf, g (fp32): a kernel for dx (a warp a row) and one for dw and db
+// (column sums, colsum's grid), so neither holds the other's partials.
+func (d *Device) layerNormBackwardH(dx, dxh, dw, db, g, gh, x, w, mean, rstd Buf, n, dim int) error {
+	if dim > 32*lnSlots {
+		return fmt.Errorf("cuda: bf16 layernorm backward: width %d, at most %d", dim, 32*lnSlots)
+	}
+	xb := (dim + ewBlock - 1) / ewBlock
+	chunk := max(16, n*xb/2048)
+	return errors.Join(
+		d.launch("layernorm_bwd_h", d.k.lnBwdH, grid1((n+7)/8), block1(256), 0, dx, dxh, g, gh, x, w, mean, rstd, n, dim),
+		d.launch("layernorm_dwdb_h", d.k.lnDwDbH, [3]int{xb, (n + chunk - 1) / chunk, 1}, block1(ewBlock), 0,
+			dw, db, g, gh, x, mean, rstd, n, dim, chunk))
+}
+
+// rowsGrid is bias_rows_h's and residual_bias's grid: four columns a
+// thread, at most 4096 row blocks.
+func rowsGrid(rows, period int) [3]int {
+	return [3]int{(period/4 + ewBlock - 1) / ewBlock, max(1, min(rows, 4096)), 1}
+}
+
+// biasRowsH sets the bf16 y [rows, period] to row [period] on every row
+// (period a multiple of 4).
+func (d *Device) biasRowsH(y, row Buf, rows, period int) error {
+	return d.launch("bias_rows_h", d.k.biasRowsH, rowsGrid(rows, period), block1(ewBlock), 0, y, row, rows, period)
+}
+
+// residualBias sets y [rows, period] = x + row on every row (period a
+// multiple of 4).
+func (d *Device) residualBias(y, x, row Buf, rows, period int) error {
+	return d.launch("residual_bias", d.k.residualBias, rowsGrid(rows, period), block1(ewBlock), 0, y, x, row, rows, period)
+}
+
+// geluH sets the bf16 a [n] to GELU of the bf16 h (n a multiple of 4).
+func (d *Device) geluH(a, h Buf, n int) error {
+	return d.launch("gelu_fwd_h", d.k.geluFwdH, ewGrid((n+3)/4), block1(ewBlock), 0, a, h, i64(n))
+}
+
+// geluBackwardH multiplies the bf16 dd [n] in place by GELU'(h), h bf16.
+func (d *Device) geluBackwardH(dd, h Buf, n int) error {
+	return d.launch("gelu_bwd_h", d.k.geluBwdH, ewGrid((n+3)/4), block1(ewBlock), 0, dd, h, i64(n))
+}
+
+// colsumAddH is colsumAdd over a bf16 src.
+func (d *Device) colsumAddH(dst, src Buf, rows, cols int) error {
+	xb := (cols + ewBlock - 1) / ewBlock
+	chunk := max(16, rows*xb/2048)
+	return d.launch("colsum_h", d.k.colsumH, [3]int{xb, (rows + chunk - 1) / chunk, 1}, block1(ewBlock), 0, dst, src, rows, cols, chunk)
+}
+
+// softmaxRowsH writes to the bf16 ph [rows, ld] the softmax of the first
+// L ≤ 1024 entries of each row of s [rows, ld].
+func (d *Device) softmaxRowsH(ph, s Buf, rows, L, ld int) error {
+	if L > 1024 {
+		return fmt.Errorf("cuda: bf16 softmax over %d keys: at most 1024", L)
+	}
+	return d.launch("softmax_rows_h", d.k.softmaxRowsH, grid1((rows+7)/8), block1(256), 0, s, ph, L, ld, i64(rows))
+}
+
+// softmaxRowsBackwardH writes dS to the bf16 dh from dP (dp, fp32) and P
+// (ph, bf16), all [rows, ld] with L entries used.
+func (d *Device) softmaxRowsBackwardH(dh, dp, ph Buf, rows, L, ld int) error {
+	return d.launch("softmax_rows_bwd_h", d.k.softmaxRowsBwdH, grid1((rows+7)/8), block1(256), 0, dp, ph, dh, L, ld, i64(rows))
 }
 
 // castBF16 sets the bf16 buffer out [n] (2-byte elements) to in [n]
