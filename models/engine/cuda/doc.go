@@ -33,15 +33,17 @@
 //
 //	fp32  CUBLAS_COMPUTE_32F: the CPU engine's arithmetic (parity tests)
 //	tf32  CUBLAS_COMPUTE_32F_FAST_TF32: tensor cores, 10-bit mantissa inputs
-//	bf16  tensor cores with bf16 operands (the decoder's linear and
-//	      attention products: bf16 copies, CUBLAS_COMPUTE_32F; the image
-//	      path's: fp32 operands under CUBLAS_COMPUTE_32F_FAST_16BF), fp32
-//	      accumulation; the decoder's products whose one reader is a
-//	      kernel that widens its input (q|k, v, h1, h3, the blocks'
-//	      branch outputs, ∂L/∂g, the norms' output gradients) write bf16,
-//	      as PyTorch's autocast does, the others fp32;
+//	bf16  tensor cores with bf16 operands (bf16 copies,
+//	      CUBLAS_COMPUTE_32F; the ViT's and the C-Abstractor's too, the
+//	      other connectors' fp32 operands under
+//	      CUBLAS_COMPUTE_32F_FAST_16BF), fp32 accumulation; products whose
+//	      one reader is a kernel that widens its input (q|k, v, h1, h3,
+//	      the blocks' branch outputs, ∂L/∂g, the norms' output gradients;
+//	      in the ViT q|k|v, the MLP's hidden layer and the gradients
+//	      products feed to kernels) write bf16, as PyTorch's autocast
+//	      does, the others fp32;
 //	      weights (the master copy), gradients, optimizer state, the
-//	      residual stream and its gradient stay fp32
+//	      residual streams and their gradients stay fp32
 //
 // In bf16 the decoder's linear products read bf16 copies of their operands
 // rather than letting cuBLAS convert fp32 ones on every call
@@ -73,11 +75,29 @@
 // probabilities (or dS) in bf16 only; they are separate kernels because a
 // runtime mode test inside the unrolled register loops made the softmax
 // slower than the products saved (backward 5.1 → 14.5 ms a step). That
-// took the decoder step from 87.9 to 82.4 ms (MFU 21.9% to 23.4%). The
-// image path's products (ViT and connector) still take fp32 operands
-// under COMPUTE_32F_FAST_16BF and its elementwise kernels are the plain
-// ones: about 19 ms of the 63.7 ms multimodal reference step on an H200,
-// which keeps that case at 33.5% MFU against the text case's 43%.
+// took the decoder step from 87.9 to 82.4 ms (MFU 21.9% to 23.4%).
+//
+// The image path in bf16 (image.go's vitForwardH, vitBackwardH; where the
+// ViT's head width is a multiple of 8, its width at most 1024 and its
+// patches at most 1024) does the same: the ViT's norms write their outputs
+// in bf16 only, q|k|v and the MLP's hidden layer come out of cuBLAS in
+// bf16 with the bias already in (the product runs with beta 1 onto C rows
+// holding the bias, so the sum is rounded once), the residual stream's
+// products add onto residual + bias the same way, GELU reads and writes
+// bf16, the backward's input-gradient products write bf16 where a kernel
+// or product reads them, and the norms' backward writes the residual
+// stream's gradient with its bf16 copy (a warp a row for dx, column sums
+// for dw and db). The ViT's attention is the flash kernels' bidirectional
+// form (reading q, k and v as column blocks of q|k|v, writing dk and dv
+// there in bf16, dq added up in fp32 and rounded once), or, for other head
+// widths, batched bf16 products with a warp-per-row softmax over score
+// rows padded to a multiple of 8. The C-Abstractor's convolutions im2col
+// into bf16 columns and col2im from bf16 ones. On an H200 this took the
+// image path (BenchmarkImageParts: ViT forward and backward, connector
+// forward and backward) from 17.1 to 8.8 ms (of the ViT's 6.9 ms the
+// products are 3.1) and the multimodal reference step (BenchmarkImageStep,
+// cabstractor) from 64.3 to 55.3 ms, MFU 33.2% to 38.6%; `bench train`
+// timed the final code at 54.3 ms a step, MFU 39.3%.
 //
 // In bf16 on sm_80 and later, with a head width of 16, 32 or 64, the
 // decoder's attention is flash attention (flash.go; FlashAttention-2's
@@ -125,9 +145,9 @@
 // H200 these took the reference step from 65.5 to 56.8 ms (the
 // elementwise parts 17.3 → 8.5 ms; BenchmarkDecoderStep).
 //
-// The image path's attention (the ViT's and attnpool's) is the same
-// batched-product scheme without a mask: q·kᵀ and p·v over (image, head)
-// pairs through pointer arrays, and an unmasked row softmax kernel.
+// The image path's attention outside bf16 (and attnpool's always) is the
+// same batched-product scheme without a mask: q·kᵀ and p·v over (image,
+// head) pairs through pointer arrays, and an unmasked row softmax kernel.
 //
 // # Threads
 //
