@@ -91,29 +91,46 @@ func BenchmarkGemm(b *testing.B) {
 
 // referenceTrainer is the GPU reference decoder (batch 16 × 1024, text
 // only) on a bf16 Trainer, closed when b ends, after two steps on its
-// synthetic batch, so that parts of a step timed alone run on a real
-// step's activations whichever sub-benchmarks -test.bench selects.
+// synthetic batch (benchTrainer).
 func referenceTrainer(b *testing.B) (*Trainer, *models.Batch) {
 	needGPU(b)
 	const B, T = 16, 1024
-	cfg := models.GPUReferenceConfig(T, false)
-	m, err := models.New(cfg, B, T, models.Options{Seed: 1})
+	_, tr, batch := benchTrainer(b, models.GPUReferenceConfig(T, false), B, T)
+	return tr, batch
+}
+
+// benchTrainer builds cfg's model for batches of B × T (B images at most)
+// on a bf16 Trainer, its accelerator, and trains it two steps on its
+// synthetic batch (with images if cfg has a vision tower), so that parts
+// of a step timed alone run on a real step's activations whichever
+// sub-benchmarks -test.bench selects. The benchmark's cleanup closes both.
+func benchTrainer(b *testing.B, cfg models.Config, B, T int) (*models.Model, *Trainer, *models.Batch) {
+	b.Helper()
+	images := cfg.Vision != nil
+	opts := models.Options{Seed: 1}
+	if images {
+		opts.MaxImages = B
+	}
+	m, err := models.New(cfg, B, T, opts)
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { m.Close() })
+	b.Cleanup(func() { m.Close() }) // closes its accelerator too
 	tr, err := NewTrainer(m, Options{Precision: BF16})
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { tr.Close() })
-	batch := models.SyntheticBatch(cfg, B, T, false, 1)
+	if err := m.SetAccelerator(tr); err != nil {
+		tr.Close()
+		b.Fatal(err)
+	}
+	batch := models.SyntheticBatch(cfg, B, T, images, 1)
 	for range 2 {
-		if _, err := tr.Step(batch, 1e-4); err != nil {
+		if _, err := m.Step(batch, 1e-4); err != nil {
 			b.Fatal(err)
 		}
 	}
-	return tr, batch
+	return m, tr, batch
 }
 
 // BenchmarkDecoderProducts: each matrix product of a bf16 training step of
@@ -194,30 +211,8 @@ func BenchmarkImageStep(b *testing.B) {
 		{Type: models.ConnAvgPool, Tokens: 144},
 	} {
 		b.Run(conn.Type, func(b *testing.B) {
-			cfg := models.GPUReferenceConfig(T, true)
-			cfg.Connector = &conn
-			m, err := models.New(cfg, B, T, models.Options{Seed: 1, MaxImages: B})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer m.Close()
-			tr, err := NewTrainer(m, Options{Precision: BF16})
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := m.SetAccelerator(tr); err != nil {
-				tr.Close()
-				b.Fatal(err)
-			}
-			defer m.SetAccelerator(nil)
-			batch := models.SyntheticBatch(cfg, B, T, true, 1)
-			// Two steps first, so that the parts below run on a real step's
-			// activations whichever sub-benchmarks -test.bench selects.
-			for range 2 {
-				if _, err := m.Step(batch, 1e-4); err != nil {
-					b.Fatal(err)
-				}
-			}
+			m, tr, batch := imageTrainer(b, conn, B, T)
+			cfg := m.Config
 			fwd, bwd := m.FLOPs(B)
 			flop := float64(fwd + bwd)
 			b.Run("step", func(b *testing.B) {
@@ -275,6 +270,15 @@ func BenchmarkImageStep(b *testing.B) {
 			})
 		})
 	}
+}
+
+// imageTrainer is the multimodal reference (models.GPUReferenceConfig
+// with conn, B images of a batch B × T) on benchTrainer.
+func imageTrainer(b *testing.B, conn models.ConnectorConfig, B, T int) (*models.Model, *Trainer, *models.Batch) {
+	b.Helper()
+	cfg := models.GPUReferenceConfig(T, true)
+	cfg.Connector = &conn
+	return benchTrainer(b, cfg, B, T)
 }
 
 // BenchmarkDecoderStep: bf16 training steps of the GPU reference decoder
@@ -426,28 +430,7 @@ func BenchmarkDecoderStep(b *testing.B) {
 func BenchmarkImageParts(b *testing.B) {
 	needGPU(b)
 	const B, T = 16, 1024
-	cfg := models.GPUReferenceConfig(T, true)
-	cfg.Connector = &models.ConnectorConfig{Type: models.ConnCAbstractor, Tokens: 144, Depth: 1}
-	m, err := models.New(cfg, B, T, models.Options{Seed: 1, MaxImages: B})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer m.Close()
-	tr, err := NewTrainer(m, Options{Precision: BF16})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := m.SetAccelerator(tr); err != nil {
-		tr.Close()
-		b.Fatal(err)
-	}
-	defer m.SetAccelerator(nil)
-	batch := models.SyntheticBatch(cfg, B, T, true, 1)
-	for range 2 {
-		if _, err := m.Step(batch, 1e-4); err != nil {
-			b.Fatal(err)
-		}
-	}
+	_, tr, _ := imageTrainer(b, models.ConnectorConfig{Type: models.ConnCAbstractor, Tokens: 144, Depth: 1}, B, T)
 	ip, d := tr.img, tr.d
 	parts := ip.benchParts(B)
 	ms := make([]float64, len(parts))

@@ -252,27 +252,19 @@ func (c *cAbstractor) blockForward(b resBlock, s *resActs, x Buf, K, i int) erro
 	ip, d, w := c.ip, c.ip.d, c.ip.tr.w
 	g := c.geometry(K, i)
 	dv, rows := ip.dv, K*g.H*g.W
+	im2col, conv := d.im2colFwd, ip.affine // bf16: the columns and the products' operands in bf16
 	if c.bf16 {
-		return errors.Join(
-			d.layerNorm(s.a1, s.mean1, s.rstd1, x, w.Off(b.n1W), w.Off(b.n1B), rows, dv, normEps),
-			d.silu(s.s1, s.a1, rows*dv),
-			d.im2colH(s.cols1, s.s1, g),
-			ip.affineH(s.c1, s.cols1, b.c1W, b.c1B, rows, 9*dv, dv),
-			d.layerNorm(s.a2, s.mean2, s.rstd2, s.c1, w.Off(b.n2W), w.Off(b.n2B), rows, dv, normEps),
-			d.silu(s.s2, s.a2, rows*dv),
-			d.im2colH(s.cols2, s.s2, g),
-			ip.affineH(s.out, s.cols2, b.c2W, b.c2B, rows, 9*dv, dv),
-			d.addInto(s.out, s.out, x, rows*dv))
+		im2col, conv = d.im2colH, ip.affineH
 	}
 	return errors.Join(
 		d.layerNorm(s.a1, s.mean1, s.rstd1, x, w.Off(b.n1W), w.Off(b.n1B), rows, dv, normEps),
 		d.silu(s.s1, s.a1, rows*dv),
-		d.im2colFwd(s.cols1, s.s1, g),
-		ip.affine(s.c1, s.cols1, b.c1W, b.c1B, rows, 9*dv, dv),
+		im2col(s.cols1, s.s1, g),
+		conv(s.c1, s.cols1, b.c1W, b.c1B, rows, 9*dv, dv),
 		d.layerNorm(s.a2, s.mean2, s.rstd2, s.c1, w.Off(b.n2W), w.Off(b.n2B), rows, dv, normEps),
 		d.silu(s.s2, s.a2, rows*dv),
-		d.im2colFwd(s.cols2, s.s2, g),
-		ip.affine(s.out, s.cols2, b.c2W, b.c2B, rows, 9*dv, dv),
+		im2col(s.cols2, s.s2, g),
+		conv(s.out, s.cols2, b.c2W, b.c2B, rows, 9*dv, dv),
 		d.addInto(s.out, s.out, x, rows*dv))
 }
 

@@ -1171,10 +1171,19 @@ __global__ void adamw(float* w, float* g, float* m, float* v, const i64* lo, con
 // (bidirectional and cross attention), adaptive average pooling and the
 // im2col / col2im of a convolution on NHWC grids.
 
+} // extern "C": the templates below have C++ linkage
+
+// store_as writes v to *p as the output's type: float, or bf16 rounded.
+__device__ __forceinline__ void store_as(float* p, float v) { *p = v; }
+__device__ __forceinline__ void store_as(unsigned short* p, float v) { *p = bf16_rn(v); }
+
 // LayerNorm over the last dimension, one warp per row: out = (x − mean)·rstd
-// ⊙ w + b (biased variance); mean, rstd [n] saved. x, out [n, d].
-__global__ void layernorm_fwd(float* out, float* mean, float* rstd, const float* x, const float* w,
-                              const float* b, int n, int d, float eps) {
+// ⊙ w + b (biased variance); mean, rstd [n] saved. x, out [n, d]; out is
+// float (layernorm_fwd) or bf16 (layernorm_fwd_h: bf16 precision's image
+// path, whose readers are products).
+template <typename O>
+__device__ void layernorm_fwd_t(O* out, float* mean, float* rstd, const float* x, const float* w, const float* b,
+                                int n, int d, float eps) {
     int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
     if (row >= n) return;
     const float* xr = x + (i64)row * d;
@@ -1191,8 +1200,17 @@ __global__ void layernorm_fwd(float* out, float* mean, float* rstd, const float*
         mean[row] = mu;
         rstd[row] = r;
     }
-    float* o = out + (i64)row * d;
-    for (int j = lane; j < d; j += 32) o[j] = (xr[j] - mu) * r * w[j] + b[j];
+    O* o = out + (i64)row * d;
+    for (int j = lane; j < d; j += 32) store_as(o + j, (xr[j] - mu) * r * w[j] + b[j]);
+}
+extern "C" {
+__global__ void layernorm_fwd(float* out, float* mean, float* rstd, const float* x, const float* w, const float* b,
+                              int n, int d, float eps) {
+    layernorm_fwd_t(out, mean, rstd, x, w, b, n, d, eps);
+}
+__global__ void layernorm_fwd_h(unsigned short* oh, float* mean, float* rstd, const float* x, const float* w,
+                                const float* b, int n, int d, float eps) {
+    layernorm_fwd_t(oh, mean, rstd, x, w, b, n, d, eps);
 }
 // With x̂ = (x − mean)·r and g = dout ⊙ w: dx += r·(g − mean(g) − x̂·mean(g ⊙ x̂)),
 // dw += Σrows dout ⊙ x̂, db += Σrows dout. Blocks of warps over rows
@@ -1383,18 +1401,20 @@ __global__ void im2col(float* cols, const float* x, int B, int H, int W, int C, 
     }
 }
 // col2im: dx [B, H, W, C] += every cols entry that im2col read from it,
-// gathered per dx element (no atomics).
-__global__ void col2im(float* dx, const float* cols, int B, int H, int W, int C, int K, int stride, int pad,
-                       int Ho, int Wo) {
-    int row = C * K * K;
-    i64 n = (i64)B * H * W * C;
-    for (i64 idx = (i64)blockIdx.x * blockDim.x + threadIdx.x; idx < n; idx += (i64)gridDim.x * blockDim.x) {
-        int c = idx % C;
-        i64 t = idx / C;
+// gathered per dx element (no atomics), 32-bit index arithmetic (the Go
+// side checks the sizes); col2im_h reads bf16 columns.
+} // extern "C": the template below has C++ linkage
+__device__ __forceinline__ float widen(float x) { return x; }
+__device__ __forceinline__ float widen(unsigned short x) { return bf16_f(x); }
+template <typename T>
+__device__ void col2im_t(float* dx, const T* cols, int B, int H, int W, int C, int K, int stride, int pad, int Ho,
+                         int Wo) {
+    int row = C * K * K, n = B * H * W * C;
+    for (int idx = blockIdx.x * blockDim.x + threadIdx.x; idx < n; idx += gridDim.x * blockDim.x) {
+        int c = idx % C, t = idx / C;
         int xx = t % W;
         t /= W;
-        int y = t % H;
-        int b = t / H;
+        int y = t % H, b = t / H;
         float s = 0.f;
         for (int ky = 0; ky < K; ky++) {
             int sy = y + pad - ky;
@@ -1402,12 +1422,21 @@ __global__ void col2im(float* dx, const float* cols, int B, int H, int W, int C,
             for (int kx = 0; kx < K; kx++) {
                 int sx = xx + pad - kx;
                 if (sx < 0 || sx % stride != 0 || sx / stride >= Wo) continue;
-                i64 r = ((i64)b * Ho + sy / stride) * Wo + sx / stride;
-                s += cols[r * row + c * K * K + ky * K + kx];
+                int r = (b * Ho + sy / stride) * Wo + sx / stride;
+                s += widen(cols[(i64)r * row + c * K * K + ky * K + kx]);
             }
         }
         dx[idx] += s;
     }
+}
+extern "C" {
+__global__ void col2im(float* dx, const float* cols, int B, int H, int W, int C, int K, int stride, int pad, int Ho,
+                       int Wo) {
+    col2im_t(dx, cols, B, H, W, C, K, stride, pad, Ho, Wo);
+}
+__global__ void col2im_h(float* dx, const unsigned short* cols, int B, int H, int W, int C, int K, int stride, int pad,
+                         int Ho, int Wo) {
+    col2im_t(dx, cols, B, H, W, C, K, stride, pad, Ho, Wo);
 }
 
 
@@ -1418,29 +1447,6 @@ __global__ void col2im(float* dx, const float* cols, int B, int H, int W, int C,
 // output, the MLP's hidden layer and their gradients. These kernels are the
 // plain image kernels' bf16 forms; the fp32 ones stay as they are.
 
-// layernorm_fwd_h: layernorm_fwd with the output rounded to bf16 into oh
-// only (its readers are products).
-__global__ void layernorm_fwd_h(unsigned short* oh, float* mean, float* rstd, const float* x, const float* w,
-                                const float* b, int n, int d, float eps) {
-    int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
-    if (row >= n) return;
-    const float* xr = x + (i64)row * d;
-    float s = 0.f;
-    for (int j = lane; j < d; j += 32) s += xr[j];
-    float mu = warp_sum(s) / (float)d;
-    float ss = 0.f;
-    for (int j = lane; j < d; j += 32) {
-        float e = xr[j] - mu;
-        ss += e * e;
-    }
-    float r = 1.f / sqrtf(warp_sum(ss) / (float)d + eps);
-    if (lane == 0) {
-        mean[row] = mu;
-        rstd[row] = r;
-    }
-    unsigned short* o = oh + (i64)row * d;
-    for (int j = lane; j < d; j += 32) o[j] = bf16_rn((xr[j] - mu) * r * w[j] + b[j]);
-}
 
 // layernorm_bwd_h: layernorm_bwd's dx part, reading the output gradient
 // in bf16 (gh; or fp32 g where gh is null: the final norm's, from the
@@ -1552,29 +1558,6 @@ __global__ void im2col_h(unsigned short* cols, const float* x, int B, int H, int
                 out[ky * K + kx] = bf16_rn(v);
             }
         }
-    }
-}
-// col2im_h: col2im reading bf16 columns, with 32-bit index arithmetic.
-__global__ void col2im_h(float* dx, const unsigned short* cols, int B, int H, int W, int C, int K, int stride, int pad,
-                         int Ho, int Wo) {
-    int row = C * K * K, n = B * H * W * C;
-    for (int idx = blockIdx.x * blockDim.x + threadIdx.x; idx < n; idx += gridDim.x * blockDim.x) {
-        int c = idx % C, t = idx / C;
-        int xx = t % W;
-        t /= W;
-        int y = t % H, b = t / H;
-        float s = 0.f;
-        for (int ky = 0; ky < K; ky++) {
-            int sy = y + pad - ky;
-            if (sy < 0 || sy % stride != 0 || sy / stride >= Ho) continue;
-            for (int kx = 0; kx < K; kx++) {
-                int sx = xx + pad - kx;
-                if (sx < 0 || sx % stride != 0 || sx / stride >= Wo) continue;
-                int r = (b * Ho + sy / stride) * Wo + sx / stride;
-                s += bf16_f(cols[(i64)r * row + c * K * K + ky * K + kx]);
-            }
-        }
-        dx[idx] += s;
     }
 }
 

@@ -512,8 +512,11 @@ func (g conv) fits32() error {
 	return nil
 }
 
-// col2im adds cols' entries into dx [B, H, W, C].
+// col2im adds cols' entries into dx [B, H, W, C] (32-bit indices).
 func (d *Device) col2imAdd(dx, cols Buf, g conv) error {
+	if err := g.fits32(); err != nil {
+		return err
+	}
 	return d.launch("col2im", d.k.col2im, ewGrid(g.B*g.H*g.W*g.C), block1(ewBlock), 0,
 		dx, cols, g.B, g.H, g.W, g.C, g.K, g.stride, g.pad, g.Ho, g.Wo)
 }
