@@ -544,9 +544,9 @@ func (ip *imagePath) flashShape(K int) flashShape {
 	return flashShape{B: K, T: ip.np, H: ip.H, KV: ip.H, hd: ip.hd, bidirectional: true, ldq: 3 * ip.dv, ldkv: 3 * ip.dv}
 }
 
-// attentionH: block a's bf16 attention of K images, from a.qkvH to a.oH:
-// flash attention, or batched products over (image, head) pairs with the
-// scores in fp32 (ip.scores) and the probabilities in a.probsH.
+// attentionH is block blk's bf16 attention of K images, from its qkvH to
+// its oH: flash attention, or batched products over (image, head) pairs
+// with the scores in fp32 (ip.scores) and the probabilities in blk.probsH.
 func (ip *imagePath) attentionH(blk *vitActs, K int) error {
 	d, count, np, hd, dv := ip.d, K*ip.H, ip.np, ip.hd, ip.dv
 	if ip.flash {
