@@ -172,8 +172,12 @@ func Read(r io.ReaderAt, size int64) (*File, error) {
 	for _, name := range h.names {
 		e := h.entries[name]
 		raw := make([]byte, e.DataOffsets[1]-e.DataOffsets[0])
-		if _, err := r.ReadAt(raw, h.dataStart+e.DataOffsets[0]); err != nil {
-			return nil, fmt.Errorf("safetensors: tensor %q: reading data: %w", name, err)
+		// An empty tensor reads nothing: a ReaderAt may answer a zero-length
+		// read at the end of the file with io.EOF (bytes.Reader does).
+		if len(raw) > 0 {
+			if _, err := r.ReadAt(raw, h.dataStart+e.DataOffsets[0]); err != nil {
+				return nil, fmt.Errorf("safetensors: tensor %q: reading data: %w", name, err)
+			}
 		}
 		shape := make([]int, len(e.Shape))
 		for i, d := range e.Shape {
