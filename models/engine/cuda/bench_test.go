@@ -199,9 +199,9 @@ func BenchmarkDecoderProducts(b *testing.B) {
 // BenchmarkImageStep: bf16 training steps of the GPU-sized multimodal
 // reference, the decoder of BenchmarkDecoderStep (batch 16 × 1024) behind
 // a ViT-B/16 at 224 px (width 768, 12 blocks, 196 patches, trained) and
-// each connector with 144 image tokens, one image per sequence; then where
-// the image path's time goes (each part alone, repeated and synchronised)
-// and the same model's step on a batch without images. MFU is the model's
+// each connector with 144 image tokens, one image per sequence, then the
+// same model's step on a batch without images (BenchmarkImageParts splits
+// the image path's time by part). MFU is the model's
 // FLOPs (models.Model.FLOPs) per second over the H100/H200 dense bf16 peak.
 func BenchmarkImageStep(b *testing.B) {
 	needGPU(b)
@@ -244,22 +244,6 @@ func BenchmarkImageStep(b *testing.B) {
 				}
 				b.Logf("%s, %s with %d image tokens: loss %.4f", tr.Device().Name, conn.Type, conn.Tokens, loss)
 			})
-			ip := tr.img
-			for _, part := range []struct {
-				name string
-				f    func() error
-			}{
-				{"vit-forward", func() error { return ip.vitForward(B) }},
-				{"connector-forward", func() error { return ip.conn.forward(B) }},
-				{"connector-backward", func() error { return ip.conn.backward(B, true) }},
-				{"vit-backward", func() error { return ip.vitBackward(B) }},
-			} {
-				b.Run(part.name, func(b *testing.B) {
-					defer tr.d.enter()()
-					sec := timeOps(b, tr.d, part.f)
-					b.ReportMetric(1e3*sec/float64(b.N), "ms/step")
-				})
-			}
 			text := models.SyntheticBatch(cfg, B, T, false, 1)
 			b.Run("step-without-images", func(b *testing.B) {
 				sec := timeOps(b, tr.Device(), func() error {
@@ -490,14 +474,10 @@ func (ip *imagePath) benchParts(K int) []benchPart {
 		{"block-gelu-forward", L, func() error { return d.geluH(a.actH, a.hidH, n*F) }},
 		{"block-linear-backward-products", L, func() error {
 			return errors.Join(
-				d.gemmBF16Out(false, false, n, F, dv, 1, ip.dxH.P, dv, half(wh, b.fc2W), F, 0, ip.dhidH.P, F),
-				d.gemmBF16(true, false, dv, F, n, 1, ip.dxH.P, dv, a.actH.P, F, 1, g.At(b.fc2W), F),
-				d.gemmBF16Out(false, false, n, dv, F, 1, ip.dhidH.P, F, half(wh, b.fc1W), dv, 0, ip.daH.P, dv),
-				d.gemmBF16(true, false, F, dv, n, 1, ip.dhidH.P, F, a.a2H.P, dv, 1, g.At(b.fc1W), dv),
-				d.gemmBF16Out(false, false, n, dv, dv, 1, ip.dxH.P, dv, half(wh, b.projW), dv, 0, ip.doH.P, dv),
-				d.gemmBF16(true, false, dv, dv, n, 1, ip.dxH.P, dv, a.oH.P, dv, 1, g.At(b.projW), dv),
-				d.gemmBF16Out(false, false, n, dv, 3*dv, 1, ip.dqkvH.P, 3*dv, half(wh, b.qkvW), dv, 0, ip.daH.P, dv),
-				d.gemmBF16(true, false, 3*dv, dv, n, 1, ip.dqkvH.P, 3*dv, a.a1H.P, dv, 1, g.At(b.qkvW), dv))
+				tr.linearBackH(ip.dhidH, ip.dxH, a.actH, b.fc2W, n, F, dv, 0),
+				tr.linearBackH(ip.daH, ip.dhidH, a.a2H, b.fc1W, n, dv, F, 0),
+				tr.linearBackH(ip.doH, ip.dxH, a.oH, b.projW, n, dv, dv, 0),
+				tr.linearBackH(ip.daH, ip.dqkvH, a.a1H, b.qkvW, n, dv, 3*dv, 0))
 		}},
 		{"block-bias-gradients", L, func() error {
 			return errors.Join(d.colsumAdd(g.Off(b.fc2B), ip.dx, n, dv), d.colsumAddH(g.Off(b.fc1B), ip.dhidH, n, F),

@@ -7,7 +7,8 @@ import (
 )
 
 // Flash attention (kernels.cu, "flash attention"): bf16 precision's
-// causal decoder attention computed tile by tile, never writing the
+// causal decoder attention, and in a bidirectional form the ViT's,
+// computed tile by tile, never writing the
 // [B·H, T, T] scores. Its forward keeps each row's log-sum-exp instead, and
 // its backward recomputes the probabilities from it; the sequence length is
 // then bounded by memory for activations, not by a softmax row that must
@@ -50,11 +51,17 @@ func flashScales(hd int) (scale, scale2 float32) {
 	return float32(s), float32(s * math.Log2E)
 }
 
-func (d *Device) flashKernel(set *[len(flashHeadDims)]uintptr, name string, hd int) (uintptr, string, error) {
-	if !d.flashAvailable(hd) {
-		return 0, "", fmt.Errorf("cuda: flash attention needs sm_80 or later and a head width in %v (have %s, %d)", flashHeadDims, d.SM, hd)
+// flashKernel is the instance for s's head width of the causal kernel set
+// or, where s is bidirectional, of bi, and its name.
+func (d *Device) flashKernel(causal, bi *[len(flashHeadDims)]uintptr, name string, s flashShape) (uintptr, string, error) {
+	if !d.flashAvailable(s.hd) {
+		return 0, "", fmt.Errorf("cuda: flash attention needs sm_80 or later and a head width in %v (have %s, %d)", flashHeadDims, d.SM, s.hd)
 	}
-	return set[flashIndex(hd)], fmt.Sprintf("%s_%d", name, hd), nil
+	set := causal
+	if s.bidirectional {
+		set, name = bi, name+"_bi"
+	}
+	return set[flashIndex(s.hd)], fmt.Sprintf("%s_%d", name, s.hd), nil
 }
 
 // flashForward sets oh [B·T, H·hd] (bf16), o (its fp32 value, where not
@@ -63,11 +70,7 @@ func (d *Device) flashKernel(set *[len(flashHeadDims)]uintptr, name string, hd i
 // within a document). Grid (B·H, row blocks): all heads' longest blocks
 // first (kernels.cu's grid orders).
 func (d *Device) flashForward(o, oh, lse2, q, k, v, docs Buf, s flashShape) error {
-	set, base := &d.k.flashFwd, "flash_fwd"
-	if s.bidirectional {
-		set, base = &d.k.flashFwdBi, "flash_fwd_bi"
-	}
-	f, name, err := d.flashKernel(set, base, s.hd)
+	f, name, err := d.flashKernel(&d.k.flashFwd, &d.k.flashFwdBi, "flash_fwd", s)
 	if err != nil {
 		return err
 	}
@@ -76,19 +79,14 @@ func (d *Device) flashForward(o, oh, lse2, q, k, v, docs Buf, s flashShape) erro
 	return d.launch(name, f, grid, block1(4*32), 0, q, k, v, docs, o, oh, lse2, s.T, s.H, s.KV, scale2, s.ldq, s.ldkv)
 }
 
-// flashBackward sets dq (fp32, [B·T, H·hd]), dk and dv (fp32, [B·T, KV·hd];
-// bidirectional: bf16, rows ldkv apart)
-// from the forward's bf16 operands, its bf16 output oh and lse2, and the
+// flashBackward sets dq (fp32, [B·T, H·hd]), dk and dv (fp32, [B·T,
+// KV·hd]; bidirectional: bf16, rows ldkv apart) from the forward's bf16 operands, its bf16 output oh and lse2, and the
 // output gradient's bf16 copy dOh. dvec [B·H, T] is scratch. Two kernels:
 // flash_dot (the row terms, and dq zeroed) and flash_bwd (grid (B·KV, key
 // blocks): dk and dv, each block over its kv head's H/KV query heads, and
 // dq added into by key tiles).
 func (d *Device) flashBackward(dq, dk, dv, dvec, q, k, v, oh, dOh, lse2, docs Buf, s flashShape) error {
-	set, base := &d.k.flashBwd, "flash_bwd"
-	if s.bidirectional {
-		set, base = &d.k.flashBwdBi, "flash_bwd_bi"
-	}
-	f, name, err := d.flashKernel(set, base, s.hd)
+	f, name, err := d.flashKernel(&d.k.flashBwd, &d.k.flashBwdBi, "flash_bwd", s)
 	if err != nil {
 		return err
 	}

@@ -166,6 +166,12 @@ func newImagePath(tr *Trainer) error {
 	for range ip.depth + 1 {
 		ip.xs = append(ip.xs, ip.take(n*dv))
 	}
+	if ip.bf16 {
+		ip.patchesH = ip.take16(n * pp)
+		if !ip.flash { // the batched attention's scores, shared by the blocks (arraysH points into them)
+			ip.scores = ip.take(K * ip.H * ip.np * ip.ldp)
+		}
+	}
 	for range ip.depth {
 		if ip.bf16 {
 			ip.acts = append(ip.acts, ip.actsH())
@@ -214,16 +220,9 @@ func (ip *imagePath) actsH() vitActs {
 		a2H: ip.take16(n * dv), mean2: ip.take(n), rstd2: ip.take(n), hidH: ip.take16(n * F), actH: ip.take16(n * F)}
 	if ip.flash {
 		a.lse = ip.take(ip.maxK * ip.H * ip.np)
-		if ip.patchesH.P == 0 {
-			ip.patchesH = ip.take16(n * vision.Channels * ip.P * ip.P)
-		}
 		return a
 	}
 	a.probsH = ip.take16(ip.maxK * ip.H * ip.np * ip.ldp)
-	if ip.scores.P == 0 {
-		ip.scores = ip.take(ip.maxK * ip.H * ip.np * ip.ldp)
-		ip.patchesH = ip.take16(n * vision.Channels * ip.P * ip.P)
-	}
 	a.ptrH = ip.arraysH(a.qkvH, a.probsH, a.oH)
 	return a
 }
@@ -359,8 +358,7 @@ func (ip *imagePath) affineBack(dx Buf, beta float32, dout, x Buf, w, b, n, in, 
 // weights' comes from the trainer's wh.
 func (ip *imagePath) affineH(y, xh Buf, w, b, n, in, out int) error {
 	tr := ip.tr
-	return errors.Join(tr.d.gemmBF16(false, true, n, out, in, 1, xh.P, in, half(tr.wh, w), in, 0, y.P, out),
-		tr.d.addBcast(y, tr.w.Off(b), n*out, out))
+	return errors.Join(tr.linear(y, Buf{}, xh, w, n, in, out), tr.d.addBcast(y, tr.w.Off(b), n*out, out))
 }
 
 // affineBackH is affineBack in bf16: dout is rounded into douth for the
@@ -368,11 +366,8 @@ func (ip *imagePath) affineH(y, xh Buf, w, b, n, in, out int) error {
 // x's bf16 copy.
 func (ip *imagePath) affineBackH(dxh, dout, douth, xh Buf, w, b, n, in, out int) error {
 	tr := ip.tr
-	d := tr.d
-	return errors.Join(d.castBF16(douth, dout, n*out),
-		d.gemmBF16Out(false, false, n, in, out, 1, douth.P, out, half(tr.wh, w), in, 0, dxh.P, in),
-		d.gemmBF16(true, false, out, in, n, 1, douth.P, out, xh.P, in, 1, tr.g.At(w), in),
-		d.colsumAdd(tr.g.Off(b), dout, n, out))
+	return errors.Join(tr.d.castBF16(douth, dout, n*out), tr.linearBackH(dxh, douth, xh, w, n, in, out, 0),
+		tr.d.colsumAdd(tr.g.Off(b), dout, n, out))
 }
 
 // forward runs the batch's K images (their patches uploaded) through the
@@ -511,8 +506,7 @@ func (ip *imagePath) vitForwardH(K int) error {
 	w := tr.w
 	x := ip.xs[0]
 	if err := errors.Join(d.castBF16(ip.patchesH, ip.patches, n*pp),
-		d.gemmBF16(false, true, n, dv, pp, 1, ip.patchesH.P, pp, half(tr.wh, ip.patchW), pp, 0, x.P, dv),
-		d.addBcast(x, w.Off(ip.patchB), n*dv, dv),
+		ip.affineH(x, ip.patchesH, ip.patchW, ip.patchB, n, pp, dv),
 		d.addBcast(x, w.Off(ip.pos), n*dv, ip.np*dv)); err != nil {
 		return fmt.Errorf("vit.patch_embed: %w", err)
 	}
@@ -590,7 +584,7 @@ func (ip *imagePath) attentionBackH(blk *vitActs, K int) error {
 func (ip *imagePath) vitBackwardH(K int) error {
 	d, n, dv, F, tr := ip.d, K*ip.np, ip.dv, ip.F, ip.tr
 	pp := vision.Channels * ip.P * ip.P
-	w, g, wh := tr.w, tr.g, tr.wh
+	w, g := tr.w, tr.g
 	if err := errors.Join(d.zero(Buf{P: ip.dx.P, N: n * dv}),
 		d.layerNormBackwardH(ip.dx, ip.dxH, g.Off(ip.normW), g.Off(ip.normB), ip.dgrid, Buf{}, ip.xs[ip.depth], w.Off(ip.normW), ip.meanF, ip.rstdF, n, dv)); err != nil {
 		return fmt.Errorf("vit.norm: %w", err)
@@ -599,23 +593,19 @@ func (ip *imagePath) vitBackwardH(K int) error {
 		b, a, x := ip.blocks[l], &ip.acts[l], ip.xs[l]
 		err := errors.Join(
 			// fc2, then GELU, from dx (the block output's gradient)
-			d.gemmBF16Out(false, false, n, F, dv, 1, ip.dxH.P, dv, half(wh, b.fc2W), F, 0, ip.dhidH.P, F),
-			d.gemmBF16(true, false, dv, F, n, 1, ip.dxH.P, dv, a.actH.P, F, 1, g.At(b.fc2W), F),
+			tr.linearBackH(ip.dhidH, ip.dxH, a.actH, b.fc2W, n, F, dv, 0),
 			d.colsumAdd(g.Off(b.fc2B), ip.dx, n, dv),
 			d.geluBackwardH(ip.dhidH, a.hidH, n*F),
 			// fc1 and ln2: dx becomes h's gradient
-			d.gemmBF16Out(false, false, n, dv, F, 1, ip.dhidH.P, F, half(wh, b.fc1W), dv, 0, ip.daH.P, dv),
-			d.gemmBF16(true, false, F, dv, n, 1, ip.dhidH.P, F, a.a2H.P, dv, 1, g.At(b.fc1W), dv),
+			tr.linearBackH(ip.daH, ip.dhidH, a.a2H, b.fc1W, n, dv, F, 0),
 			d.colsumAddH(g.Off(b.fc1B), ip.dhidH, n, F),
 			d.layerNormBackwardH(ip.dx, ip.dxH, g.Off(b.ln2W), g.Off(b.ln2B), Buf{}, ip.daH, a.h, w.Off(b.ln2W), a.mean2, a.rstd2, n, dv),
 			// proj and the attention
-			d.gemmBF16Out(false, false, n, dv, dv, 1, ip.dxH.P, dv, half(wh, b.projW), dv, 0, ip.doH.P, dv),
-			d.gemmBF16(true, false, dv, dv, n, 1, ip.dxH.P, dv, a.oH.P, dv, 1, g.At(b.projW), dv),
+			tr.linearBackH(ip.doH, ip.dxH, a.oH, b.projW, n, dv, dv, 0),
 			d.colsumAdd(g.Off(b.projB), ip.dx, n, dv),
 			ip.attentionBackH(a, K),
 			// qkv and ln1: dx becomes the block input's gradient
-			d.gemmBF16Out(false, false, n, dv, 3*dv, 1, ip.dqkvH.P, 3*dv, half(wh, b.qkvW), dv, 0, ip.daH.P, dv),
-			d.gemmBF16(true, false, 3*dv, dv, n, 1, ip.dqkvH.P, 3*dv, a.a1H.P, dv, 1, g.At(b.qkvW), dv),
+			tr.linearBackH(ip.daH, ip.dqkvH, a.a1H, b.qkvW, n, dv, 3*dv, 0),
 			d.colsumAddH(g.Off(b.qkvB), ip.dqkvH, n, 3*dv),
 			d.layerNormBackwardH(ip.dx, ip.dxH, g.Off(b.ln1W), g.Off(b.ln1B), Buf{}, ip.daH, x, w.Off(b.ln1W), a.mean1, a.rstd1, n, dv))
 		if err != nil {

@@ -424,10 +424,17 @@ func (d *Device) layerNormBackward(dx, dw, db, dout, x, w, mean, rstd Buf, n, di
 
 // colsumAdd adds the column sums of src [rows, cols] into dst [cols].
 func (d *Device) colsumAdd(dst, src Buf, rows, cols int) error {
-	// Chunks of rows such that the grid has a few thousand blocks.
+	grid, chunk := colsumGrid(rows, cols)
+	return d.launch("colsum", d.k.colsum, grid, block1(ewBlock), 0, dst, src, rows, cols, chunk)
+}
+
+// colsumGrid is the column-sum kernels' grid (colsum, colsum_h,
+// layernorm_dwdb_h): a thread a column, the rows in chunks such that the
+// grid has a few thousand blocks.
+func colsumGrid(rows, cols int) (grid [3]int, chunk int) {
 	xb := (cols + ewBlock - 1) / ewBlock
-	chunk := max(16, rows*xb/2048)
-	return d.launch("colsum", d.k.colsum, [3]int{xb, (rows + chunk - 1) / chunk, 1}, block1(ewBlock), 0, dst, src, rows, cols, chunk)
+	chunk = max(16, rows*xb/2048)
+	return [3]int{xb, (rows + chunk - 1) / chunk, 1}, chunk
 }
 
 // addBcast adds row [period] to every period-long stretch of y [n].
@@ -540,12 +547,10 @@ func (d *Device) layerNormBackwardH(dx, dxh, dw, db, g, gh, x, w, mean, rstd Buf
 	if dim > 32*lnSlots {
 		return fmt.Errorf("cuda: bf16 layernorm backward: width %d, at most %d", dim, 32*lnSlots)
 	}
-	xb := (dim + ewBlock - 1) / ewBlock
-	chunk := max(16, n*xb/2048)
+	grid, chunk := colsumGrid(n, dim)
 	return errors.Join(
 		d.launch("layernorm_bwd_h", d.k.lnBwdH, grid1((n+7)/8), block1(256), 0, dx, dxh, g, gh, x, w, mean, rstd, n, dim),
-		d.launch("layernorm_dwdb_h", d.k.lnDwDbH, [3]int{xb, (n + chunk - 1) / chunk, 1}, block1(ewBlock), 0,
-			dw, db, g, gh, x, mean, rstd, n, dim, chunk))
+		d.launch("layernorm_dwdb_h", d.k.lnDwDbH, grid, block1(ewBlock), 0, dw, db, g, gh, x, mean, rstd, n, dim, chunk))
 }
 
 // rowsGrid is bias_rows_h's and residual_bias's grid: four columns a
@@ -578,9 +583,8 @@ func (d *Device) geluBackwardH(dd, h Buf, n int) error {
 
 // colsumAddH is colsumAdd over a bf16 src.
 func (d *Device) colsumAddH(dst, src Buf, rows, cols int) error {
-	xb := (cols + ewBlock - 1) / ewBlock
-	chunk := max(16, rows*xb/2048)
-	return d.launch("colsum_h", d.k.colsumH, [3]int{xb, (rows + chunk - 1) / chunk, 1}, block1(ewBlock), 0, dst, src, rows, cols, chunk)
+	grid, chunk := colsumGrid(rows, cols)
+	return d.launch("colsum_h", d.k.colsumH, grid, block1(ewBlock), 0, dst, src, rows, cols, chunk)
 }
 
 // softmaxRowsH writes to the bf16 ph [rows, ld] the softmax of the first
