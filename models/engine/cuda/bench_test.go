@@ -492,3 +492,69 @@ func (ip *imagePath) benchParts(K int) []benchPart {
 		{"block-attention-backward", L, func() error { return ip.attentionBackH(a, K) }},
 	}
 }
+
+// BenchmarkStepPhases: a training step of the text reference and of the
+// multimodal one (cabstractor, with and without images) split into its
+// phases, each repeated alone and synchronised: the forward with its loss
+// read-back, the backward, the gradient norm, the AdamW update. "launch"
+// is the host's time to issue one backward without waiting for the GPU:
+// where it nears the backward's GPU time, kernel launches bound the step.
+func BenchmarkStepPhases(b *testing.B) {
+	needGPU(b)
+	const B, T = 16, 1024
+	_, text, textBatch := benchTrainer(b, models.GPUReferenceConfig(T, false), B, T)
+	_, mm, imageBatch := imageTrainer(b, models.ConnectorConfig{Type: models.ConnCAbstractor, Tokens: 144, Depth: 1}, B, T)
+	mmText := models.SyntheticBatch(mm.m.Config, B, T, false, 1)
+	for _, c := range []struct {
+		name  string
+		tr    *Trainer
+		batch *models.Batch
+	}{{"text", text, textBatch}, {"images", mm, imageBatch}, {"images-model-text-batch", mm, mmText}} {
+		tr, d := c.tr, c.tr.d
+		phases := []benchPart{
+			{"forward", 1, func() error { _, err := tr.forward(c.batch); return err }},
+			{"backward", 1, tr.backward},
+			{"grad-norm", 1, func() error { _, err := d.reduce(tr.partials, tr.g, tr.g.N, true); return err }},
+			{"adamw", 1, func() error { return tr.update(1, 1e-9) }},
+		}
+		ms := make([]float64, len(phases))
+		for i, p := range phases {
+			b.Run(c.name+"/"+p.name, func(b *testing.B) {
+				defer d.enter()()
+				if i == 1 { // backward needs this batch's forward activations
+					if _, err := tr.forward(c.batch); err != nil {
+						b.Fatal(err)
+					}
+				}
+				sec := timeOps(b, d, p.f)
+				ms[i] = 1e3 * sec / float64(b.N)
+				b.ReportMetric(ms[i], "ms/step")
+			})
+		}
+		b.Run(c.name+"/backward-launch", func(b *testing.B) {
+			defer d.enter()()
+			if _, err := tr.forward(c.batch); err != nil {
+				b.Fatal(err)
+			}
+			var host time.Duration
+			for range b.N {
+				if err := d.Sync(); err != nil {
+					b.Fatal(err)
+				}
+				t0 := time.Now()
+				if err := tr.backward(); err != nil {
+					b.Fatal(err)
+				}
+				host += time.Since(t0)
+			}
+			if err := d.Sync(); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(host)/float64(time.Millisecond)/float64(b.N), "host-ms/step")
+		})
+		if !slices.Contains(ms, 0) {
+			fmt.Printf("%s: forward %.2f, backward %.2f, grad norm %.2f, adamw %.2f ms (%d params, %d AdamW chunks)\n",
+				c.name, ms[0], ms[1], ms[2], ms[3], tr.m.Params.Len(), tr.chunks)
+		}
+	}
+}

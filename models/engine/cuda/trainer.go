@@ -553,18 +553,23 @@ func (tr *Trainer) Step(b *models.Batch, lr float64) (models.StepStats, error) {
 		scale = float32(tr.clip / (st.GradNorm + 1e-6))
 	}
 	tr.t++
-	bc1 := 1 - math.Pow(tr.b1, float64(tr.t))
-	bc2 := 1 - math.Pow(tr.b2, float64(tr.t))
-	err = tr.d.launch("adamw", tr.d.k.adamw, grid1(tr.chunks), block1(ewBlock), 0,
-		tr.w, tr.g, tr.mom, tr.vel, tr.chunkLo, tr.chunkHi, tr.chunkFlags, scale,
-		float32(tr.b1), float32(tr.b2), float32(tr.eps), float32(lr/bc1), float32(1/math.Sqrt(bc2)), float32(1-lr*tr.wdc), tr.wh)
-	if err != nil {
+	if err := tr.update(scale, lr); err != nil {
 		return st, fmt.Errorf("step %d: %w", st.Step, err)
 	}
 	if err := tr.gap.end(); err != nil {
 		return st, fmt.Errorf("step %d: %w", st.Step, err)
 	}
 	return st, nil
+}
+
+// update launches AdamW step tr.t over every trainable weight, the
+// gradients scaled by scale (clipping), and refreshes the bf16 copy.
+func (tr *Trainer) update(scale float32, lr float64) error {
+	bc1 := 1 - math.Pow(tr.b1, float64(tr.t))
+	bc2 := 1 - math.Pow(tr.b2, float64(tr.t))
+	return tr.d.launch("adamw", tr.d.k.adamw, grid1(tr.chunks), block1(ewBlock), 0,
+		tr.w, tr.g, tr.mom, tr.vel, tr.chunkLo, tr.chunkHi, tr.chunkFlags, scale,
+		float32(tr.b1), float32(tr.b2), float32(tr.eps), float32(lr/bc1), float32(1/math.Sqrt(bc2)), float32(1-lr*tr.wdc), tr.wh)
 }
 
 // IdleTime is the GPU's total idle time between consecutive Steps so far,
