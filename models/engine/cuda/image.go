@@ -45,7 +45,8 @@ type imagePath struct {
 	flash     bool
 	dqF, dvec Buf
 
-	hostPatches     []float32 // [maxK·np, 3P²]
+	staging         *staging
+	hostPatches     []float32 // [maxK·np, 3P²], carved from staging
 	bufs            []Buf     // every allocation, for Close
 	allocErr        error     // failed allocations
 	patches         Buf
@@ -158,7 +159,11 @@ func newImagePath(tr *Trainer) error {
 	ip.bf16 = tr.prec == BF16 && ip.np <= 1024 && ip.hd%8 == 0 && dv <= 32*lnSlots
 	ip.flash = ip.bf16 && tr.d.flashAvailable(ip.hd)
 	ip.ldp = (ip.np + 7) &^ 7
-	ip.hostPatches = make([]float32, n*pp)
+	st, err := tr.d.newStaging(stagingBytes(n * pp))
+	if err != nil {
+		return err
+	}
+	ip.staging, ip.hostPatches = st, carve[float32](st, n*pp)
 	ip.patches = ip.take(n * pp)
 	// Pointer arrays: 6 per ViT block and 6 for its backward at most, 10
 	// for attnpool.
@@ -401,7 +406,7 @@ func (ip *imagePath) patchifyHost(images []float32, K int) {
 }
 
 func (ip *imagePath) uploadPatches(K int) error {
-	return upload(ip.d, ip.patches, ip.hostPatches[:K*ip.np*vision.Channels*ip.P*ip.P])
+	return uploadAsync(ip.d, ip.patches, ip.hostPatches[:K*ip.np*vision.Channels*ip.P*ip.P])
 }
 
 func (ip *imagePath) vitForward(K int) error {

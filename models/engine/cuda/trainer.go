@@ -92,8 +92,15 @@ type Trainer struct {
 	// (dattH is dO, wo's input-gradient product writes it in bf16 only).
 	dvec Buf
 
-	hostIDs []int32 // the batch's tokens with each image placeholder replaced by 0
-	count   float64 // Σ mask of the current batch
+	// The batch's host side, carved from staging (pinned memory, copied
+	// asynchronously): hostIDs holds its tokens with each image
+	// placeholder replaced by 0. staged: copies from staging may still be
+	// queued (a forward that failed before reading its loss back).
+	staging                             *staging
+	hostIDs, hostPos, hostDocs, hostTgt []int32
+	hostMask                            []float32
+	staged                              bool
+	count                               float64 // Σ mask of the current batch
 
 	// The image path (ViT and connector) on the GPU: its tokens replace
 	// the placeholders' rows of the embedding output, and the gradient at
@@ -437,12 +444,20 @@ func (tr *Trainer) allocate() error {
 	tr.bwdPtrs = arrays(tr.dqRot, tr.dkRot, tr.dv, tr.scratch, tr.datt, 4)
 	tr.bwdPtrsH = arrays(Buf{}, Buf{}, Buf{}, tr.scratchH, tr.dattH, 2)
 	errs = append(errs, upload(d, tr.ptrs, host))
-	tr.hostIDs = make([]int32, n)
 	if tr.imgHi > tr.imgLo {
 		tr.places = take(n)
-		tr.hostPlaces = make([]int32, 0, n)
 	}
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	st, err := d.newStaging(6 * stagingBytes(n))
+	if err != nil {
+		return err
+	}
+	tr.staging = st
+	tr.hostIDs, tr.hostPos, tr.hostDocs, tr.hostTgt = carve[int32](st, n), carve[int32](st, n), carve[int32](st, n), carve[int32](st, n)
+	tr.hostMask, tr.hostPlaces = carve[float32](st, n), carve[int32](st, n)[:0]
+	return nil
 }
 
 // Steps implements models.Accelerator.
@@ -487,6 +502,10 @@ func (tr *Trainer) Close() error {
 		if b.P != 0 {
 			errs = append(errs, tr.d.drv.call("cuMemFree", tr.d.drv.cuMemFree, b.P))
 		}
+	}
+	errs = append(errs, tr.d.freeStaging(tr.staging))
+	if tr.img != nil {
+		errs = append(errs, tr.d.freeStaging(tr.img.staging))
 	}
 	return errors.Join(errs...)
 }
@@ -635,9 +654,14 @@ func (tr *Trainer) uploadBatch(b *models.Batch, places []int) error {
 		}
 		tr.count += float64(b.LossMask[i])
 	}
+	copy(tr.hostPos, b.Pos)
+	copy(tr.hostDocs, b.DocIDs)
+	copy(tr.hostTgt, b.Targets)
+	copy(tr.hostMask, b.LossMask)
 	d := tr.d
-	return errors.Join(upload(d, tr.ids, tr.hostIDs), upload(d, tr.pos, b.Pos), upload(d, tr.docs, b.DocIDs),
-		upload(d, tr.tgt, b.Targets), upload(d, tr.mask, b.LossMask))
+	tr.staged = true
+	return errors.Join(uploadAsync(d, tr.ids, tr.hostIDs), uploadAsync(d, tr.pos, tr.hostPos), uploadAsync(d, tr.docs, tr.hostDocs),
+		uploadAsync(d, tr.tgt, tr.hostTgt), uploadAsync(d, tr.mask, tr.hostMask))
 }
 
 // linear runs y[n,out] = x[n,in]·Wᵀ. In bf16 precision the product reads
@@ -812,6 +836,12 @@ func (tr *Trainer) forward(b *models.Batch) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
+	if tr.staged { // the staging area is about to be rewritten
+		if err := tr.d.Sync(); err != nil {
+			return 0, err
+		}
+		tr.staged = false
+	}
 	tr.rows, tr.images = len(places), 0
 	if tr.rows > 0 {
 		tr.images = b.NumImages
@@ -835,7 +865,7 @@ func (tr *Trainer) forward(b *models.Batch) (float64, error) {
 		for _, p := range places {
 			tr.hostPlaces = append(tr.hostPlaces, int32(p))
 		}
-		e(upload(d, tr.places, tr.hostPlaces))
+		e(uploadAsync(d, tr.places, tr.hostPlaces))
 		e(tr.img.uploadPatches(tr.images))
 		if err := errors.Join(errs...); err != nil {
 			return 0, err
@@ -895,6 +925,7 @@ func (tr *Trainer) forward(b *models.Batch) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
+	tr.staged = false // the read-back waited for the stream, copies and all
 	if tr.count == 0 {
 		return 0, nil
 	}
