@@ -53,7 +53,7 @@ type cublas struct {
 	lib                             *library
 	handle                          uintptr
 	gemmEx, gemmBatchedEx, statusFn uintptr
-	create, destroy                 uintptr
+	create, destroy, setStream      uintptr
 }
 
 var cublasNames = []string{"libcublas.so.13", "libcublas.so.12", "libcublas.so"}
@@ -67,7 +67,7 @@ func loadCublas() (*cublas, error) {
 	if err := lib.bind(map[string]*uintptr{
 		"cublasCreate_v2": &c.create, "cublasDestroy_v2": &c.destroy,
 		"cublasGemmEx": &c.gemmEx, "cublasGemmBatchedEx": &c.gemmBatchedEx,
-		"cublasGetStatusString": &c.statusFn,
+		"cublasGetStatusString": &c.statusFn, "cublasSetStream_v2": &c.setStream,
 	}); err != nil {
 		return nil, err
 	}
@@ -123,7 +123,7 @@ func (d *Device) gemmEx(ab, ct, compute uintptr, name string, tA, tB bool, m, n,
 	}
 	d.scalars[0], d.scalars[1] = alpha, beta
 	al, be := d.host+2*maxArgs*8, d.host+2*maxArgs*8+4
-	r, _, _ := purego.SyscallN(d.blas.gemmEx, d.blas.handle, op(tB), op(tA), uintptr(n), uintptr(m), uintptr(k),
+	r, _, _ := purego.SyscallN(d.blas.gemmEx, d.blasHandle, op(tB), op(tA), uintptr(n), uintptr(m), uintptr(k),
 		al, b, ab, uintptr(ldb), a, ab, uintptr(lda), be, c, ct, uintptr(ldc),
 		compute, cublasGemmDefault)
 	return d.blas.check(fmt.Sprintf("%s(m=%d n=%d k=%d)", name, m, n, k), r)
@@ -155,7 +155,7 @@ func (d *Device) gemmBatchedEx(ab, ct, compute uintptr, name string, tA, tB bool
 	}
 	d.scalars[0], d.scalars[1] = alpha, beta
 	al, be := d.host+2*maxArgs*8, d.host+2*maxArgs*8+4
-	r, _, _ := purego.SyscallN(d.blas.gemmBatchedEx, d.blas.handle, op(tB), op(tA), uintptr(n), uintptr(m), uintptr(k),
+	r, _, _ := purego.SyscallN(d.blas.gemmBatchedEx, d.blasHandle, op(tB), op(tA), uintptr(n), uintptr(m), uintptr(k),
 		al, b, ab, uintptr(ldb), a, ab, uintptr(lda), be, c, ct, uintptr(ldc),
 		uintptr(count), compute, cublasGemmDefault)
 	return d.blas.check(fmt.Sprintf("%s(m=%d n=%d k=%d ×%d)", name, m, n, k, count), r)

@@ -484,3 +484,60 @@ func TestParityImages(t *testing.T) {
 		})
 	}
 }
+
+// TestParitySideStream: the bf16 ViT backward with its weight gradients on
+// the side stream gives the gradients it gives with everything on the main
+// stream, so no side-stream product reads a buffer the main stream has
+// already overwritten (which gives errors of the gradients' own size). The
+// bound leaves room for the atomic sums' order (flash's dq, the bias and
+// norm sums), which can flip a bf16 rounding. The ViT is deep and wide
+// enough that the streams overlap.
+func TestParitySideStream(t *testing.T) {
+	needGPU(t)
+	pc := parityCases[0]
+	cfg := pc.config()
+	vc := models.VisionConfig{Resolution: 64, Patch: 8, Width: 256, Depth: 4, Heads: 4}
+	conn := models.ConnectorConfig{Type: models.ConnCAbstractor, Tokens: 16, Depth: 1}
+	cfg.Vision, cfg.Connector = &vc, &conn
+	m, err := models.New(cfg, pc.B, pc.T, models.Options{Seed: 11})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	tr, err := NewTrainer(m, Options{Precision: BF16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.SetAccelerator(tr); err != nil {
+		t.Fatal(err)
+	}
+	if tr.img.aux == nil {
+		t.Skip("no side stream on this driver: the ViT backward runs on the main stream only")
+	}
+	b := models.SyntheticBatch(cfg, pc.B, pc.T, true, 7)
+	grads := func() []float32 {
+		if _, err := tr.ForwardBackward(b); err != nil {
+			t.Fatal(err)
+		}
+		g := make([]float32, m.Params.Len())
+		if err := tr.Grads(g); err != nil {
+			t.Fatal(err)
+		}
+		return g
+	}
+	withSide := grads()
+	aux := tr.img.aux
+	tr.img.aux = nil
+	mainOnly := grads()
+	tr.img.aux = aux
+	worst, name := 0.0, ""
+	for _, p := range m.Params.All() {
+		if r := relDiff(withSide[p.Offset:p.Offset+p.Size], mainOnly[p.Offset:p.Offset+p.Size]); r > worst {
+			worst, name = r, p.Name
+		}
+	}
+	fmt.Printf("side stream vs main stream only: gradients worst rel %.2e in %s\n", worst, name)
+	if worst > 2e-2 {
+		t.Errorf("gradients differ by %.3g in %s", worst, name)
+	}
+}

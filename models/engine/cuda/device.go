@@ -23,6 +23,8 @@ type driver struct {
 	cuModuleLoadData, cuModuleGetFunction, cuLaunchKernel       uintptr
 	cuEventCreate, cuEventRecord, cuEventElapsedTime            uintptr
 	cuFuncGetAttribute                                          uintptr
+	cuStreamCreate, cuStreamWaitEvent, cuStreamDestroy          uintptr // the side stream (stream.go); 0 if missing
+	cuEventDestroy                                              uintptr
 }
 
 func loadDriver() (*driver, error) {
@@ -52,6 +54,10 @@ func loadDriver() (*driver, error) {
 	// drivers keep the unversioned symbol for older binaries.
 	if d.events() != nil {
 		d.cuEventCreate, d.cuEventRecord, d.cuEventElapsedTime = 0, 0, 0
+	}
+	if d.lib.bind(map[string]*uintptr{"cuStreamCreate": &d.cuStreamCreate, "cuStreamWaitEvent": &d.cuStreamWaitEvent,
+		"cuStreamDestroy_v2": &d.cuStreamDestroy, "cuEventDestroy_v2": &d.cuEventDestroy}) != nil {
+		d.cuStreamCreate, d.cuStreamWaitEvent, d.cuStreamDestroy, d.cuEventDestroy = 0, 0, 0, 0
 	}
 	return d, nil
 }
@@ -125,6 +131,11 @@ type Device struct {
 	argPtrs  []uintptr // void*[] handed to cuLaunchKernel
 	scalars  []float32 // alpha, beta for cuBLAS
 	scratchD []float64 // reduction results copied back
+
+	// stream and blasHandle are where launches and products go: the
+	// legacy default stream and the main cuBLAS handle, or a side
+	// stream's while onSide runs.
+	stream, blasHandle uintptr
 }
 
 const (
@@ -199,6 +210,7 @@ func Open(ordinal int) (*Device, error) {
 	if d.blas, err = loadCublas(); err != nil {
 		return nil, err
 	}
+	d.blasHandle = d.blas.handle
 	start := time.Now()
 	d.cc = int(maj)*10 + int(mnr)
 	cubin, err := compileKernels(d.SM, d.cc)
@@ -345,7 +357,8 @@ func download[T float32 | int32 | float64](d *Device, dst []T, b Buf) error {
 	return d.drv.call("cuMemcpyDtoH", d.drv.cuMemcpyDtoH, uintptr(unsafe.Pointer(&dst[0])), b.P, uintptr(bytes))
 }
 
-// launch queues kernel f on the default stream. Arguments are Go values of
+// launch queues kernel f on d.stream (the legacy default stream but
+// inside onSide). Arguments are Go values of
 // the kernel's parameter types: Buf or uintptr for pointers, int or int32
 // for int, i64 for long long, float32 for float.
 func (d *Device) launch(name string, f uintptr, grid, block [3]int, smem int, args ...any) error {
@@ -379,5 +392,5 @@ func (d *Device) launch(name string, f uintptr, grid, block [3]int, smem int, ar
 	return d.drv.call("cuLaunchKernel "+name, d.drv.cuLaunchKernel, f,
 		uintptr(grid[0]), uintptr(grid[1]), uintptr(grid[2]),
 		uintptr(block[0]), uintptr(block[1]), uintptr(block[2]),
-		uintptr(smem), 0, d.host+maxArgs*8, 0)
+		uintptr(smem), d.stream, d.host+maxArgs*8, 0)
 }

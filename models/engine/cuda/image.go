@@ -44,6 +44,10 @@ type imagePath struct {
 	// [maxK·np, dv], and keeps its row terms in dvec).
 	flash     bool
 	dqF, dvec Buf
+	// aux: the side stream the bf16 ViT backward's weight gradients run
+	// on (stream.go); nil where the driver has none, and everything runs
+	// on the main stream.
+	aux *sideStream
 
 	staging         *staging
 	hostPatches     []float32 // [maxK·np, 3P²], carved from staging
@@ -194,6 +198,10 @@ func newImagePath(tr *Trainer) error {
 	case ip.frozen:
 	case ip.bf16:
 		ip.allocateBackwardH()
+		// Four side passes a block and one after, two events each.
+		if aux, err := tr.d.initSide(8*ip.depth + 4); err == nil {
+			ip.aux = aux
+		}
 	default:
 		ip.dgrid, ip.dx, ip.da, ip.do = ip.take(n*dv), ip.take(n*dv), ip.take(n*dv), ip.take(n*dv)
 		ip.dqkv, ip.dgelu, ip.dp = ip.take(3*n*dv), ip.take(n*F), ip.take(K*ip.H*ip.np*ip.np)
@@ -585,41 +593,82 @@ func (ip *imagePath) attentionBackH(blk *vitActs, K int) error {
 // the input-gradient products that feed only kernels write bf16 (the norms'
 // output gradients, the attention output's, the MLP hidden layer's), and
 // the norms' backward keeps the residual stream's gradient in fp32 with
-// its bf16 copy beside it.
+// its bf16 copy beside it. The weight-gradient products and bias sums run
+// on the side stream (ip.aux), each after the main-stream work it reads;
+// the main stream waits for them only before it overwrites what they read
+// (dx and dxH at the next norm's backward, the hidden and q|k|v gradients
+// a block later) and at the end.
 func (ip *imagePath) vitBackwardH(K int) error {
 	d, n, dv, F, tr := ip.d, K*ip.np, ip.dv, ip.F, ip.tr
 	pp := vision.Channels * ip.P * ip.P
-	w, g := tr.w, tr.g
+	w, g, wh := tr.w, tr.g, tr.wh
+	if ip.aux != nil {
+		ip.aux.next = 0
+	}
+	side := func(f func() error) (uintptr, error) {
+		if ip.aux == nil {
+			return 0, f()
+		}
+		return d.onSide(ip.aux, f)
+	}
+	waitFor := func(ev uintptr) error {
+		if ev == 0 {
+			return nil
+		}
+		return d.wait(0, ev)
+	}
 	if err := errors.Join(d.zero(Buf{P: ip.dx.P, N: n * dv}),
 		d.layerNormBackwardH(ip.dx, ip.dxH, g.Off(ip.normW), g.Off(ip.normB), ip.dgrid, Buf{}, ip.xs[ip.depth], w.Off(ip.normW), ip.meanF, ip.rstdF, n, dv)); err != nil {
 		return fmt.Errorf("vit.norm: %w", err)
 	}
+	var hidRead, qkvRead uintptr // the side's last reads of dhidH and dqkvH (the block above's)
 	for l := ip.depth - 1; l >= 0; l-- {
 		b, a, x := ip.blocks[l], &ip.acts[l], ip.xs[l]
-		err := errors.Join(
-			// fc2, then GELU, from dx (the block output's gradient)
-			tr.linearBackH(ip.dhidH, ip.dxH, a.actH, b.fc2W, n, F, dv, 0),
-			d.colsumAdd(g.Off(b.fc2B), ip.dx, n, dv),
-			d.geluBackwardH(ip.dhidH, a.hidH, n*F),
-			// fc1 and ln2: dx becomes h's gradient
-			tr.linearBackH(ip.daH, ip.dhidH, a.a2H, b.fc1W, n, dv, F, 0),
-			d.colsumAddH(g.Off(b.fc1B), ip.dhidH, n, F),
-			d.layerNormBackwardH(ip.dx, ip.dxH, g.Off(b.ln2W), g.Off(b.ln2B), Buf{}, ip.daH, a.h, w.Off(b.ln2W), a.mean2, a.rstd2, n, dv),
-			// proj and the attention
-			tr.linearBackH(ip.doH, ip.dxH, a.oH, b.projW, n, dv, dv, 0),
-			d.colsumAdd(g.Off(b.projB), ip.dx, n, dv),
-			ip.attentionBackH(a, K),
-			// qkv and ln1: dx becomes the block input's gradient
-			tr.linearBackH(ip.daH, ip.dqkvH, a.a1H, b.qkvW, n, dv, 3*dv, 0),
-			d.colsumAddH(g.Off(b.qkvB), ip.dqkvH, n, 3*dv),
-			d.layerNormBackwardH(ip.dx, ip.dxH, g.Off(b.ln1W), g.Off(b.ln1B), Buf{}, ip.daH, x, w.Off(b.ln1W), a.mean1, a.rstd1, n, dv))
-		if err != nil {
+		var errs []error
+		e := func(err error) { errs = append(errs, err) }
+		ev := func(v uintptr, err error) uintptr { e(err); return v }
+		// fc2, then GELU, from dx (the block output's gradient)
+		e(waitFor(hidRead))
+		e(d.gemmBF16Out(false, false, n, F, dv, 1, ip.dxH.P, dv, half(wh, b.fc2W), F, 0, ip.dhidH.P, F))
+		fc2 := ev(side(func() error {
+			return errors.Join(d.colsumAdd(g.Off(b.fc2B), ip.dx, n, dv),
+				d.gemmBF16(true, false, dv, F, n, 1, ip.dxH.P, dv, a.actH.P, F, 1, g.At(b.fc2W), F))
+		}))
+		e(d.geluBackwardH(ip.dhidH, a.hidH, n*F))
+		// fc1 and ln2: dx becomes h's gradient
+		e(d.gemmBF16Out(false, false, n, dv, F, 1, ip.dhidH.P, F, half(wh, b.fc1W), dv, 0, ip.daH.P, dv))
+		hidRead = ev(side(func() error {
+			return errors.Join(d.colsumAddH(g.Off(b.fc1B), ip.dhidH, n, F),
+				d.gemmBF16(true, false, F, dv, n, 1, ip.dhidH.P, F, a.a2H.P, dv, 1, g.At(b.fc1W), dv))
+		}))
+		e(waitFor(fc2))
+		e(d.layerNormBackwardH(ip.dx, ip.dxH, g.Off(b.ln2W), g.Off(b.ln2B), Buf{}, ip.daH, a.h, w.Off(b.ln2W), a.mean2, a.rstd2, n, dv))
+		// proj and the attention
+		e(d.gemmBF16Out(false, false, n, dv, dv, 1, ip.dxH.P, dv, half(wh, b.projW), dv, 0, ip.doH.P, dv))
+		proj := ev(side(func() error {
+			return errors.Join(d.colsumAdd(g.Off(b.projB), ip.dx, n, dv),
+				d.gemmBF16(true, false, dv, dv, n, 1, ip.dxH.P, dv, a.oH.P, dv, 1, g.At(b.projW), dv))
+		}))
+		e(waitFor(qkvRead))
+		e(ip.attentionBackH(a, K))
+		// qkv and ln1: dx becomes the block input's gradient
+		e(d.gemmBF16Out(false, false, n, dv, 3*dv, 1, ip.dqkvH.P, 3*dv, half(wh, b.qkvW), dv, 0, ip.daH.P, dv))
+		qkvRead = ev(side(func() error {
+			return errors.Join(d.colsumAddH(g.Off(b.qkvB), ip.dqkvH, n, 3*dv),
+				d.gemmBF16(true, false, 3*dv, dv, n, 1, ip.dqkvH.P, 3*dv, a.a1H.P, dv, 1, g.At(b.qkvW), dv))
+		}))
+		e(waitFor(proj))
+		e(d.layerNormBackwardH(ip.dx, ip.dxH, g.Off(b.ln1W), g.Off(b.ln1B), Buf{}, ip.daH, x, w.Off(b.ln1W), a.mean1, a.rstd1, n, dv))
+		if err := errors.Join(errs...); err != nil {
 			return fmt.Errorf("vit.blocks.%d: %w", l, err)
 		}
 	}
-	if err := errors.Join(d.colsumAdd(g.Off(ip.pos), ip.dx, K, ip.np*dv),
-		d.gemmBF16(true, false, dv, pp, n, 1, ip.dxH.P, dv, ip.patchesH.P, pp, 1, g.At(ip.patchW), pp),
-		d.colsumAdd(g.Off(ip.patchB), ip.dx, n, dv)); err != nil {
+	last, err := side(func() error {
+		return errors.Join(d.colsumAdd(g.Off(ip.pos), ip.dx, K, ip.np*dv),
+			d.gemmBF16(true, false, dv, pp, n, 1, ip.dxH.P, dv, ip.patchesH.P, pp, 1, g.At(ip.patchW), pp),
+			d.colsumAdd(g.Off(ip.patchB), ip.dx, n, dv))
+	})
+	if err := errors.Join(err, waitFor(last)); err != nil { // the side stream is in order: its last event covers it all
 		return fmt.Errorf("vit.patch_embed: %w", err)
 	}
 	return nil

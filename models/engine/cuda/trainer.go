@@ -498,6 +498,10 @@ func (tr *Trainer) Pull() error {
 func (tr *Trainer) Close() error {
 	defer tr.d.enter()()
 	var errs []error
+	if tr.img != nil && tr.img.aux != nil {
+		errs = append(errs, tr.d.sync(), tr.d.closeSide(tr.img.aux))
+		tr.img.aux = nil
+	}
 	for _, b := range tr.all() {
 		if b.P != 0 {
 			errs = append(errs, tr.d.drv.call("cuMemFree", tr.d.drv.cuMemFree, b.P))
