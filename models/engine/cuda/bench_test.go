@@ -558,3 +558,63 @@ func BenchmarkStepPhases(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkGemmTuning: training steps of the text and the multimodal
+// reference with the bf16 products on cuBLASLt's tuned algorithms
+// (Device.lt) and on cublasGemmEx, alternating in rounds on one trainer
+// so that the GPU's clock drift falls on both alike.
+func BenchmarkGemmTuning(b *testing.B) {
+	needGPU(b)
+	const B, T = 16, 1024
+	_, text, textBatch := benchTrainer(b, models.GPUReferenceConfig(T, false), B, T)
+	_, mm, imageBatch := imageTrainer(b, models.ConnectorConfig{Type: models.ConnCAbstractor, Tokens: 144, Depth: 1}, B, T)
+	for _, c := range []struct {
+		name  string
+		tr    *Trainer
+		batch *models.Batch
+	}{{"text", text, textBatch}, {"images", mm, imageBatch}} {
+		d := c.tr.d
+		tuner := d.lt
+		if tuner == nil {
+			b.Skip("cuBLASLt did not load")
+		}
+		const rounds, steps = 4, 8
+		var tuned, plain time.Duration
+		run := func(lt *ltTuner) time.Duration {
+			d.lt = lt
+			defer func() { d.lt = tuner }()
+			if err := d.Sync(); err != nil {
+				b.Fatal(err)
+			}
+			t0 := time.Now()
+			for range steps {
+				if _, err := c.tr.Step(c.batch, 1e-4); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := d.Sync(); err != nil {
+				b.Fatal(err)
+			}
+			return time.Since(t0)
+		}
+		b.Run(c.name, func(b *testing.B) {
+			for range b.N {
+				for range rounds {
+					tuned += run(tuner)
+					plain += run(nil)
+				}
+			}
+			per := float64(b.N * rounds * steps)
+			b.ReportMetric(float64(tuned)/per/1e6, "tuned-ms/step")
+			b.ReportMetric(float64(plain)/per/1e6, "gemmex-ms/step")
+			moved := 0
+			for _, p := range tuner.plans {
+				if p != nil && p.best != 0 {
+					moved++
+				}
+			}
+			fmt.Printf("%s: tuned cuBLASLt %.2f ms/step, cublasGemmEx %.2f ms/step (%d shapes tuned, %d off the heuristic's first)\n",
+				c.name, float64(tuned)/per/1e6, float64(plain)/per/1e6, len(tuner.plans), moved)
+		})
+	}
+}

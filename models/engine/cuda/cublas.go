@@ -121,6 +121,12 @@ func (d *Device) gemmEx(ab, ct, compute uintptr, name string, tA, tB bool, m, n,
 	if m == 0 || n == 0 {
 		return nil
 	}
+	if ab == cudaR16BF && compute == cublasCompute32F && d.lt != nil {
+		s := ltShape{tA: tA, tB: tB, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc, ab: ab, ct: ct, align: ptrAlign(a, b, c)}
+		if done, err := d.lt.gemm(d, s, alpha, a, b, beta, c); done || err != nil {
+			return err
+		}
+	}
 	d.scalars[0], d.scalars[1] = alpha, beta
 	al, be := d.host+2*maxArgs*8, d.host+2*maxArgs*8+4
 	r, _, _ := purego.SyscallN(d.blas.gemmEx, d.blasHandle, op(tB), op(tA), uintptr(n), uintptr(m), uintptr(k),

@@ -111,6 +111,7 @@ const PeakBF16 = 989.4e12
 type Device struct {
 	drv     *driver
 	blas    *cublas
+	lt      *ltTuner // nil where cuBLASLt did not load: bf16 products use cublasGemmEx
 	dev     int32
 	ctx     uintptr
 	Name    string // "NVIDIA H200"
@@ -211,6 +212,9 @@ func Open(ordinal int) (*Device, error) {
 		return nil, err
 	}
 	d.blasHandle = d.blas.handle
+	if lt, err := loadCublasLt(); err == nil {
+		d.lt = &ltTuner{lt: lt, plans: map[ltShape]*ltPlan{}, ws: map[uintptr]Buf{}}
+	}
 	start := time.Now()
 	d.cc = int(maj)*10 + int(mnr)
 	cubin, err := compileKernels(d.SM, d.cc)

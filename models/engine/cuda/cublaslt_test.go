@@ -1,0 +1,137 @@
+package cuda
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+func TestPtrAlign(t *testing.T) {
+	for _, c := range []struct {
+		ps   []uintptr
+		want uint32
+	}{
+		{[]uintptr{0x1000, 0x2000}, 256},
+		{[]uintptr{0x1000, 0x2010}, 16},
+		{[]uintptr{0x1002}, 2},
+		{[]uintptr{0x1100, 0x1004, 0x1000}, 4},
+	} {
+		if got := ptrAlign(c.ps...); got != c.want {
+			t.Errorf("ptrAlign(%#x) = %d, want %d", c.ps, got, c.want)
+		}
+	}
+}
+
+// TestLtMatchesGemmEx: the tuned cuBLASLt products agree with
+// cublasGemmEx on the same bf16 operands, for each transpose, both output
+// types, beta 0 and 1, and operands 4 bytes off a 256-byte boundary (the
+// layouts are given column-major, as gemmEx's, so a wrong one shows as
+// garbage, not as rounding).
+func TestLtMatchesGemmEx(t *testing.T) {
+	needGPU(t)
+	d, err := Open(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.lt == nil {
+		t.Skip("cuBLASLt did not load: bf16 products run through cublasGemmEx only")
+	}
+	defer d.enter()()
+	rng := rand.New(rand.NewPCG(1, 2))
+	const m, n, k = 200, 136, 72
+	host := make([]float32, m*k+k*n+4)
+	for i := range host {
+		host[i] = rng.Float32()*2 - 1
+	}
+	cInit := make([]float32, m*n+2)
+	for i := range cInit {
+		cInit[i] = rng.Float32()
+	}
+	src, err := d.alloc(max(len(host), len(cInit))) // fp32 staging for both casts
+	if err != nil {
+		t.Fatal(err)
+	}
+	ab, err := d.alloc(len(host))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := upload(d, src, host); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.castBF16(ab, src, len(host)); err != nil {
+		t.Fatal(err)
+	}
+	out, err := d.alloc(m*n + 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		tA, tB, out16 bool
+		beta          float32
+		off           int // elements: 2 puts A, B (and a bf16 C) 4 bytes off 256, an fp32 C 8
+	}{
+		{false, true, false, 0, 0}, {false, true, true, 1, 0}, {false, false, true, 0, 2},
+		{true, false, false, 1, 0}, {true, false, false, 1, 2}, {true, true, true, 0, 0},
+	} {
+		t.Run(fmt.Sprintf("tA%v_tB%v_bf16out%v_beta%v_off%d", c.tA, c.tB, c.out16, c.beta, c.off), func(t *testing.T) {
+			defer d.enter()() // a subtest runs on its own goroutine
+			lda, ldb := k, n
+			if c.tA {
+				lda = m
+			}
+			if c.tB {
+				ldb = k
+			}
+			a, b, cp := half(ab, c.off), half(ab, c.off+m*k), out.P+uintptr(4*c.off)
+			gemm, ct := d.gemmBF16, uintptr(cudaR32F)
+			if c.out16 {
+				gemm, ct, cp = d.gemmBF16Out, cudaR16BF, half(out, c.off)
+			}
+			product := func(lt *ltTuner) []float32 {
+				d.lt = lt
+				if c.out16 { // C holds bf16: the initial values rounded
+					if err := upload(d, src, cInit); err != nil {
+						t.Fatal(err)
+					}
+					if err := d.castBF16(out, src, len(cInit)); err != nil {
+						t.Fatal(err)
+					}
+				} else if err := upload(d, out, cInit); err != nil {
+					t.Fatal(err)
+				}
+				if err := gemm(c.tA, c.tB, m, n, k, 0.5, a, lda, b, ldb, c.beta, cp, n); err != nil {
+					t.Fatal(err)
+				}
+				got := make([]float32, m*n+2)
+				if err := download(d, got, out); err != nil {
+					t.Fatal(err)
+				}
+				if c.out16 { // two bf16 a float32 word, low half first
+					words := got[:(m*n+2)/2]
+					vals := make([]float32, 0, m*n+2)
+					for _, w := range words {
+						bits := math.Float32bits(w)
+						vals = append(vals, math.Float32frombits(bits<<16), math.Float32frombits(bits&0xffff0000))
+					}
+					got = vals
+				}
+				return got[c.off : c.off+m*n]
+			}
+			tuner := d.lt
+			want := product(nil)
+			got := product(tuner)
+			key := ltShape{tA: c.tA, tB: c.tB, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: n, ab: cudaR16BF, ct: ct, align: ptrAlign(a, b, cp)}
+			if p, ok := tuner.plans[key]; !ok || p == nil {
+				t.Fatalf("the product did not go through cuBLASLt (planned %v)", ok)
+			}
+			bound := 1e-5
+			if c.out16 {
+				bound = 1.0 / 128 // one bf16 rounding apart at most
+			}
+			if r := relDiff(got, want); r > bound || math.IsNaN(r) {
+				t.Errorf("cuBLASLt vs cublasGemmEx: relative difference %.3g (bound %.3g)", r, bound)
+			}
+		})
+	}
+}
