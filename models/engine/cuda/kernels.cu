@@ -316,16 +316,27 @@ __global__ void rmsnorm_bwd4(float* dx, float* dw, const float* dout, const floa
 }
 
 // ---------------------------------------------------------------- RoPE
+// rot_store writes a rotated pair (a at i, b at i + half): rounded to bf16
+// into h at ho where h is not null, else to f at fo.
+__device__ __forceinline__ void rot_store(float* f, i64 fo, unsigned short* h, i64 ho, int i, int half, float a, float b) {
+    if (h) {
+        h[ho + i] = bf16_rn(a);
+        h[ho + i + half] = bf16_rn(b);
+    } else {
+        f[fo + i] = a;
+        f[fo + i + half] = b;
+    }
+}
 // Rotate-half pairs (i, i+hd/2) of each head of x [n, heads·hd] by the
-// angle of pos[t]; sign -1 is the backward (the transpose rotation);
-// accumulate adds into out. cs, sn [maxPos, hd/2]. out may alias x. With
+// angle of pos[t]; sign -1 is the backward (the transpose rotation). cs,
+// sn [maxPos, hd/2]. out may alias x. With
 // oh (bf16 precision's forward) the result goes, rounded to bf16, to oh
 // instead of out: q and k as the attention products' operands, which
 // nothing else reads, or their gradients as the products read them; oh's
 // rows are hs elements apart (heads·hd, or the fused q|k|v gradient's
 // width).
 __global__ void rope(float* out, const float* x, const int* pos, const float* cs, const float* sn,
-                     int n, int heads, int hd, float sign, int accumulate, unsigned short* oh, int hs,
+                     int n, int heads, int hd, float sign, unsigned short* oh, int hs,
                      const unsigned short* xh, int xs) {
     i64 idx = (i64)blockIdx.x * blockDim.x + threadIdx.x;
     int half = hd / 2;
@@ -338,18 +349,7 @@ __global__ void rope(float* out, const float* x, const int* pos, const float* cs
     float co = cs[p * half + i], s = sign * sn[p * half + i];
     i64 off = t * heads * hd + (i64)h * hd, xo = t * xs + (i64)h * hd;
     float a = xat(x, xh, xo + i), b = xat(x, xh, xo + i + half);
-    float oa = a * co - b * s, ob = b * co + a * s;
-    if (oh) {
-        i64 ho = t * hs + (i64)h * hd;
-        oh[ho + i] = bf16_rn(oa);
-        oh[ho + i + half] = bf16_rn(ob);
-    } else if (accumulate) {
-        out[off + i] += oa;
-        out[off + i + half] += ob;
-    } else {
-        out[off + i] = oa;
-        out[off + i + half] = ob;
-    }
+    rot_store(out, off, oh, t * hs + (i64)h * hd, i, half, a * co - b * s, b * co + a * s);
 }
 
 // qk-norm then RoPE in one pass (the reference decoder's q and k): the
@@ -379,14 +379,7 @@ __global__ void qknorm_rope_fwd(float* out, unsigned short* oh, float* rstd, con
     for (int i = lane; i < half; i += 32) {
         float a = xat(x, xh, xo + i) * r * w[i], b = xat(x, xh, xo + i + half) * r * w[i + half];
         float co = cs[p * half + i], s = sn[p * half + i];
-        float oa = a * co - b * s, ob = b * co + a * s;
-        if (oh) {
-            oh[off + i] = bf16_rn(oa);
-            oh[off + i + half] = bf16_rn(ob);
-        } else {
-            out[off + i] = oa;
-            out[off + i + half] = ob;
-        }
+        rot_store(out, off, oh, off, i, half, a * co - b * s, b * co + a * s);
     }
 }
 // Its backward: dy [rows, hd] is ∂L/∂(rotated row). Rotated back (sign
@@ -422,14 +415,7 @@ __global__ void qknorm_rope_bwd(float* dx, unsigned short* dxh, float* dw, const
             float xa = xat(x, xh, xo + i), xb = xat(x, xh, xo + i + half);
             my[i] += ga * xa * r;
             my[i + half] += gb * xb * r;
-            float va = r * (ga * w[i] - xa * r * dot), vb = r * (gb * w[i + half] - xb * r * dot);
-            if (dxh) {
-                dxh[ho + i] = bf16_rn(va);
-                dxh[ho + i + half] = bf16_rn(vb);
-            } else {
-                dx[off + i] = va;
-                dx[off + i + half] = vb;
-            }
+            rot_store(dx, off, dxh, ho, i, half, r * (ga * w[i] - xa * r * dot), r * (gb * w[i + half] - xb * r * dot));
         }
     }
     __syncthreads();
@@ -437,6 +423,17 @@ __global__ void qknorm_rope_bwd(float* dx, unsigned short* dxh, float* dw, const
         float s = 0.f;
         for (int k = 0; k < nw; k++) s += sqk[k * hd + j];
         atomicAdd(&dw[j], s);
+    }
+}
+
+// rot_store4 is rot_store for four consecutive pairs (i0 a multiple of 4).
+__device__ __forceinline__ void rot_store4(float* f, i64 fo, unsigned short* h, i64 ho, int i0, int half, float4 a, float4 b) {
+    if (h) {
+        *(uint2*)(h + ho + i0) = pack4_bf16(a);
+        *(uint2*)(h + ho + half + i0) = pack4_bf16(b);
+    } else {
+        *(float4*)(f + fo + i0) = a;
+        *(float4*)(f + fo + half + i0) = b;
     }
 }
 
@@ -478,13 +475,7 @@ __global__ void qknorm_rope_fwd4(float* out, unsigned short* oh, float* rstd, co
         float4 nb = make_float4(b.x * r * wb.x, b.y * r * wb.y, b.z * r * wb.z, b.w * r * wb.w);
         float4 oa = make_float4(na.x * co.x - nb.x * s.x, na.y * co.y - nb.y * s.y, na.z * co.z - nb.z * s.z, na.w * co.w - nb.w * s.w);
         float4 ob = make_float4(nb.x * co.x + na.x * s.x, nb.y * co.y + na.y * s.y, nb.z * co.z + na.z * s.z, nb.w * co.w + na.w * s.w);
-        if (oh) {
-            *(uint2*)(oh + off + i0) = pack4_bf16(oa);
-            *(uint2*)(oh + off + half + i0) = pack4_bf16(ob);
-        } else {
-            *(float4*)(out + off + i0) = oa;
-            *(float4*)(out + off + half + i0) = ob;
-        }
+        rot_store4(out, off, oh, off, i0, half, oa, ob);
     }
 }
 // Dynamic shared memory hd floats: the block's dw sum.
@@ -531,14 +522,7 @@ __global__ void qknorm_rope_bwd4(float* dx, unsigned short* dxh, float* dw, cons
                                 r * (ga.z * wa.z - xa.z * r * dot), r * (ga.w * wa.w - xa.w * r * dot));
         float4 vb = make_float4(r * (gb.x * wb.x - xb.x * r * dot), r * (gb.y * wb.y - xb.y * r * dot),
                                 r * (gb.z * wb.z - xb.z * r * dot), r * (gb.w * wb.w - xb.w * r * dot));
-        if (dxh) {
-            i64 ho = row / heads * hs + row % heads * hd;
-            *(uint2*)(dxh + ho + i0) = pack4_bf16(va);
-            *(uint2*)(dxh + ho + half + i0) = pack4_bf16(vb);
-        } else {
-            *(float4*)(dx + off + i0) = va;
-            *(float4*)(dx + off + half + i0) = vb;
-        }
+        rot_store4(dx, off, dxh, row / heads * hs + row % heads * hd, i0, half, va, vb);
     }
     // The warp's rows groups share columns: sum over them, then the block.
     for (int o = L; o < 32; o <<= 1) {
@@ -572,33 +556,22 @@ __global__ void add(float* out, const float* a, const float* b, i64 n) {
     for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x)
         out[i] = a[i] + b[i];
 }
-// SwiGLU: g = h1·σ(h1)·h3 (sets); gh (null: none) gets g rounded to
-// bf16, and g may then be null. σ(h1) is recomputed by the backward, not
-// saved: reading h1 again costs less than writing and reading σ.
-__global__ void swiglu_fwd(float* g, const float* h1, const float* h3, i64 n, unsigned short* gh) {
+// SwiGLU in fp32 and tf32 precision: g = h1·σ(h1)·h3 (sets). σ(h1) is
+// recomputed by the backward, not saved: reading h1 again costs less than
+// writing and reading σ.
+__global__ void swiglu_fwd(float* g, const float* h1, const float* h3, i64 n) {
     for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x) {
         float v = h1[i], sg = 1.f / (1.f + expf(-v));
-        float gi = v * sg * h3[i];
-        if (g) g[i] = gi;
-        if (gh) gh[i] = bf16_rn(gi);
+        g[i] = v * sg * h3[i];
     }
 }
 // In place: dg becomes dh1 = dg·h3·s·(1 + h1·(1−s)); dh3 = dg·h1·s (sets),
-// s = σ(h1) as the forward computed it. With dgh (bf16 precision) the
-// results go, rounded to bf16, to dgh and dh3h instead (the products'
-// operands; nothing else reads them).
-__global__ void swiglu_bwd(float* dg, float* dh3, const float* h1, const float* h3, i64 n,
-                           unsigned short* dgh, unsigned short* dh3h) {
+// s = σ(h1) as the forward computed it.
+__global__ void swiglu_bwd(float* dg, float* dh3, const float* h1, const float* h3, i64 n) {
     for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x) {
         float v = h1[i], sg = 1.f / (1.f + expf(-v)), d = dg[i];
-        float a = d * v * sg, b = d * h3[i] * sg * (1.f + v * (1.f - sg));
-        if (dgh) {
-            dh3h[i] = bf16_rn(a);
-            dgh[i] = bf16_rn(b);
-        } else {
-            dh3[i] = a;
-            dg[i] = b;
-        }
+        dh3[i] = d * v * sg;
+        dg[i] = d * h3[i] * sg * (1.f + v * (1.f - sg));
     }
 }
 

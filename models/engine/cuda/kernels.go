@@ -252,11 +252,10 @@ func (d *Device) qkNormRopeBackward(dx, dxh, dw, dy Buf, in headsIn, w, rstd, po
 // ropeApply rotates the heads of in: with oh (bf16, not the zero Buf) the
 // result goes there, rounded, instead of to out, its tokens hs elements
 // apart.
-func (d *Device) ropeApply(out, oh Buf, in headsIn, pos, cs, sn Buf, n, heads, hd, hs int, sign float32, accumulate bool) error {
-	acc := b2i(accumulate)
+func (d *Device) ropeApply(out, oh Buf, in headsIn, pos, cs, sn Buf, n, heads, hd, hs int, sign float32) error {
 	total := n * heads * hd / 2
 	return d.launch("rope", d.k.rope, grid1((total+ewBlock-1)/ewBlock), block1(ewBlock), 0,
-		out, in.x, pos, cs, sn, n, heads, hd, sign, acc, oh, hs, in.xh, in.stride)
+		out, in.x, pos, cs, sn, n, heads, hd, sign, oh, hs, in.xh, in.stride)
 }
 
 func (d *Device) addInto(out, a, b Buf, n int) error {
@@ -265,14 +264,13 @@ func (d *Device) addInto(out, a, b Buf, n int) error {
 
 // swigluForward: gh (the zero Buf: none) gets g's bf16 rounding as well;
 // g may then be the zero Buf.
-func (d *Device) swigluForward(g, gh, h1, h3 Buf, n int) error {
-	return d.launch("swiglu_fwd", d.k.swigluFwd, ewGrid(n), block1(ewBlock), 0, g, h1, h3, i64(n), gh)
+func (d *Device) swigluForward(g, h1, h3 Buf, n int) error {
+	return d.launch("swiglu_fwd", d.k.swigluFwd, ewGrid(n), block1(ewBlock), 0, g, h1, h3, i64(n))
 }
 
-// swigluBackward: with dgh and dh3h (bf16) the results go there, rounded,
-// instead of to dg and dh3.
-func (d *Device) swigluBackward(dg, dh3, dgh, dh3h, h1, h3 Buf, n int) error {
-	return d.launch("swiglu_bwd", d.k.swigluBwd, ewGrid(n), block1(ewBlock), 0, dg, dh3, h1, h3, i64(n), dgh, dh3h)
+// swigluBackward: dg becomes ∂L/∂h1 in place, dh3 is set to ∂L/∂h3.
+func (d *Device) swigluBackward(dg, dh3, h1, h3 Buf, n int) error {
+	return d.launch("swiglu_bwd", d.k.swigluBwd, ewGrid(n), block1(ewBlock), 0, dg, dh3, h1, h3, i64(n))
 }
 
 // swigluForwardH is bf16 precision's SwiGLU: gh = h1·σ(h1)·h3, every

@@ -791,7 +791,7 @@ func (tr *Trainer) mlpIn(a *layerActs, lp layerParams) error {
 			d.swigluForwardH(a.ggH, a.h1H, a.h3H, n*F))
 	}
 	return errors.Join(tr.linear(a.h1, a.mn, Buf{}, lp.w1, n, D, F), tr.linear(a.h3, a.mn, Buf{}, lp.w3, n, D, F),
-		d.swigluForward(a.gg, Buf{}, a.h1, a.h3, n*F))
+		d.swigluForward(a.gg, a.h1, a.h3, n*F))
 }
 
 // branchOut runs a block's output product (wo or w2, input width in)
@@ -890,8 +890,8 @@ func (tr *Trainer) forward(b *models.Batch) (float64, error) {
 			e(d.qkNormRope(a.qRot, a.qRotH, a.qrstd, qIn, tr.w.Off(lp.qNorm), tr.pos, tr.cos, tr.sin, n, H, hd, normEps))
 			e(d.qkNormRope(a.kRot, a.kRotH, a.krstd, kIn, tr.w.Off(lp.kNorm), tr.pos, tr.cos, tr.sin, n, KV, hd, normEps))
 		} else {
-			e(d.ropeApply(a.qRot, a.qRotH, qIn, tr.pos, tr.cos, tr.sin, n, H, hd, tr.qd, 1, false))
-			e(d.ropeApply(a.kRot, a.kRotH, kIn, tr.pos, tr.cos, tr.sin, n, KV, hd, tr.kvd, 1, false))
+			e(d.ropeApply(a.qRot, a.qRotH, qIn, tr.pos, tr.cos, tr.sin, n, H, hd, tr.qd, 1))
+			e(d.ropeApply(a.kRot, a.kRotH, kIn, tr.pos, tr.cos, tr.sin, n, KV, hd, tr.kvd, 1))
 		}
 		e(tr.attention(a))
 		if !tr.flash { // the flash kernel writes attH itself
@@ -1081,7 +1081,7 @@ func (tr *Trainer) backward() error {
 			e(d.swigluBackwardH(tr.dGH, tr.dH3H, tr.dGH, a.h1H, a.h3H, n*F))
 		} else {
 			e(tr.linearBack(tr.dG, tr.dx, Buf{}, a.gg, Buf{}, lp.w2, n, F, D, 0))
-			e(d.swigluBackward(tr.dG, tr.dH3, Buf{}, Buf{}, a.h1, a.h3, n*F))
+			e(d.swigluBackward(tr.dG, tr.dH3, a.h1, a.h3, n*F))
 		}
 		e(tr.toNorm(tr.dG, tr.dGH, a.mn, a.mnH, lp.w1, F, 0))
 		e(tr.toNorm(tr.dH3, tr.dH3H, a.mn, a.mnH, lp.w3, F, 1))
@@ -1100,8 +1100,8 @@ func (tr *Trainer) backward() error {
 			e(d.qkNormRopeBackward(tr.dq, dqH, tr.g.Off(lp.qNorm), tr.dqRot, qIn, tr.w.Off(lp.qNorm), a.qrstd, tr.pos, tr.cos, tr.sin, n, H, hd, S))
 			e(d.qkNormRopeBackward(tr.dk, dkH, tr.g.Off(lp.kNorm), tr.dkRot, kIn, tr.w.Off(lp.kNorm), a.krstd, tr.pos, tr.cos, tr.sin, n, KV, hd, S))
 		} else {
-			e(d.ropeApply(tr.dq, dqH, headsIn{x: tr.dqRot, stride: tr.qd}, tr.pos, tr.cos, tr.sin, n, H, hd, S, -1, false))
-			e(d.ropeApply(tr.dk, dkH, headsIn{x: tr.dkRot, stride: tr.kvd}, tr.pos, tr.cos, tr.sin, n, KV, hd, S, -1, false))
+			e(d.ropeApply(tr.dq, dqH, headsIn{x: tr.dqRot, stride: tr.qd}, tr.pos, tr.cos, tr.sin, n, H, hd, S, -1))
+			e(d.ropeApply(tr.dk, dkH, headsIn{x: tr.dkRot, stride: tr.kvd}, tr.pos, tr.cos, tr.sin, n, KV, hd, S, -1))
 		}
 		e(tr.qkvBack(a, lp))
 		e(tr.normBack(tr.dx, dxH, tr.dh, lp.attnNorm, x, a.arstd))
