@@ -241,8 +241,8 @@ func (t *ltTuner) workspace(d *Device) (Buf, error) {
 // untimed ones, reading a, b and c and writing a scratch output. Without
 // a candidate it returns nil (cublasGemmEx); without room for the scratch
 // output or without timing events, the heuristic's first.
-func (t *ltTuner) tune(d *Device, s ltShape, alpha float32, a, b uintptr, beta float32, c uintptr) (*ltPlan, error) {
-	p, err := t.lt.plan(s, ltCandidates, ltWorkspace)
+func (t *ltTuner) tune(d *Device, s ltShape, alpha float32, a, b uintptr, beta float32, c uintptr) (p *ltPlan, err error) {
+	p, err = t.lt.plan(s, ltCandidates, ltWorkspace)
 	if err != nil {
 		return nil, nil
 	}
@@ -265,7 +265,11 @@ func (t *ltTuner) tune(d *Device, s ltShape, alpha float32, a, b uintptr, beta f
 	if err != nil {
 		return p, nil
 	}
-	defer d.drv.call("cuMemFree", d.drv.cuMemFree, scratch.P)
+	defer func() {
+		if ferr := d.drv.call("cuMemFree", d.drv.cuMemFree, scratch.P); ferr != nil && err == nil {
+			p, err = nil, fmt.Errorf("cuBLASLt tuning's scratch output: %w", ferr)
+		}
+	}()
 	ws, err := t.workspace(d)
 	if err != nil {
 		return nil, err
