@@ -500,16 +500,7 @@ func (ip *imagePath) benchParts(K int) []benchPart {
 // is the host's time to issue one backward without waiting for the GPU:
 // where it nears the backward's GPU time, kernel launches bound the step.
 func BenchmarkStepPhases(b *testing.B) {
-	needGPU(b)
-	const B, T = 16, 1024
-	_, text, textBatch := benchTrainer(b, models.GPUReferenceConfig(T, false), B, T)
-	_, mm, imageBatch := imageTrainer(b, models.ConnectorConfig{Type: models.ConnCAbstractor, Tokens: 144, Depth: 1}, B, T)
-	mmText := models.SyntheticBatch(mm.m.Config, B, T, false, 1)
-	for _, c := range []struct {
-		name  string
-		tr    *Trainer
-		batch *models.Batch
-	}{{"text", text, textBatch}, {"images", mm, imageBatch}, {"images-model-text-batch", mm, mmText}} {
+	for _, c := range referenceSteps(b, true) {
 		tr, d := c.tr, c.tr.d
 		phases := []benchPart{
 			{"forward", 1, func() error { _, err := tr.forward(c.batch); return err }},
@@ -564,15 +555,7 @@ func BenchmarkStepPhases(b *testing.B) {
 // (Device.lt) and on cublasGemmEx, alternating in rounds on one trainer
 // so that the GPU's clock drift falls on both alike.
 func BenchmarkGemmTuning(b *testing.B) {
-	needGPU(b)
-	const B, T = 16, 1024
-	_, text, textBatch := benchTrainer(b, models.GPUReferenceConfig(T, false), B, T)
-	_, mm, imageBatch := imageTrainer(b, models.ConnectorConfig{Type: models.ConnCAbstractor, Tokens: 144, Depth: 1}, B, T)
-	for _, c := range []struct {
-		name  string
-		tr    *Trainer
-		batch *models.Batch
-	}{{"text", text, textBatch}, {"images", mm, imageBatch}} {
+	for _, c := range referenceSteps(b, false) {
 		d := c.tr.d
 		tuner := d.lt
 		if tuner == nil {
@@ -617,4 +600,26 @@ func BenchmarkGemmTuning(b *testing.B) {
 				c.name, float64(tuned)/per/1e6, float64(plain)/per/1e6, len(tuner.plans), moved)
 		})
 	}
+}
+
+// referenceStep is a trainer and the batch a benchmark steps it on.
+type referenceStep struct {
+	name  string
+	tr    *Trainer
+	batch *models.Batch
+}
+
+// referenceSteps builds the text reference and the multimodal one
+// (cabstractor) on benchTrainer, B 16 × T 1024; withTextBatch adds the
+// multimodal model on a batch without images.
+func referenceSteps(b *testing.B, withTextBatch bool) []referenceStep {
+	needGPU(b)
+	const B, T = 16, 1024
+	_, text, textBatch := benchTrainer(b, models.GPUReferenceConfig(T, false), B, T)
+	_, mm, imageBatch := imageTrainer(b, models.ConnectorConfig{Type: models.ConnCAbstractor, Tokens: 144, Depth: 1}, B, T)
+	steps := []referenceStep{{"text", text, textBatch}, {"images", mm, imageBatch}}
+	if withTextBatch {
+		steps = append(steps, referenceStep{"images-model-text-batch", mm, models.SyntheticBatch(mm.m.Config, B, T, false, 1)})
+	}
+	return steps
 }

@@ -18,7 +18,7 @@ type cublasLt struct {
 	handle                                  uintptr
 	create, descCreate, descSet             uintptr
 	layoutCreate, prefCreate, prefSet       uintptr
-	heuristic, matmul                       uintptr
+	heuristic, matmul, statusFn             uintptr
 	descDestroy, layoutDestroy, prefDestroy uintptr
 }
 
@@ -36,21 +36,34 @@ func loadCublasLt() (*cublasLt, error) {
 		"cublasLtMatmulPreferenceCreate": &c.prefCreate, "cublasLtMatmulPreferenceSetAttribute": &c.prefSet,
 		"cublasLtMatmulAlgoGetHeuristic": &c.heuristic, "cublasLtMatmul": &c.matmul,
 		"cublasLtMatmulDescDestroy": &c.descDestroy, "cublasLtMatrixLayoutDestroy": &c.layoutDestroy,
-		"cublasLtMatmulPreferenceDestroy": &c.prefDestroy,
+		"cublasLtMatmulPreferenceDestroy": &c.prefDestroy, "cublasLtGetStatusString": &c.statusFn,
 	}); err != nil {
 		return nil, err
 	}
-	if r := first(purego.SyscallN(c.create, uintptr(unsafe.Pointer(&c.handle)))); r != 0 {
-		return nil, &Error{Lib: lib.name, Call: "cublasLtCreate", Code: int(r)}
+	if err := c.check("cublasLtCreate", first(purego.SyscallN(c.create, uintptr(unsafe.Pointer(&c.handle))))); err != nil {
+		return nil, err
 	}
 	return c, nil
+}
+
+// call runs fn(args…) unless err is already set, and returns the first
+// error. As driver.call, it moves Go variables passed as
+// uintptr(unsafe.Pointer(&x)) to the heap for the call.
+//
+//go:uintptrescapes
+func (c *cublasLt) call(err error, name string, fn uintptr, args ...uintptr) error {
+	if err != nil {
+		return err
+	}
+	return c.check(name, first(purego.SyscallN(fn, args...)))
 }
 
 func (c *cublasLt) check(call string, r uintptr) error {
 	if r == 0 {
 		return nil
 	}
-	return &Error{Lib: c.lib.name, Call: call, Code: int(r)}
+	s, _, _ := purego.SyscallN(c.statusFn, r)
+	return &Error{Lib: c.lib.name, Call: call, Code: int(r), Msg: goString(s)}
 }
 
 // cuBLASLt's enumerations (cublasLt.h).
@@ -105,19 +118,14 @@ type ltPlan struct {
 
 // plan builds s's descriptors (column-major, as gemmEx: Cᵀ = op(B)ᵀ·op(A)ᵀ)
 // and asks the heuristic for up to want algorithms that fit workspace
-// bytes.
+// bytes. On failure it destroys what it created.
 func (c *cublasLt) plan(s ltShape, want int, workspace uint64) (*ltPlan, error) {
 	p := &ltPlan{}
+	var err error
 	opA, opB := int32(op(s.tB)), int32(op(s.tA))
-	if err := c.check("cublasLtMatmulDescCreate", first(purego.SyscallN(c.descCreate, uintptr(unsafe.Pointer(&p.desc)), cublasCompute32F, cudaR32F))); err != nil {
-		return nil, err
-	}
-	if err := c.check("cublasLtMatmulDescSetAttribute", first(purego.SyscallN(c.descSet, p.desc, ltDescTransA, uintptr(unsafe.Pointer(&opA)), 4))); err != nil {
-		return nil, err
-	}
-	if err := c.check("cublasLtMatmulDescSetAttribute", first(purego.SyscallN(c.descSet, p.desc, ltDescTransB, uintptr(unsafe.Pointer(&opB)), 4))); err != nil {
-		return nil, err
-	}
+	err = c.call(err, "cublasLtMatmulDescCreate", c.descCreate, uintptr(unsafe.Pointer(&p.desc)), cublasCompute32F, cudaR32F)
+	err = c.call(err, "cublasLtMatmulDescSetAttribute", c.descSet, p.desc, ltDescTransA, uintptr(unsafe.Pointer(&opA)), 4)
+	err = c.call(err, "cublasLtMatmulDescSetAttribute", c.descSet, p.desc, ltDescTransB, uintptr(unsafe.Pointer(&opB)), 4)
 	// Column-major: A' = op(B) is n×k, B' = op(A) is k×m, C' is n×m.
 	rows := func(t bool, r, c int) (int, int) {
 		if t {
@@ -127,45 +135,44 @@ func (c *cublasLt) plan(s ltShape, want int, workspace uint64) (*ltPlan, error) 
 	}
 	ar, ac := rows(s.tB, s.n, s.k)
 	br, bc := rows(s.tA, s.k, s.m)
-	for _, l := range []struct {
-		dst      *uintptr
-		typ      uintptr
-		r, c, ld int
-	}{{&p.la, s.ab, ar, ac, s.ldb}, {&p.lb, s.ab, br, bc, s.lda}, {&p.lc, s.ct, s.n, s.m, s.ldc}} {
-		if err := c.check("cublasLtMatrixLayoutCreate", first(purego.SyscallN(c.layoutCreate, uintptr(unsafe.Pointer(l.dst)), l.typ, uintptr(l.r), uintptr(l.c), uintptr(l.ld)))); err != nil {
-			return nil, err
-		}
-	}
+	err = c.call(err, "cublasLtMatrixLayoutCreate", c.layoutCreate, uintptr(unsafe.Pointer(&p.la)), s.ab, uintptr(ar), uintptr(ac), uintptr(s.ldb))
+	err = c.call(err, "cublasLtMatrixLayoutCreate", c.layoutCreate, uintptr(unsafe.Pointer(&p.lb)), s.ab, uintptr(br), uintptr(bc), uintptr(s.lda))
+	err = c.call(err, "cublasLtMatrixLayoutCreate", c.layoutCreate, uintptr(unsafe.Pointer(&p.lc)), s.ct, uintptr(s.n), uintptr(s.m), uintptr(s.ldc))
 	var pref uintptr
-	if err := c.check("cublasLtMatmulPreferenceCreate", first(purego.SyscallN(c.prefCreate, uintptr(unsafe.Pointer(&pref))))); err != nil {
-		return nil, err
-	}
-	defer purego.SyscallN(c.prefDestroy, pref)
+	err = c.call(err, "cublasLtMatmulPreferenceCreate", c.prefCreate, uintptr(unsafe.Pointer(&pref)))
 	mask := uint32(ltReductionFP32)
-	if err := c.check("cublasLtMatmulPreferenceSetAttribute", first(purego.SyscallN(c.prefSet, pref, ltPrefMaxWorkspace, uintptr(unsafe.Pointer(&workspace)), 8))); err != nil {
-		return nil, err
-	}
-	if err := c.check("cublasLtMatmulPreferenceSetAttribute", first(purego.SyscallN(c.prefSet, pref, ltPrefReduction, uintptr(unsafe.Pointer(&mask)), 4))); err != nil {
-		return nil, err
-	}
+	err = c.call(err, "cublasLtMatmulPreferenceSetAttribute", c.prefSet, pref, ltPrefMaxWorkspace, uintptr(unsafe.Pointer(&workspace)), 8)
+	err = c.call(err, "cublasLtMatmulPreferenceSetAttribute", c.prefSet, pref, ltPrefReduction, uintptr(unsafe.Pointer(&mask)), 4)
 	for attr := uintptr(ltPrefAlignA); attr < ltPrefAlignA+4; attr++ {
-		if err := c.check("cublasLtMatmulPreferenceSetAttribute", first(purego.SyscallN(c.prefSet, pref, attr, uintptr(unsafe.Pointer(&s.align)), 4))); err != nil {
-			return nil, err
-		}
+		err = c.call(err, "cublasLtMatmulPreferenceSetAttribute", c.prefSet, pref, attr, uintptr(unsafe.Pointer(&s.align)), 4)
 	}
 	res := make([]ltAlgo, want)
 	var got int32
-	if err := c.check(fmt.Sprintf("cublasLtMatmulAlgoGetHeuristic(m=%d n=%d k=%d)", s.m, s.n, s.k), first(purego.SyscallN(c.heuristic, c.handle, p.desc, p.la, p.lb, p.lc, p.lc, pref,
-		uintptr(want), uintptr(unsafe.Pointer(&res[0])), uintptr(unsafe.Pointer(&got))))); err != nil {
-		return nil, err
+	err = c.call(err, fmt.Sprintf("cublasLtMatmulAlgoGetHeuristic(m=%d n=%d k=%d)", s.m, s.n, s.k), c.heuristic, c.handle,
+		p.desc, p.la, p.lb, p.lc, p.lc, pref, uintptr(want), uintptr(unsafe.Pointer(&res[0])), uintptr(unsafe.Pointer(&got)))
+	if pref != 0 {
+		purego.SyscallN(c.prefDestroy, pref)
 	}
-	for _, r := range res[:got] {
-		if r.state == 0 {
-			p.algos = append(p.algos, r)
+	if err == nil {
+		for _, r := range res[:got] {
+			if r.state == 0 {
+				p.algos = append(p.algos, r)
+			}
+		}
+		if len(p.algos) == 0 {
+			err = fmt.Errorf("cuBLASLt: no algorithm for m=%d n=%d k=%d", s.m, s.n, s.k)
 		}
 	}
-	if len(p.algos) == 0 {
-		return nil, fmt.Errorf("cuBLASLt: no algorithm for m=%d n=%d k=%d", s.m, s.n, s.k)
+	if err != nil {
+		for _, l := range []uintptr{p.la, p.lb, p.lc} {
+			if l != 0 {
+				purego.SyscallN(c.layoutDestroy, l)
+			}
+		}
+		if p.desc != 0 {
+			purego.SyscallN(c.descDestroy, p.desc)
+		}
+		return nil, err
 	}
 	return p, nil
 }

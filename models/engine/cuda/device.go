@@ -284,11 +284,17 @@ func upload[T float32 | int32 | int64 | uint64](d *Device, b Buf, src []T) error
 	if len(src) == 0 {
 		return nil
 	}
+	return d.drv.call("cuMemcpyHtoD", d.drv.cuMemcpyHtoD, b.P, uintptr(unsafe.Pointer(&src[0])), uploadBytes(b, src))
+}
+
+// uploadBytes is src's size, which must fit in b (a caller's sizing bug
+// otherwise: the copy would run past the allocation).
+func uploadBytes[T float32 | int32 | int64 | uint64](b Buf, src []T) uintptr {
 	bytes := len(src) * int(unsafe.Sizeof(src[0]))
 	if bytes > 4*b.N {
 		panic(fmt.Sprintf("cuda: upload of %d bytes into a %d-byte buffer", bytes, 4*b.N))
 	}
-	return d.drv.call("cuMemcpyHtoD", d.drv.cuMemcpyHtoD, b.P, uintptr(unsafe.Pointer(&src[0])), uintptr(bytes))
+	return uintptr(bytes)
 }
 
 // staging is page-locked host memory (cuMemAllocHost) that a step's batch
@@ -343,11 +349,7 @@ func uploadAsync[T float32 | int32](d *Device, b Buf, src []T) error {
 	if len(src) == 0 {
 		return nil
 	}
-	bytes := len(src) * int(unsafe.Sizeof(src[0]))
-	if bytes > 4*b.N {
-		panic(fmt.Sprintf("cuda: upload of %d bytes into a %d-byte buffer", bytes, 4*b.N))
-	}
-	return d.drv.call("cuMemcpyHtoDAsync", d.drv.cuMemcpyHtoDAsync, b.P, uintptr(unsafe.Pointer(&src[0])), uintptr(bytes), 0)
+	return d.drv.call("cuMemcpyHtoDAsync", d.drv.cuMemcpyHtoDAsync, b.P, uintptr(unsafe.Pointer(&src[0])), uploadBytes(b, src), 0)
 }
 
 func download[T float32 | int32 | float64](d *Device, dst []T, b Buf) error {

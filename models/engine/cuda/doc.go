@@ -1,11 +1,12 @@
 // Package cuda is mmablate's GPU backend: it drives an NVIDIA GPU from a
 // cgo-free Go binary. It owns the run-time loading of the CUDA driver
-// (libcuda.so.1), cuBLAS and NVRTC through purego, device memory, the
-// project's own CUDA C kernels (kernels.cu, embedded in the binary and
-// compiled by NVRTC to a CUBIN for the detected sm_XY on first use), matrix
-// products through cuBLAS and cuBLASLt, and Trainer: a models.Model trained on the GPU
-// (the decoder's forward and backward, gradient clipping and AdamW over
-// every parameter) with the CPU engine's exact layer definitions. A
+// (libcuda.so.1), cuBLAS, cuBLASLt (optional) and NVRTC through purego,
+// device memory, the project's own CUDA C kernels (kernels.cu, embedded in
+// the binary and compiled by NVRTC to a CUBIN for the detected sm_XY on
+// first use), matrix products through cuBLAS and cuBLASLt, and Trainer: a
+// models.Model trained on the GPU (the decoder's forward and backward,
+// gradient clipping and AdamW over every parameter) with the CPU engine's
+// exact layer definitions. A
 // multimodal model's image path runs there too (image.go, connector.go):
 // the ViT (patch embedding, position embedding, pre-norm blocks with
 // LayerNorm, bidirectional attention and a GELU MLP, final norm; no
@@ -100,9 +101,10 @@
 // followed: the ViT backward's weight-gradient products and bias sums run
 // on a side stream (stream.go), the batch goes up from pinned memory
 // without the host waiting (staging in device.go), and the bf16 products
-// run on the fastest of cuBLASLt's candidates per shape (cublaslt.go).
-// `bench train` timed the result at 54.1 ms a step, MFU 39.4%, on an H200
-// whose text step was 1.5% slower than the one that had timed 54.3 ms.
+// that are not batched run on the fastest of cuBLASLt's candidates per
+// shape (cublaslt.go). `bench train` timed the result at 54.1 ms a step,
+// MFU 39.4%, on an H200 whose text step was 1.5% slower than the one that
+// had timed 54.3 ms.
 //
 // In bf16 on sm_80 and later, with a head width of 16, 32 or 64, the
 // decoder's attention is flash attention (flash.go; FlashAttention-2's

@@ -601,7 +601,7 @@ func (ip *imagePath) attentionBackH(blk *vitActs, K int) error {
 func (ip *imagePath) vitBackwardH(K int) error {
 	d, n, dv, F, tr := ip.d, K*ip.np, ip.dv, ip.F, ip.tr
 	pp := vision.Channels * ip.P * ip.P
-	w, g, wh := tr.w, tr.g, tr.wh
+	w, g := tr.w, tr.g
 	if ip.aux != nil {
 		ip.aux.next = 0
 	}
@@ -629,33 +629,29 @@ func (ip *imagePath) vitBackwardH(K int) error {
 		ev := func(v uintptr, err error) uintptr { e(err); return v }
 		// fc2, then GELU, from dx (the block output's gradient)
 		e(waitFor(hidRead))
-		e(d.gemmBF16Out(false, false, n, F, dv, 1, ip.dxH.P, dv, half(wh, b.fc2W), F, 0, ip.dhidH.P, F))
+		e(tr.inputGradH(ip.dhidH, ip.dxH, b.fc2W, n, F, dv, 0))
 		fc2 := ev(side(func() error {
-			return errors.Join(d.colsumAdd(g.Off(b.fc2B), ip.dx, n, dv),
-				d.gemmBF16(true, false, dv, F, n, 1, ip.dxH.P, dv, a.actH.P, F, 1, g.At(b.fc2W), F))
+			return errors.Join(d.colsumAdd(g.Off(b.fc2B), ip.dx, n, dv), tr.weightGradH(ip.dxH, a.actH, b.fc2W, n, F, dv))
 		}))
 		e(d.geluBackwardH(ip.dhidH, a.hidH, n*F))
 		// fc1 and ln2: dx becomes h's gradient
-		e(d.gemmBF16Out(false, false, n, dv, F, 1, ip.dhidH.P, F, half(wh, b.fc1W), dv, 0, ip.daH.P, dv))
+		e(tr.inputGradH(ip.daH, ip.dhidH, b.fc1W, n, dv, F, 0))
 		hidRead = ev(side(func() error {
-			return errors.Join(d.colsumAddH(g.Off(b.fc1B), ip.dhidH, n, F),
-				d.gemmBF16(true, false, F, dv, n, 1, ip.dhidH.P, F, a.a2H.P, dv, 1, g.At(b.fc1W), dv))
+			return errors.Join(d.colsumAddH(g.Off(b.fc1B), ip.dhidH, n, F), tr.weightGradH(ip.dhidH, a.a2H, b.fc1W, n, dv, F))
 		}))
 		e(waitFor(fc2))
 		e(d.layerNormBackwardH(ip.dx, ip.dxH, g.Off(b.ln2W), g.Off(b.ln2B), Buf{}, ip.daH, a.h, w.Off(b.ln2W), a.mean2, a.rstd2, n, dv))
 		// proj and the attention
-		e(d.gemmBF16Out(false, false, n, dv, dv, 1, ip.dxH.P, dv, half(wh, b.projW), dv, 0, ip.doH.P, dv))
+		e(tr.inputGradH(ip.doH, ip.dxH, b.projW, n, dv, dv, 0))
 		proj := ev(side(func() error {
-			return errors.Join(d.colsumAdd(g.Off(b.projB), ip.dx, n, dv),
-				d.gemmBF16(true, false, dv, dv, n, 1, ip.dxH.P, dv, a.oH.P, dv, 1, g.At(b.projW), dv))
+			return errors.Join(d.colsumAdd(g.Off(b.projB), ip.dx, n, dv), tr.weightGradH(ip.dxH, a.oH, b.projW, n, dv, dv))
 		}))
 		e(waitFor(qkvRead))
 		e(ip.attentionBackH(a, K))
 		// qkv and ln1: dx becomes the block input's gradient
-		e(d.gemmBF16Out(false, false, n, dv, 3*dv, 1, ip.dqkvH.P, 3*dv, half(wh, b.qkvW), dv, 0, ip.daH.P, dv))
+		e(tr.inputGradH(ip.daH, ip.dqkvH, b.qkvW, n, dv, 3*dv, 0))
 		qkvRead = ev(side(func() error {
-			return errors.Join(d.colsumAddH(g.Off(b.qkvB), ip.dqkvH, n, 3*dv),
-				d.gemmBF16(true, false, 3*dv, dv, n, 1, ip.dqkvH.P, 3*dv, a.a1H.P, dv, 1, g.At(b.qkvW), dv))
+			return errors.Join(d.colsumAddH(g.Off(b.qkvB), ip.dqkvH, n, 3*dv), tr.weightGradH(ip.dqkvH, a.a1H, b.qkvW, n, dv, 3*dv))
 		}))
 		e(waitFor(proj))
 		e(d.layerNormBackwardH(ip.dx, ip.dxH, g.Off(b.ln1W), g.Off(b.ln1B), Buf{}, ip.daH, x, w.Off(b.ln1W), a.mean1, a.rstd1, n, dv))
@@ -665,7 +661,7 @@ func (ip *imagePath) vitBackwardH(K int) error {
 	}
 	last, err := side(func() error {
 		return errors.Join(d.colsumAdd(g.Off(ip.pos), ip.dx, K, ip.np*dv),
-			d.gemmBF16(true, false, dv, pp, n, 1, ip.dxH.P, dv, ip.patchesH.P, pp, 1, g.At(ip.patchW), pp),
+			tr.weightGradH(ip.dxH, ip.patchesH, ip.patchW, n, pp, dv),
 			d.colsumAdd(g.Off(ip.patchB), ip.dx, n, dv))
 	})
 	if err := errors.Join(err, waitFor(last)); err != nil { // the side stream is in order: its last event covers it all

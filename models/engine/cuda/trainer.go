@@ -681,11 +681,21 @@ func (tr *Trainer) linear(y, x, xh Buf, w, n, in, out int) error {
 // bf16: dxh = doutH·W (beta 0) or dxh += doutH·W (beta 1, rounded again),
 // dW += doutHᵀ·xh.
 func (tr *Trainer) linearBackH(dxh, doutH, xh Buf, w, n, in, out int, beta float32) error {
-	d := tr.d
-	if err := d.gemmBF16Out(false, false, n, in, out, 1, doutH.P, out, half(tr.wh, w), in, beta, dxh.P, in); err != nil {
+	if err := tr.inputGradH(dxh, doutH, w, n, in, out, beta); err != nil {
 		return err
 	}
-	return d.gemmBF16(true, false, out, in, n, 1, doutH.P, out, xh.P, in, 1, tr.g.At(w), in)
+	return tr.weightGradH(doutH, xh, w, n, in, out)
+}
+
+// inputGradH is linearBackH's first product: dxh = doutH·W (beta 0) or
+// dxh += doutH·W (beta 1), in bf16.
+func (tr *Trainer) inputGradH(dxh, doutH Buf, w, n, in, out int, beta float32) error {
+	return tr.d.gemmBF16Out(false, false, n, in, out, 1, doutH.P, out, half(tr.wh, w), in, beta, dxh.P, in)
+}
+
+// weightGradH is linearBackH's second: dW[out,in] += doutHᵀ·xh (fp32).
+func (tr *Trainer) weightGradH(doutH, xh Buf, w, n, in, out int) error {
+	return tr.d.gemmBF16(true, false, out, in, n, 1, doutH.P, out, xh.P, in, 1, tr.g.At(w), in)
 }
 
 // toNorm runs the backward products of a linear layer that reads a norm's
@@ -748,7 +758,7 @@ func (tr *Trainer) linearBack(dx, dout, doutH, x, xh Buf, w, n, in, out int, bet
 		if err := d.gemmBF16(false, false, n, in, out, 1, doutH.P, out, half(tr.wh, w), in, beta, dx.P, in); err != nil {
 			return err
 		}
-		return d.gemmBF16(true, false, out, in, n, 1, doutH.P, out, xh.P, in, 1, tr.g.At(w), in)
+		return tr.weightGradH(doutH, xh, w, n, in, out)
 	}
 	if err := d.gemm(tr.prec, false, false, n, in, out, 1, dout.P, out, tr.w.At(w), in, beta, dx.P, in); err != nil {
 		return err
@@ -841,7 +851,7 @@ func (tr *Trainer) forward(b *models.Batch) (float64, error) {
 		return 0, err
 	}
 	if tr.staged { // the staging area is about to be rewritten
-		if err := tr.d.Sync(); err != nil {
+		if err := tr.d.sync(); err != nil {
 			return 0, err
 		}
 		tr.staged = false
