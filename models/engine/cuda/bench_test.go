@@ -459,16 +459,12 @@ func (ip *imagePath) benchParts(K int) []benchPart {
 			return errors.Join(d.layerNormH(a.a1H, a.mean1, a.rstd1, x, w.Off(b.ln1W), w.Off(b.ln1B), n, dv, normEps),
 				d.layerNormH(a.a2H, a.mean2, a.rstd2, a.h, w.Off(b.ln2W), w.Off(b.ln2B), n, dv, normEps))
 		}},
-		{"block-biases-and-residuals-forward", L, func() error { // the products' C operands
-			return errors.Join(d.biasRowsH(a.qkvH, w.Off(b.qkvB), n, 3*dv), d.residualBias(a.h, x, w.Off(b.projB), n, dv),
-				d.biasRowsH(a.hidH, w.Off(b.fc1B), n, F), d.residualBias(ip.xs[1], a.h, w.Off(b.fc2B), n, dv))
-		}},
-		{"block-linear-forward-products", L, func() error {
+		{"block-linear-forward-products", L, func() error { // with their biases and residuals (gemmBF16Bias)
 			return errors.Join(
-				d.gemmBF16Out(false, true, n, 3*dv, dv, 1, a.a1H.P, dv, half(wh, b.qkvW), dv, 1, a.qkvH.P, 3*dv),
-				d.gemmBF16(false, true, n, dv, dv, 1, a.oH.P, dv, half(wh, b.projW), dv, 1, a.h.P, dv),
-				d.gemmBF16Out(false, true, n, F, dv, 1, a.a2H.P, dv, half(wh, b.fc1W), dv, 1, a.hidH.P, F),
-				d.gemmBF16(false, true, n, dv, F, 1, a.actH.P, F, half(wh, b.fc2W), F, 1, ip.xs[1].P, dv))
+				d.gemmBF16Bias(true, false, true, n, 3*dv, dv, a.a1H.P, dv, half(wh, b.qkvW), dv, w.Off(b.qkvB), half(wh, b.qkvB), Buf{}, a.qkvH),
+				d.gemmBF16Bias(false, false, true, n, dv, dv, a.oH.P, dv, half(wh, b.projW), dv, w.Off(b.projB), 0, x, a.h),
+				d.gemmBF16Bias(true, false, true, n, F, dv, a.a2H.P, dv, half(wh, b.fc1W), dv, w.Off(b.fc1B), half(wh, b.fc1B), Buf{}, a.hidH),
+				d.gemmBF16Bias(false, false, true, n, dv, F, a.actH.P, F, half(wh, b.fc2W), F, w.Off(b.fc2B), 0, a.h, ip.xs[1]))
 		}},
 		{"block-attention-forward", L, func() error { return ip.attentionH(a, K) }},
 		{"block-gelu-forward", L, func() error { return d.geluH(a.actH, a.hidH, n*F) }},
@@ -562,7 +558,6 @@ func BenchmarkGemmTuning(b *testing.B) {
 			b.Skip("cuBLASLt did not load")
 		}
 		const rounds, steps = 4, 8
-		var tuned, plain time.Duration
 		run := func(lt *ltTuner) time.Duration {
 			d.lt = lt
 			defer func() { d.lt = tuner }()
@@ -581,6 +576,7 @@ func BenchmarkGemmTuning(b *testing.B) {
 			return time.Since(t0)
 		}
 		b.Run(c.name, func(b *testing.B) {
+			var tuned, plain time.Duration
 			for range b.N {
 				for range rounds {
 					tuned += run(tuner)
@@ -622,4 +618,50 @@ func referenceSteps(b *testing.B, withTextBatch bool) []referenceStep {
 		steps = append(steps, referenceStep{"images-model-text-batch", mm, models.SyntheticBatch(mm.m.Config, B, T, false, 1)})
 	}
 	return steps
+}
+
+// BenchmarkStepProfile: where a training step of the text and the
+// multimodal reference spends its GPU time, kernel by kernel and product
+// shape by shape (Device's profiler: each call between two events), over
+// a few steps after warm-up; it prints the largest parts.
+func BenchmarkStepProfile(b *testing.B) {
+	for _, c := range referenceSteps(b, false) {
+		d := c.tr.d
+		b.Run(c.name, func(b *testing.B) {
+			step := func() {
+				if _, err := c.tr.Step(c.batch, 1e-4); err != nil {
+					b.Fatal(err)
+				}
+			}
+			step()
+			step()
+			if err := d.startProfile(); err != nil {
+				b.Skip(err)
+			}
+			for range b.N {
+				step()
+			}
+			var parts []ProfileEntry
+			var err error
+			func() {
+				defer d.enter()()
+				parts, err = d.stopProfile()
+			}()
+			if err != nil {
+				b.Fatal(err)
+			}
+			total := 0.0
+			for _, p := range parts {
+				total += p.MS
+			}
+			n := float64(b.N)
+			fmt.Printf("%s: %d names, %.2f ms/step summed (side stream counted in full)\n", c.name, len(parts), total/n)
+			for i, p := range parts {
+				if i == 60 {
+					break
+				}
+				fmt.Printf("  %8.3f ms/step %5.1f calls/step  %s\n", p.MS/n, float64(p.Calls)/n, p.Name)
+			}
+		})
+	}
 }

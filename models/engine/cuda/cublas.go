@@ -115,15 +115,77 @@ func (d *Device) gemmBF16Out(tA, tB bool, m, n, k int, alpha float32, a uintptr,
 	return d.gemmEx(cudaR16BF, cudaR16BF, cublasCompute32F, "cublasGemmEx bf16 out", tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
+// gemmBF16Bias sets dst [m, n] = op(A)·op(B) + bias + res: bf16 operands
+// accumulated in fp32 as gemmBF16, bias a row [n] added to every row, res
+// the fp32 residual stream (the zero Buf: none; only with an fp32 dst),
+// dst fp32 or (out16) bf16, rows n elements apart. bias is fp32; biasH,
+// its bf16 copy, is what a bf16 dst's epilogue reads (cuBLASLt takes a
+// bias of the output's type there), the bias rounded as the kernel below
+// rounds it. Through cuBLASLt the bias is the product's epilogue and res
+// its C operand, one pass that rounds once; without it (or without a plan
+// for the shape) dst first takes bias (+ res) from a kernel and the
+// product adds onto it (beta 1), as the ViT did before: on an H200 the
+// bias and residual kernels were 0.40 ms of the multimodal reference step
+// (BenchmarkImageParts).
+func (d *Device) gemmBF16Bias(out16, tA, tB bool, m, n, k int, a uintptr, lda int, b uintptr, ldb int, bias Buf, biasH uintptr, res, dst Buf) error {
+	if m == 0 || n == 0 {
+		return nil
+	}
+	if out16 && res.P != 0 {
+		return fmt.Errorf("gemmBF16Bias: a residual needs an fp32 output (m=%d n=%d k=%d)", m, n, k)
+	}
+	ct := uintptr(cudaR32F)
+	if out16 {
+		ct = cudaR16BF
+	}
+	if d.lt != nil && (biasH != 0 || !out16) {
+		c, beta := dst.P, float32(0)
+		if res.P != 0 {
+			c, beta = res.P, 1
+		}
+		bp := bias.P
+		if out16 {
+			bp = biasH
+		}
+		s := ltShape{tA: tA, tB: tB, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: n, ab: cudaR16BF, ct: ct,
+			align: ptrAlign(a, b, c, dst.P), biasAlign: ptrAlign(bp)}
+		end := d.profile(fmt.Sprintf("cuBLASLt bias epilogue %d×%d×%d", m, n, k))
+		done, err := d.lt.gemm(d, s, 1, a, b, beta, c, dst.P, bp)
+		end()
+		if done || err != nil {
+			return err
+		}
+	}
+	var err error
+	switch {
+	case out16:
+		err = d.biasRowsH(dst, bias, m, n)
+	case res.P != 0:
+		err = d.residualBias(dst, res, bias, m, n)
+	default: // the product first, then the bias on top
+		if err := d.gemmEx(cudaR16BF, ct, cublasCompute32F, "cublasGemmEx bf16", tA, tB, m, n, k, 1, a, lda, b, ldb, 0, dst.P, n); err != nil {
+			return err
+		}
+		return d.addBcast(dst, bias, m*n, n)
+	}
+	if err != nil {
+		return err
+	}
+	return d.gemmEx(cudaR16BF, ct, cublasCompute32F, "cublasGemmEx bf16 bias", tA, tB, m, n, k, 1, a, lda, b, ldb, 1, dst.P, n)
+}
+
 // gemmEx is one cublasGemmEx with operands of type ab, C of type ct and
 // compute type compute.
 func (d *Device) gemmEx(ab, ct, compute uintptr, name string, tA, tB bool, m, n, k int, alpha float32, a uintptr, lda int, b uintptr, ldb int, beta float32, c uintptr, ldc int) error {
 	if m == 0 || n == 0 {
 		return nil
 	}
+	if d.prof != nil {
+		defer d.profile(fmt.Sprintf("%s %d×%d×%d", name, m, n, k))()
+	}
 	if ab == cudaR16BF && compute == cublasCompute32F && d.lt != nil {
 		s := ltShape{tA: tA, tB: tB, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc, ab: ab, ct: ct, align: ptrAlign(a, b, c)}
-		if done, err := d.lt.gemm(d, s, alpha, a, b, beta, c); done || err != nil {
+		if done, err := d.lt.gemm(d, s, alpha, a, b, beta, c, c, 0); done || err != nil {
 			return err
 		}
 	}
@@ -158,6 +220,9 @@ func (d *Device) gemmBatchedBF16Out(tA, tB bool, m, n, k int, alpha float32, a u
 func (d *Device) gemmBatchedEx(ab, ct, compute uintptr, name string, tA, tB bool, m, n, k int, alpha float32, a uintptr, lda int, b uintptr, ldb int, beta float32, c uintptr, ldc, count int) error {
 	if m == 0 || n == 0 || count == 0 {
 		return nil
+	}
+	if d.prof != nil {
+		defer d.profile(fmt.Sprintf("%s %d×%d×%d ×%d", name, m, n, k, count))()
 	}
 	d.scalars[0], d.scalars[1] = alpha, beta
 	al, be := d.host+2*maxArgs*8, d.host+2*maxArgs*8+4

@@ -70,9 +70,13 @@ func (c *cublasLt) check(call string, r uintptr) error {
 const (
 	ltDescTransA       = 3 // CUBLASLT_MATMUL_DESC_TRANSA
 	ltDescTransB       = 4
-	ltPrefMaxWorkspace = 1 // CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES
-	ltPrefReduction    = 3 // CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK
-	ltPrefAlignA       = 5 // CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES; B, C, D follow
+	ltDescEpilogue     = 7 // CUBLASLT_MATMUL_DESC_EPILOGUE
+	ltDescBiasPointer  = 8
+	ltDescBiasType     = 26 // CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE
+	ltEpilogueBias     = 4  // CUBLASLT_EPILOGUE_BIAS: D = alpha·A·B + beta·C + bias, bias broadcast over D's columns
+	ltPrefMaxWorkspace = 1  // CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES
+	ltPrefReduction    = 3  // CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK
+	ltPrefAlignA       = 5  // CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES; B, C, D follow
 	// ltReductionFP32: no split of k, or a split whose parts are added in
 	// the compute type in a workspace (CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE):
 	// no atomics, no bf16 partial sums.
@@ -96,6 +100,11 @@ type ltShape struct {
 	lda, ldb, ldc int
 	ab, ct        uintptr // operand and C types
 	align         uint32  // bytes every pointer is aligned to (≤ 256)
+	// biasAlign, where not 0: the product adds a bias [n] of C's type to
+	// every row in its epilogue, the bias pointer aligned to biasAlign
+	// bytes (kept out of align, which sets the operands' declared
+	// alignment).
+	biasAlign uint32
 }
 
 // ptrAlign is the largest power of two, at most 256, dividing every p.
@@ -113,19 +122,25 @@ func ptrAlign(ps ...uintptr) uint32 {
 type ltPlan struct {
 	desc, la, lb, lc uintptr
 	algos            []ltAlgo
-	best             int // the algorithm gemm runs
+	best             int  // the algorithm gemm runs
+	bias             bool // the bias epilogue: run sets its pointer
 }
 
 // plan builds s's descriptors (column-major, as gemmEx: Cᵀ = op(B)ᵀ·op(A)ᵀ)
 // and asks the heuristic for up to want algorithms that fit workspace
 // bytes. On failure it destroys what it created.
 func (c *cublasLt) plan(s ltShape, want int, workspace uint64) (*ltPlan, error) {
-	p := &ltPlan{}
+	p := &ltPlan{bias: s.biasAlign != 0}
 	var err error
 	opA, opB := int32(op(s.tB)), int32(op(s.tA))
 	err = c.call(err, "cublasLtMatmulDescCreate", c.descCreate, uintptr(unsafe.Pointer(&p.desc)), cublasCompute32F, cudaR32F)
 	err = c.call(err, "cublasLtMatmulDescSetAttribute", c.descSet, p.desc, ltDescTransA, uintptr(unsafe.Pointer(&opA)), 4)
 	err = c.call(err, "cublasLtMatmulDescSetAttribute", c.descSet, p.desc, ltDescTransB, uintptr(unsafe.Pointer(&opB)), 4)
+	if s.biasAlign != 0 {
+		epi, bt := int32(ltEpilogueBias), int32(s.ct) // a bf16 output takes a bf16 bias (cuBLAS 13 on an H200 has no fp32 one)
+		err = c.call(err, "cublasLtMatmulDescSetAttribute", c.descSet, p.desc, ltDescEpilogue, uintptr(unsafe.Pointer(&epi)), 4)
+		err = c.call(err, "cublasLtMatmulDescSetAttribute", c.descSet, p.desc, ltDescBiasType, uintptr(unsafe.Pointer(&bt)), 4)
+	}
 	// Column-major: A' = op(B) is n×k, B' = op(A) is k×m, C' is n×m.
 	rows := func(t bool, r, c int) (int, int) {
 		if t {
@@ -178,9 +193,17 @@ func (c *cublasLt) plan(s ltShape, want int, workspace uint64) (*ltPlan, error) 
 }
 
 // run queues p's product with algorithm i on stream (workspace ws of
-// wsBytes): D = alpha·op(A)·op(B) + beta·C in gemmEx's row-major terms,
-// D at dst (c itself, or a scratch buffer of C's layout).
-func (c *cublasLt) run(d *Device, p *ltPlan, i int, alpha float32, a, b uintptr, beta float32, cc, dst uintptr, ws uintptr, wsBytes uint64, stream uintptr) error {
+// wsBytes): D = alpha·op(A)·op(B) + beta·C (+ bias, a plan with the bias
+// epilogue) in gemmEx's row-major terms, D at dst (c itself, another
+// buffer of C's layout, or a scratch one). The bias pointer is the
+// descriptor's: it is set on each call, which cuBLASLt reads when the
+// product is queued.
+func (c *cublasLt) run(d *Device, p *ltPlan, i int, alpha float32, a, b uintptr, beta float32, cc, dst, bias uintptr, ws uintptr, wsBytes uint64, stream uintptr) error {
+	if p.bias {
+		if err := c.call(nil, "cublasLtMatmulDescSetAttribute(bias pointer)", c.descSet, p.desc, ltDescBiasPointer, uintptr(unsafe.Pointer(&bias)), 8); err != nil {
+			return err
+		}
+	}
 	d.scalars[0], d.scalars[1] = alpha, beta
 	al, be := d.host+2*maxArgs*8, d.host+2*maxArgs*8+4
 	r := first(purego.SyscallN(c.matmul, c.handle, p.desc, al, b, p.la, a, p.lb, be, cc, p.lc, dst, p.lc,
@@ -211,13 +234,15 @@ const (
 	ltReps       = 5
 )
 
-// gemm runs s through cuBLASLt, tuning it first if it is new; false where
-// the shape has no plan and cublasGemmEx should run it.
-func (t *ltTuner) gemm(d *Device, s ltShape, alpha float32, a, b uintptr, beta float32, c uintptr) (bool, error) {
+// gemm runs s through cuBLASLt, D = alpha·op(A)·op(B) + beta·C (+ bias
+// where s has one) into dst, tuning it first if it is new; false where the
+// shape has no plan and cublasGemmEx (or, with a bias, the kernels before
+// it) should run it.
+func (t *ltTuner) gemm(d *Device, s ltShape, alpha float32, a, b uintptr, beta float32, c, dst, bias uintptr) (bool, error) {
 	p, ok := t.plans[s]
 	if !ok {
 		var err error
-		if p, err = t.tune(d, s, alpha, a, b, beta, c); err != nil {
+		if p, err = t.tune(d, s, alpha, a, b, beta, c, bias); err != nil {
 			return false, err
 		}
 		t.plans[s] = p
@@ -229,7 +254,7 @@ func (t *ltTuner) gemm(d *Device, s ltShape, alpha float32, a, b uintptr, beta f
 	if err != nil {
 		return false, err
 	}
-	return true, t.lt.run(d, p, p.best, alpha, a, b, beta, c, c, ws.P, ltWorkspace, d.stream)
+	return true, t.lt.run(d, p, p.best, alpha, a, b, beta, c, dst, bias, ws.P, ltWorkspace, d.stream)
 }
 
 func (t *ltTuner) workspace(d *Device) (Buf, error) {
@@ -248,7 +273,7 @@ func (t *ltTuner) workspace(d *Device) (Buf, error) {
 // untimed ones, reading a, b and c and writing a scratch output. Without
 // a candidate it returns nil (cublasGemmEx); without room for the scratch
 // output or without timing events, the heuristic's first.
-func (t *ltTuner) tune(d *Device, s ltShape, alpha float32, a, b uintptr, beta float32, c uintptr) (p *ltPlan, err error) {
+func (t *ltTuner) tune(d *Device, s ltShape, alpha float32, a, b uintptr, beta float32, c, bias uintptr) (p *ltPlan, err error) {
 	p, err = t.lt.plan(s, ltCandidates, ltWorkspace)
 	if err != nil {
 		return nil, nil
@@ -283,7 +308,9 @@ func (t *ltTuner) tune(d *Device, s ltShape, alpha float32, a, b uintptr, beta f
 	}
 	best := float32(math.MaxFloat32)
 	for i := range p.algos {
-		run := func() error { return t.lt.run(d, p, i, alpha, a, b, beta, c, scratch.P, ws.P, ltWorkspace, d.stream) }
+		run := func() error {
+			return t.lt.run(d, p, i, alpha, a, b, beta, c, scratch.P, bias, ws.P, ltWorkspace, d.stream)
+		}
 		if run() != nil || run() != nil {
 			continue // a candidate the library rejects at run time
 		}

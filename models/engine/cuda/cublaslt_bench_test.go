@@ -106,7 +106,7 @@ func BenchmarkLtAlgos(b *testing.B) {
 		best, bi := time.Duration(1<<62), -1
 		line := ""
 		for i := range p.algos {
-			t := timeIt(func() error { return lt.run(d, p, i, 1, A.P, B.P, s.beta, C.P, C.P, ws.P, wsBytes, 0) })
+			t := timeIt(func() error { return lt.run(d, p, i, 1, A.P, B.P, s.beta, C.P, C.P, 0, ws.P, wsBytes, 0) })
 			line += fmt.Sprintf(" %.1f", float64(t)/1e3)
 			if t < best {
 				best, bi = t, i

@@ -1,6 +1,7 @@
 package cuda
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -131,6 +132,211 @@ func TestLtMatchesGemmEx(t *testing.T) {
 			}
 			if r := relDiff(got, want); r > bound || math.IsNaN(r) {
 				t.Errorf("cuBLASLt vs cublasGemmEx: relative difference %.3g (bound %.3g)", r, bound)
+			}
+		})
+	}
+}
+
+// TestGemmBiasEpilogue: gemmBF16Bias through cuBLASLt's bias epilogue
+// (bias and residual in the product's one pass) agrees with its fallback
+// (bias, or residual + bias, written by a kernel, the product added on),
+// for a bf16 output (its bias the bf16 copy), an fp32 one with a residual
+// and one without; the product must have gone through cuBLASLt with the
+// epilogue. The bias's
+// and residual's scale (≈ 1) against the product's (≈ √k/3) makes a
+// dropped or doubled term show far above the rounding.
+func TestGemmBiasEpilogue(t *testing.T) {
+	needGPU(t)
+	d, err := Open(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.lt == nil {
+		t.Skip("cuBLASLt did not load: the bias is added by kernels")
+	}
+	defer d.enter()()
+	rng := rand.New(rand.NewPCG(3, 4))
+	const m, n, k = 200, 136, 72
+	fill := func(size int) []float32 {
+		v := make([]float32, size)
+		for i := range v {
+			v[i] = rng.Float32()*2 - 1
+		}
+		return v
+	}
+	alloc := func(vals []float32) Buf {
+		b, err := d.alloc(len(vals))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := upload(d, b, vals); err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	src := alloc(fill(m*k + n*k))
+	ab, err := d.alloc(src.N)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.castBF16(ab, src, src.N); err != nil {
+		t.Fatal(err)
+	}
+	bias, res := alloc(fill(n)), alloc(fill(m*n))
+	biasH, err := d.alloc(n / 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.castBF16(biasH, bias, n); err != nil {
+		t.Fatal(err)
+	}
+	out, err := d.alloc(m * n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := half(ab, 0), half(ab, m*k) // A [m, k], B [n, k] (a linear layer: x·Wᵀ)
+	for _, c := range []struct {
+		name     string
+		out16    bool
+		residual bool
+	}{{"bf16-out", true, false}, {"fp32-residual", false, true}, {"fp32", false, false}} {
+		t.Run(c.name, func(t *testing.T) {
+			defer d.enter()()
+			r := Buf{}
+			if c.residual {
+				r = res
+			}
+			product := func(lt *ltTuner) []float32 {
+				d.lt = lt
+				if err := d.zero(out); err != nil {
+					t.Fatal(err)
+				}
+				if err := d.gemmBF16Bias(c.out16, false, true, m, n, k, a, k, b, k, bias, biasH.P, r, out); err != nil {
+					t.Fatal(err)
+				}
+				if c.out16 {
+					return downloadBF16Rows(t, d, out, m, n, n)
+				}
+				got := make([]float32, m*n)
+				if err := download(d, got, out); err != nil {
+					t.Fatal(err)
+				}
+				return got
+			}
+			tuner := d.lt
+			want := product(nil)
+			got := product(tuner)
+			ct, cp, bp := uintptr(cudaR32F), out.P, bias.P
+			if c.residual {
+				cp = res.P
+			}
+			if c.out16 {
+				ct, bp = cudaR16BF, biasH.P
+			}
+			key := ltShape{tA: false, tB: true, m: m, n: n, k: k, lda: k, ldb: k, ldc: n, ab: cudaR16BF, ct: ct,
+				align: ptrAlign(a, b, cp, out.P), biasAlign: ptrAlign(bp)}
+			if p, ok := tuner.plans[key]; !ok || p == nil || !p.bias {
+				t.Fatalf("the product did not go through cuBLASLt's bias epilogue (planned %v)", ok)
+			}
+			bound := 1e-5
+			if c.out16 {
+				bound = 1.0 / 128 // one bf16 rounding apart at most
+			}
+			if r := relDiff(got, want); r > bound || math.IsNaN(r) {
+				t.Errorf("bias epilogue vs kernels + cublasGemmEx: relative difference %.3g (bound %.3g)", r, bound)
+			}
+		})
+	}
+}
+
+// TestColumnSums: colsum, colsum_h and the dw and db sums of
+// layernorm_bwd_h against float64 sums on the host, with widths that are
+// and are not a multiple of 4, matrices 4 bytes off a 16-byte boundary,
+// and row counts that leave a short last block. (A colsum with 16-byte
+// loads, four columns a thread and one atomic a column a block measured
+// no faster on an H200: the ViT block's bias gradients 0.337 → 0.329 ms
+// a step; BenchmarkImageParts.)
+func TestColumnSums(t *testing.T) {
+	needGPU(t)
+	d, err := Open(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.enter()()
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, c := range []struct{ rows, cols, off int }{{3136, 768, 0}, {100, 770, 0}, {37, 12, 1}, {2304, 1024, 0}, {5, 150528, 0}} {
+		t.Run(fmt.Sprintf("%dx%d_off%d", c.rows, c.cols, c.off), func(t *testing.T) {
+			defer d.enter()()
+			rows, cols, size := c.rows, c.cols, c.rows*c.cols
+			vals := func(n int) []float32 {
+				v := make([]float32, n)
+				for i := range v {
+					v[i] = rng.Float32()*2 - 1
+				}
+				return v
+			}
+			// bf16-exact values, so the fp32 and the bf16 sources hold the same numbers
+			src := vals(size + c.off)
+			for i := range src {
+				src[i] = math.Float32frombits(math.Float32bits(src[i]) &^ 0xffff)
+			}
+			x, mean, rstd := vals(size+c.off), vals(rows), vals(rows)
+			bufs := make([]Buf, 4)
+			for i, v := range [][]float32{src, x, mean, rstd} {
+				if bufs[i], err = d.alloc(len(v)); err != nil {
+					t.Fatal(err)
+				}
+				if err := upload(d, bufs[i], v); err != nil {
+					t.Fatal(err)
+				}
+			}
+			gh, err := d.alloc((size + c.off + 1) / 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := d.castBF16(gh, bufs[0], size+c.off); err != nil {
+				t.Fatal(err)
+			}
+			sums, err := d.alloc(4 * cols)
+			if err != nil {
+				t.Fatal(err)
+			}
+			g, xb := bufs[0].Off(c.off), bufs[1].Off(c.off)
+			ghOff := Buf{P: half(gh, c.off), N: size}
+			if err := errors.Join(d.colsumAdd(sums, g, rows, cols), d.colsumAddH(sums.Off(cols), ghOff, rows, cols)); err != nil {
+				t.Fatal(err)
+			}
+			norm := cols <= 32*lnSlots // the norm's rows fit its registers
+			if norm {
+				dx, err := d.alloc(size) // the input gradient, not checked here
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := d.layerNormBackwardH(dx, Buf{}, sums.Off(2*cols), sums.Off(3*cols), Buf{}, ghOff, xb, bufs[1], bufs[2], bufs[3], rows, cols); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got := make([]float32, 4*cols)
+			if err := download(d, got, sums); err != nil {
+				t.Fatal(err)
+			}
+			want := make([]float32, 4*cols)
+			for j := range cols {
+				var s, sw float64
+				for r := range rows {
+					gv := float64(src[c.off+r*cols+j])
+					s += gv
+					sw += gv * (float64(x[c.off+r*cols+j]) - float64(mean[r])) * float64(rstd[r])
+				}
+				want[j], want[cols+j], want[2*cols+j], want[3*cols+j] = float32(s), float32(s), float32(sw), float32(s)
+			}
+			for i, name := range []string{"colsum", "colsum_h", "layernorm_bwd_h dw", "layernorm_bwd_h db"} {
+				if i >= 2 && !norm {
+					break
+				}
+				if r := relDiffFloor(got[i*cols:(i+1)*cols], want[i*cols:(i+1)*cols], 1); r > 1e-5 || math.IsNaN(r) {
+					t.Errorf("%s: relative difference %.3g (bound 1e-5)", name, r)
+				}
 			}
 		})
 	}

@@ -137,6 +137,8 @@ type Device struct {
 	// legacy default stream and the main cuBLAS handle, or a side
 	// stream's while onSide runs.
 	stream, blasHandle uintptr
+
+	prof *profiler // set while a benchmark profiles (prof.go)
 }
 
 const (
@@ -275,6 +277,9 @@ func (d *Device) zero(b Buf) error {
 	if b.N == 0 {
 		return nil
 	}
+	if d.prof != nil {
+		defer d.profile("memset")()
+	}
 	return d.drv.call("cuMemsetD32", d.drv.cuMemsetD32, b.P, 0, uintptr(b.N))
 }
 
@@ -394,6 +399,9 @@ func (d *Device) launch(name string, f uintptr, grid, block [3]int, smem int, ar
 	}
 	if grid[0] == 0 || grid[1] == 0 || grid[2] == 0 {
 		return nil // nothing to do (an empty tensor)
+	}
+	if d.prof != nil {
+		defer d.profile(name)()
 	}
 	return d.drv.call("cuLaunchKernel "+name, d.drv.cuLaunchKernel, f,
 		uintptr(grid[0]), uintptr(grid[1]), uintptr(grid[2]),

@@ -371,7 +371,7 @@ func (ip *imagePath) affineBack(dx Buf, beta float32, dout, x Buf, w, b, n, in, 
 // weights' comes from the trainer's wh.
 func (ip *imagePath) affineH(y, xh Buf, w, b, n, in, out int) error {
 	tr := ip.tr
-	return errors.Join(tr.linear(y, Buf{}, xh, w, n, in, out), tr.d.addBcast(y, tr.w.Off(b), n*out, out))
+	return tr.d.gemmBF16Bias(false, false, true, n, out, in, xh.P, in, half(tr.wh, w), in, tr.w.Off(b), 0, Buf{}, y)
 }
 
 // affineBackH is affineBack in bf16: dout is rounded into douth for the
@@ -507,12 +507,9 @@ func (ip *imagePath) vitBackward(K int) error {
 
 // vitForwardH is vitForward in bf16 (ip.bf16): the products read the bf16
 // copies of their operands (the weights' from the trainer's wh) and
-// accumulate in fp32. A product followed by its bias writes into a C
-// operand that already holds the bias (beta 1): bf16 outputs (q|k|v, the
-// MLP's hidden layer) are rounded once, and the fp32 ones (the residual
-// stream) start from residual + bias (bias_rows_h, residual_bias: one
-// pass each, where the bias and residual adds after the products took
-// two).
+// accumulate in fp32. Each adds its bias (and, on the residual stream,
+// the residual) in the same pass (gemmBF16Bias): bf16 outputs (q|k|v, the
+// MLP's hidden layer) are rounded once.
 func (ip *imagePath) vitForwardH(K int) error {
 	d, n, dv, F, tr := ip.d, K*ip.np, ip.dv, ip.F, ip.tr
 	pp := vision.Channels * ip.P * ip.P
@@ -527,17 +524,13 @@ func (ip *imagePath) vitForwardH(K int) error {
 		a, next := &ip.acts[l], ip.xs[l+1]
 		err := errors.Join(
 			d.layerNormH(a.a1H, a.mean1, a.rstd1, x, w.Off(b.ln1W), w.Off(b.ln1B), n, dv, normEps),
-			d.biasRowsH(a.qkvH, w.Off(b.qkvB), n, 3*dv),
-			d.gemmBF16Out(false, true, n, 3*dv, dv, 1, a.a1H.P, dv, half(tr.wh, b.qkvW), dv, 1, a.qkvH.P, 3*dv),
+			d.gemmBF16Bias(true, false, true, n, 3*dv, dv, a.a1H.P, dv, half(tr.wh, b.qkvW), dv, w.Off(b.qkvB), half(tr.wh, b.qkvB), Buf{}, a.qkvH),
 			ip.attentionH(a, K),
-			d.residualBias(a.h, x, w.Off(b.projB), n, dv),
-			d.gemmBF16(false, true, n, dv, dv, 1, a.oH.P, dv, half(tr.wh, b.projW), dv, 1, a.h.P, dv),
+			d.gemmBF16Bias(false, false, true, n, dv, dv, a.oH.P, dv, half(tr.wh, b.projW), dv, w.Off(b.projB), 0, x, a.h),
 			d.layerNormH(a.a2H, a.mean2, a.rstd2, a.h, w.Off(b.ln2W), w.Off(b.ln2B), n, dv, normEps),
-			d.biasRowsH(a.hidH, w.Off(b.fc1B), n, F),
-			d.gemmBF16Out(false, true, n, F, dv, 1, a.a2H.P, dv, half(tr.wh, b.fc1W), dv, 1, a.hidH.P, F),
+			d.gemmBF16Bias(true, false, true, n, F, dv, a.a2H.P, dv, half(tr.wh, b.fc1W), dv, w.Off(b.fc1B), half(tr.wh, b.fc1B), Buf{}, a.hidH),
 			d.geluH(a.actH, a.hidH, n*F),
-			d.residualBias(next, a.h, w.Off(b.fc2B), n, dv),
-			d.gemmBF16(false, true, n, dv, F, 1, a.actH.P, F, half(tr.wh, b.fc2W), F, 1, next.P, dv))
+			d.gemmBF16Bias(false, false, true, n, dv, F, a.actH.P, F, half(tr.wh, b.fc2W), F, w.Off(b.fc2B), 0, a.h, next))
 		if err != nil {
 			return fmt.Errorf("vit.blocks.%d: %w", l, err)
 		}

@@ -1,7 +1,6 @@
 package cuda
 
 import (
-	"errors"
 	"fmt"
 	"unsafe"
 )
@@ -20,7 +19,7 @@ type kernels struct {
 	lnFwd, lnBwd, addBcast, geluFwd, geluBwd, siluFwd, siluBwd            uintptr
 	softmaxRows, softmaxRowsBwd, poolFwd, poolBwd, im2col, col2im, colsum uintptr
 	// its bf16 forms
-	lnFwdH, lnBwdH, lnDwDbH, biasRowsH, residualBias, geluFwdH, geluBwdH, colsumH, softmaxRowsH, softmaxRowsBwdH uintptr
+	lnFwdH, lnBwdH, biasRowsH, residualBias, geluFwdH, geluBwdH, colsumH, softmaxRowsH, softmaxRowsBwdH uintptr
 	im2colH, col2imH                                                                                             uintptr
 	// flash attention (sm_80 on): one instance per head width of
 	// flashHeadDims
@@ -59,7 +58,7 @@ func (d *Device) loadKernels(cubin []byte) error {
 		"gelu_fwd": &k.geluFwd, "gelu_bwd": &k.geluBwd, "silu_fwd": &k.siluFwd, "silu_bwd": &k.siluBwd,
 		"softmax_rows": &k.softmaxRows, "softmax_rows_bwd": &k.softmaxRowsBwd,
 		"avgpool_fwd": &k.poolFwd, "avgpool_bwd": &k.poolBwd, "im2col": &k.im2col, "col2im": &k.col2im, "colsum": &k.colsum,
-		"layernorm_fwd_h": &k.lnFwdH, "layernorm_bwd_h": &k.lnBwdH, "bias_rows_h": &k.biasRowsH, "residual_bias": &k.residualBias, "layernorm_dwdb_h": &k.lnDwDbH, "im2col_h": &k.im2colH, "col2im_h": &k.col2imH,
+		"layernorm_fwd_h": &k.lnFwdH, "layernorm_bwd_h": &k.lnBwdH, "bias_rows_h": &k.biasRowsH, "residual_bias": &k.residualBias, "im2col_h": &k.im2colH, "col2im_h": &k.col2imH,
 		"gelu_fwd_h": &k.geluFwdH, "gelu_bwd_h": &k.geluBwdH, "colsum_h": &k.colsumH,
 		"softmax_rows_h": &k.softmaxRowsH, "softmax_rows_bwd_h": &k.softmaxRowsBwdH,
 	}
@@ -426,8 +425,8 @@ func (d *Device) colsumAdd(dst, src Buf, rows, cols int) error {
 	return d.launch("colsum", d.k.colsum, grid, block1(ewBlock), 0, dst, src, rows, cols, chunk)
 }
 
-// colsumGrid is the column-sum kernels' grid (colsum, colsum_h,
-// layernorm_dwdb_h): a thread a column, the rows in chunks such that the
+// colsumGrid is the column-sum kernels' grid (colsum, colsum_h): a
+// thread a column, the rows in chunks such that the
 // grid has a few thousand blocks.
 func colsumGrid(rows, cols int) (grid [3]int, chunk int) {
 	xb := (cols + ewBlock - 1) / ewBlock
@@ -537,18 +536,20 @@ func (d *Device) layerNormH(oh, mean, rstd, x, w, b Buf, n, dim int, eps float64
 const lnSlots = 32
 
 // layerNormBackwardH adds dx and writes its bf16 rounding to dxh (the
-// zero Buf: not written), and adds
-// dw and db, from the output gradient gh (bf16) or, where gh is the zero
-// Buf, g (fp32): a kernel for dx (a warp a row) and one for dw and db
-// (column sums, colsum's grid), so neither holds the other's partials.
+// zero Buf: not written), and adds dw and db, from the output gradient gh
+// (bf16) or, where gh is the zero Buf, g (fp32), in one pass (a warp a
+// row, the block's dw and db partials in registers and shared memory).
 func (d *Device) layerNormBackwardH(dx, dxh, dw, db, g, gh, x, w, mean, rstd Buf, n, dim int) error {
 	if dim > 32*lnSlots {
 		return fmt.Errorf("cuda: bf16 layernorm backward: width %d, at most %d", dim, 32*lnSlots)
 	}
-	grid, chunk := colsumGrid(n, dim)
-	return errors.Join(
-		d.launch("layernorm_bwd_h", d.k.lnBwdH, grid1((n+7)/8), block1(256), 0, dx, dxh, g, gh, x, w, mean, rstd, n, dim),
-		d.launch("layernorm_dwdb_h", d.k.lnDwDbH, grid, block1(ewBlock), 0, dw, db, g, gh, x, mean, rstd, n, dim, chunk))
+	// Four warps a block and about three blocks an SM (396 on an
+	// H100/H200; the registers of the row and the partials allow about
+	// that many): 8 rows a block for the ViT's 3136.
+	const warps = 4
+	rows := max(warps, (n+395)/396)
+	return d.launch("layernorm_bwd_h", d.k.lnBwdH, grid1((n+rows-1)/rows), block1(32*warps), 8*dim,
+		dx, dxh, dw, db, g, gh, x, w, mean, rstd, n, dim, rows)
 }
 
 // rowsGrid is bias_rows_h's and residual_bias's grid: four columns a
