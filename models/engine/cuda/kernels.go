@@ -20,7 +20,7 @@ type kernels struct {
 	softmaxRows, softmaxRowsBwd, poolFwd, poolBwd, im2col, col2im, colsum uintptr
 	// its bf16 forms
 	lnFwdH, lnBwdH, biasRowsH, residualBias, geluFwdH, geluBwdH, colsumH, softmaxRowsH, softmaxRowsBwdH uintptr
-	im2colH, col2imH                                                                                             uintptr
+	im2colH, col2imH                                                                                    uintptr
 	// flash attention (sm_80 on): one instance per head width of
 	// flashHeadDims
 	flashFwd, flashBwd     [len(flashHeadDims)]uintptr
