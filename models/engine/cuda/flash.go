@@ -21,6 +21,7 @@ type flashShape struct {
 	B, T, H, KV, hd int
 	bidirectional   bool
 	ldq, ldkv       int
+	ldv             int // the causal backward's dv: bf16 rows ldv elements apart
 }
 
 // flashIndex is hd's instance in flashHeadDims, or -1.
@@ -79,9 +80,10 @@ func (d *Device) flashForward(o, oh, lse2, q, k, v, docs Buf, s flashShape) erro
 	return d.launch(name, f, grid, block1(4*32), 0, q, k, v, docs, o, oh, lse2, s.T, s.H, s.KV, scale2, s.ldq, s.ldkv)
 }
 
-// flashBackward sets dq (fp32, [B·T, H·hd]), dk and dv (fp32, [B·T,
-// KV·hd]; bidirectional: bf16, rows ldkv apart) from the forward's bf16 operands, its bf16 output oh and lse2, and the
-// output gradient's bf16 copy dOh. dvec [B·H, T] is scratch. Two kernels:
+// flashBackward sets dq (fp32, [B·T, H·hd]), dk (fp32, [B·T, KV·hd]) and
+// dv (bf16, rows ldv apart; bidirectional: dk and dv bf16, rows ldkv
+// apart) from the forward's bf16 operands, its bf16 output oh and lse2,
+// and the output gradient's bf16 copy dOh. dvec [B·H, T] is scratch. Two kernels:
 // flash_dot (the row terms, and dq zeroed) and flash_bwd (grid (B·KV, key
 // blocks): dk and dv, each block over its kv head's H/KV query heads, and
 // dq added into by key tiles).
@@ -100,7 +102,11 @@ func (d *Device) flashBackward(dq, dk, dv, dvec, q, k, v, oh, dOh, lse2, docs Bu
 	}
 	scale, scale2 := flashScales(s.hd)
 	grid := [3]int{s.B * s.KV, (s.T + flashTile - 1) / flashTile, 1}
-	return d.launch(name, f, grid, block1(4*32), 0, q, k, v, dOh, lse2, dvec, docs, dq, dk, dv, s.T, s.H, s.KV, scale2, scale, s.ldq, s.ldkv)
+	ldkv := s.ldkv
+	if !s.bidirectional {
+		ldkv = s.ldv // the causal kernel reads k and v densely and takes dv's row stride here
+	}
+	return d.launch(name, f, grid, block1(4*32), 0, q, k, v, dOh, lse2, dvec, docs, dq, dk, dv, s.T, s.H, s.KV, scale2, scale, s.ldq, ldkv)
 }
 
 // kernelResources are a compiled kernel's registers per thread and local

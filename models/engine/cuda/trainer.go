@@ -734,8 +734,10 @@ func (tr *Trainer) qkvBack(a *layerActs, lp layerParams) error {
 			tr.linearBack(tr.dnorm, tr.dv, Buf{}, a.an, Buf{}, lp.wv, n, D, tr.kvd, 1))
 	}
 	S := tr.qd + 2*tr.kvd
-	if err := d.castBF16Rows(bf16Cols(tr.dqkvH, tr.qd+tr.kvd), S, tr.dv, tr.kvd, n); err != nil {
-		return err
+	if !tr.flash { // flash attention's backward has written v's gradient there
+		if err := d.castBF16Rows(bf16Cols(tr.dqkvH, tr.qd+tr.kvd), S, tr.dv, tr.kvd, n); err != nil {
+			return err
+		}
 	}
 	return tr.linearBackH(tr.dnorm, tr.dqkvH, a.anH, lp.wq, n, D, S, 0)
 }
@@ -988,8 +990,10 @@ func (tr *Trainer) attention(a *layerActs) error {
 func (tr *Trainer) attentionBack(a *layerActs) error {
 	d, c := tr.d, tr.c
 	if tr.flash {
-		return d.flashBackward(tr.dqRot, tr.dkRot, tr.dv, tr.dvec, a.qRotH, a.kRotH, a.vH, a.attH, tr.dattH,
-			a.lse, tr.docs, tr.flashShape())
+		s := tr.flashShape()
+		s.ldv = tr.qd + 2*tr.kvd // dv straight into the v columns of dqkvH, which qkvBack's product reads
+		return d.flashBackward(tr.dqRot, tr.dkRot, bf16Cols(tr.dqkvH, tr.qd+tr.kvd), tr.dvec, a.qRotH, a.kRotH, a.vH, a.attH, tr.dattH,
+			a.lse, tr.docs, s)
 	}
 	T, hd, BH, BKV, bs := tr.T, tr.hd, tr.B*c.Heads, tr.B*c.KVHeads, tr.bs
 	scale := float32(1 / math.Sqrt(float64(hd)))
