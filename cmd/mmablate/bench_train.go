@@ -180,15 +180,16 @@ It prints tokens/s (every token of the batch, B×T per step, the images
 case's placeholders included), model TFLOP/s and MFU (the model's own FLOP
 count, decoder + ViT + connector, over the H100/H200 dense bf16 peak, 989
 TFLOP/s) and Go's tokens/s over each peer's, per case. On one NVIDIA H200
-against torch 2.11.0+cu130 (2026-12-02 12:34 UTC; columns abbreviated):
+against torch 2.11.0+cu130 (2026-12-02 14:42 UTC; columns abbreviated;
+another H200 ran the images case at 39.3–39.6%):
 
   case    impl                                 tokens/s  TFLOP/s  MFU    go/this
-  text    go cuda bf16                         366061    426.1    43.1%
-  text    pytorch eager bf16 autocast          81716     95.1     9.6%   4.48
-  text    pytorch torch.compile bf16 autocast  211441    246.1    24.9%  1.73
-  images  go cuda bf16                         302860    390.1    39.4%
-  images  pytorch eager bf16 autocast          71261     91.8     9.3%   4.25
-  images  pytorch torch.compile bf16 autocast  164647    212.1    21.4%  1.84`,
+  text    go cuda bf16                         371061    431.9    43.7%
+  text    pytorch eager bf16 autocast          82921     96.5     9.8%   4.47
+  text    pytorch torch.compile bf16 autocast  213002    247.9    25.1%  1.74
+  images  go cuda bf16                         308995    398.0    40.2%
+  images  pytorch eager bf16 autocast          69003     88.9     9.0%   4.48
+  images  pytorch torch.compile bf16 autocast  163889    211.1    21.3%  1.89`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if threads < 1 || steps < 1 || warmup < 0 {

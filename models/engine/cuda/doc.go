@@ -82,13 +82,15 @@
 // ViT's head width is a multiple of 8, its width at most 1024 and its
 // patches at most 1024) does the same: the ViT's norms write their outputs
 // in bf16 only, q|k|v and the MLP's hidden layer come out of cuBLAS in
-// bf16 with the bias already in (the product runs with beta 1 onto C rows
-// holding the bias, so the sum is rounded once), the residual stream's
-// products add onto residual + bias the same way, GELU reads and writes
-// bf16, the backward's input-gradient products write bf16 where a kernel
-// or product reads them, and the norms' backward writes the residual
-// stream's gradient with its bf16 copy (a warp a row for dx, column sums
-// for dw and db). The ViT's attention is the flash kernels' bidirectional
+// bf16 with the bias already in (cuBLASLt's bias epilogue, reading the
+// bias's bf16 copy, so the sum is rounded once), the residual stream's
+// products add the residual (their C operand) and the bias in the same
+// epilogue (without cuBLASLt, a kernel fills C with bias or residual +
+// bias and the product runs with beta 1: gemmBF16Bias), GELU reads and
+// writes bf16, the backward's input-gradient products write bf16 where a
+// kernel or product reads them, and the norms' backward writes the
+// residual stream's gradient with its bf16 copy and sums dw and db in the
+// same pass (a warp a row, each lane's column partials in registers). The ViT's attention is the flash kernels' bidirectional
 // form (reading q, k and v as column blocks of q|k|v, writing dk and dv
 // there in bf16, dq added up in fp32 and rounded once), or, for other head
 // widths, batched bf16 products with a warp-per-row softmax over score
@@ -103,8 +105,11 @@
 // without the host waiting (staging in device.go), and the bf16 products
 // that are not batched run on the fastest of cuBLASLt's candidates per
 // shape (cublaslt.go). `bench train` timed the result at 54.1 ms a step,
-// MFU 39.4%, on an H200 whose text step was 1.5% slower than the one that
-// had timed 54.3 ms.
+// MFU 39.4%. Then the bias epilogue (ViT forward 2.33 → 1.96 ms), the
+// one-pass LayerNorm backward (the blocks' norm backwards 0.72 → 0.57 ms)
+// and v's gradient written in bf16 by the flash backward (a 0.2 ms cast
+// gone): 40.2% on one H200, 39.3–39.6% on another (BenchmarkStepProfile
+// ranks what is left, kernel by kernel).
 //
 // In bf16 on sm_80 and later, with a head width of 16, 32 or 64, the
 // decoder's attention is flash attention (flash.go; FlashAttention-2's
