@@ -181,7 +181,7 @@ case's placeholders included), model TFLOP/s and MFU (the model's own FLOP
 count, decoder + ViT + connector, over the H100/H200 dense bf16 peak, 989
 TFLOP/s) and Go's tokens/s over each peer's, per case. On one NVIDIA H200
 against torch 2.11.0+cu130 (2026-12-02 14:42 UTC; columns abbreviated;
-another H200 ran the images case at 39.3–39.6%):
+another H200, text 43.0–43.4%, ran the images case at 39.3–39.6%):
 
   case    impl                                 tokens/s  TFLOP/s  MFU    go/this
   text    go cuda bf16                         371061    431.9    43.7%
