@@ -641,7 +641,7 @@ func BenchmarkStepProfile(b *testing.B) {
 			for range b.N {
 				step()
 			}
-			var parts []ProfileEntry
+			var parts []profileEntry
 			var err error
 			func() {
 				defer d.enter()()

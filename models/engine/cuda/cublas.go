@@ -149,7 +149,10 @@ func (d *Device) gemmBF16Bias(out16, tA, tB bool, m, n, k int, a uintptr, lda in
 		}
 		s := ltShape{tA: tA, tB: tB, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: n, ab: cudaR16BF, ct: ct,
 			align: ptrAlign(a, b, c, dst.P), biasAlign: ptrAlign(bp)}
-		end := d.profile(fmt.Sprintf("cuBLASLt bias epilogue %d×%d×%d", m, n, k))
+		end := func() {}
+		if d.prof != nil { // no name to format on the hot path
+			end = d.profile(fmt.Sprintf("cuBLASLt bias epilogue %d×%d×%d", m, n, k))
+		}
 		done, err := d.lt.gemm(d, s, 1, a, b, beta, c, dst.P, bp)
 		end()
 		if done || err != nil {

@@ -261,8 +261,7 @@ func (d *Device) addInto(out, a, b Buf, n int) error {
 	return d.launch("add", d.k.add, ewGrid(n), block1(ewBlock), 0, out, a, b, i64(n))
 }
 
-// swigluForward: gh (the zero Buf: none) gets g's bf16 rounding as well;
-// g may then be the zero Buf.
+// swigluForward sets g = h1·σ(h1)·h3 (fp32 and tf32 precision).
 func (d *Device) swigluForward(g, h1, h3 Buf, n int) error {
 	return d.launch("swiglu_fwd", d.k.swigluFwd, ewGrid(n), block1(ewBlock), 0, g, h1, h3, i64(n))
 }

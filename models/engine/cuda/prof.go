@@ -24,8 +24,8 @@ type profRecord struct {
 	start, end uintptr
 }
 
-// ProfileEntry is one name's total over the profiled calls.
-type ProfileEntry struct {
+// profileEntry is one name's total over the profiled calls.
+type profileEntry struct {
 	Name  string
 	Calls int
 	MS    float64
@@ -42,14 +42,14 @@ func (d *Device) startProfile() error {
 
 // stopProfile waits for the profiled calls and returns their times by
 // name, the largest total first; it destroys the events.
-func (d *Device) stopProfile() ([]ProfileEntry, error) {
+func (d *Device) stopProfile() ([]profileEntry, error) {
 	p := d.prof
 	d.prof = nil
 	if p == nil {
 		return nil, nil
 	}
 	err := d.sync()
-	byName := map[string]*ProfileEntry{}
+	byName := map[string]*profileEntry{}
 	for _, r := range p.recs {
 		var ms float32
 		if err == nil {
@@ -57,7 +57,7 @@ func (d *Device) stopProfile() ([]ProfileEntry, error) {
 		}
 		e := byName[r.name]
 		if e == nil {
-			e = &ProfileEntry{Name: r.name}
+			e = &profileEntry{Name: r.name}
 			byName[r.name] = e
 		}
 		e.Calls++
@@ -69,11 +69,11 @@ func (d *Device) stopProfile() ([]ProfileEntry, error) {
 			err = errors.Join(err, d.drv.call("cuEventDestroy", d.drv.cuEventDestroy, ev))
 		}
 	}
-	out := make([]ProfileEntry, 0, len(byName))
+	out := make([]profileEntry, 0, len(byName))
 	for _, e := range byName {
 		out = append(out, *e)
 	}
-	slices.SortFunc(out, func(a, b ProfileEntry) int { return cmp.Compare(b.MS, a.MS) })
+	slices.SortFunc(out, func(a, b profileEntry) int { return cmp.Compare(b.MS, a.MS) })
 	return out, err
 }
 

@@ -345,7 +345,10 @@ func (tr *Trainer) allocate() error {
 	} else {
 		tr.dnorm = take(n * D)
 	}
-	tr.dqRot, tr.dkRot, tr.dv = take(n*qd), take(n*kvd), take(n*kvd)
+	tr.dqRot, tr.dkRot = take(n*qd), take(n*kvd)
+	if !tr.flash { // flash attention writes v's gradient into dqkvH's v columns
+		tr.dv = take(n * kvd)
+	}
 	if tr.prec != BF16 { // bf16: qk-norm's or RoPE's backward writes them into dqkvH only
 		tr.dq, tr.dk = take(n*qd), take(n*kvd)
 	}
