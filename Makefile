@@ -32,7 +32,7 @@ build-cuda:
 # GPU parity tests (CUDA backend vs the CPU engine); they skip, printing why,
 # where there is no GPU.
 test-gpu:
-	CGO_ENABLED=0 $(GO) test -count=1 -v -run 'Parity|Flash|Open|Rejects|LtMatches|BiasEpilogue|ColumnSums' ./models/engine/cuda
+	CGO_ENABLED=0 $(GO) test -count=1 -v -run 'Parity|Flash|Open|Rejects|LtMatches|BiasEpilogue|ColumnSums|RMSNormBackward|ConvColumns' ./models/engine/cuda
 	CGO_ENABLED=0 $(GO) test -count=1 -v -run 'TestGPU|TestResumeOnAnotherDevice|TestFeeder' ./experiments
 
 test: deps-test lint test-go fuzz

@@ -356,16 +356,10 @@ func BenchmarkDecoderStep(b *testing.B) {
 		}},
 		// With ce_fused (the reference's vocabulary) the cross-entropy's
 		// gradient is made in the forward, and the backward is the products.
-		{"head-logits-and-cross-entropy-forward", 1, func() error {
-			err := tr.linear(tr.logits, tr.fn, tr.fnH, tr.embed, n, D, V)
-			if ceFusable(V, tr.logits, Buf{}, tr.doutH) {
-				return errors.Join(err, dd.ceFused(tr.ceStats, tr.rowloss, Buf{}, tr.doutH, tr.logits, tr.tgt, tr.mask, n, V, 1e-5))
-			}
-			return errors.Join(err, dd.ceForward(tr.ceStats, tr.rowloss, tr.logits, tr.tgt, tr.mask, n, V))
-		}},
+		{"head-logits-and-cross-entropy-forward", 1, func() error { return tr.head(1e-5) }},
 		{"head-cross-entropy-and-logits-backward", 1, func() error {
 			var err error
-			if !ceFusable(V, tr.logits, Buf{}, tr.doutH) {
+			if !tr.fusedCE() {
 				err = dd.ceBackward(Buf{}, tr.doutH, tr.logits, tr.ceStats, tr.tgt, tr.mask, n, V, 1e-5)
 			}
 			return errors.Join(err, tr.toNorm(Buf{}, tr.doutH, tr.fn, tr.fnH, tr.embed, V, 0))
@@ -664,4 +658,63 @@ func BenchmarkStepProfile(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkBandwidthKernels: memory-bound kernels alone at the reference
+// step's sizes, in GB/s of the bytes each must move: the decoder's RMSNorm
+// backward and flash attention's row terms (16384 rows of width 1024; 16
+// heads of 64), and the C-Abstractor's columns and pooling backward (16
+// grids of 14×14×768, pooled to 12×12).
+func BenchmarkBandwidthKernels(b *testing.B) {
+	needGPU(b)
+	d, err := Open(0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	const n, dim = 16384, 1024
+	exit := d.enter()
+	var bufs [9]Buf
+	var errs []error
+	for i := range bufs {
+		var err error
+		bufs[i], err = d.alloc(n * dim)
+		errs = append(errs, err)
+	}
+	exit()
+	if err := errors.Join(errs...); err != nil {
+		b.Fatal(err)
+	}
+	dx, dxh, res, dw, douth, x, w, rstd := bufs[0], bufs[1], bufs[2], bufs[3], bufs[4], bufs[5], bufs[6], bufs[7]
+	rmsBytes := float64(n*dim) * (2 + 4 + 4 + 4 + 2) // douth, x, res in; dx, dxh out
+	report := func(b *testing.B, sec, bytes float64) {
+		b.ReportMetric(bytes*float64(b.N)/sec/1e9, "GB/s")
+		b.ReportMetric(1e6*sec/float64(b.N), "µs/call")
+	}
+	b.Run("rmsnorm", func(b *testing.B) {
+		defer d.enter()()
+		report(b, timeOps(b, d, func() error {
+			return d.rmsBackwardH(dx, dxh, res, dw, douth, x, w, rstd, n, dim)
+		}), rmsBytes)
+	})
+	s := flashShape{B: 16, T: 1024, H: 16, KV: 4, hd: 64}
+	dotBytes := float64(n*dim) * (2 + 2 + 4)
+	b.Run("flash_dot", func(b *testing.B) {
+		defer d.enter()()
+		report(b, timeOps(b, d, func() error { return d.flashDot(bufs[8], dx, dxh, douth, s) }), dotBytes)
+	})
+	g := conv{B: 16, H: 14, W: 14, C: 768, K: 3, stride: 1, pad: 1, Ho: 14, Wo: 14}
+	pix := g.B * g.H * g.W
+	b.Run("im2col", func(b *testing.B) { // x in, bf16 columns out
+		defer d.enter()()
+		report(b, timeOps(b, d, func() error { return d.im2colH(dxh, x, g) }), float64(pix*g.C)*(4+9*2))
+	})
+	b.Run("col2im", func(b *testing.B) { // bf16 columns in, dx read and written
+		defer d.enter()()
+		report(b, timeOps(b, d, func() error { return d.col2imAddH(dx, dxh, g) }), float64(pix*g.C)*(9*2+4+4))
+	})
+	b.Run("avgpool-backward", func(b *testing.B) { // dout in, dx read and written
+		defer d.enter()()
+		report(b, timeOps(b, d, func() error { return d.avgPoolBackward(dx, x, g.B, g.H, g.W, g.C, 12, 12) }),
+			float64(g.B*g.C)*(12*12*4+float64(g.H*g.W)*8))
+	})
 }

@@ -109,7 +109,14 @@
 // one-pass LayerNorm backward (the blocks' norm backwards 0.72 → 0.57 ms)
 // and v's gradient written in bf16 by the flash backward (a 0.2 ms cast
 // gone): 40.2% on one H200, 39.3–39.6% on another (BenchmarkStepProfile
-// ranks what is left, kernel by kernel).
+// ranks what is left, kernel by kernel). Then the memory-bound kernels
+// (BenchmarkBandwidthKernels times each alone): the RMSNorm backward as a
+// block across the row, a 16-byte chunk a thread (rmsnorm_bwd_cols, 122 →
+// 97 µs a call); flash_dot with 16-byte accesses (57 → 39 µs); bf16
+// logits from the head product into ce_fused (as autocast's head gives
+// them); the C-Abstractor's im2col_h3 and col2im_h3 (105 → 47 and 78 → 41
+// µs) and a pooling backward that finds a pixel's cells once (210 → 32
+// µs): 41.0–41.5% on three H200s, 40.5% on a fourth.
 //
 // In bf16 on sm_80 and later, with a head width of 16, 32 or 64, the
 // decoder's attention is flash attention (flash.go; FlashAttention-2's

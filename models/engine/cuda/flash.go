@@ -96,8 +96,7 @@ func (d *Device) flashBackward(dq, dk, dv, dvec, q, k, v, oh, dOh, lse2, docs Bu
 	if dq.N < rows*s.hd {
 		panic(fmt.Sprintf("cuda: flash backward: dq of %d floats for %d", dq.N, rows*s.hd))
 	}
-	if err := d.launch("flash_dot", d.k.flashDot, grid1((rows+warpsBlock-1)/warpsBlock), block1(32*warpsBlock), 0,
-		dvec, dq, dOh, oh, s.T, s.H, s.hd, i64(rows)); err != nil {
+	if err := d.flashDot(dvec, dq, dOh, oh, s); err != nil {
 		return err
 	}
 	scale, scale2 := flashScales(s.hd)
@@ -107,6 +106,16 @@ func (d *Device) flashBackward(dq, dk, dv, dvec, q, k, v, oh, dOh, lse2, docs Bu
 		ldkv = s.ldv // the causal kernel reads k and v densely and takes dv's row stride here
 	}
 	return d.launch(name, f, grid, block1(4*32), 0, q, k, v, dOh, lse2, dvec, docs, dq, dk, dv, s.T, s.H, s.KV, scale2, scale, s.ldq, ldkv)
+}
+
+// flashDot launches flash_dot: hd/8 threads a (token, head) row.
+func (d *Device) flashDot(dvec, dq, dOh, oh Buf, s flashShape) error {
+	if (dq.P|dOh.P|oh.P)%16 != 0 {
+		return fmt.Errorf("cuda: flash backward: dq %#x, dO %#x and o %#x must be 16-byte aligned", dq.P, dOh.P, oh.P)
+	}
+	threads := s.B * s.T * s.H * (s.hd / 8)
+	return d.launch("flash_dot", d.k.flashDot, grid1((threads+255)/256), block1(256), 0,
+		dvec, dq, dOh, oh, s.T, s.H, s.hd, i64(s.B*s.T*s.H))
 }
 
 // kernelResources are a compiled kernel's registers per thread and local

@@ -193,13 +193,12 @@ __global__ void rmsnorm_bwd(float* dx, float* dw, const float* dout, const float
         for (int j = threadIdx.x; j < d; j += blockDim.x) atomicAdd(&dw[j], sdw[j]);
 }
 
-// The same two kernels for rows of d ≤ 128·RMS_VEC floats with d % 4 == 0
-// and 16-byte aligned rows (the launchers check; else the kernels above):
-// each lane keeps its float4 chunks (lane + 32·k) of the row in registers,
-// so every input is read once with 16-byte loads, and rmsnorm_bwd4 keeps the
-// lane's dw partial in registers across the block's rows instead of an
-// atomic add to shared memory per element. The arithmetic is the kernels
-// above's, element for element; only the order of the row sums differs.
+// Vectorised forms for rows of d % 4 == 0 floats, 16-byte aligned (the
+// launchers check; else the kernels above): rmsnorm_fwd4 for d ≤
+// 128·RMS_VEC, each lane keeping its float4 chunks (lane + 32·k) of the
+// row in registers, so every input is read once with 16-byte loads, and
+// rmsnorm_bwd_cols for d ≤ 4096. The arithmetic is the kernels above's,
+// element for element; only the order of the row sums differs.
 #define RMS_VEC 8
 __device__ __forceinline__ float4 ld_w4(const float* w, int c) {
     return make_float4(w[4 * c], w[4 * c + 1], w[4 * c + 2], w[4 * c + 3]); // w: anywhere in the arena
@@ -242,77 +241,63 @@ __global__ void rmsnorm_fwd4(float* out, float* rstd, float* x, const float* w, 
         }
     }
 }
-// Rows [blockIdx.x·rows, +rows), each warp every nw-th of them; dynamic
-// shared memory d floats, where the warps' dw partials meet once.
-__global__ void rmsnorm_bwd4(float* dx, float* dw, const float* dout, const float* x, const float* w,
-                             const float* rstd, int n, int d, int rows, const float* res, unsigned short* dxh,
-                             const unsigned short* douth) {
-    extern __shared__ float sdw[];
-    int lane = threadIdx.x & 31, nw = blockDim.x >> 5, d4 = d >> 2;
-    for (int j = threadIdx.x; j < d; j += blockDim.x) sdw[j] = 0.f;
-    float4 acc[RMS_VEC], wv[RMS_VEC];
-#pragma unroll
-    for (int k = 0; k < RMS_VEC; k++) {
-        int c = lane + 32 * k;
-        acc[k] = make_float4(0.f, 0.f, 0.f, 0.f);
-        if (c < d4) wv[k] = ld_w4(w, c);
-    }
-    int r0 = blockIdx.x * rows, r1 = min(r0 + rows, n);
-    for (int row = r0 + (threadIdx.x >> 5); row < r1; row += nw) {
+// rmsnorm_bwd_cols: the vectorised backward with a block across the row:
+// thread c owns the float4 chunk c of every row (blockDim.x ≥ d/4), so a
+// thread holds three float4 of a row and needs ~40 registers. A warp per
+// row holding its lanes' chunks in registers (the kernel this replaced)
+// needed ~220: two blocks of four warps an SM, each warp waiting out its
+// row's loads with few others to cover them, at 122 µs a reference call
+// (2.2 TB/s) where this one takes 97 (2.75 TB/s; BenchmarkBandwidthKernels,
+// which also measured two and four rows an iteration no faster). The
+// warps' sums of a row meet in shared memory, double-buffered: one
+// barrier a row. dw: each thread's chunk partial in registers across the
+// block's rows, then one atomic add per column a block.
+__global__ void rmsnorm_bwd_cols(float* dx, float* dw, const float* dout, const float* x, const float* w,
+                                 const float* rstd, int n, int d, int rows, const float* res, unsigned short* dxh,
+                                 const unsigned short* douth) {
+    __shared__ float part[2][32];
+    int c = threadIdx.x, lane = c & 31, wid = c >> 5, nw = blockDim.x >> 5, d4 = d >> 2;
+    bool on = c < d4;
+    float4 z = make_float4(0.f, 0.f, 0.f, 0.f), ww = on ? ld_w4(w, c) : z, acc = z;
+    int r0 = blockIdx.x * rows, r1 = min(r0 + rows, n), buf = 0;
+    for (int row = r0; row < r1; row++, buf ^= 1) {
         i64 base = (i64)row * d;
-        const float4 *g4 = dout ? (const float4*)(dout + base) : 0, *x4 = (const float4*)(x + base);
-        // The residual (or dx) is loaded with the row, not after the
-        // row's sum: one memory round trip a row instead of two.
-        const float4* o4 = (const float4*)(res ? res + base : dx + base);
-        float r = rstd[row], dot = 0.f;
-        float4 gv[RMS_VEC], xv[RMS_VEC], ov[RMS_VEC];
-#pragma unroll
-        for (int k = 0; k < RMS_VEC; k++) {
-            int c = lane + 32 * k;
-            if (c < d4) {
-                float4 g = g4 ? g4[c] : ld_bf16x4(douth + base, c), xx = x4[c], ww = wv[k];
-                gv[k] = g;
-                xv[k] = xx;
-                if (dx) ov[k] = o4[c];
-                dot += g.x * ww.x * xx.x * r + g.y * ww.y * xx.y * r + g.z * ww.z * xx.z * r + g.w * ww.w * xx.w * r;
-            }
+        float4 g = z, xx = z, o = z;
+        if (on) {
+            g = dout ? ((const float4*)(dout + base))[c] : ld_bf16x4(douth + base, c);
+            xx = ((const float4*)(x + base))[c];
+            if (dx) o = ((const float4*)(res ? res + base : dx + base))[c];
         }
-        dot = warp_sum(dot) / (float)d;
-#pragma unroll
-        for (int k = 0; k < RMS_VEC; k++) {
-            int c = lane + 32 * k;
-            if (c < d4) {
-                float4 g = gv[k], xx = xv[k], ww = wv[k];
-                acc[k].x += g.x * xx.x * r;
-                acc[k].y += g.y * xx.y * r;
-                acc[k].z += g.z * xx.z * r;
-                acc[k].w += g.w * xx.w * r;
-                if (dx) {
-                    float4 o = ov[k];
-                    o.x += r * (g.x * ww.x - xx.x * r * dot);
-                    o.y += r * (g.y * ww.y - xx.y * r * dot);
-                    o.z += r * (g.z * ww.z - xx.z * r * dot);
-                    o.w += r * (g.w * ww.w - xx.w * r * dot);
-                    ((float4*)(dx + base))[c] = o;
-                    if (dxh) ((uint2*)(dxh + base))[c] = pack4_bf16(o);
-                }
-            }
+        float r = rstd[row];
+        float dot = warp_sum(g.x * ww.x * xx.x * r + g.y * ww.y * xx.y * r + g.z * ww.z * xx.z * r +
+                             g.w * ww.w * xx.w * r);
+        if (lane == 0) part[buf][wid] = dot;
+        // Every thread read part[buf] of two rows ago before it reached
+        // the last row's barrier: this row's writes are safe.
+        __syncthreads();
+        dot = 0.f;
+        for (int i = 0; i < nw; i++) dot += part[buf][i];
+        dot /= (float)d;
+        if (!on) continue;
+        acc.x += g.x * xx.x * r;
+        acc.y += g.y * xx.y * r;
+        acc.z += g.z * xx.z * r;
+        acc.w += g.w * xx.w * r;
+        if (dx) {
+            o.x += r * (g.x * ww.x - xx.x * r * dot);
+            o.y += r * (g.y * ww.y - xx.y * r * dot);
+            o.z += r * (g.z * ww.z - xx.z * r * dot);
+            o.w += r * (g.w * ww.w - xx.w * r * dot);
+            ((float4*)(dx + base))[c] = o;
+            if (dxh) ((uint2*)(dxh + base))[c] = pack4_bf16(o);
         }
     }
-    __syncthreads();
-#pragma unroll
-    for (int k = 0; k < RMS_VEC; k++) {
-        int c = lane + 32 * k;
-        if (c < d4) {
-            atomicAdd(&sdw[4 * c], acc[k].x);
-            atomicAdd(&sdw[4 * c + 1], acc[k].y);
-            atomicAdd(&sdw[4 * c + 2], acc[k].z);
-            atomicAdd(&sdw[4 * c + 3], acc[k].w);
-        }
+    if (dw && on) {
+        atomicAdd(&dw[4 * c], acc.x);
+        atomicAdd(&dw[4 * c + 1], acc.y);
+        atomicAdd(&dw[4 * c + 2], acc.z);
+        atomicAdd(&dw[4 * c + 3], acc.w);
     }
-    __syncthreads();
-    if (dw)
-        for (int j = threadIdx.x; j < d; j += blockDim.x) atomicAdd(&dw[j], sdw[j]);
 }
 
 // ---------------------------------------------------------------- RoPE
@@ -999,24 +984,27 @@ __global__ void ce_bwd4(float* dlogits, const float* logits, const float* stats,
 // ce_fused is ce_fwd4 and ce_bwd4 in one pass for rows of V ≤
 // 4·CE_THREADS·CE_VEC logits, V % 4 == 0 (the launcher checks): the row
 // stays in registers between its max, its sum and the gradient, so the
-// logits ([B·T, V] fp32, the step's largest buffer) are read once, not
+// logits ([B·T, V], fp32 or bf16: the step's largest buffer) are read once, not
 // twice. The forward computes the gradient then, with the loss weight w
 // (1/Σmask) known before the step; the backward only runs the products.
 #define CE_VEC 16
 #define CE_THREADS 512
+// Where logits is null the logits are bf16 (lh, 8-byte aligned rows: bf16
+// precision's head product writes them so, as autocast's would, for half
+// the bytes written and read).
 __global__ void __launch_bounds__(CE_THREADS) ce_fused(float* stats, float* rowloss, const float* logits,
                                                       const int* targets, const float* mask, int V, float w,
-                                                      float* dlogits, unsigned short* dh) {
+                                                      float* dlogits, unsigned short* dh, const unsigned short* lh) {
     __shared__ float sh[32];
     int i = blockIdx.x, V4 = V >> 2;
-    const float4* row4 = (const float4*)(logits + (i64)i * V);
+    i64 base = (i64)i * V;
     float4 v[CE_VEC];
     float m = NEG_INF;
 #pragma unroll
     for (int k = 0; k < CE_VEC; k++) {
         int c = threadIdx.x + CE_THREADS * k;
         if (c < V4) {
-            v[k] = row4[c];
+            v[k] = xat4(logits, lh, base + 4 * c);
             m = fmaxf(m, fmaxf(fmaxf(v[k].x, v[k].y), fmaxf(v[k].z, v[k].w)));
         }
     }
@@ -1027,9 +1015,9 @@ __global__ void __launch_bounds__(CE_THREADS) ce_fused(float* stats, float* rowl
             s += expf(v[k].x - mx) + expf(v[k].y - mx) + expf(v[k].z - mx) + expf(v[k].w - mx);
     float ls = logf(block_sum(s, sh)), mk = mask[i], wi = w * mk;
     int t = targets[i];
-    if (threadIdx.x == 0) ce_row_out(stats, rowloss, i, mx, ls, mk, logits[(i64)i * V + t]);
-    float4* drow = (float4*)(dlogits + (i64)i * V);
-    uint2* hrow = dh ? (uint2*)(dh + (i64)i * V) : 0;
+    if (threadIdx.x == 0) ce_row_out(stats, rowloss, i, mx, ls, mk, xat(logits, lh, base + t));
+    float4* drow = (float4*)(dlogits + base);
+    uint2* hrow = dh ? (uint2*)(dh + base) : 0;
 #pragma unroll
     for (int k = 0; k < CE_VEC; k++) {
         int c = threadIdx.x + CE_THREADS * k;
@@ -1329,28 +1317,28 @@ __global__ void avgpool_fwd(float* out, const float* x, int B, int H, int W, int
     }
 }
 // dx [B, H, W, C] += each output cell's gradient share at every input
-// position of the cell (cells may overlap), gathered per input element.
+// position of the cell (cells may overlap), gathered per input pixel: a
+// block per pixel, its threads across the channels, each of the pixel's
+// cells found once and added in turn. Only the cells around the pixel
+// are tried (i from ⌊y·oh/H⌋ to ⌈(y+1)·oh/H⌉ − 1, widened by one each way;
+// the checks decide). A thread per element trying every cell took 210 µs
+// a reference step on an H200; a thread per element trying the nearby
+// cells, their bounds' divisions in the channel loop, 71.
 __global__ void avgpool_bwd(float* dx, const float* dout, int B, int H, int W, int C, int oh, int ow) {
-    i64 n = (i64)B * H * W * C;
-    for (i64 idx = (i64)blockIdx.x * blockDim.x + threadIdx.x; idx < n; idx += (i64)gridDim.x * blockDim.x) {
-        int c = idx % C;
-        i64 t = idx / C;
-        int xx = t % W;
-        t /= W;
-        int y = t % H;
-        int b = t / H;
-        float s = 0.f;
-        for (int i = 0; i < oh; i++) {
-            int y0 = i * H / oh, y1 = ((i + 1) * H + oh - 1) / oh;
-            if (y < y0 || y >= y1) continue;
-            for (int j = 0; j < ow; j++) {
-                int x0 = j * W / ow, x1 = ((j + 1) * W + ow - 1) / ow;
-                if (xx < x0 || xx >= x1) continue;
-                float w = 1.f / (float)((y1 - y0) * (x1 - x0));
-                s += w * dout[(((i64)b * oh + i) * ow + j) * C + c];
-            }
+    int p = blockIdx.x, xx = p % W, y = p / W % H, b = p / (W * H);
+    int i0 = max(0, y * oh / H - 1), i1 = min(oh - 1, (y + 1) * oh / H + 1);
+    int j0 = max(0, xx * ow / W - 1), j1 = min(ow - 1, (xx + 1) * ow / W + 1);
+    float* dst = dx + (i64)p * C;
+    for (int i = i0; i <= i1; i++) {
+        int y0 = i * H / oh, y1 = ((i + 1) * H + oh - 1) / oh;
+        if (y < y0 || y >= y1) continue;
+        for (int j = j0; j <= j1; j++) {
+            int x0 = j * W / ow, x1 = ((j + 1) * W + ow - 1) / ow;
+            if (xx < x0 || xx >= x1) continue;
+            float w = 1.f / (float)((y1 - y0) * (x1 - x0));
+            const float* src = dout + (((i64)b * oh + i) * ow + j) * C;
+            for (int c = threadIdx.x; c < C; c += blockDim.x) dst[c] += w * src[c];
         }
-        dx[idx] += s;
     }
 }
 
@@ -1544,6 +1532,83 @@ __global__ void im2col_h(unsigned short* cols, const float* x, int B, int H, int
                 out[ky * K + kx] = bf16_rn(v);
             }
         }
+    }
+}
+
+// im2col_h3: im2col_h for the C-Abstractor's 3×3 convolutions (stride 1,
+// padding 1) with C % 8 == 0 and 16-byte aligned x and cols: a thread per
+// (output pixel, 8 channels) reads the 9 positions' channels by 16-byte
+// loads and writes their 72 entries, contiguous in the (channel, ky, kx)
+// order, by nine 16-byte stores. im2col_h's thread wrote its channel's 9
+// entries by 2-byte stores 18 bytes apart from its neighbours': 105 µs a
+// call on the reference's 3136 × 6912 columns.
+__global__ void im2col_h3(unsigned short* cols, const float* x, int B, int H, int W, int C) {
+    int C8 = C >> 3, n = B * H * W * C8;
+    for (int idx = blockIdx.x * blockDim.x + threadIdx.x; idx < n; idx += gridDim.x * blockDim.x) {
+        int g = idx % C8, r = idx / C8;
+        int ox = r % W, t = r / W;
+        int oy = t % H, b = t / H;
+        float v[9][8];
+#pragma unroll
+        for (int kk = 0; kk < 9; kk++) {
+            int y = oy - 1 + kk / 3, xx = ox - 1 + kk % 3;
+            float4 lo = make_float4(0.f, 0.f, 0.f, 0.f), hi = lo;
+            if (y >= 0 && y < H && xx >= 0 && xx < W) {
+                const float4* p = (const float4*)(x + ((i64)(b * H + y) * W + xx) * C + 8 * g);
+                lo = p[0];
+                hi = p[1];
+            }
+            v[kk][0] = lo.x, v[kk][1] = lo.y, v[kk][2] = lo.z, v[kk][3] = lo.w;
+            v[kk][4] = hi.x, v[kk][5] = hi.y, v[kk][6] = hi.z, v[kk][7] = hi.w;
+        }
+        uint4* out = (uint4*)(cols + (i64)r * 9 * C + 72 * g);
+#pragma unroll
+        for (int q = 0; q < 9; q++) {
+            unsigned w[4];
+#pragma unroll
+            for (int h = 0; h < 4; h++) {
+                int e0 = 8 * q + 2 * h, e1 = e0 + 1; // entry e: channel e / 9, position e % 9
+                w[h] = (unsigned)bf16_rn(v[e0 % 9][e0 / 9]) | ((unsigned)bf16_rn(v[e1 % 9][e1 / 9]) << 16);
+            }
+            out[q] = make_uint4(w[0], w[1], w[2], w[3]);
+        }
+    }
+}
+
+// col2im_h3: col2im_h for the same convolutions (C % 32 == 0, cols
+// 16-byte aligned): dx [B, H, W, C] += the entries of cols [B·H·W, 9C]
+// (bf16) that came from it. A block per (image row y, 32 channels) stages
+// the cols rows of image rows y−1 … y+1, its channels' 288 entries each
+// (576 contiguous bytes), in shared memory by 16-byte loads, then sums
+// each (x, channel)'s nine entries there. col2im_h gathered each entry by
+// a 2-byte load, one useful pair in every 18 bytes a warp's load touched:
+// 78 µs a reference call. Dynamic shared memory 3·W·288 bf16.
+#define C2I_CG 32
+__global__ void col2im_h3(float* dx, const unsigned short* cols, int B, int H, int W, int C) {
+    extern __shared__ __align__(16) unsigned short tile[]; // [3][W][C2I_CG·9]
+    const int seg = C2I_CG * 9, seg16 = seg / 8;          // entries a staged row; its 16-byte chunks
+    int by = blockIdx.x, y = by % H, b = by / H, c0 = blockIdx.y * C2I_CG;
+    for (int i = threadIdx.x; i < 3 * W * seg16; i += blockDim.x) {
+        int q = i % seg16, t = i / seg16, x = t % W, dy = t / W, yy = y - 1 + dy;
+        uint4 v = make_uint4(0u, 0u, 0u, 0u);
+        if (yy >= 0 && yy < H) v = ((const uint4*)(cols + ((i64)(b * H + yy) * W + x) * 9 * C + 9 * c0))[q];
+        ((uint4*)tile)[t * seg16 + q] = v;
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < W * C2I_CG; i += blockDim.x) {
+        int c = i % C2I_CG, x = i / C2I_CG;
+        float s = 0.f;
+#pragma unroll
+        for (int ky = 0; ky < 3; ky++) {
+            // dx (y, x) took entry (ky, kx) of output (y + 1 − ky, x + 1 − kx)
+            const unsigned short* rowp = tile + (2 - ky) * W * seg;
+#pragma unroll
+            for (int kx = 0; kx < 3; kx++) {
+                int ox = x + 1 - kx;
+                if (ox >= 0 && ox < W) s += bf16_f(rowp[ox * seg + c * 9 + ky * 3 + kx]);
+            }
+        }
+        dx[((i64)(b * H + y) * W + x) * C + c0 + c] += s;
     }
 }
 
@@ -2287,24 +2352,34 @@ extern "C" {
 // backward's row term, from the bf16 copies (FlashAttention-2's way: half
 // the bytes of the fp32 ones, which bf16 precision then need not keep), and
 // zeroes the same row of dq [B·T, H·hd] for flash_bwd's sums (one pass over
-// the rows instead of a memset of its own). One warp per (token, head),
-// two elements a lane.
+// the rows instead of a memset of its own). hd/8 lanes a row (hd/8 a power
+// of two ≤ 32; rows 16-byte aligned), each with 8 elements of dO and o by
+// 16-byte loads and 8 of dq by two 16-byte stores, summed across the row's
+// lanes by shuffles: a warp a row with 4-byte loads took 57 µs a reference
+// call on an H200, this 39 (BenchmarkBandwidthKernels).
 __global__ void flash_dot(float* dvec, float* dq, const bf16_t* dO, const bf16_t* o, int T, int H, int hd, i64 rows) {
-    i64 r = (i64)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
-    if (r >= rows) return;
-    int lane = threadIdx.x & 31, h = r % H;
-    i64 tok = r / H;
-    const unsigned* a = (const unsigned*)(dO + r * hd);
-    const unsigned* c = (const unsigned*)(o + r * hd);
+    int per = hd >> 3;
+    i64 t = (i64)blockIdx.x * blockDim.x + threadIdx.x, r = t / per;
+    int j = (int)(t % per);
     float s = 0.f;
-    for (int d = lane; d < hd / 2; d += 32) {
-        unsigned x = a[d], y = c[d];
-        s += __uint_as_float(x << 16) * __uint_as_float(y << 16) +
-             __uint_as_float(x & 0xffff0000u) * __uint_as_float(y & 0xffff0000u);
-        *(float2*)(dq + r * hd + 2 * d) = make_float2(0.f, 0.f);
+    if (r < rows) {
+        uint4 a = ((const uint4*)(dO + r * hd))[j], c = ((const uint4*)(o + r * hd))[j];
+        unsigned av[4] = {a.x, a.y, a.z, a.w}, cv[4] = {c.x, c.y, c.z, c.w};
+#pragma unroll
+        for (int i = 0; i < 4; i++)
+            s += __uint_as_float(av[i] << 16) * __uint_as_float(cv[i] << 16) +
+                 __uint_as_float(av[i] & 0xffff0000u) * __uint_as_float(cv[i] & 0xffff0000u);
+        float4* z = (float4*)(dq + r * hd) + 2 * j;
+        z[0] = z[1] = make_float4(0.f, 0.f, 0.f, 0.f);
     }
-    s = warp_sum(s);
-    if (lane == 0) dvec[((tok / T) * H + h) * T + tok % T] = s;
+    // the row's lanes are adjacent and per divides 32: every lane of the
+    // warp shuffles (those past the rows with 0)
+    for (int m = per >> 1; m > 0; m >>= 1) s += __shfl_xor_sync(FULL, s, m);
+    if (r < rows && j == 0) {
+        int h = (int)(r % H);
+        i64 tok = r / H;
+        dvec[((tok / T) * H + h) * T + tok % T] = s;
+    }
 }
 
 #define FLASH_KERNELS_(HD, SUFFIX, CAUSAL)                                                                         \

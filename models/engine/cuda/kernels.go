@@ -13,14 +13,14 @@ type kernels struct {
 	softmaxH, softmaxBwdH, softmaxWarpH, softmaxBwdWarpH                          uintptr // bf16 forms
 	rowsScatter, rowsGather                                                       uintptr
 	// vectorised norms, qk-norm with RoPE, bf16 SwiGLU
-	rmsFwd4, rmsBwd4, qkRopeFwd, qkRopeBwd, qkRopeFwd4, qkRopeBwd4, swigluFwdH, swigluBwdH uintptr
-	castBF16, castBF16Rows                                                                 uintptr
+	rmsFwd4, rmsBwdCols, qkRopeFwd, qkRopeBwd, qkRopeFwd4, qkRopeBwd4, swigluFwdH, swigluBwdH uintptr
+	castBF16, castBF16Rows                                                                    uintptr
 	// the image path (image.go)
 	lnFwd, lnBwd, addBcast, geluFwd, geluBwd, siluFwd, siluBwd            uintptr
 	softmaxRows, softmaxRowsBwd, poolFwd, poolBwd, im2col, col2im, colsum uintptr
 	// its bf16 forms
 	lnFwdH, lnBwdH, biasRowsH, residualBias, geluFwdH, geluBwdH, colsumH, softmaxRowsH, softmaxRowsBwdH uintptr
-	im2colH, col2imH                                                                                    uintptr
+	im2colH, col2imH, im2colH3, col2imH3                                                                uintptr
 	// flash attention (sm_80 on): one instance per head width of
 	// flashHeadDims
 	flashFwd, flashBwd     [len(flashHeadDims)]uintptr
@@ -50,7 +50,7 @@ func (d *Device) loadKernels(cubin []byte) error {
 		"attn_softmax_h": &k.softmaxH, "attn_softmax_bwd_h": &k.softmaxBwdH,
 		"attn_softmax_warp_h": &k.softmaxWarpH, "attn_softmax_bwd_warp_h": &k.softmaxBwdWarpH,
 		"sumsq": &k.sumsq, "sum": &k.sum, "adamw": &k.adamw,
-		"rmsnorm_fwd4": &k.rmsFwd4, "rmsnorm_bwd4": &k.rmsBwd4, "qknorm_rope_fwd": &k.qkRopeFwd, "qknorm_rope_bwd": &k.qkRopeBwd,
+		"rmsnorm_fwd4": &k.rmsFwd4, "rmsnorm_bwd_cols": &k.rmsBwdCols, "qknorm_rope_fwd": &k.qkRopeFwd, "qknorm_rope_bwd": &k.qkRopeBwd,
 		"qknorm_rope_fwd4": &k.qkRopeFwd4, "qknorm_rope_bwd4": &k.qkRopeBwd4,
 		"swiglu_fwd_h": &k.swigluFwdH, "swiglu_bwd_h": &k.swigluBwdH,
 		"rows_scatter": &k.rowsScatter, "rows_gather_clear": &k.rowsGather, "cast_bf16": &k.castBF16, "cast_bf16_rows": &k.castBF16Rows,
@@ -59,6 +59,7 @@ func (d *Device) loadKernels(cubin []byte) error {
 		"softmax_rows": &k.softmaxRows, "softmax_rows_bwd": &k.softmaxRowsBwd,
 		"avgpool_fwd": &k.poolFwd, "avgpool_bwd": &k.poolBwd, "im2col": &k.im2col, "col2im": &k.col2im, "colsum": &k.colsum,
 		"layernorm_fwd_h": &k.lnFwdH, "layernorm_bwd_h": &k.lnBwdH, "bias_rows_h": &k.biasRowsH, "residual_bias": &k.residualBias, "im2col_h": &k.im2colH, "col2im_h": &k.col2imH,
+		"im2col_h3": &k.im2colH3, "col2im_h3": &k.col2imH3,
 		"gelu_fwd_h": &k.geluFwdH, "gelu_bwd_h": &k.geluBwdH, "colsum_h": &k.colsumH,
 		"softmax_rows_h": &k.softmaxRowsH, "softmax_rows_bwd_h": &k.softmaxRowsBwdH,
 	}
@@ -138,14 +139,19 @@ func (d *Device) addRMS(sum, out, oh, rstd, a, b, bh, w Buf, n, dim int, eps flo
 }
 
 // rmsVec is kernels.cu's RMS_VEC: the float4 chunks of a row a lane of
-// the vectorised norms holds.
+// rmsnorm_fwd4 holds.
 const rmsVec = 8
 
-// rowsVec says whether the vectorised norm kernels take rows of dim
-// floats: dim a multiple of 4 and at most 128·rmsVec, every fp32 row
+// rowsVec says whether rmsnorm_fwd4 takes rows of dim floats: dim a multiple of 4 and at most 128·rmsVec, every fp32 row
 // 16-byte aligned and every bf16 row (h) 8-byte aligned. Zero Bufs pass.
 func rowsVec(dim int, h Buf, fp32 ...Buf) bool {
-	if dim%4 != 0 || dim > 128*rmsVec || h.P%8 != 0 {
+	return dim%4 == 0 && dim <= 128*rmsVec && aligned(h, fp32...)
+}
+
+// aligned says whether h (bf16) is 8-byte and every fp32 Buf 16-byte
+// aligned: rows of a multiple of 4 elements then are too.
+func aligned(h Buf, fp32 ...Buf) bool {
+	if h.P%8 != 0 {
 		return false
 	}
 	for _, b := range fp32 {
@@ -169,18 +175,16 @@ func (d *Device) rmsBackwardH(dx, dxh, res, dw, douth, x, w, rstd Buf, n, dim in
 }
 
 func (d *Device) rmsBack(dx, dxh, res, dw, dout, douth, x, w, rstd Buf, n, dim int) error {
+	if colsVec(dim, dxh, dx, dout, x, res) && douth.P%8 == 0 {
+		// 32 rows a block: the reference step's 16384 rows in 512 blocks,
+		// one wave; 16 (two waves) measured 118 µs a call on an H200, 24
+		// and 32 97-99 (BenchmarkBandwidthKernels).
+		const rows = 32
+		return d.launch("rmsnorm_bwd_cols", d.k.rmsBwdCols, grid1((n+rows-1)/rows), block1((dim/4+31)/32*32), 0,
+			dx, dw, dout, x, w, rstd, n, dim, rows, res, dxh, douth)
+	}
 	if 4*dim > 48<<10 {
 		return fmt.Errorf("cuda: rmsnorm backward: width %d needs more than 48 KiB of shared memory", dim)
-	}
-	if rowsVec(dim, dxh, dx, dout, x, res) && douth.P%8 == 0 {
-		// Four warps a block, each row's inputs in registers: 64 rows a
-		// block where there are enough (the reference step's 16384 rows:
-		// 256 blocks, one wave at two blocks an SM), which measured 2.87
-		// ms a step on an H200 against 3.40 with 16 rows a block.
-		const warps = 4
-		rows := min(64, max(warps, (n/256+warps-1)/warps*warps))
-		return d.launch("rmsnorm_bwd4", d.k.rmsBwd4, grid1((n+rows-1)/rows), block1(32*warps), 4*dim,
-			dx, dw, dout, x, w, rstd, n, dim, rows, res, dxh, douth)
 	}
 	// The scalar kernel (odd or wide rows): about a thousand blocks, since
 	// with its per-element shared atomics 64 rows a block (256 blocks for
@@ -189,6 +193,14 @@ func (d *Device) rmsBack(dx, dxh, res, dw, dout, douth, x, w, rstd Buf, n, dim i
 	rows := min(64, max(warpsBlock, n/1024/warpsBlock*warpsBlock))
 	return d.launch("rmsnorm_bwd", d.k.rmsBwd, grid1((n+rows-1)/rows), block1(32*warpsBlock), 4*dim,
 		dx, dw, dout, x, w, rstd, n, dim, rows, res, dxh, douth)
+}
+
+// colsVec says whether rmsnorm_bwd_cols takes rows of dim floats: a
+// multiple of 4 and at most 4096 (a block's 1024 threads of float4
+// chunks), every fp32 row 16-byte and every bf16 row (h) 8-byte aligned.
+// Zero Bufs pass.
+func colsVec(dim int, h Buf, fp32 ...Buf) bool {
+	return dim%4 == 0 && dim <= 4*1024 && aligned(h, fp32...)
 }
 
 // headsVec says whether the vectorised qk-norm kernels take heads of
@@ -357,14 +369,15 @@ const ceFusedMax = 4 * 512 * 16
 
 // ceFusable says whether ceFused takes rows of V logits with these
 // buffers (else ceForward then ceBackward).
-func ceFusable(V int, logits, dlogits, dh Buf) bool {
-	return V%4 == 0 && V <= ceFusedMax && logits.P%16 == 0 && dlogits.P%16 == 0 && dh.P%8 == 0
+func ceFusable(V int, logits, logitsH, dlogits, dh Buf) bool {
+	return V%4 == 0 && V <= ceFusedMax && logits.P%16 == 0 && logitsH.P%8 == 0 && dlogits.P%16 == 0 && dh.P%8 == 0
 }
 
 // ceFused is ceForward and ceBackward (loss weight w) in one pass over
-// the logits; the caller checks ceFusable.
-func (d *Device) ceFused(stats, rowloss, dlogits, dh, logits, targets, mask Buf, n, V int, w float32) error {
-	return d.launch("ce_fused", d.k.ceFused, grid1(n), block1(512), 0, stats, rowloss, logits, targets, mask, V, w, dlogits, dh)
+// the logits, fp32 (logits) or, where that is the zero Buf, bf16
+// (logitsH); the caller checks ceFusable.
+func (d *Device) ceFused(stats, rowloss, dlogits, dh, logits, logitsH, targets, mask Buf, n, V int, w float32) error {
+	return d.launch("ce_fused", d.k.ceFused, grid1(n), block1(512), 0, stats, rowloss, logits, targets, mask, V, w, dlogits, dh, logitsH)
 }
 
 // ceBackward: with dh (bf16) the gradient goes there, rounded, instead of
@@ -475,7 +488,7 @@ func (d *Device) avgPool(out, x Buf, B, H, W, C, oh, ow int) error {
 
 // avgPoolBackward adds dx [B, H, W, C] from dout [B, oh, ow, C].
 func (d *Device) avgPoolBackward(dx, dout Buf, B, H, W, C, oh, ow int) error {
-	return d.launch("avgpool_bwd", d.k.poolBwd, ewGrid(B*H*W*C), block1(ewBlock), 0, dx, dout, B, H, W, C, oh, ow)
+	return d.launch("avgpool_bwd", d.k.poolBwd, grid1(B*H*W), block1(min(256, (C+31)/32*32)), 0, dx, dout, B, H, W, C, oh, ow)
 }
 
 // conv is a K×K convolution's geometry on NHWC grids (engine.Conv2d).
@@ -488,22 +501,43 @@ func (d *Device) im2colFwd(cols, x Buf, g conv) error {
 }
 
 // im2colH is im2colFwd writing the bf16 cols: a thread per (output
-// pixel, channel), 32-bit indices.
+// pixel, channel), or per 8 channels for the C-Abstractor's convolutions
+// (im2col_h3), 32-bit indices.
 func (d *Device) im2colH(cols, x Buf, g conv) error {
 	if err := g.fits32(); err != nil {
 		return err
+	}
+	if g.same3(8) && aligned(Buf{}, cols, x) {
+		return d.launch("im2col_h3", d.k.im2colH3, ewGrid(g.B*g.H*g.W*g.C/8), block1(ewBlock), 0,
+			cols, x, g.B, g.H, g.W, g.C)
 	}
 	return d.launch("im2col_h", d.k.im2colH, ewGrid(g.B*g.Ho*g.Wo*g.C), block1(ewBlock), 0,
 		cols, x, g.B, g.H, g.W, g.C, g.K, g.stride, g.pad, g.Ho, g.Wo)
 }
 
-// col2imAddH is col2imAdd reading the bf16 cols, 32-bit indices.
+// col2imAddH is col2imAdd reading the bf16 cols, 32-bit indices; for the
+// C-Abstractor's convolutions col2im_h3, a block per (image row, 32
+// channels).
 func (d *Device) col2imAddH(dx, cols Buf, g conv) error {
 	if err := g.fits32(); err != nil {
 		return err
 	}
+	if smem := 3 * g.W * col2imChannels * 9 * 2; g.same3(col2imChannels) && aligned(Buf{}, cols) && smem <= 48<<10 {
+		return d.launch("col2im_h3", d.k.col2imH3, [3]int{g.B * g.H, g.C / col2imChannels, 1}, block1(256), smem,
+			dx, cols, g.B, g.H, g.W, g.C)
+	}
 	return d.launch("col2im_h", d.k.col2imH, ewGrid(g.B*g.H*g.W*g.C), block1(ewBlock), 0,
 		dx, cols, g.B, g.H, g.W, g.C, g.K, g.stride, g.pad, g.Ho, g.Wo)
+}
+
+// col2imChannels is kernels.cu's C2I_CG: the channels a col2im_h3 block
+// takes.
+const col2imChannels = 32
+
+// same3 says whether g is a 3×3 convolution with stride 1 and padding 1
+// (the output grid the input's) over a multiple of cg channels.
+func (g conv) same3(cg int) bool {
+	return g.K == 3 && g.stride == 1 && g.pad == 1 && g.Ho == g.H && g.Wo == g.W && g.C%cg == 0
 }
 
 // fits32 checks that im2col_h's and col2im_h's 32-bit element indices

@@ -76,13 +76,18 @@ type Trainer struct {
 	acts                       []layerActs
 	fn, frstd, logits, ceStats Buf
 	fnH                        Buf // bf16 copy of fn (bf16 precision)
-	rowloss, branch, partials  Buf
-	dx, dh, dnorm, dlogits     Buf
-	datt, dq, dqRot            Buf
-	dk, dkRot, dv, scratch     Buf
-	dG, dH3                    Buf
-	ptrs                       Buf // device pointer arrays for the batched attention products
-	bwdPtrs                    attnPtrs
+	// logitsH: bf16 precision's logits, in bf16 as autocast's head product
+	// gives them, where ce_fused takes the vocabulary (logits is then the
+	// zero Buf): the head product writes, and the cross-entropy reads,
+	// half the bytes (2 GB of the reference step's 3).
+	logitsH                   Buf
+	rowloss, branch, partials Buf
+	dx, dh, dnorm, dlogits    Buf
+	datt, dq, dqRot           Buf
+	dk, dkRot, dv, scratch    Buf
+	dG, dH3                   Buf
+	ptrs                      Buf // device pointer arrays for the batched attention products
+	bwdPtrs                   attnPtrs
 	// attnH only: scratchH [B·H, T, T] is dS in bf16 (the softmax
 	// backward's output), dattH [B·T, H·hd] the attention output's
 	// gradient in bf16, bwdPtrsH their pointer arrays (p and o).
@@ -329,7 +334,12 @@ func (tr *Trainer) allocate() error {
 		}
 		tr.acts = append(tr.acts, a)
 	}
-	tr.frstd, tr.logits, tr.ceStats = take(n), take(n*V), take(2*n)
+	tr.frstd, tr.ceStats = take(n), take(2*n)
+	if tr.prec == BF16 && ceFusable(V, Buf{}, Buf{}, Buf{}, Buf{}) {
+		tr.logitsH = take16(n * V)
+	} else {
+		tr.logits = take(n * V)
+	}
 	if tr.prec != BF16 {
 		tr.fn = take(n * D)
 	}
@@ -519,7 +529,7 @@ func (tr *Trainer) Close() error {
 
 func (tr *Trainer) all() []Buf {
 	bs := []Buf{tr.w, tr.g, tr.mom, tr.vel, tr.chunkLo, tr.chunkHi, tr.chunkFlags, tr.cos, tr.sin,
-		tr.ids, tr.pos, tr.docs, tr.tgt, tr.mask, tr.fn, tr.frstd, tr.logits, tr.ceStats, tr.rowloss, tr.branch,
+		tr.ids, tr.pos, tr.docs, tr.tgt, tr.mask, tr.fn, tr.frstd, tr.logits, tr.logitsH, tr.ceStats, tr.rowloss, tr.branch,
 		tr.partials, tr.dx, tr.dh, tr.dnorm, tr.dlogits, tr.datt, tr.dq, tr.dqRot, tr.dk, tr.dkRot, tr.dv, tr.scratch, tr.dG, tr.dH3, tr.ptrs, tr.wh, tr.doutH, tr.fnH, tr.dGH, tr.dH3H, tr.scratchH, tr.dattH, tr.dvec,
 		tr.dxH, tr.dhH, tr.dqkvH}
 	bs = append(bs, tr.places)
@@ -625,10 +635,27 @@ func (tr *Trainer) Grads(dst []float32) error {
 	return download(tr.d, dst, tr.g)
 }
 
-// Logits copies the last forward's logits [B·T, V] into dst.
+// Logits copies the last forward's logits [B·T, V] into dst (in bf16
+// precision, widened from the bf16 logits where the head writes them so).
 func (tr *Trainer) Logits(dst []float32) error {
 	defer tr.d.enter()()
-	return download(tr.d, dst, tr.logits)
+	if tr.logitsH.P == 0 {
+		return download(tr.d, dst, tr.logits)
+	}
+	words := make([]float32, (len(dst)+1)/2)
+	if err := download(tr.d, words, tr.logitsH); err != nil {
+		return err
+	}
+	for i := range dst {
+		u := math.Float32bits(words[i/2]) // little-endian: element 2j in the low half
+		if i%2 == 0 {
+			u <<= 16
+		} else {
+			u &= 0xffff0000
+		}
+		dst[i] = math.Float32frombits(u)
+	}
+	return nil
 }
 
 // upload checks the batch against what the GPU kernels index with (an out
@@ -875,7 +902,7 @@ func (tr *Trainer) forward(b *models.Batch) (float64, error) {
 		return 0, err
 	}
 	c, d := tr.c, tr.d
-	n, D, F, V, H, KV, hd := tr.n, c.Width, c.FFNHidden, c.Vocab, c.Heads, c.KVHeads, tr.hd
+	n, D, F, H, KV, hd := tr.n, c.Width, c.FFNHidden, c.Heads, c.KVHeads, tr.hd
 	var errs []error
 	e := func(err error) { errs = append(errs, err) }
 	e(d.embedForward(tr.xs[0], tr.w.Off(tr.embed), tr.ids, n, D))
@@ -931,12 +958,7 @@ func (tr *Trainer) forward(b *models.Batch) (float64, error) {
 	if c.Layers == 0 {
 		e(d.rmsForward(tr.fn, tr.fnH, tr.frstd, tr.xs[0], tr.w.Off(tr.norm), n, D, normEps))
 	}
-	e(tr.linear(tr.logits, tr.fn, tr.fnH, tr.embed, n, D, V))
-	if dl, dlH := tr.logitsGrad(); ceFusable(V, tr.logits, dl, dlH) {
-		e(d.ceFused(tr.ceStats, tr.rowloss, dl, dlH, tr.logits, tr.tgt, tr.mask, n, V, tr.lossWeight()))
-	} else {
-		e(d.ceForward(tr.ceStats, tr.rowloss, tr.logits, tr.tgt, tr.mask, n, V))
-	}
+	e(tr.head(tr.lossWeight()))
 	if err := errors.Join(errs...); err != nil {
 		return 0, fmt.Errorf("head forward: %w", err)
 	}
@@ -1070,7 +1092,7 @@ func (tr *Trainer) backward() error {
 	e := func(err error) { errs = append(errs, err) }
 	e(d.zero(tr.g))
 	dl, dlH := tr.logitsGrad()
-	if !ceFusable(V, tr.logits, dl, dlH) { // else the forward's ce_fused has set it
+	if !tr.fusedCE() { // else the forward's ce_fused has set it
 		e(d.ceBackward(dl, dlH, tr.logits, tr.ceStats, tr.tgt, tr.mask, n, V, tr.lossWeight()))
 	}
 	e(tr.toNorm(dl, dlH, tr.fn, tr.fnH, tr.embed, V, 0))
@@ -1143,6 +1165,30 @@ func (tr *Trainer) logitsGrad() (dl, dlH Buf) {
 		return tr.dlogits, tr.doutH
 	}
 	return tr.dlogits, Buf{}
+}
+
+// head sets the logits from the final norm's output and the rows' losses
+// and, where ce_fused takes the vocabulary, the logits' gradient with loss
+// weight w.
+func (tr *Trainer) head(w float32) error {
+	n, D, V := tr.n, tr.c.Width, tr.c.Vocab
+	var err error
+	if tr.logitsH.P != 0 {
+		err = tr.linearH(tr.logitsH, tr.fnH, tr.embed, n, D, V)
+	} else {
+		err = tr.linear(tr.logits, tr.fn, tr.fnH, tr.embed, n, D, V)
+	}
+	if tr.fusedCE() {
+		dl, dlH := tr.logitsGrad()
+		return errors.Join(err, tr.d.ceFused(tr.ceStats, tr.rowloss, dl, dlH, tr.logits, tr.logitsH, tr.tgt, tr.mask, n, V, w))
+	}
+	return errors.Join(err, tr.d.ceForward(tr.ceStats, tr.rowloss, tr.logits, tr.tgt, tr.mask, n, V))
+}
+
+// fusedCE says whether the forward's ce_fused makes the logits' gradient.
+func (tr *Trainer) fusedCE() bool {
+	dl, dlH := tr.logitsGrad()
+	return ceFusable(tr.c.Vocab, tr.logits, tr.logitsH, dl, dlH)
 }
 
 // lossWeight is the mean's weight 1/Σmask of the batch (0 for none).
