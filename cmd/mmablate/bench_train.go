@@ -180,16 +180,17 @@ It prints tokens/s (every token of the batch, B×T per step, the images
 case's placeholders included), model TFLOP/s and MFU (the model's own FLOP
 count, decoder + ViT + connector, over the H100/H200 dense bf16 peak, 989
 TFLOP/s) and Go's tokens/s over each peer's, per case. On one NVIDIA H200
-against torch 2.11.0+cu130 (2026-12-02 14:42 UTC; columns abbreviated;
-another H200, text 43.0–43.4%, ran the images case at 39.3–39.6%):
+against torch 2.11.0+cu130 (2026-12-02 16:15 UTC; columns abbreviated; an
+invocation ten minutes before, whose binary's pooling backward was slower,
+ran text at 45.3% and images at 41.4%):
 
   case    impl                                 tokens/s  TFLOP/s  MFU    go/this
-  text    go cuda bf16                         371061    431.9    43.7%
-  text    pytorch eager bf16 autocast          82921     96.5     9.8%   4.47
-  text    pytorch torch.compile bf16 autocast  213002    247.9    25.1%  1.74
-  images  go cuda bf16                         308995    398.0    40.2%
-  images  pytorch eager bf16 autocast          69003     88.9     9.0%   4.48
-  images  pytorch torch.compile bf16 autocast  163889    211.1    21.3%  1.89`,
+  text    go cuda bf16                         384339    447.3    45.2%
+  text    pytorch eager bf16 autocast          83875     97.6     9.9%   4.58
+  text    pytorch torch.compile bf16 autocast  206736    240.6    24.3%  1.86
+  images  go cuda bf16                         319116    411.1    41.5%
+  images  pytorch eager bf16 autocast          72218     93.0     9.4%   4.42
+  images  pytorch torch.compile bf16 autocast  155707    200.6    20.3%  2.05`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if threads < 1 || steps < 1 || warmup < 0 {
