@@ -984,8 +984,8 @@ __global__ void ce_bwd4(float* dlogits, const float* logits, const float* stats,
 // ce_fused is ce_fwd4 and ce_bwd4 in one pass for rows of V ≤
 // 4·CE_THREADS·CE_VEC logits, V % 4 == 0 (the launcher checks): the row
 // stays in registers between its max, its sum and the gradient, so the
-// logits ([B·T, V], fp32 or bf16: the step's largest buffer) are read once, not
-// twice. The forward computes the gradient then, with the loss weight w
+// logits ([B·T, V], fp32 or bf16: the step's largest buffer) are read
+// once, not twice. The forward computes the gradient then, with the loss weight w
 // (1/Σmask) known before the step; the backward only runs the products.
 #define CE_VEC 16
 #define CE_THREADS 512

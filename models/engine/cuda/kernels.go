@@ -142,8 +142,9 @@ func (d *Device) addRMS(sum, out, oh, rstd, a, b, bh, w Buf, n, dim int, eps flo
 // rmsnorm_fwd4 holds.
 const rmsVec = 8
 
-// rowsVec says whether rmsnorm_fwd4 takes rows of dim floats: dim a multiple of 4 and at most 128·rmsVec, every fp32 row
-// 16-byte aligned and every bf16 row (h) 8-byte aligned. Zero Bufs pass.
+// rowsVec says whether rmsnorm_fwd4 takes rows of dim floats: dim a
+// multiple of 4 and at most 128·rmsVec, every fp32 row 16-byte aligned and
+// every bf16 row (h) 8-byte aligned. Zero Bufs pass.
 func rowsVec(dim int, h Buf, fp32 ...Buf) bool {
 	return dim%4 == 0 && dim <= 128*rmsVec && aligned(h, fp32...)
 }

@@ -635,29 +635,6 @@ func (tr *Trainer) Grads(dst []float32) error {
 	return download(tr.d, dst, tr.g)
 }
 
-// Logits copies the last forward's logits [B·T, V] into dst (in bf16
-// precision, widened from the bf16 logits where the head writes them so).
-func (tr *Trainer) Logits(dst []float32) error {
-	defer tr.d.enter()()
-	if tr.logitsH.P == 0 {
-		return download(tr.d, dst, tr.logits)
-	}
-	words := make([]float32, (len(dst)+1)/2)
-	if err := download(tr.d, words, tr.logitsH); err != nil {
-		return err
-	}
-	for i := range dst {
-		u := math.Float32bits(words[i/2]) // little-endian: element 2j in the low half
-		if i%2 == 0 {
-			u <<= 16
-		} else {
-			u &= 0xffff0000
-		}
-		dst[i] = math.Float32frombits(u)
-	}
-	return nil
-}
-
 // upload checks the batch against what the GPU kernels index with (an out
 // of range id would read outside a buffer) and copies it to the device.
 func (tr *Trainer) uploadBatch(b *models.Batch, places []int) error {
