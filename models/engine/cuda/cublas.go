@@ -2,6 +2,7 @@ package cuda
 
 import (
 	"fmt"
+	"strings"
 	"unsafe"
 
 	"github.com/ebitengine/purego"
@@ -149,15 +150,15 @@ func (d *Device) gemmBF16Bias(out16, tA, tB bool, m, n, k int, a uintptr, lda in
 		}
 		s := ltShape{tA: tA, tB: tB, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: n, ab: cudaR16BF, ct: ct,
 			align: ptrAlign(a, b, c, dst.P), biasAlign: ptrAlign(bp)}
-		end := func() {}
-		if d.prof != nil { // no name to format on the hot path
-			end = d.profile(fmt.Sprintf("cuBLASLt bias epilogue %d×%d×%d", m, n, k))
-		}
+		end := d.profile()
 		done, err := d.lt.gemm(d, s, 1, a, b, beta, c, dst.P, bp)
-		end()
 		if done || err != nil {
+			if d.prof != nil { // no name to format on the hot path
+				end(fmt.Sprintf("cuBLASLt bias epilogue %d×%d×%d", m, n, k))
+			}
 			return err
 		}
+		end("") // the kernels and cublasGemmEx below run it, each profiled
 	}
 	var err error
 	switch {
@@ -183,12 +184,15 @@ func (d *Device) gemmEx(ab, ct, compute uintptr, name string, tA, tB bool, m, n,
 	if m == 0 || n == 0 {
 		return nil
 	}
+	label := name // the profile's: which library ran the product
 	if d.prof != nil {
-		defer d.profile(fmt.Sprintf("%s %d×%d×%d", name, m, n, k))()
+		end := d.profile()
+		defer func() { end(fmt.Sprintf("%s %d×%d×%d", label, m, n, k)) }()
 	}
 	if ab == cudaR16BF && compute == cublasCompute32F && d.lt != nil {
 		s := ltShape{tA: tA, tB: tB, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc, ab: ab, ct: ct, align: ptrAlign(a, b, c)}
 		if done, err := d.lt.gemm(d, s, alpha, a, b, beta, c, c, 0); done || err != nil {
+			label = strings.Replace(name, "cublasGemmEx", "cuBLASLt", 1)
 			return err
 		}
 	}
@@ -225,7 +229,7 @@ func (d *Device) gemmBatchedEx(ab, ct, compute uintptr, name string, tA, tB bool
 		return nil
 	}
 	if d.prof != nil {
-		defer d.profile(fmt.Sprintf("%s %d×%d×%d ×%d", name, m, n, k, count))()
+		defer d.profile()(fmt.Sprintf("%s %d×%d×%d ×%d", name, m, n, k, count))
 	}
 	d.scalars[0], d.scalars[1] = alpha, beta
 	al, be := d.host+2*maxArgs*8, d.host+2*maxArgs*8+4

@@ -179,17 +179,23 @@ func (c *cublasLt) plan(s ltShape, want int, workspace uint64) (*ltPlan, error) 
 		}
 	}
 	if err != nil {
-		for _, l := range []uintptr{p.la, p.lb, p.lc} {
-			if l != 0 {
-				purego.SyscallN(c.layoutDestroy, l)
-			}
-		}
-		if p.desc != 0 {
-			purego.SyscallN(c.descDestroy, p.desc)
-		}
+		c.destroy(p)
 		return nil, err
 	}
 	return p, nil
+}
+
+// destroy frees what plan created for p (a half-built plan's zero handles
+// are skipped).
+func (c *cublasLt) destroy(p *ltPlan) {
+	for _, l := range []uintptr{p.la, p.lb, p.lc} {
+		if l != 0 {
+			purego.SyscallN(c.layoutDestroy, l)
+		}
+	}
+	if p.desc != 0 {
+		purego.SyscallN(c.descDestroy, p.desc)
+	}
 }
 
 // run queues p's product with algorithm i on stream (workspace ws of
@@ -297,16 +303,20 @@ func (t *ltTuner) tune(d *Device, s ltShape, alpha float32, a, b uintptr, beta f
 	if err != nil {
 		return p, nil
 	}
+	plan, best := p, float32(math.MaxFloat32)
 	defer func() {
 		if ferr := d.drv.call("cuMemFree", d.drv.cuMemFree, scratch.P); ferr != nil && err == nil {
-			p, err = nil, fmt.Errorf("cuBLASLt tuning's scratch output: %w", ferr)
+			err = fmt.Errorf("cuBLASLt tuning's scratch output: %w", ferr)
+		}
+		if p == nil || err != nil || best == math.MaxFloat32 { // the plan is not kept: free it
+			t.lt.destroy(plan)
+			p = nil
 		}
 	}()
 	ws, err := t.workspace(d)
 	if err != nil {
 		return nil, err
 	}
-	best := float32(math.MaxFloat32)
 	for i := range p.algos {
 		run := func() error {
 			return t.lt.run(d, p, i, alpha, a, b, beta, c, scratch.P, bias, ws.P, ltWorkspace, d.stream)
@@ -333,8 +343,5 @@ func (t *ltTuner) tune(d *Device, s ltShape, alpha float32, a, b uintptr, beta f
 			best, p.best = ms, i
 		}
 	}
-	if best == math.MaxFloat32 {
-		return nil, nil
-	}
-	return p, nil
+	return p, nil // nil by the deferred check where no candidate ran
 }

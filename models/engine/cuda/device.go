@@ -278,7 +278,7 @@ func (d *Device) zero(b Buf) error {
 		return nil
 	}
 	if d.prof != nil {
-		defer d.profile("memset")()
+		defer d.profile()("memset")
 	}
 	return d.drv.call("cuMemsetD32", d.drv.cuMemsetD32, b.P, 0, uintptr(b.N))
 }
@@ -401,7 +401,7 @@ func (d *Device) launch(name string, f uintptr, grid, block [3]int, smem int, ar
 		return nil // nothing to do (an empty tensor)
 	}
 	if d.prof != nil {
-		defer d.profile(name)()
+		defer d.profile()(name)
 	}
 	return d.drv.call("cuLaunchKernel "+name, d.drv.cuLaunchKernel, f,
 		uintptr(grid[0]), uintptr(grid[1]), uintptr(grid[2]),

@@ -985,8 +985,9 @@ __global__ void ce_bwd4(float* dlogits, const float* logits, const float* stats,
 // 4·CE_THREADS·CE_VEC logits, V % 4 == 0 (the launcher checks): the row
 // stays in registers between its max, its sum and the gradient, so the
 // logits ([B·T, V], fp32 or bf16: the step's largest buffer) are read
-// once, not twice. The forward computes the gradient then, with the loss weight w
-// (1/Σmask) known before the step; the backward only runs the products.
+// once, not twice. The forward computes the gradient then, with the loss
+// weight w (1/Σmask) known before the step; the backward only runs the
+// products.
 #define CE_VEC 16
 #define CE_THREADS 512
 // Where logits is null the logits are bf16 (lh, 8-byte aligned rows: bf16

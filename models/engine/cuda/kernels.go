@@ -439,8 +439,8 @@ func (d *Device) colsumAdd(dst, src Buf, rows, cols int) error {
 }
 
 // colsumGrid is the column-sum kernels' grid (colsum, colsum_h): a
-// thread a column, the rows in chunks such that the
-// grid has a few thousand blocks.
+// thread a column, the rows in chunks such that the grid has a few
+// thousand blocks.
 func colsumGrid(rows, cols int) (grid [3]int, chunk int) {
 	xb := (cols + ewBlock - 1) / ewBlock
 	chunk = max(16, rows*xb/2048)

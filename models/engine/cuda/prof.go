@@ -77,19 +77,25 @@ func (d *Device) stopProfile() ([]profileEntry, error) {
 	return out, err
 }
 
-// profile records a start event for name's call on the current stream
-// and returns what records its end; a no-op without a profiler.
-func (d *Device) profile(name string) func() {
+// profile records a start event for a call on the current stream and
+// returns what records its end under name, known only then (a product
+// says which library ran it); name "" drops the call. A no-op without a
+// profiler.
+func (d *Device) profile() func(name string) {
 	p := d.prof
 	if p == nil {
-		return func() {}
+		return func(string) {}
 	}
 	start, err := p.record(d, d.stream)
 	if err != nil {
-		return func() {}
+		return func(string) {}
 	}
 	stream := d.stream
-	return func() {
+	return func(name string) {
+		if name == "" {
+			p.free = append(p.free, start)
+			return
+		}
 		if end, err := p.record(d, stream); err == nil {
 			p.recs = append(p.recs, profRecord{name: name, start: start, end: end})
 		}
