@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -107,6 +109,13 @@ type TrainConfig struct {
 	// permuted, rows in file order).
 	ShuffleBuffer int     `yaml:"shuffle_buffer"`
 	Threads       Threads `yaml:"threads"`
+	// LRScale multiplies the learning rate (and with it the decoupled
+	// decay) of the tensors whose names start with a key: the name itself
+	// or the name up to a dot ("connector.blocks" covers
+	// connector.blocks.0.conv1.weight). The longest matching key wins; a
+	// PyTorch parameter group per key. Keys that match no tensor of a
+	// model (a sweep's avgpool cells have no connector.blocks) are logged.
+	LRScale map[string]float64 `yaml:"lr_scale,omitempty"`
 }
 
 // Threads sets the parallelism; both counts change the bits of the result
@@ -410,6 +419,13 @@ func (t TrainConfig) validate() []error {
 	}
 	if !finite(t.Clip) || t.Clip < 0 {
 		bad("clip", "%v: want a gradient-norm bound ≥ 0 (0: no clipping)", t.Clip)
+	}
+	for _, key := range slices.Sorted(maps.Keys(t.LRScale)) {
+		if v := t.LRScale[key]; key == "" || strings.HasPrefix(key, ".") || strings.HasSuffix(key, ".") {
+			bad("lr_scale", "key %q: want a tensor name or a dotted prefix of one (connector.blocks)", key)
+		} else if !finite(v) || v <= 0 {
+			bad("lr_scale."+key, "%v: want a positive finite multiplier of train.lr", v)
+		}
 	}
 	if t.CheckpointEvery <= 0 {
 		bad("checkpoint_every", "%d: want a positive number of steps", t.CheckpointEvery)

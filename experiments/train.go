@@ -2,6 +2,7 @@ package experiments
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -15,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/mmablate/mmablate/data"
@@ -243,6 +245,7 @@ func (j *job) run(ctx context.Context, st *checkpointState) error {
 		return err
 	}
 	defer model.Close()
+	scaleLR(model.Params, t.LRScale, j.log)
 	if v := c.Model.Vision; v != nil && v.Init != "" && st == nil {
 		if err := model.LoadEncoder(v.Init); err != nil {
 			return fmt.Errorf("model.vision.init: %w", err)
@@ -432,4 +435,22 @@ func writeMetrics(w io.Writer, step int, ss models.StepStats, lr, tps float64, s
 		return fmt.Errorf("%s: %w", MetricsFile, err)
 	}
 	return nil
+}
+
+// scaleLR applies train.lr_scale to ps: shorter keys first, so that the
+// longest key matching a tensor is the one that holds. A key that matches no
+// tensor is logged, not refused: one sweep file serves cells whose models
+// differ (average pooling has no connector.blocks).
+func scaleLR(ps *engine.Params[float32], scales map[string]float64, log *slog.Logger) {
+	keys := slices.SortedFunc(maps.Keys(scales), func(a, b string) int {
+		return cmp.Or(cmp.Compare(len(a), len(b)), strings.Compare(a, b))
+	})
+	for _, k := range keys {
+		n := ps.ScaleLR(k, scales[k])
+		if n == 0 {
+			log.Warn("train.lr_scale: no tensor of this model has this name or prefix", "key", k)
+			continue
+		}
+		log.Info("train.lr_scale", "key", k, "scale", scales[k], "tensors", n)
+	}
 }

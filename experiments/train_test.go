@@ -21,6 +21,7 @@ import (
 	"github.com/mmablate/mmablate/data"
 	"github.com/mmablate/mmablate/mixer"
 	"github.com/mmablate/mmablate/models"
+	"github.com/mmablate/mmablate/models/engine"
 )
 
 // testRoot holds what the tests share: the shapes world, its tokenizer
@@ -643,5 +644,30 @@ func TestMetricsLinePaddingAndSkips(t *testing.T) {
 	}
 	if bytes.Contains(b.Bytes(), []byte("skipped")) {
 		t.Fatalf("metrics line %s names skips where there were none", b.Bytes())
+	}
+}
+
+// TestScaleLR: the longest key matching a tensor holds, whatever the map's
+// order; a key matching nothing is logged; "vit" does not cover "vitals".
+func TestScaleLR(t *testing.T) {
+	ps := engine.NewParams[float32]()
+	for _, name := range []string{"connector.blocks.0.conv1.weight", "connector.blocks.1.conv1.weight", "connector.proj.weight", "vit.patch.weight", "vitals", "llm.norm"} {
+		ps.Add(name, 2, 2)
+	}
+	var logged strings.Builder
+	log := slog.New(slog.NewTextHandler(&logged, nil))
+	scaleLR(ps, map[string]float64{"connector.blocks.1": 0.5, "connector": 2, "connector.blocks": 0.1, "vit": 3, "nothing.here": 9}, log)
+	want := map[string]float64{
+		"connector.blocks.0.conv1.weight": 0.1, "connector.blocks.1.conv1.weight": 0.5, "connector.proj.weight": 2,
+		"vit.patch.weight": 3, "vitals": 1, "llm.norm": 1,
+	}
+	for name, w := range want {
+		p, _ := ps.Lookup(name)
+		if p.LRScale != w {
+			t.Errorf("%s: LRScale %v, want %v", name, p.LRScale, w)
+		}
+	}
+	if !strings.Contains(logged.String(), "key=nothing.here") || strings.Contains(logged.String(), "WARN msg=\"train.lr_scale: no tensor of this model has this name or prefix\" key=vit") {
+		t.Errorf("log:\n%s", logged.String())
 	}
 }

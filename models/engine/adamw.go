@@ -22,6 +22,7 @@ type AdamW[T Float] struct {
 	t      int
 
 	// per-step constants for the chunk task
+	lr, bc1                                  float64
 	stepSize, invSqrtBC2, b1, b2, eps, decay T
 	task                                     func(int)
 }
@@ -33,8 +34,9 @@ func NewAdamW[T Float](ps *Params[T], cfg AdamWConfig) *AdamW[T] {
 	return o
 }
 
-// Step applies one update with learning rate lr to every tensor that is not
-// Frozen, exactly as PyTorch's AdamW (non-fused, amsgrad off):
+// Step applies one update with learning rate lr (times the tensor's
+// LRScale) to every tensor that is not Frozen, exactly as PyTorch's AdamW
+// (non-fused, amsgrad off) with one parameter group per LRScale:
 //
 //	p ← p·(1 − lr·wd)                      (tensors with Decay only)
 //	m ← β1·m + (1−β1)·g;  v ← β2·v + (1−β2)·g²
@@ -51,6 +53,7 @@ func (o *AdamW[T]) Step(lr float64) {
 	o.invSqrtBC2 = T(1 / math.Sqrt(bc2))
 	o.b1, o.b2 = T(c.Beta1), T(c.Beta2)
 	o.eps = T(c.Eps)
+	o.lr, o.bc1 = lr, bc1
 	o.decay = T(1 - lr*c.WeightDecay)
 	o.ps.Pool.For(o.ps.chunks(), o.task)
 }
@@ -63,10 +66,14 @@ func (o *AdamW[T]) chunk(i int) {
 		w := data[lo:hi]
 		g, m, v := grad[lo:hi][:len(w)], o.m[lo:hi][:len(w)], o.v[lo:hi][:len(w)]
 		b1, b2, eps, step, inv := o.b1, o.b2, o.eps, o.stepSize, o.invSqrtBC2
+		decay := o.decay
+		if p.LRScale != 1 {
+			step = T(o.lr * p.LRScale / o.bc1)
+			decay = T(1 - o.lr*p.LRScale*o.Config.WeightDecay)
+		}
 		if p.Decay && o.Config.WeightDecay != 0 {
 			// The decay in the same pass: the update is memory-bound, and
 			// a separate Scale(w) would read and write w once more.
-			decay := o.decay
 			for i := range w {
 				gi := g[i]
 				mi := b1*m[i] + (1-b1)*gi

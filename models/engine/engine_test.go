@@ -257,6 +257,53 @@ func TestAdamWHandStep(t *testing.T) {
 	}
 }
 
+// TestAdamWLRScale checks that a tensor's LRScale acts as its own
+// parameter group's learning rate, decay included: scaled tensors track a
+// second optimiser run at lr·scale, and the unscaled one is untouched by
+// its neighbours' scales.
+func TestAdamWLRScale(t *testing.T) {
+	const lr, steps = 0.01, 4
+	cfg := AdamWConfig{Beta1: 0.9, Beta2: 0.99, Eps: 1e-8, WeightDecay: 0.1}
+	grads := func(step, n int) []float64 {
+		g := make([]float64, n)
+		for i := range g {
+			g[i] = math.Sin(float64(7*step+3*i)) + 0.1*float64(i)
+		}
+		return g
+	}
+	init := []float64{1, -2, 0.5, 3, -0.25}
+	run := func(scales []float64, lr float64) [][]float64 {
+		ps := NewParams[float64]()
+		w := []*Param[float64]{ps.Add("w", 1, 2), ps.Add("b", 1), ps.Add("v", 2, 1)} // decays, not, decays
+		for i, p := range w {
+			p.LRScale = scales[i]
+		}
+		copy(ps.Data(), init)
+		opt := NewAdamW(ps, cfg)
+		for s := range steps {
+			copy(ps.Grad(), grads(s, len(init)))
+			opt.Step(lr)
+		}
+		out := make([][]float64, len(w))
+		for i, p := range w {
+			out[i] = slices.Clone(p.Data())
+		}
+		return out
+	}
+	mixed := run([]float64{0.1, 1, 3}, lr)
+	for i, scale := range []float64{0.1, 1, 3} {
+		want := run([]float64{1, 1, 1}, lr*scale)[i]
+		for j := range want {
+			if d := math.Abs(mixed[i][j] - want[j]); d > 1e-15 {
+				t.Errorf("tensor %d [%d] with LRScale %v: %.17g, lr·scale run gives %.17g", i, j, scale, mixed[i][j], want[j])
+			}
+		}
+	}
+	if plain := run([]float64{1, 1, 1}, lr); slices.Equal(plain[0], mixed[0]) {
+		t.Error("LRScale 0.1 left tensor 0 as an unscaled run leaves it")
+	}
+}
+
 func TestClipGradNorm(t *testing.T) {
 	ps := NewParams[float32]()
 	a, b, fr := ps.Add("a", 2), ps.Add("b", 1), ps.Add("frozen", 1)

@@ -54,15 +54,18 @@ func (ps *Params[T]) eachInChunk(i int, f func(p *Param[T], lo, hi int)) {
 
 // Param is one named tensor of a Params arena: Size elements at Offset.
 // Decay says whether AdamW applies weight decay to it (default: tensors of
-// rank ≥ 2); Frozen tensors get no gradient and no update.
+// rank ≥ 2); LRScale multiplies AdamW's learning rate for it, decay
+// included, as a PyTorch parameter group's own lr does (default 1); Frozen
+// tensors get no gradient and no update.
 type Param[T Float] struct {
-	Name   string
-	Shape  []int
-	Offset int
-	Size   int
-	Decay  bool
-	Frozen bool
-	arena  *Params[T]
+	Name    string
+	Shape   []int
+	Offset  int
+	Size    int
+	Decay   bool
+	LRScale float64
+	Frozen  bool
+	arena   *Params[T]
 }
 
 // NewParams returns an empty arena.
@@ -86,18 +89,32 @@ func (ps *Params[T]) Add(name string, shape ...int) *Param[T] {
 		size *= d
 	}
 	p := &Param[T]{
-		Name:   name,
-		Shape:  append([]int(nil), shape...),
-		Offset: len(ps.data),
-		Size:   size,
-		Decay:  len(shape) >= 2,
-		arena:  ps,
+		Name:    name,
+		Shape:   append([]int(nil), shape...),
+		Offset:  len(ps.data),
+		Size:    size,
+		Decay:   len(shape) >= 2,
+		LRScale: 1,
+		arena:   ps,
 	}
 	ps.data = append(ps.data, make([]T, size)...)
 	ps.grad = append(ps.grad, make([]T, size)...)
 	ps.params = append(ps.params, p)
 	ps.byName[name] = p
 	return p
+}
+
+// ScaleLR sets LRScale to scale on every tensor named prefix or whose name
+// starts with prefix and a dot, and returns how many it set.
+func (ps *Params[T]) ScaleLR(prefix string, scale float64) int {
+	n := 0
+	for _, p := range ps.params {
+		if p.Name == prefix || strings.HasPrefix(p.Name, prefix+".") {
+			p.LRScale = scale
+			n++
+		}
+	}
+	return n
 }
 
 // Lookup returns the tensor registered under name.

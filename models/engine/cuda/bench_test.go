@@ -367,8 +367,8 @@ func BenchmarkDecoderStep(b *testing.B) {
 		{"gradient-norm-and-adamw", 1, func() error {
 			_, err := dd.reduce(tr.partials, tr.g, tr.g.N, true)
 			return errors.Join(err, dd.launch("adamw", dd.k.adamw, grid1(tr.chunks), block1(ewBlock), 0,
-				tr.w, tr.g, tr.mom, tr.vel, tr.chunkLo, tr.chunkHi, tr.chunkFlags, float32(1),
-				float32(0.9), float32(0.95), float32(1e-8), float32(0), float32(1), float32(1), tr.wh))
+				tr.w, tr.g, tr.mom, tr.vel, tr.chunkLo, tr.chunkHi, tr.chunkFlags, tr.chunkLR, float32(1),
+				float32(0.9), float32(0.95), float32(1e-8), float32(0), float32(1), float32(1), float32(0), tr.wh))
 		}},
 	}...)
 	ms := make([]float64, len(parts))

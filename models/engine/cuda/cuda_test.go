@@ -152,7 +152,10 @@ func (pc parityCase) batch(cfg models.Config) *models.Batch {
 	return b
 }
 
-func newPair(t *testing.T, pc parityCase) (cpu, gpu *models.Model, tr *Trainer) {
+// newPair builds the case's model twice with the same weights, the second
+// on a Trainer; lrScales (prefix → scale) are set on both before the
+// Trainer reads them.
+func newPair(t *testing.T, pc parityCase, lrScales ...map[string]float64) (cpu, gpu *models.Model, tr *Trainer) {
 	t.Helper()
 	cfg := pc.config()
 	var err error
@@ -161,6 +164,13 @@ func newPair(t *testing.T, pc parityCase) (cpu, gpu *models.Model, tr *Trainer) 
 	}
 	if gpu, err = models.New(cfg, pc.B, pc.T, models.Options{Seed: 11}); err != nil {
 		t.Fatal(err)
+	}
+	for _, scales := range lrScales {
+		for prefix, s := range scales {
+			if cpu.Params.ScaleLR(prefix, s) == 0 || gpu.Params.ScaleLR(prefix, s) == 0 {
+				t.Fatalf("no tensor named %s…", prefix)
+			}
+		}
 	}
 	if tr, err = NewTrainer(gpu, Options{Precision: pc.prec, materialised: pc.materialised}); err != nil {
 		t.Fatal(err)
@@ -235,7 +245,9 @@ func relDiffFloor(a, b []float32, floor float64) float64 {
 func TestParityTraining(t *testing.T) {
 	needGPU(t)
 	pc := parityCases[2] // GQA, packed documents, causal row blocks
-	cpu, gpu, _ := newPair(t, pc)
+	// Per-tensor learning rates (train.lr_scale) on a layer's attention and
+	// the final norm: AdamW's per-chunk scale must match the CPU's.
+	cpu, gpu, _ := newPair(t, pc, map[string]float64{"llm.layers.0.attn": 0.1, "llm.norm": 4})
 	b := pc.batch(cpu.Config)
 	worst := 0.0
 	for i := range 10 {

@@ -1094,11 +1094,19 @@ __device__ __forceinline__ void adamw1(float* w, float* m, float* v, float g, fl
     float upd = step * mi / (sqrtf(vi) * inv + eps);
     *w = dec ? *w * decay - upd : *w - upd;
 }
+// lrs[c] is chunk c's tensor's LRScale (engine.Param): its own learning
+// rate, decay included, as a PyTorch parameter group's; lrwd is lr·wd.
 __global__ void adamw(float* w, float* g, float* m, float* v, const i64* lo, const i64* hi, const int* flags,
-                      float clip, float b1, float b2, float eps, float step, float inv, float decay, unsigned short* wh) {
+                      const float* lrs, float clip, float b1, float b2, float eps, float step, float inv, float decay,
+                      float lrwd, unsigned short* wh) {
     int c = blockIdx.x;
     int dec = flags[c] & 1;
     i64 l = lo[c], h = hi[c];
+    float s = lrs[c];
+    if (s != 1.f) {
+        step *= s;
+        decay = 1.f - lrwd * s;
+    }
     // Four parameters a thread with 16-byte accesses where the chunk's
     // ends allow (every tensor of the reference decoder), else one.
     if (((l | h) & 3) == 0) {

@@ -66,6 +66,7 @@ type Trainer struct {
 	chunkLo         Buf // int64 [chunks]
 	chunkHi         Buf
 	chunkFlags      Buf // int32 [chunks]
+	chunkLR         Buf // float32 [chunks]: the tensor's LRScale
 	chunks          int
 	embed, norm     int // arena offsets
 	layers          []layerParams
@@ -281,10 +282,12 @@ func (tr *Trainer) allocate() error {
 	}
 	P := tr.m.Params.Len()
 	tr.w, tr.g, tr.mom, tr.vel = take(P), take(P), take(P), take(P)
-	// AdamW chunks: never across tensors, so each carries one decay flag.
+	// AdamW chunks: never across tensors, so each carries one decay flag
+	// and one learning-rate scale.
 	const chunk = 1 << 15
 	var lo, hi []int64
 	var flags []int32
+	var lrs []float32
 	for _, p := range tr.m.Params.All() {
 		if p.Frozen {
 			continue
@@ -295,10 +298,11 @@ func (tr *Trainer) allocate() error {
 		}
 		for s := p.Offset; s < p.Offset+p.Size; s += chunk {
 			lo, hi, flags = append(lo, int64(s)), append(hi, int64(min(s+chunk, p.Offset+p.Size))), append(flags, f)
+			lrs = append(lrs, float32(p.LRScale))
 		}
 	}
 	tr.chunks = len(lo)
-	tr.chunkLo, tr.chunkHi, tr.chunkFlags = take(2*len(lo)), take(2*len(hi)), take(len(flags))
+	tr.chunkLo, tr.chunkHi, tr.chunkFlags, tr.chunkLR = take(2*len(lo)), take(2*len(hi)), take(len(flags)), take(len(lrs))
 	half := tr.hd / 2
 	tr.cos, tr.sin = take(c.MaxSeq*half), take(c.MaxSeq*half)
 	tr.ids, tr.pos, tr.docs, tr.tgt, tr.mask = take(n), take(n), take(n), take(n), take(n)
@@ -401,7 +405,7 @@ func (tr *Trainer) allocate() error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	errs = append(errs, upload(d, tr.chunkLo, lo), upload(d, tr.chunkHi, hi), upload(d, tr.chunkFlags, flags))
+	errs = append(errs, upload(d, tr.chunkLo, lo), upload(d, tr.chunkHi, hi), upload(d, tr.chunkFlags, flags), upload(d, tr.chunkLR, lrs))
 	// RoPE tables exactly as engine.NewRoPE computes them.
 	cs, sn := make([]float32, c.MaxSeq*half), make([]float32, c.MaxSeq*half)
 	for p := range c.MaxSeq {
@@ -528,7 +532,7 @@ func (tr *Trainer) Close() error {
 }
 
 func (tr *Trainer) all() []Buf {
-	bs := []Buf{tr.w, tr.g, tr.mom, tr.vel, tr.chunkLo, tr.chunkHi, tr.chunkFlags, tr.cos, tr.sin,
+	bs := []Buf{tr.w, tr.g, tr.mom, tr.vel, tr.chunkLo, tr.chunkHi, tr.chunkFlags, tr.chunkLR, tr.cos, tr.sin,
 		tr.ids, tr.pos, tr.docs, tr.tgt, tr.mask, tr.fn, tr.frstd, tr.logits, tr.logitsH, tr.ceStats, tr.rowloss, tr.branch,
 		tr.partials, tr.dx, tr.dh, tr.dnorm, tr.dlogits, tr.datt, tr.dq, tr.dqRot, tr.dk, tr.dkRot, tr.dv, tr.scratch, tr.dG, tr.dH3, tr.ptrs, tr.wh, tr.doutH, tr.fnH, tr.dGH, tr.dH3H, tr.scratchH, tr.dattH, tr.dvec,
 		tr.dxH, tr.dhH, tr.dqkvH}
@@ -604,8 +608,9 @@ func (tr *Trainer) update(scale float32, lr float64) error {
 	bc1 := 1 - math.Pow(tr.b1, float64(tr.t))
 	bc2 := 1 - math.Pow(tr.b2, float64(tr.t))
 	return tr.d.launch("adamw", tr.d.k.adamw, grid1(tr.chunks), block1(ewBlock), 0,
-		tr.w, tr.g, tr.mom, tr.vel, tr.chunkLo, tr.chunkHi, tr.chunkFlags, scale,
-		float32(tr.b1), float32(tr.b2), float32(tr.eps), float32(lr/bc1), float32(1/math.Sqrt(bc2)), float32(1-lr*tr.wdc), tr.wh)
+		tr.w, tr.g, tr.mom, tr.vel, tr.chunkLo, tr.chunkHi, tr.chunkFlags, tr.chunkLR, scale,
+		float32(tr.b1), float32(tr.b2), float32(tr.eps), float32(lr/bc1), float32(1/math.Sqrt(bc2)), float32(1-lr*tr.wdc),
+		float32(lr*tr.wdc), tr.wh)
 }
 
 // IdleTime is the GPU's total idle time between consecutive Steps so far,
