@@ -58,7 +58,7 @@ lint:
 demo: build ## the quickstart sweep (resolution × image tokens × connector, 2 seeds) and its report, ≈10 min on 2 cores
 	scripts/demo.sh quick
 
-demo-full: build ## quickstart plus the four example ablations of ablations/examples and their reports, ≈25 min on 2 cores
+demo-full: build ## quickstart plus the four example ablations of ablations/examples and their reports, ≈30 min on 2 cores
 	scripts/demo.sh full
 
 clean:

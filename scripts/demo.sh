@@ -7,7 +7,7 @@
 #
 #   scripts/demo.sh quick   ablations/examples/quickstart.yaml (≈10 min on 2 cores)
 #   scripts/demo.sh full    quickstart plus resolution, image_tokens, connector
-#                           and mixture (≈25 min on 2 cores)
+#                           and mixture (≈30 min on 2 cores)
 #
 # Environment: MMABLATE (the binary, default bin/mmablate), RUNS (where sweep
 # directories go, default runs), PARALLEL (cells at once, default 2: the
