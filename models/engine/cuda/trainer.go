@@ -164,7 +164,8 @@ type attnPtrs struct {
 }
 
 // NewTrainer opens GPU opts.GPU and copies m's weights and AdamW state
-// there. A model with decoder parameters this backend does not know (ffn
+// there, with each tensor's Frozen and LRScale as they stand now: set them
+// before. A model with decoder parameters this backend does not know (ffn
 // pruning) is an error.
 func NewTrainer(m *models.Model, opts Options) (*Trainer, error) {
 	if m.Config.Decoder.Pruned() {
