@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/mmablate/mmablate/internal/allocs"
 )
 
 // genLogitTol bounds |cached − uncached| for any logit. The two paths
@@ -485,13 +487,13 @@ func TestGenerateStepDoesNotAllocate(t *testing.T) {
 		if err := g.Prefill([]Prompt{genPrompt(rng, cfg, 1, 2, 1), genPrompt(rng, cfg, 0, 0, 5)}, 40, nil); err != nil {
 			t.Fatal(err)
 		}
-		allocs := testing.AllocsPerRun(20, func() {
+		c := allocs.PerRun(20, func() {
 			if n, err := g.Step(); n != 2 || err != nil {
 				t.Fatalf("Step: %d rows, %v", n, err)
 			}
 		})
-		if allocs != 0 {
-			t.Errorf("workers %d: Step allocates %v times per token", workers, allocs)
+		if c.PerRun != 0 {
+			t.Errorf("workers %d: Step allocates %v times per token; most at:%s", workers, c.PerRun, c.Site)
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mmablate/mmablate/internal/allocs"
 	"github.com/mmablate/mmablate/models/connector"
 	"github.com/mmablate/mmablate/models/engine"
 	"github.com/mmablate/mmablate/models/vision"
@@ -337,8 +338,8 @@ func TestStepAllocatesNothing(t *testing.T) {
 				}
 			}
 			step()
-			if allocs := testing.AllocsPerRun(3, step); allocs != 0 {
-				t.Errorf("a training step made %v allocations, want 0", allocs)
+			if c := allocs.PerRun(3, step); c.PerRun != 0 {
+				t.Errorf("a training step made %v allocations, want 0; most at:%s", c.PerRun, c.Site)
 			}
 			if stepErr != nil {
 				t.Fatal(stepErr)

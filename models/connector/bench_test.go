@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/mmablate/mmablate/internal/allocs"
 	"github.com/mmablate/mmablate/models/engine"
 )
 
@@ -47,11 +48,11 @@ func TestNoAllocations(t *testing.T) {
 		c, grid, dgrid, out, dout := newRef(t, kind, 1, nil)
 		c.Forward(out, grid)
 		c.Backward(dgrid, dout, grid)
-		if n := testing.AllocsPerRun(2, func() {
+		if n := allocs.PerRun(2, func() {
 			c.Forward(out, grid)
 			c.Backward(dgrid, dout, grid)
-		}); n != 0 {
-			t.Errorf("%s: %g allocations per forward+backward", kind, n)
+		}); n.PerRun != 0 {
+			t.Errorf("%s: %g allocations per forward+backward; most at:%s", kind, n.PerRun, n.Site)
 		}
 	}
 }

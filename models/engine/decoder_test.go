@@ -3,6 +3,8 @@ package engine
 import (
 	"math/rand/v2"
 	"testing"
+
+	"github.com/mmablate/mmablate/internal/allocs"
 )
 
 // refDecoder is the reference text-only decoder of MODEL-SPEC.md built from
@@ -172,8 +174,8 @@ func TestStepAllocatesNothing(t *testing.T) {
 	defer pool.Close()
 	m := newRefDecoder(2, 16, pool)
 	m.step()
-	if allocs := testing.AllocsPerRun(3, func() { m.step() }); allocs != 0 {
-		t.Fatalf("a training step made %v allocations, want 0", allocs)
+	if c := allocs.PerRun(3, func() { m.step() }); c.PerRun != 0 {
+		t.Fatalf("a training step made %v allocations, want 0; most at:%s", c.PerRun, c.Site)
 	}
 }
 

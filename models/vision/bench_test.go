@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/mmablate/mmablate/internal/allocs"
 	"github.com/mmablate/mmablate/models/engine"
 )
 
@@ -42,11 +43,11 @@ func TestNoAllocations(t *testing.T) {
 	v, img, out, dout := newRef(t, 1, nil)
 	v.Forward(out, img)
 	v.Backward(dout)
-	if n := testing.AllocsPerRun(2, func() {
+	if n := allocs.PerRun(2, func() {
 		v.Forward(out, img)
 		v.Backward(dout)
-	}); n != 0 {
-		t.Errorf("%g allocations per forward+backward", n)
+	}); n.PerRun != 0 {
+		t.Errorf("%g allocations per forward+backward; most at:%s", n.PerRun, n.Site)
 	}
 }
 
