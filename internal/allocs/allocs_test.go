@@ -58,27 +58,42 @@ func TestPerRun(t *testing.T) {
 	}
 }
 
-// TestRuntimeOwnStacks: a stack wholly inside the runtime (sysmon starting a
-// thread) is not counted, one that reaches user code is, and a stack cut at
-// 32 frames is counted because its root is unknown.
-func TestRuntimeOwnStacks(t *testing.T) {
-	// A return address lies inside its function: entry+1.
-	gc, gosched := pcOf(runtime.GC), pcOf(runtime.Gosched)
-	runtimeOnly := [32]uintptr{gc, gosched}
-	user := [32]uintptr{gc, pcOf(allocate)}
-	var full [32]uintptr
-	for i := range full {
-		full[i] = gc
-	}
-	if counted(runtimeOnly) {
-		t.Error("a runtime-only stack was counted")
-	}
-	if !counted(user) {
-		t.Error("a stack reaching allocs.allocate was not counted")
-	}
-	if !counted(full) {
-		t.Error("a truncated stack was not counted")
+// TestByCode: a stack wholly inside the runtime (sysmon starting a thread)
+// is not the code's, one that reaches user code is, unless it passes through
+// a runtime cache's refill.
+func TestByCode(t *testing.T) {
+	const user = "github.com/mmablate/mmablate/models/engine.(*Pool).For"
+	for _, tc := range []struct {
+		name  string
+		stack []string
+		want  bool
+	}{
+		{"runtime only", []string{"runtime.malg", "runtime.allocm", "runtime.newm", "runtime.sysmon", "runtime.mstart"}, false},
+		{"background goroutine", []string{"runtime.mallocgc", "internal/runtime/maps.newarray", "runtime.bgsweep", "runtime.goexit"}, false},
+		{"user code", []string{"runtime.mallocgc", "runtime.makeslice", user, "testing.tRunner", "runtime.goexit"}, true},
+		{"user code, goroutine start", []string{"runtime.malg", "runtime.newproc1", "runtime.newproc", user}, true},
+		{"user code, sudog cache refill", []string{"runtime.newobject", "runtime.acquireSudog", "runtime.semacquire1", "sync.(*WaitGroup).Wait", user}, false},
+		{"user code, new thread", []string{"runtime.malg", "runtime.allocm", "runtime.newm", "runtime.startm", "runtime.wakep", "runtime.ready", user}, false},
+		{"snapshot", []string{"runtime.makemap", "github.com/mmablate/mmablate/internal/allocs.snapshot", "github.com/mmablate/mmablate/internal/allocs.PerRun"}, false},
+	} {
+		if got := byCode(tc.stack); got != tc.want {
+			t.Errorf("%s: byCode = %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }
 
-func pcOf(f any) uintptr { return reflect.ValueOf(f).Pointer() + 1 }
+// TestTruncatedStackCounted: a stack cut at 32 frames counts, whatever its
+// frames: its root is unknown.
+func TestTruncatedStackCounted(t *testing.T) {
+	var stack [32]uintptr
+	for i := range stack {
+		stack[i] = reflect.ValueOf(runtime.GC).Pointer() + 1 // a return address lies inside its function
+	}
+	if !counted(stack) {
+		t.Error("a truncated runtime-only stack was not counted")
+	}
+	stack[31] = 0
+	if counted(stack) {
+		t.Error("an untruncated runtime-only stack was counted")
+	}
+}
