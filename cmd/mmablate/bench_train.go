@@ -114,7 +114,9 @@ of each case's largest layer as a training step issues them (rows split over
 a pool of N goroutines, OpenBLAS on one thread inside it), and cblas_sgemm
 called directly with N OpenBLAS threads on the same shape, plus a square
 1024³ cblas_sgemm: engine/raw is the engine's share of what OpenBLAS reaches
-on that shape.
+on that shape. The two alternate, and each raw round is followed by a wait
+until OpenBLAS's own threads, which spin for about 0.1 s after a call, have
+gone idle: an engine round inside that window shares its cores with them.
 
 The OpenBLAS kernel family in use is printed with the matmul lines; on a
 virtual machine that hides its CPU model OpenBLAS may pick "Prescott" (SSE3)
@@ -132,12 +134,19 @@ show as less than 2:
   mmablate bench train --peer pytorch --threads 2 --steps 20 --warmup 3
 
   case    impl     threads  cores used  steps/s  tokens/s  peak RSS MB  GFLOP/s  go/pytorch
-  text    go       2        1.76        4.593    4703      250          101.7    1.64
-  text    pytorch  2        1.85        2.793    2860      509          61.8
-  images  go       2        1.80        3.270    3348      440          115.2    1.51
-  images  pytorch  2        1.92        2.170    2223      611          76.5
-  text: go/pytorch tokens/s 1.64, peak RSS 0.49
-  images: go/pytorch tokens/s 1.51, peak RSS 0.72
+  text    go       2        1.87        6.194    6343      252          137.2    1.90
+  text    pytorch  2        1.89        3.257    3335      515          72.1
+  images  go       2        1.84        3.628    3715      414          127.8    1.57
+  images  pytorch  2        1.92        2.306    2362      609          81.3
+  text: go/pytorch tokens/s 1.90, peak RSS 0.49
+  images: go/pytorch tokens/s 1.57, peak RSS 0.68
+
+  largest layer's products per case (2 threads, BLAS openblas Haswell; raw cblas_sgemm 1024³: 204.0 GFLOP/s):
+    case    layer                         pass         shape     engine GFLOP/s  raw sgemm GFLOP/s  engine/raw  engine/1024³
+    text    llm mlp.w1                    forward      x·Wᵀ      162.1           186.4              0.87        0.79
+    text    llm mlp.w1                    weight_grad  dyᵀ·x     163.4           171.6              0.95        0.80
+    images  cabstractor conv3x3 (im2col)  weight_grad  dyᵀ·x     181.3           198.0              0.92        0.89
+    ...
 
 On an idle 16-core Xeon VM against PyTorch 2.11 with MKL and oneDNN the same
 command gave 0.96–1.17 (text) and 0.70–0.88 (images): the peer, not the
@@ -496,9 +505,42 @@ func timeProduct(pool *engine.Pool, threads int, tA, tB bool, m, n, k int) (eng,
 		eng = max(eng, gflopRate(flop, engineGemm))
 		if rawSgemmAvailable {
 			raw = max(raw, gflopRate(flop, rawGemm))
+			waitBLASIdle()
 		}
 	}
 	return eng, raw
+}
+
+// waitBLASIdle returns once this process has stopped using CPU (at most a
+// second later). After a multi-threaded call OpenBLAS's worker threads spin
+// for its thread timeout (2^28 cycles by default, about 0.1 s) before they
+// sleep, and an engine product timed in that window shares its cores with
+// them: on the C-Abstractor's weight-gradient product the engine measured
+// 90 GFLOP/s right after a raw round and 155–167 after a pause, against
+// 185–195 raw. Training never runs in that window (its products run
+// OpenBLAS on one thread), so neither does the comparison.
+func waitBLASIdle() { waitIdle(cputime.Process, time.Sleep) }
+
+// waitIdle sleeps in 10 ms windows until one in which cpu (this process's
+// CPU time) advanced by less than a fifth of the window, at most a second in
+// all, and returns the time slept. Where cpu reads 0 the platform cannot
+// say, and it sleeps out OpenBLAS's default timeout with a margin.
+func waitIdle(cpu func() time.Duration, sleep func(time.Duration)) time.Duration {
+	const window, limit, blind = 10 * time.Millisecond, time.Second, 300 * time.Millisecond
+	if cpu() == 0 {
+		sleep(blind)
+		return blind
+	}
+	var slept time.Duration
+	for slept < limit {
+		before := cpu()
+		sleep(window)
+		slept += window
+		if cpu()-before < window/5 {
+			break
+		}
+	}
+	return slept
 }
 
 // benchSquareSgemm is cblas_sgemm's best rate on a 1024³ product with

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mmablate/mmablate/models/engine"
 )
@@ -79,5 +80,44 @@ func TestPrintBenchReport(t *testing.T) {
 		if !strings.Contains(table, want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+// TestWaitIdle drives waitIdle with a fake CPU clock: busyWindows 10 ms
+// windows in which spinning threads burn two cores, then idle ones.
+func TestWaitIdle(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		busyWindows int
+		unknown     bool // the platform reports no CPU time
+		want        time.Duration
+	}{
+		{"already idle", 0, false, 10 * time.Millisecond},
+		{"spinning threads go to sleep after 0.1 s", 10, false, 110 * time.Millisecond},
+		{"never idle: gives up after a second", 1 << 30, false, time.Second},
+		{"no CPU clock: sleeps out the timeout", 0, true, 300 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var used, slept time.Duration
+			windows := 0
+			cpu := func() time.Duration {
+				if tc.unknown {
+					return 0
+				}
+				return time.Second + used // a process that has already run
+			}
+			sleep := func(d time.Duration) {
+				slept += d
+				if windows < tc.busyWindows {
+					used += 2 * d
+				} else {
+					used += d / 100 // the Go runtime's own background work
+				}
+				windows++
+			}
+			if got := waitIdle(cpu, sleep); got != tc.want || slept != tc.want {
+				t.Errorf("waitIdle returned %v after sleeping %v, want %v", got, slept, tc.want)
+			}
+		})
 	}
 }
