@@ -516,31 +516,28 @@ func timeProduct(pool *engine.Pool, threads int, tA, tB bool, m, n, k int) (eng,
 // for its thread timeout (2^28 cycles by default, about 0.1 s) before they
 // sleep, and an engine product timed in that window shares its cores with
 // them: on the C-Abstractor's weight-gradient product the engine measured
-// 90 GFLOP/s right after a raw round and 155–167 after a pause, against
+// 90 GFLOP/s right after a raw round and 153–167 after a pause, against
 // 185–195 raw. Training never runs in that window (its products run
 // OpenBLAS on one thread), so neither does the comparison.
 func waitBLASIdle() { waitIdle(cputime.Process, time.Sleep) }
 
 // waitIdle sleeps in 10 ms windows until one in which cpu (this process's
 // CPU time) advanced by less than a fifth of the window, at most a second in
-// all, and returns the time slept. Where cpu reads 0 the platform cannot
-// say, and it sleeps out OpenBLAS's default timeout with a margin.
-func waitIdle(cpu func() time.Duration, sleep func(time.Duration)) time.Duration {
-	const window, limit, blind = 10 * time.Millisecond, time.Second, 300 * time.Millisecond
+// all. Where cpu reads 0 the platform cannot say, and it sleeps out
+// OpenBLAS's default timeout with a margin.
+func waitIdle(cpu func() time.Duration, sleep func(time.Duration)) {
+	const window, limit = 10 * time.Millisecond, time.Second
 	if cpu() == 0 {
-		sleep(blind)
-		return blind
+		sleep(300 * time.Millisecond)
+		return
 	}
-	var slept time.Duration
-	for slept < limit {
+	for slept := time.Duration(0); slept < limit; slept += window {
 		before := cpu()
 		sleep(window)
-		slept += window
 		if cpu()-before < window/5 {
-			break
+			return
 		}
 	}
-	return slept
 }
 
 // benchSquareSgemm is cblas_sgemm's best rate on a 1024³ product with
